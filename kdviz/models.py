@@ -1,0 +1,374 @@
+"""One registry of architectures and one factory, ``create_model``.
+
+Three families live here:
+
+* every torchvision classification model, by its torchvision name;
+* the CIFAR-style ResNets of the distillation literature (resnet8 … resnet110, resnet8x4, resnet32x4),
+  with parameter names in the RepDistiller/mdistiller layout so their checkpoints load;
+* 1D CNNs for time series: FCN and ResNet1D (Wang et al., 2017), at configurable width
+  (``fcn`` is width 128, ``fcn_w32`` is width 32; ``resnet1d`` is width 64, ``resnet1d_w16`` width 16).
+
+Like timm's registry: ``@register_model`` adds a builder, ``create_model(name, …)`` builds it, and an
+unknown name raises an error that lists the closest valid names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+import torch
+import torchvision
+from torch import nn
+
+__all__ = [
+    "ModelInfo",
+    "UnknownModelError",
+    "create_model",
+    "list_models",
+    "model_info",
+    "register_model",
+]
+
+Family = Literal["torchvision", "cifar_resnet", "timeseries"]
+InputKind = Literal["image", "series"]
+
+
+class UnknownModelError(ValueError):
+    """Raised for an architecture name that is not in the registry."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one architecture."""
+
+    name: str
+    family: Family
+    input_kind: InputKind
+    default_in_channels: int
+    builder: Callable[..., nn.Module]
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+# Width-parameterised 1D names: ``fcn_w32`` → builder ``fcn`` with width 32.
+_WIDTH_NAME = re.compile(r"^(?P<base>fcn|resnet1d)_w(?P<width>[1-9][0-9]{0,3})$")
+
+
+def register_model(
+    name: str, *, family: Family, input_kind: InputKind, default_in_channels: int
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding a builder ``fn(*, num_classes, in_channels, **kwargs) -> nn.Module``."""
+
+    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelInfo(name, family, input_kind, default_in_channels, fn)
+        return fn
+
+    return decorate
+
+
+def list_models(family: Family | None = None) -> list[str]:
+    """Registered architecture names, sorted; optionally one family only."""
+    return sorted(n for n, info in _REGISTRY.items() if family is None or info.family == family)
+
+
+def model_info(arch: str) -> ModelInfo:
+    """Registry entry for ``arch`` (width variants like ``fcn_w32`` included)."""
+    if arch in _REGISTRY:
+        return _REGISTRY[arch]
+    match = _WIDTH_NAME.match(arch)
+    if match:
+        base = _REGISTRY[match["base"]]
+        return ModelInfo(arch, base.family, base.input_kind, base.default_in_channels, base.builder)
+    close = difflib.get_close_matches(arch, list(_REGISTRY), n=6, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"valid names include {', '.join(list_models()[:12])} …"
+    raise UnknownModelError(f"unknown architecture {arch!r}: {hint} (kdviz.models.list_models() lists all)")
+
+
+def create_model(
+    arch: str, *, num_classes: int, in_channels: int | None = None, **kwargs: object
+) -> nn.Module:
+    """Build architecture ``arch`` with random weights, in train mode.
+
+    Parameters
+    ----------
+    arch : registry name (``resnet18``, ``resnet56``, ``fcn_w32`` …).
+    num_classes : size of the output layer.
+    in_channels : input channels; defaults to the family's (3 for images, 1 for series).
+    **kwargs : passed to the builder (for example ``width`` for the 1D models).
+    """
+    info = model_info(arch)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
+    channels = info.default_in_channels if in_channels is None else int(in_channels)
+    if channels < 1:
+        raise ValueError(f"in_channels must be ≥ 1, got {in_channels}")
+    match = _WIDTH_NAME.match(arch)
+    if match and "width" not in kwargs:
+        kwargs["width"] = int(match["width"])
+    return info.builder(num_classes=num_classes, in_channels=channels, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# torchvision: every classification model, first conv adapted to in_channels.
+
+
+def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
+    """Swap the first Conv2d for one taking ``in_channels`` (same hyper-parameters, fresh weights)."""
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                new = nn.Conv2d(
+                    in_channels,
+                    child.out_channels,
+                    kernel_size=child.kernel_size,
+                    stride=child.stride,
+                    padding=child.padding,
+                    dilation=child.dilation,
+                    groups=1 if child.groups == child.in_channels else child.groups,
+                    bias=child.bias is not None,
+                    padding_mode=child.padding_mode,
+                )
+                setattr(parent, child_name, new)
+                return
+    raise ValueError(f"{type(model).__name__} has no Conv2d to adapt to in_channels={in_channels}")
+
+
+def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
+    def build(*, num_classes: int, in_channels: int, **kwargs: object) -> nn.Module:
+        if name in ("googlenet", "inception_v3"):
+            kwargs.setdefault("aux_logits", False)
+            kwargs.setdefault("init_weights", True)
+        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+        if in_channels != 3:
+            _replace_first_conv(model, in_channels)
+            if name == "inception_v3":
+                model.transform_input = False  # it assumes 3 ImageNet channels
+        return model
+
+    return build
+
+
+for _name in torchvision.models.list_models(module=torchvision.models):
+    register_model(_name, family="torchvision", input_kind="image", default_in_channels=3)(
+        _torchvision_builder(_name)
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# CIFAR-style ResNets (He et al. 2016, §4.2) in RepDistiller's parameter layout: conv1, bn1,
+# layer1..3 of BasicBlocks (conv1, bn1, conv2, bn2, downsample.0/.1), fc. Differences that do not
+# change parameter names: adaptive average pooling (so 28×28 and 32×32 inputs both work), and one
+# ReLU module per use, not in-place, so DeepLift and hooks see every non-linearity.
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu1(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        residual = x if self.downsample is None else self.downsample(x)
+        return self.relu2(out + residual)
+
+
+class CifarResNet(nn.Module):
+    """ResNet with 3 stages of n BasicBlocks each; depth = 6n + 2."""
+
+    def __init__(self, depth: int, num_filters: tuple[int, int, int, int], *, num_classes: int, in_channels: int):
+        super().__init__()
+        if (depth - 2) % 6 != 0:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+        n = (depth - 2) // 6
+        self.inplanes = num_filters[0]
+        self.conv1 = nn.Conv2d(in_channels, num_filters[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(num_filters[0])
+        self.relu = nn.ReLU()
+        self.layer1 = self._make_layer(num_filters[1], n)
+        self.layer2 = self._make_layer(num_filters[2], n, stride=2)
+        self.layer3 = self._make_layer(num_filters[3], n, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(num_filters[3], num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes)
+            )
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def _cifar_builder(depth: int, filters: tuple[int, int, int, int]) -> Callable[..., nn.Module]:
+    def build(*, num_classes: int, in_channels: int) -> nn.Module:
+        return CifarResNet(depth, filters, num_classes=num_classes, in_channels=in_channels)
+
+    return build
+
+
+for _depth in (8, 14, 20, 32, 44, 56, 110):
+    register_model(f"resnet{_depth}", family="cifar_resnet", input_kind="image", default_in_channels=3)(
+        _cifar_builder(_depth, (16, 16, 32, 64))
+    )
+for _depth in (8, 32):
+    register_model(f"resnet{_depth}x4", family="cifar_resnet", input_kind="image", default_in_channels=3)(
+        _cifar_builder(_depth, (32, 64, 128, 256))
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 1D CNNs for time series (Wang, Yan & Oates 2017, "Time series classification from scratch with deep
+# neural networks: a strong baseline"). Input (N, C, L); any length L ≥ 1 works (global pooling).
+
+
+class ConvBlock1d(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int, relu: bool = True):
+        layers: list[nn.Module] = [nn.Conv1d(cin, cout, kernel, padding="same"), nn.BatchNorm1d(cout)]
+        if relu:
+            layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+class FCN(nn.Module):
+    """Three conv blocks (kernels 8, 5, 3; filters w, 2w, w), global average pooling, linear."""
+
+    def __init__(self, *, num_classes: int, in_channels: int, width: int = 128):
+        super().__init__()
+        self.features = nn.Sequential(
+            ConvBlock1d(in_channels, width, 8), ConvBlock1d(width, 2 * width, 5), ConvBlock1d(2 * width, width, 3)
+        )
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class ResidualBlock1d(nn.Module):
+    """Three conv blocks (kernels 8, 5, 3) with a shortcut (1×1 conv + BN when channels change, else BN)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = ConvBlock1d(cin, cout, 8)
+        self.conv2 = ConvBlock1d(cout, cout, 5)
+        self.conv3 = ConvBlock1d(cout, cout, 3, relu=False)
+        self.shortcut = (
+            nn.Sequential(nn.Conv1d(cin, cout, 1), nn.BatchNorm1d(cout)) if cin != cout else nn.BatchNorm1d(cout)
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.conv3(self.conv2(self.conv1(x))) + self.shortcut(x))
+
+
+class ResNet1D(nn.Module):
+    """Three residual blocks with filters w, 2w, 2w; global average pooling, linear."""
+
+    def __init__(self, *, num_classes: int, in_channels: int, width: int = 64):
+        super().__init__()
+        self.block1 = ResidualBlock1d(in_channels, width)
+        self.block2 = ResidualBlock1d(width, 2 * width)
+        self.block3 = ResidualBlock1d(2 * width, 2 * width)
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.fc = nn.Linear(2 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.block3(self.block2(self.block1(x)))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+@register_model("fcn", family="timeseries", input_kind="series", default_in_channels=1)
+def fcn(*, num_classes: int, in_channels: int, width: int = 128) -> nn.Module:
+    return FCN(num_classes=num_classes, in_channels=in_channels, width=width)
+
+
+@register_model("resnet1d", family="timeseries", input_kind="series", default_in_channels=1)
+def resnet1d(*, num_classes: int, in_channels: int, width: int = 64) -> nn.Module:
+    return ResNet1D(num_classes=num_classes, in_channels=in_channels, width=width)
+
+
+def width_name(base: str, width: int) -> str:
+    """Registry name of a 1D model at ``width`` (``fcn`` at 128 is plain ``fcn``)."""
+    default = {"fcn": 128, "resnet1d": 64}[base]
+    return base if width == default else f"{base}_w{width}"
+
+
+@lru_cache(maxsize=None)
+def state_dict_signature(arch: str, num_classes: int = 10, in_channels: int | None = None) -> dict[str, tuple[int, ...]]:
+    """Parameter and buffer names with shapes, built with empty weights (no memory, fast)."""
+    with _empty_weights():
+        model = create_model(arch, num_classes=num_classes, in_channels=in_channels)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+@contextmanager
+def _empty_weights() -> Iterator[None]:
+    """Create parameters and buffers on the meta device while leaving other tensors real.
+
+    ``with torch.device("meta")`` would also move the tensors some constructors compute with
+    (torchvision's RegNet rounds widths with torch ops), so only registration is redirected, as
+    accelerate's ``init_empty_weights`` does; accelerate itself is not a dependency for 20 lines.
+    """
+    register_parameter = nn.Module.register_parameter
+    register_buffer = nn.Module.register_buffer
+
+    def parameter_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        register_parameter(module, name, param)
+        if param is not None:
+            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    def buffer_on_meta(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+
+    nn.Module.register_parameter = parameter_on_meta  # type: ignore[method-assign]
+    nn.Module.register_buffer = buffer_on_meta  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+        nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
+
+
+def infer_dims_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[int | None, int | None]:
+    """(num_classes, in_channels) read from the last 2-D weight and the first conv weight."""
+    num_classes = in_channels = None
+    for key, value in state.items():
+        if key.endswith("weight") and value.ndim in (3, 4, 5) and in_channels is None:
+            in_channels = int(value.shape[1])
+    for key, value in reversed(state.items()):
+        if key.endswith("weight") and value.ndim == 2:
+            num_classes = int(value.shape[0])
+            break
+    return num_classes, in_channels
+
