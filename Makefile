@@ -1,0 +1,47 @@
+# Two entry points for a fresh machine (see README): `make run` and `make test`.
+# Both are idempotent: the virtual environment is built once and rebuilt only when a requirements
+# file changes (stamp files in .venv/).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8501
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install dev chromium lint clean
+
+run: install  ## set up and open the dashboard on the shipped demo zoos
+	@echo "kdviz: open http://localhost:$(PORT) in your browser (Ctrl+C stops the app)"
+	$(BIN)/streamlit run app.py --server.port $(PORT)
+
+test: dev chromium  ## set up and run the whole test suite (lint + pytest, browser tests included)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+install: $(VENV)/.app-installed
+dev: $(VENV)/.dev-installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.app-installed: requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+$(VENV)/.dev-installed: requirements-dev.txt $(VENV)/.app-installed
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	@touch $@
+
+chromium:  ## Debian's Chromium for the real-browser tests (Playwright's own download does not work offline)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "kdviz: installing Debian's chromium for the browser tests"; \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium) || \
+	  { if [ -n "$$CI" ]; then exit 1; else echo "kdviz: chromium not installed; browser tests will be skipped"; fi; }; }
+
+lint: dev
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
