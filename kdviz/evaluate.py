@@ -1,0 +1,372 @@
+"""Dataset-level evaluation: every model of a zoo against its teacher over a test split, batch by batch.
+
+``evaluate_zoo(zoo, ...)`` walks the test split in batches, calls ``kdviz.compare.compare_models`` on each
+(teacher + every student on the same inputs), and returns an :class:`EvalResult`: a long DataFrame with one
+row per (model, input) (``kdviz.compare.FRAME_COLUMNS``), a per-model summary (means with 95% bootstrap
+intervals, accuracy) and the :class:`EvalSettings` that say how it was made.
+
+Resumable: with ``cache_dir``, each finished batch is written to
+``cache_dir/<settings key>/batch_00000.parquet``; a rerun with the same settings reads those back instead
+of recomputing them, so an interrupted run (Ctrl+C, a closed browser tab, an exception raised by the
+``progress`` callback) loses at most the batch in flight.
+
+``save_results`` writes the long table as Parquet with the settings in the schema metadata (key
+``kdviz.settings``) and the summary as ``<stem>_summary.csv`` next to it; ``load_results`` reads both back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import kdviz
+from kdviz.attribution import METHODS
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "SETTINGS_KEY",
+    "EvalProgress",
+    "EvalResult",
+    "EvalSettings",
+    "evaluate_zoo",
+    "load_results",
+    "read_settings",
+    "save_results",
+    "summarize",
+    "summary_path",
+]
+
+SETTINGS_KEY = b"kdviz.settings"
+RUN_KEY = b"kdviz.run"
+
+# Per-(model, input) numbers averaged in the summary (bool columns become fractions).
+METRIC_COLUMNS: tuple[str, ...] = (
+    "correct", "confidence", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
+    "kl_to_teacher", "agree", "ssim", "pearson",
+)
+_MODEL_COLUMNS = ("model_id", "role", "arch", "alpha", "method")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """Everything that determines an evaluation's numbers; ``key()`` names its resume folder."""
+
+    zoo: str
+    dataset: str
+    method: str  # attribution method, a key of kdviz.attribution.METHODS
+    method_params: dict[str, Any]  # every parameter, defaults filled in
+    parts: str  # 'slic:50', 'grid:4x4', 'segments:10'
+    k: int
+    limit: int | None  # first N test inputs; None = the whole test split
+    n_inputs: int
+    batch_size: int
+    models: tuple[tuple[str, str], ...]  # (model id, checkpoint sha256) in zoo order, teacher first
+    target: str = "teacher"
+    kdviz_version: str = kdviz.__version__
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["models"] = [list(m) for m in self.models]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvalSettings:
+        d = dict(d)
+        d["models"] = tuple(tuple(m) for m in d.get("models", ()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def key(self) -> str:
+        """Short hash of the settings (stable across runs and machines)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Reported after every batch: inputs done so far out of the total, and whether it came from cache."""
+
+    batch: int
+    n_batches: int
+    done: int
+    total: int
+    resumed: bool
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """A finished evaluation: long table, per-model summary, settings, and run facts (time, device)."""
+
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    settings: EvalSettings
+    run: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------------------------------
+
+
+def summarize(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
+    """Per-model means of ``METRIC_COLUMNS`` with percentile-bootstrap intervals (``metrics.bootstrap_ci``).
+
+    One row per model (in order of first appearance): ``model_id, role, arch, alpha, method, n``, then for
+    each metric ``m``: ``m``, ``m_low``, ``m_high``; ``accuracy`` (= mean of ``correct``) with its interval.
+    Infinite focus ratios (no mass outside the teacher's top parts) are left out of its mean and counted
+    in ``focus_ratio_n_inf``; NaN (undefined) values are left out and the mean is over the rest.
+    """
+    from kdviz.metrics import mean_ci
+
+    rows = []
+    for model_id, g in frame.groupby("model_id", sort=False):
+        first = g.iloc[0]
+        row: dict[str, Any] = {c: first[c] for c in _MODEL_COLUMNS if c in g}
+        row["model_id"] = model_id
+        row["n"] = len(g)
+        for col in METRIC_COLUMNS:
+            if col not in g:
+                continue
+            v = pd.to_numeric(g[col].astype("Float64"), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            if col == "focus_ratio":
+                row["focus_ratio_n_inf"] = int(np.isinf(v).sum())
+                v = np.where(np.isinf(v), np.nan, v)
+            name = "accuracy" if col == "correct" else col
+            row[name], row[f"{name}_low"], row[f"{name}_high"] = mean_ci(
+                v, confidence=confidence, n_resamples=n_resamples
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def _canonical_method(method: str) -> str:
+    aliases = {"ig": "integrated_gradients", "sg": "smoothgrad", "ixg": "input_x_gradient",
+               "gradcam": "grad_cam", "shap": "gradient_shap"}
+    name = aliases.get(method.strip().lower(), method.strip().lower())
+    if name not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {sorted(METHODS)} (or {sorted(aliases)})")
+    return name
+
+
+def _teacher_and_students(zoo: Any) -> tuple[Any, list[Any]]:
+    teachers = [m for m in zoo.models if m.role == "teacher"]
+    if len(teachers) != 1:
+        raise ValueError(f"zoo {zoo.name!r} must have exactly one teacher, has {len(teachers)}")
+    return teachers[0], [m for m in zoo.models if m.role != "teacher"]
+
+
+def make_settings(
+    zoo: Any, *, dataset: str, n_available: int, method: str = "integrated_gradients",
+    method_params: dict[str, Any] | None = None, parts: str = "slic:50", k: int = 5, limit: int | None = None,
+    batch_size: int = 50, target: str = "teacher",
+) -> EvalSettings:
+    """Validated settings for evaluating ``zoo`` (method parameters resolved against the method table)."""
+    from kdviz.compare import parse_parts
+
+    name = _canonical_method(method)
+    params = METHODS[name].resolve(dict(method_params or {}))
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit={limit} must be >= 1 (or None for the whole test split)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    if k < 1:
+        raise ValueError(f"k={k} must be >= 1")
+    teacher, students = _teacher_and_students(zoo)
+    n = n_available if limit is None else min(int(limit), n_available)
+    return EvalSettings(
+        zoo=str(zoo.name), dataset=dataset, method=name, method_params=params, parts=str(parse_parts(parts)),
+        k=int(k), limit=None if limit is None else int(limit), n_inputs=int(n), batch_size=int(batch_size),
+        models=tuple((str(m.id), str(getattr(m, "sha256", "") or "")) for m in [teacher, *students]),
+        target=target,
+    )
+
+
+def _batch_path(folder: Path, index: int) -> Path:
+    return folder / f"batch_{index:05d}.parquet"
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def evaluate_zoo(
+    zoo: Any,
+    *,
+    dataset: Any = None,
+    method: str = "integrated_gradients",
+    method_params: dict[str, Any] | None = None,
+    parts: str = "slic:50",
+    k: int = 5,
+    limit: int | None = None,
+    batch_size: int = 50,
+    device: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[EvalProgress], None] | None = None,
+    progress_bar: bool = True,
+) -> EvalResult:
+    """Evaluate every model of ``zoo`` against its teacher on the first ``limit`` test inputs.
+
+    Parameters
+    ----------
+    zoo : ``kdviz.zoo.Zoo`` (name, dataset, mean, std, models with id, role, arch, alpha, method, module, sha256)
+    dataset : ``kdviz.data.Dataset``; default ``load_dataset(zoo.dataset)``
+    method, method_params : attribution method (``'ig'`` is accepted for integrated_gradients) and parameters
+    parts, k : part spec (``'slic:50'``, ``'grid:4x4'``, ``'segments:10'``) and the teacher's top-k
+    limit : first N inputs of the test split (None = all); batch_size : inputs per batch (the resume unit)
+    cache_dir : folder for finished batches; a rerun with the same settings skips them (None = no resume)
+    progress : called after every batch with an :class:`EvalProgress`; an exception it raises stops the run
+        (finished batches stay in ``cache_dir``)
+    progress_bar : show a tqdm bar on stderr
+
+    Returns
+    -------
+    EvalResult
+    """
+    from tqdm.auto import tqdm
+
+    if dataset is None:
+        from kdviz.data import load_dataset
+
+        dataset = load_dataset(zoo.dataset)
+    x_all, y_all = dataset.x_test, dataset.y_test
+    settings = make_settings(
+        zoo, dataset=str(dataset.name), n_available=len(x_all), method=method, method_params=method_params,
+        parts=parts, k=k, limit=limit, batch_size=batch_size,
+    )
+    teacher, students = _teacher_and_students(zoo)
+    folder = None if cache_dir is None else Path(cache_dir) / settings.key()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "settings.json").write_text(json.dumps(settings.to_dict(), indent=1, default=str))
+
+    n, bs = settings.n_inputs, settings.batch_size
+    n_batches = math.ceil(n / bs)
+    mean = np.asarray(getattr(zoo, "mean", dataset.mean), dtype=np.float32)
+    std = np.asarray(getattr(zoo, "std", dataset.std), dtype=np.float32)
+    shape = (1, -1) + (1,) * (x_all.ndim - 2)
+    frames: list[pd.DataFrame] = []
+    start = time.perf_counter()
+    computed = resumed = 0
+    with tqdm(total=n, desc=f"evaluate {settings.zoo}", unit="input", disable=not progress_bar) as bar:
+        for b in range(n_batches):
+            lo, hi = b * bs, min(n, (b + 1) * bs)
+            path = None if folder is None else _batch_path(folder, b)
+            from_cache = path is not None and path.exists()
+            if from_cache:
+                frame = pd.read_parquet(path)
+                resumed += 1
+            else:
+                frame = _evaluate_batch(
+                    teacher, students, x_all[lo:hi], y_all[lo:hi], np.arange(lo, hi), mean.reshape(shape),
+                    std.reshape(shape), settings, device,
+                )
+                computed += 1
+                if path is not None:
+                    _write_atomic(frame, path)
+            frames.append(frame)
+            bar.update(hi - lo)
+            if progress is not None:
+                progress(EvalProgress(b, n_batches, hi, n, from_cache, time.perf_counter() - start))
+    elapsed = time.perf_counter() - start
+    frame = _order(pd.concat(frames, ignore_index=True), settings)
+    from kdviz.attribution import resolve_device
+
+    run = {
+        "elapsed_s": round(elapsed, 3), "device": str(resolve_device(device)), "batches_computed": computed,
+        "batches_resumed": resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "test_accuracy": {str(m.id): getattr(m, "test_accuracy", None) for m in zoo.models},
+    }
+    return EvalResult(frame=frame, summary=summarize(frame), settings=settings, run=run)
+
+
+def _evaluate_batch(
+    teacher: Any, students: Sequence[Any], x: np.ndarray, y: np.ndarray, ids: np.ndarray, mean: np.ndarray,
+    std: np.ndarray, settings: EvalSettings, device: str | None,
+) -> pd.DataFrame:
+    """One batch through ``compare_models``; ``input_id`` is the index in the test split."""
+    from kdviz.compare import compare_models
+
+    model_in = ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
+    comparison = compare_models(
+        teacher, students, model_in, labels=y, method=settings.method, method_params=settings.method_params,
+        parts=settings.parts, k=settings.k, target=settings.target, device=device, images_for_slic=x,
+        input_ids=[int(i) for i in ids],
+    )
+    return comparison.frame
+
+
+def _order(frame: pd.DataFrame, settings: EvalSettings) -> pd.DataFrame:
+    """Rows grouped by model in zoo order (teacher first), inputs ascending within each model."""
+    order = {mid: i for i, (mid, _sha) in enumerate(settings.models)}
+    key = frame["model_id"].map(order).fillna(len(order)).astype(int)
+    out = frame.assign(_m=key).sort_values(["_m", "input_id"], kind="stable").drop(columns="_m")
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------
+
+
+def summary_path(path: str | Path) -> Path:
+    """Where the summary of ``results.parquet`` lives: ``results_summary.csv`` next to it."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}_summary.csv")
+
+
+def save_results(result: EvalResult, path: str | Path) -> Path:
+    """Write the long table (Parquet, settings in the schema metadata) and the summary CSV next to it."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(result.frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[SETTINGS_KEY] = json.dumps(result.settings.to_dict(), default=str).encode()
+    meta[RUN_KEY] = json.dumps(result.run, default=str).encode()
+    tmp = p.with_name(p.name + ".tmp")
+    pq.write_table(table.replace_schema_metadata(meta), tmp)
+    os.replace(tmp, p)
+    result.summary.to_csv(summary_path(p), index=False)
+    return p
+
+
+def read_settings(path: str | Path) -> tuple[EvalSettings, dict[str, Any]]:
+    """Settings and run facts stored in a results file, without reading its rows."""
+    meta = pq.read_schema(path).metadata or {}
+    if SETTINGS_KEY not in meta:
+        raise ValueError(f"{path}: not a kdviz results file (no {SETTINGS_KEY.decode()} metadata)")
+    settings = EvalSettings.from_dict(json.loads(meta[SETTINGS_KEY]))
+    run = json.loads(meta[RUN_KEY]) if RUN_KEY in meta else {}
+    return settings, run
+
+
+def load_results(path: str | Path) -> EvalResult:
+    """Read a results file written by ``save_results`` (the summary is recomputed if its CSV is missing)."""
+    settings, run = read_settings(path)
+    frame = pq.read_table(path).to_pandas()
+    sp = summary_path(path)
+    summary = pd.read_csv(sp) if sp.exists() else summarize(frame)
+    return EvalResult(frame=frame, summary=summary, settings=settings, run=run)
