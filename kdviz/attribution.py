@@ -1,0 +1,644 @@
+"""One entry point for captum attribution methods, batched.
+
+``attribute(model, x, *, method, target, **params)`` runs one captum method on a whole batch (one captum
+call per model for N inputs, never N calls) and reduces the result as DESIGN.md defines it:
+
+- ``raw``: the captum output, shape of the input (N, C, H, W) or (N, C, L);
+- ``importance``: sum over channels of ``|A|``, shape (N, H, W) or (N, L);
+- ``signed``: sum over channels of ``A``, for display.
+
+``METHODS`` is the method table: name -> captum class + parameter specs (defaults, limits, choices). The
+UI builds its widgets from it, and ``attribute`` validates keyword parameters against it.
+
+Thread safety: captum registers hooks on the model while it runs, and the dashboard shares one cached model
+object between sessions, so calls on the same model object are serialised by a per-model lock. Methods that
+draw random numbers (smoothgrad, gradient_shap) also take a global RNG lock, because captum draws from the
+global torch/numpy generators; ``seed`` makes them reproducible without disturbing the caller's RNG state.
+
+Internal batching (how many rows go through the model at once, "rows" = inputs x steps or samples): the
+engine estimates the activation memory of one row once per (model, input shape) with a forward pass on a
+single input that sums the sizes of every leaf module's output (x3 for saved activations, gradients and
+temporaries), and fits as many rows as a budget allows: 60% of the free GPU memory on CUDA, 1 GiB on CPU
+and MPS. Rows are capped at what the method needs (e.g. N x n_steps for IG), so small jobs are a single
+pass. On CUDA an ``OutOfMemoryError`` halves the row budget and retries (splitting the batch into chunks
+when fewer than N rows fit), and the result's ``warnings`` say so.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.ndimage
+import torch
+from captum.attr import (
+    DeepLift,
+    GradientShap,
+    InputXGradient,
+    IntegratedGradients,
+    LayerAttribution,
+    LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
+    Saliency,
+)
+from torch import nn
+
+__all__ = [
+    "METHODS",
+    "Attribution",
+    "MethodSpec",
+    "ParamSpec",
+    "attribute",
+    "find_last_conv",
+    "make_baseline",
+    "model_lock",
+    "predict_logits",
+    "resolve_device",
+]
+
+ParamKind = Literal["int", "float", "choice", "bool"]
+BASELINES = ("zeros", "blurred", "mean", "noise")
+
+CPU_BUDGET_BYTES = 1 << 30  # 1 GiB of estimated activations per pass on CPU/MPS
+CUDA_FREE_FRACTION = 0.6  # fraction of free GPU memory one pass may use
+_BYTES_FACTOR = 3  # saved activations + their gradients + temporaries, per leaf-module output
+
+
+# --------------------------------------------------------------------------------------------------
+# Method table
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter of an attribution method: enough for a UI to build a widget and to validate it."""
+
+    name: str
+    kind: ParamKind
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    def validate(self, value: Any, *, method: str = "") -> Any:
+        """Coerce ``value`` to this parameter's kind; ValueError naming the parameter if it does not fit."""
+        where = f"{method}: " if method else ""
+        if self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{where}{self.name} must be a bool, got {value!r}")
+            return bool(value)
+        if self.kind == "choice":
+            if value not in self.choices:
+                raise ValueError(f"{where}{self.name}={value!r} is not one of {list(self.choices)}")
+            return value
+        if self.kind == "int":
+            if isinstance(value, bool) or not float(value).is_integer():
+                raise ValueError(f"{where}{self.name} must be an integer, got {value!r}")
+            value = int(value)
+        else:
+            if isinstance(value, bool):
+                raise ValueError(f"{where}{self.name} must be a number, got {value!r}")
+            value = float(value)
+            if not math.isfinite(value):
+                raise ValueError(f"{where}{self.name} must be finite, got {value!r}")
+        if self.min is not None and value < self.min:
+            raise ValueError(f"{where}{self.name}={value} is below its minimum {self.min}")
+        if self.max is not None and value > self.max:
+            raise ValueError(f"{where}{self.name}={value} is above its maximum {self.max}")
+        return value
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A row of the method table: captum class, parameter specs, and what the result carries."""
+
+    name: str
+    label: str
+    captum_class: type
+    params: tuple[ParamSpec, ...]
+    description: str = ""
+    stochastic: bool = False
+    has_delta: bool = False
+
+    def defaults(self) -> dict[str, Any]:
+        """Default value of every parameter."""
+        return {p.name: p.default for p in self.params}
+
+    def resolve(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overridden by ``params``, validated; ValueError naming an unknown or bad parameter."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for method {self.name!r}; valid: {sorted(known)}"
+            )
+        out = self.defaults()
+        for name, value in params.items():
+            out[name] = known[name].validate(value, method=self.name)
+        return out
+
+
+_BASELINE = ParamSpec(
+    "baseline", "choice", "zeros", choices=BASELINES,
+    help="reference input: zeros, a Gaussian blur of the input, its per-channel mean, or uniform noise "
+         "within its range",
+)
+_BLUR = ParamSpec("blur_sigma", "float", 5.0, min=0.1, max=100.0,
+                  help="Gaussian blur σ in pixels/timesteps (baseline='blurred')")
+_SEED = ParamSpec("seed", "int", 0, min=0, max=2**31 - 1, help="random seed (noise, sampling)")
+_STEPS = ParamSpec("n_steps", "int", 32, min=2, max=512, help="integration steps")
+_INTERNAL = ParamSpec(
+    "internal_batch_size", "int", 0, min=0, max=1 << 20,
+    help="rows per forward pass; 0 = automatic (fits the memory budget)",
+)
+_INTEGRATION = ParamSpec(
+    "integration", "choice", "gausslegendre",
+    choices=("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right"),
+    help="quadrature rule for the path integral",
+)
+
+METHODS: dict[str, MethodSpec] = {
+    spec.name: spec
+    for spec in (
+        MethodSpec(
+            "saliency", "Saliency", Saliency,
+            (ParamSpec("abs", "bool", True, help="absolute value of the gradient"),),
+            "gradient of the target logit with respect to the input",
+        ),
+        MethodSpec(
+            "integrated_gradients", "Integrated Gradients", IntegratedGradients,
+            (_STEPS, _BASELINE, _BLUR, _INTEGRATION, _INTERNAL, _SEED),
+            "path integral of gradients from a baseline; sums to f(x) − f(baseline)",
+            has_delta=True,
+        ),
+        MethodSpec("input_x_gradient", "Input × Gradient", InputXGradient, (),
+                   "input times the gradient of the target logit"),
+        MethodSpec(
+            "smoothgrad", "SmoothGrad", NoiseTunnel,
+            (
+                ParamSpec("base", "choice", "saliency", choices=("saliency", "integrated_gradients"),
+                          help="method averaged over noisy copies"),
+                ParamSpec("nt_type", "choice", "smoothgrad", choices=("smoothgrad", "smoothgrad_sq", "vargrad"),
+                          help="how the noisy attributions are combined"),
+                ParamSpec("nt_samples", "int", 10, min=1, max=256, help="noisy copies per input"),
+                ParamSpec("stdevs", "float", 0.15, min=0.0, max=10.0, help="noise σ in input units"),
+                ParamSpec("n_steps", "int", 16, min=2, max=512, help="IG steps (base='integrated_gradients')"),
+                _SEED,
+            ),
+            "attribution averaged over Gaussian-noised copies of the input",
+            stochastic=True,
+        ),
+        MethodSpec(
+            "gradient_shap", "GradientSHAP", GradientShap,
+            (
+                ParamSpec("n_samples", "int", 16, min=1, max=512, help="random points per input"),
+                ParamSpec("stdevs", "float", 0.0, min=0.0, max=10.0, help="noise σ added to each sample"),
+                _BASELINE, _BLUR, _SEED,
+            ),
+            "expected gradients × (input − baseline) at random points between baseline and input",
+            stochastic=True,
+        ),
+        MethodSpec("deeplift", "DeepLIFT", DeepLift, (_BASELINE, _BLUR, _SEED),
+                   "difference-from-reference rules through the network's non-linearities"),
+        MethodSpec(
+            "occlusion", "Occlusion", Occlusion,
+            (
+                ParamSpec("window", "int", 4, min=1, max=4096,
+                          help="square window side (images) or segment length (series)"),
+                ParamSpec("stride", "int", 2, min=1, max=4096, help="step between windows"),
+                _BASELINE, _BLUR, _SEED,
+            ),
+            "drop in the target logit when a window is replaced by the baseline",
+        ),
+        MethodSpec(
+            "grad_cam", "Grad-CAM", LayerGradCam,
+            (
+                ParamSpec("relu", "bool", True, help="keep only positive evidence (standard Grad-CAM)"),
+                ParamSpec("interpolate", "choice", "linear", choices=("linear", "nearest"),
+                          help="upsampling to the input size (linear = bilinear for images)"),
+            ),
+            "gradient-weighted activations of the last conv layer, upsampled to the input (attention map)",
+        ),
+    )
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# Result
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Attribution:
+    """Attributions of one model on a batch (numpy inside, so it pickles).
+
+    Attributes
+    ----------
+    method, params : the method name and every parameter used (defaults filled in).
+    raw : (N, C, H, W) or (N, C, L) float32; for grad_cam C = 1 (the map has no channels).
+    importance : (N, H, W) or (N, L), sum over channels of ``|raw|``.
+    signed : same shape as ``importance``, sum over channels of ``raw``.
+    delta : (N,) IG convergence delta (Σ attributions − (f(x) − f(baseline))), None for other methods.
+    target : (N,) class explained for each input.
+    """
+
+    method: str
+    params: dict[str, Any]
+    raw: np.ndarray
+    importance: np.ndarray
+    signed: np.ndarray
+    target: np.ndarray
+    delta: np.ndarray | None = None
+    device: str = "cpu"
+    internal_batch_size: int | None = None
+    elapsed_s: float = 0.0
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n(self) -> int:
+        """Number of inputs."""
+        return int(self.raw.shape[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# Locks, device, helpers
+# --------------------------------------------------------------------------------------------------
+
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+_RNG_LOCK = threading.RLock()
+_ROW_BYTES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.WeakKeyDictionary()
+
+
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The lock that serialises attribution calls on ``model`` (one per model object)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.RLock()
+        return lock
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` if given, else cuda, then mps, then cpu."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@contextmanager
+def _prepared(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """Hold the model's lock, move it to ``device`` and put it in eval mode; restore the mode after."""
+    with model_lock(model):
+        was_training = model.training
+        model.to(device)
+        model.eval()
+        try:
+            yield
+        finally:
+            model.train(was_training)
+
+
+@contextmanager
+def _seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch and numpy's global generators for captum, restoring the caller's state afterwards."""
+    with _RNG_LOCK:
+        devices = [device] if device.type == "cuda" else []
+        np_state = np.random.get_state()
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            np.random.seed(seed)
+            try:
+                yield
+            finally:
+                np.random.set_state(np_state)
+
+
+def _as_batch(inputs: torch.Tensor | np.ndarray, device: torch.device) -> torch.Tensor:
+    """A float copy of ``inputs`` on ``device`` (never the caller's tensor, so it is never mutated)."""
+    x = torch.as_tensor(np.asarray(inputs)) if isinstance(inputs, np.ndarray) else inputs
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"inputs must be a tensor or array, got {type(inputs).__name__}")
+    if x.ndim not in (3, 4):
+        raise ValueError(
+            f"inputs must be a batch of images (N, C, H, W) or series (N, C, L), got shape {tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError("inputs is an empty batch")
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    return x.detach().to(device=device, dtype=dtype, copy=True)
+
+
+def predict_logits(
+    model: nn.Module, inputs: torch.Tensor | np.ndarray, *, device: str | torch.device | None = None
+) -> np.ndarray:
+    """Logits of ``model`` on a batch, (N, n_classes) float32, in eval mode and under the model's lock."""
+    dev = resolve_device(device)
+    x = _as_batch(inputs, dev)
+    with _prepared(model, dev), torch.no_grad():
+        return model(x).detach().float().cpu().numpy()
+
+
+def _resolve_target(
+    model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | torch.Tensor | np.ndarray | None
+) -> torch.Tensor:
+    n = x.shape[0]
+    if target is None:
+        with torch.no_grad():
+            return model(x).argmax(dim=1)
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        return torch.full((n,), int(target), dtype=torch.long, device=x.device)
+    t = torch.as_tensor(np.asarray(target.cpu() if isinstance(target, torch.Tensor) else target))
+    if t.ndim != 1 or t.shape[0] != n or t.is_floating_point() or t.dtype == torch.bool:
+        raise ValueError(f"target must be an int or {n} integer class indices, got {target!r}")
+    return t.to(device=x.device, dtype=torch.long)
+
+
+def make_baseline(
+    x: torch.Tensor, kind: str, *, blur_sigma: float = 5.0, seed: int = 0
+) -> torch.Tensor:
+    """Reference input for IG, DeepLIFT, GradientSHAP and occlusion, same shape as ``x``.
+
+    ``zeros``; ``blurred`` (Gaussian blur over the spatial/time axes, scipy.ndimage); ``mean`` (each
+    input's per-channel mean); ``noise`` (uniform noise within each input's [min, max], from a private
+    generator seeded by ``seed`` so it does not touch the global RNG).
+    """
+    if kind == "zeros":
+        return torch.zeros_like(x)
+    spatial = tuple(range(2, x.ndim))
+    if kind == "mean":
+        return x.mean(dim=spatial, keepdim=True).expand_as(x).clone()
+    if kind == "blurred":
+        arr = x.detach().float().cpu().numpy()
+        sigma = (0, 0) + (blur_sigma,) * len(spatial)
+        return torch.as_tensor(scipy.ndimage.gaussian_filter(arr, sigma=sigma, mode="reflect")).to(x)
+    if kind == "noise":
+        gen = torch.Generator().manual_seed(seed)
+        flat = x.detach().float().cpu().reshape(x.shape[0], -1)
+        lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
+        u = torch.rand(flat.shape, generator=gen)
+        return (lo[:, None] + u * (hi - lo)[:, None]).reshape(x.shape).to(x)
+    raise ValueError(f"baseline={kind!r} is not one of {list(BASELINES)}")
+
+
+def find_last_conv(model: nn.Module, *, spatial_dims: int = 2) -> nn.Module:
+    """The last ``Conv{1,2}d`` module in registration order (Grad-CAM's layer); ValueError if none."""
+    conv_type = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[spatial_dims]
+    last = None
+    for module in model.modules():
+        if isinstance(module, conv_type):
+            last = module
+    if last is None:
+        raise ValueError(f"grad_cam needs a {conv_type.__name__} layer; the model has none")
+    return last
+
+
+def _row_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Estimated bytes one input row costs in a forward+backward pass (cached per model and shape)."""
+    key = (tuple(x.shape[1:]), x.dtype, x.device)
+    cache = _ROW_BYTES.setdefault(model, {})
+    if key in cache:
+        return cache[key]
+    total = [x[:1].numel()]
+
+    def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        outs = output if isinstance(output, (tuple, list)) else (output,)
+        total[0] += sum(o.numel() for o in outs if isinstance(o, torch.Tensor))
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for h in handles:
+            h.remove()
+    cache[key] = nbytes = max(1, total[0] * x.element_size() * _BYTES_FACTOR)
+    return nbytes
+
+
+def _row_budget(model: nn.Module, x: torch.Tensor) -> int:
+    """How many rows fit in one pass under the memory budget (see the module docstring)."""
+    if x.device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(x.device)
+        budget = int(free * CUDA_FREE_FRACTION)
+    else:
+        budget = CPU_BUDGET_BYTES
+    return max(1, budget // _row_bytes(model, x))
+
+
+# --------------------------------------------------------------------------------------------------
+# Method runners: each makes exactly one captum call on the batch it is given
+# --------------------------------------------------------------------------------------------------
+
+Runner = Callable[[nn.Module, torch.Tensor, torch.Tensor, dict[str, Any], int], tuple[torch.Tensor, Any]]
+
+
+def _baseline(x: torch.Tensor, p: dict[str, Any]) -> torch.Tensor:
+    return make_baseline(x, p["baseline"], blur_sigma=p["blur_sigma"], seed=p["seed"])
+
+
+def _ig_internal(p: dict[str, Any], n: int, rows: int) -> int:
+    requested = p.get("internal_batch_size", 0)
+    return max(n, requested if requested else min(rows, n * p["n_steps"]))
+
+
+def _run_saliency(model, x, t, p, rows):
+    return Saliency(model).attribute(x, target=t, abs=p["abs"]), None
+
+
+def _run_ixg(model, x, t, p, rows):
+    return InputXGradient(model).attribute(x, target=t), None
+
+
+def _run_ig(model, x, t, p, rows):
+    ibs = _ig_internal(p, x.shape[0], rows)
+    attr, delta = IntegratedGradients(model).attribute(
+        x, baselines=_baseline(x, p), target=t, n_steps=p["n_steps"], method=p["integration"],
+        internal_batch_size=ibs, return_convergence_delta=True,
+    )
+    return attr, delta
+
+
+def _run_smoothgrad(model, x, t, p, rows):
+    n = x.shape[0]
+    per_sample = p["n_steps"] if p["base"] == "integrated_gradients" else 1
+    nt_batch = int(min(p["nt_samples"], max(1, rows // (n * per_sample))))
+    kwargs: dict[str, Any] = {}
+    if p["base"] == "integrated_gradients":
+        base = IntegratedGradients(model)
+        kwargs = {"baselines": torch.zeros_like(x), "n_steps": p["n_steps"],
+                  "internal_batch_size": max(n * nt_batch, min(rows, n * nt_batch * p["n_steps"]))}
+    else:
+        base = Saliency(model)
+    attr = NoiseTunnel(base).attribute(
+        x, nt_type=p["nt_type"], nt_samples=p["nt_samples"], nt_samples_batch_size=nt_batch,
+        stdevs=p["stdevs"], target=t, **kwargs,
+    )
+    return attr, None
+
+
+def _run_gradient_shap(model, x, t, p, rows):
+    attr = GradientShap(model).attribute(
+        x, baselines=_baseline(x, p), n_samples=p["n_samples"], stdevs=p["stdevs"], target=t
+    )
+    return attr, None
+
+
+def _run_deeplift(model, x, t, p, rows):
+    return DeepLift(model).attribute(x, baselines=_baseline(x, p), target=t), None
+
+
+def occlusion_windows(x_shape: Sequence[int], window: int, stride: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """captum ``sliding_window_shapes`` and ``strides`` for a square window (images) or a segment (series).
+
+    The window spans every channel and is clipped to the input size.
+    """
+    c, *spatial = x_shape[1:]
+    shapes = (c, *(min(window, s) for s in spatial))
+    strides = (1, *(min(stride, s) for s in spatial))
+    return shapes, strides
+
+
+def _run_occlusion(model, x, t, p, rows):
+    shapes, strides = occlusion_windows(x.shape, p["window"], p["stride"])
+    n_windows = math.prod((s - w) // st + 1 for s, w, st in zip(x.shape[2:], shapes[1:], strides[1:], strict=True))
+    per_eval = int(min(n_windows, max(1, rows // x.shape[0])))
+    attr = Occlusion(model).attribute(
+        x, sliding_window_shapes=shapes, strides=strides, baselines=_baseline(x, p), target=t,
+        perturbations_per_eval=per_eval,
+    )
+    return attr, None
+
+
+def _run_grad_cam(model, x, t, p, rows):
+    spatial = x.ndim - 2
+    layer = find_last_conv(model, spatial_dims=spatial)
+    cam = LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=p["relu"])
+    mode = p["interpolate"]
+    if mode == "linear":
+        mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[spatial]
+    return LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=mode), None
+
+
+_NEEDS_INPUT_GRAD = frozenset({"saliency", "input_x_gradient", "deeplift"})
+
+_RUNNERS: dict[str, Runner] = {
+    "saliency": _run_saliency,
+    "integrated_gradients": _run_ig,
+    "input_x_gradient": _run_ixg,
+    "smoothgrad": _run_smoothgrad,
+    "gradient_shap": _run_gradient_shap,
+    "deeplift": _run_deeplift,
+    "occlusion": _run_occlusion,
+    "grad_cam": _run_grad_cam,
+}
+
+
+def _is_cuda_oom(err: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    return oom is not None and isinstance(err, oom)
+
+
+def _run_batched(
+    runner: Runner, model: nn.Module, x: torch.Tensor, t: torch.Tensor, p: dict[str, Any], rows: int,
+    warnings: list[str],
+) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """One captum call on the whole batch; on CUDA OOM halve the row budget and retry (in chunks of
+    inputs once fewer than N rows fit). Returns attributions, delta and the row budget that worked."""
+    n = x.shape[0]
+    while True:
+        chunk = min(n, rows)
+        try:
+            attrs, deltas = [], []
+            for start in range(0, n, chunk):
+                a, d = runner(model, x[start:start + chunk], t[start:start + chunk], p, rows)
+                attrs.append(a.detach())
+                deltas.append(None if d is None else d.detach())
+            delta = None if deltas[0] is None else torch.cat(deltas)
+            return torch.cat(attrs), delta, rows
+        except Exception as err:  # noqa: BLE001 - only CUDA OOM is retried, everything else re-raised
+            if not _is_cuda_oom(err) or rows <= 1:
+                raise
+            del err
+            torch.cuda.empty_cache()
+            rows = max(1, rows // 2)
+            warnings.append(f"CUDA out of memory: retried with {rows} rows per pass")
+
+
+def attribute(
+    model: nn.Module,
+    inputs: torch.Tensor | np.ndarray,
+    *,
+    method: str,
+    target: int | Sequence[int] | torch.Tensor | np.ndarray | None,
+    device: str | torch.device | None = None,
+    **params: Any,
+) -> Attribution:
+    """Attribute ``model``'s output for ``target`` to its inputs, for a whole batch at once.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Classifier returning logits (N, n_classes). It is moved to ``device`` (in place, as
+        ``nn.Module.to`` does) and run in eval mode; its train/eval mode is restored afterwards.
+    inputs : tensor or array, (N, C, H, W) images or (N, C, L) series
+        Not modified.
+    method : str
+        A key of ``METHODS``.
+    target : int, sequence of N ints, tensor (N,), or None
+        Class explained per input; None = the model's own prediction.
+    device : str or torch.device, optional
+        Default: cuda if available, then mps, then cpu.
+    **params
+        Method parameters (see ``METHODS[method].params``); unknown names raise ValueError.
+
+    Returns
+    -------
+    Attribution
+        ``raw`` (input shape), ``importance`` and ``signed`` ((N, H, W) or (N, L)), ``delta`` for IG.
+    """
+    spec = METHODS.get(method)
+    if spec is None:
+        raise ValueError(f"method={method!r} is not one of {sorted(METHODS)}")
+    p = spec.resolve(params)
+    dev = resolve_device(device)
+    x = _as_batch(inputs, dev)
+    warnings: list[str] = []
+    start = time.perf_counter()
+    with _prepared(model, dev):
+        t = _resolve_target(model, x, target)
+        if method in _NEEDS_INPUT_GRAD:
+            x.requires_grad_()  # our private copy; saves captum a warning per call
+        rows = p.get("internal_batch_size") or _row_budget(model, x)
+        rng = _seeded(p["seed"], dev) if spec.stochastic else nullcontext()
+        with rng:
+            attr, delta, rows = _run_batched(_RUNNERS[method], model, x, t, p, rows, warnings)
+    raw = attr.float().cpu().numpy()
+    return Attribution(
+        method=method,
+        params=p,
+        raw=raw,
+        importance=np.abs(raw).sum(axis=1),
+        signed=raw.sum(axis=1),
+        target=t.cpu().numpy(),
+        delta=None if delta is None else delta.float().cpu().numpy(),
+        device=str(dev),
+        internal_batch_size=_ig_internal(p, x.shape[0], rows) if method == "integrated_gradients" else rows,
+        elapsed_s=time.perf_counter() - start,
+        warnings=tuple(warnings),
+    )
