@@ -16,7 +16,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from kdviz.uploads import ArchiveBombError, UnsafeArchiveError, format_bytes
+from kdviz.uploads import ArchiveBombError, UnsafeArchiveError, UploadError, format_bytes
 
 __all__ = ["extract_zip", "check_zip_entries"]
 
@@ -148,7 +148,7 @@ def extract_zip(
     source = io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else Path(data)
     try:
         archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    except Exception as exc:  # hostile bytes raise BadZipFile, NotImplementedError, struct.error...
         raise UnsafeArchiveError(
             f"not a readable zip archive ({exc}); upload a .zip made by `zip` or your file manager."
         ) from exc
@@ -177,7 +177,10 @@ def extract_zip(
                     )
                 created.append(target)
                 budget -= _copy_counted(archive, info, target, budget=budget)
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, OSError) as exc:
+    except UploadError:
+        _remove(created, made_dirs)
+        raise
+    except Exception as exc:  # corrupt data: BadZipFile (CRC), zlib.error, NotImplementedError, OSError...
         _remove(created, made_dirs)
         raise UnsafeArchiveError(
             f"zip archive is corrupt or uses an unsupported feature ({exc}); refusing the whole "

@@ -66,6 +66,13 @@ def _check_finite(
             f"'{name}' {row} contains an infinite value; replace it with a finite number "
             "or drop that series."
         )
+    with np.errstate(invalid="ignore"):
+        too_big = (np.abs(x) > np.finfo(np.float32).max).any(axis=(1, 2))
+    if too_big.any():
+        row = where[int(np.argmax(too_big))]
+        raise SeriesError(
+            f"'{name}' {row} holds a value beyond float32's range (±3.4e38); rescale the data."
+        )
     bad_nan = np.isnan(x).any(axis=(1, 2))
     if not bad_nan.any():
         return x, notes
@@ -97,7 +104,7 @@ def _npy_header(data: bytes, name: str) -> tuple[tuple[int, ...], np.dtype]:
         if version not in readers:
             raise ValueError(f"unsupported .npy format version {version}")
         shape, _, dtype = readers[version](stream)
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
         raise SeriesError(f"'{name}' is not a valid .npy file ({exc}); save it with numpy.save.") from exc
     if dtype.hasobject:
         raise SeriesError(
@@ -163,8 +170,11 @@ def _load_csv(
     except UnicodeDecodeError as exc:
         raise SeriesError(f"'{name}' is not UTF-8 text ({exc}); save it as UTF-8 CSV.") from exc
     delimiter = _sniff_delimiter(text)
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=delimiter == " ")
-    rows = [(i + 1, [c.strip() for c in row]) for i, row in enumerate(reader)]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=delimiter == " ")
+    try:
+        rows = [(reader.line_num, [c.strip() for c in row]) for row in reader]
+    except csv.Error as exc:
+        raise SeriesError(f"'{name}' line {reader.line_num} is not valid CSV ({exc}); check its quotes.") from exc
     rows = [(n, [c for c in row if c] if delimiter == " " else row) for n, row in rows]
     rows = [(n, row) for n, row in rows if any(row)]
     if not rows:

@@ -95,3 +95,8 @@ def test_check_series_fits() -> None:
         check_series_fits(x, in_channels=1, min_length=200)
     with pytest.raises(SeriesShapeError, match=r"\(series, channels, length\)"):
         check_series_fits(np.zeros((150,)), in_channels=1)
+
+
+def test_values_beyond_float32_refused() -> None:
+    with pytest.raises(SeriesError, match="line 2 holds a value beyond float32"):
+        load_series(b"1,2\n1e39,2\n", name="x.csv")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kdviz.uploads import (
     ArchiveBombError,
@@ -129,3 +132,55 @@ def test_upload_workspace_is_private_and_removed() -> None:
         (first / "model.pth").write_bytes(b"x")
         assert not (second / "model.pth").exists()
     assert not first.exists() and not second.exists()
+
+
+# Fuzzing: whatever the bytes, the loaders answer with a result or an UploadError, never anything else.
+
+_SEEDS = {
+    "png": next(c for c in CASES if c.id == "png-palette").build(Path("unused")),
+    "zip": next(c for c in CASES if c.id == "zip-duplicate-names").build(Path("unused")).replace(b"a.txt", b"b.txt", 1),
+    "npy": next(c for c in CASES if c.id == "npy-nan").build(Path("unused")),
+}
+
+
+def _mutations() -> st.SearchStrategy[tuple[str, bytes]]:
+    def mutate(kind: str, flips: list[tuple[int, int]], cut: int) -> tuple[str, bytes]:
+        data = bytearray(_SEEDS[kind])
+        for position, value in flips:
+            data[position % len(data)] = value
+        return kind, bytes(data[: max(cut, 1)])
+
+    return st.builds(
+        mutate,
+        st.sampled_from(sorted(_SEEDS)),
+        st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+        st.integers(1, 10_000),
+    )
+
+
+@settings(max_examples=150, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(_mutations())
+def test_mutated_files_fail_cleanly(tmp_path: Path, mutated: tuple[str, bytes]) -> None:
+    from kdviz.imageio import load_image
+    from kdviz.safezip import extract_zip
+    from kdviz.seriesio import load_series
+
+    kind, data = mutated
+    with contextlib.suppress(UploadError):
+        if kind == "png":
+            load_image(data, name="f.png")
+        elif kind == "npy":
+            load_series(data, name="f.npy")
+        else:
+            with upload_workspace() as folder:
+                extract_zip(data, folder)
+
+
+@settings(max_examples=100, deadline=None, database=None, derandomize=True)
+@given(st.binary(max_size=512), st.sampled_from(["f.csv", "f.ts", "f.npy", "f.png"]))
+def test_random_bytes_fail_cleanly(data: bytes, name: str) -> None:
+    from kdviz.imageio import load_image
+    from kdviz.seriesio import load_series
+
+    with contextlib.suppress(UploadError):
+        load_image(data, name=name) if name.endswith(".png") else load_series(data, name=name)
