@@ -289,8 +289,8 @@ def model_lock(model: nn.Module) -> threading.RLock:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` if given, else cuda, then mps, then cpu."""
-    if device is not None:
+    """``device`` if given, else (None or ``"auto"``) cuda, then mps, then cpu."""
+    if device is not None and device != "auto":
         return torch.device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -1,0 +1,272 @@
+"""Teacher vs students on one batch: attributions, predictions and every alignment metric in one call.
+
+``compare_models(teacher, students, x, ...)`` attributes every model (one batched captum call each),
+splits the inputs into parts once (shared by all models, so part vectors are comparable), takes the
+teacher's top-k parts, and returns a ``Comparison`` whose ``frame`` is a tidy DataFrame with one row per
+(model, input). The teacher has rows too: its own focus is the reference line and its alignments are 1.
+
+All models are attributed to the same class per input (default: the teacher's prediction, as in
+DESIGN.md's saliency distillation), so their maps answer the same question.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.special
+import torch
+from torch import nn
+
+from kdviz.attribution import Attribution, attribute, predict_logits, resolve_device
+from kdviz.metrics import (
+    agreement,
+    attention_rank_alignment,
+    focus_fraction,
+    focus_ratio,
+    logit_alignment,
+    map_pearson,
+    map_ssim,
+    predictive_divergence,
+    topk_overlap,
+)
+from kdviz.parts import grid_labels, mask_labels, part_importance, segment_labels, slic_labels, top_k_parts
+
+__all__ = ["FRAME_COLUMNS", "Comparison", "ModelEntry", "PartSpec", "compare_models", "parse_parts"]
+
+FRAME_COLUMNS = (
+    "model_id", "role", "arch", "alpha", "method", "attr_method", "input_id", "label", "pred", "correct",
+    "confidence", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
+    "kl_to_teacher", "agree", "ssim", "pearson",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelEntry:
+    """A model to compare: id, architecture, distillation strength α (kdviz convention), the module.
+
+    ``method`` is how it was trained (kd | kd+sd | ce). Anything with these attributes (a zoo model)
+    works in ``compare_models`` too.
+    """
+
+    id: str
+    arch: str
+    alpha: float | None
+    module: nn.Module
+    role: str = "student"
+    method: str = "kd"
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    """How to split inputs into parts: ``slic`` (n superpixels), ``grid`` (rows × cols), ``segments``
+    (n equal time segments) or ``mask`` (user labels in ``masks``)."""
+
+    kind: Literal["slic", "grid", "segments", "mask"]
+    n: int = 0
+    rows: int = 0
+    cols: int = 0
+    masks: np.ndarray | None = field(default=None, compare=False)
+    compactness: float | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "grid":
+            return f"grid:{self.rows}x{self.cols}"
+        if self.kind == "mask":
+            return "mask"
+        return f"{self.kind}:{self.n}"
+
+
+_PART_RE = {
+    "slic": re.compile(r"slic:(\d+)"),
+    "segments": re.compile(r"segments:(\d+)"),
+    "grid": re.compile(r"grid:(\d+)x(\d+)"),
+}
+
+
+def parse_parts(spec: str | PartSpec) -> PartSpec:
+    """``'slic:50'``, ``'grid:4x4'``, ``'segments:10'`` (or a PartSpec) -> PartSpec; ValueError naming a bad one."""
+    if isinstance(spec, PartSpec):
+        return spec
+    if not isinstance(spec, str):
+        raise ValueError(f"parts={spec!r} must be a string like 'slic:50' or a PartSpec")
+    text = spec.strip().lower()
+    for kind, pattern in _PART_RE.items():
+        m = pattern.fullmatch(text)
+        if m is None:
+            continue
+        numbers = [int(g) for g in m.groups()]
+        if min(numbers) < 1:
+            raise ValueError(f"parts={spec!r}: counts must be >= 1")
+        if kind == "grid":
+            return PartSpec("grid", rows=numbers[0], cols=numbers[1])
+        return PartSpec(kind, n=numbers[0])  # type: ignore[arg-type]
+    raise ValueError(f"parts={spec!r} is not one of 'slic:N', 'grid:RxC', 'segments:N' (or a PartSpec)")
+
+
+def _part_labels(spec: PartSpec, x: np.ndarray, images_for_slic: np.ndarray | None) -> np.ndarray:
+    """Labels (N, H, W) or (N, L) for the batch ``x`` (N, C, ...)."""
+    n, spatial = x.shape[0], x.shape[2:]
+    is_image = len(spatial) == 2
+    if spec.kind == "mask":
+        if spec.masks is None:
+            raise ValueError("parts kind 'mask' needs masks")
+        return mask_labels(spec.masks, shape=(n, *spatial))
+    if spec.kind == "segments":
+        if is_image:
+            raise ValueError(f"parts={spec} is for series; use 'slic:N' or 'grid:RxC' for images")
+        return np.broadcast_to(segment_labels(spatial[0], n_segments=spec.n), (n, *spatial)).copy()
+    if not is_image:
+        raise ValueError(f"parts={spec} is for images; use 'segments:N' for series")
+    if spec.kind == "grid":
+        return np.broadcast_to(grid_labels(*spatial, rows=spec.rows, cols=spec.cols), (n, *spatial)).copy()
+    display = x if images_for_slic is None else np.asarray(images_for_slic)
+    if display.shape[0] != n:
+        raise ValueError(f"images_for_slic has {display.shape[0]} images for {n} inputs")
+    labels = slic_labels(display, n_segments=spec.n, compactness=spec.compactness)
+    if labels.shape[1:] != spatial:
+        raise ValueError(f"images_for_slic are {labels.shape[1:]} but inputs are {spatial}")
+    return labels
+
+
+@dataclass(frozen=True, eq=False)
+class Comparison:
+    """Result of ``compare_models`` (numpy and pandas inside, picklable).
+
+    frame : one row per (model, input), columns ``FRAME_COLUMNS``.
+    attributions, logits, part_vectors : per model id; logits (N, n_classes), part_vectors (N, K).
+    part_labels : (N, H, W) or (N, L); teacher_topk : (N, k) the teacher's top-k part indices.
+    """
+
+    frame: pd.DataFrame
+    attributions: dict[str, Attribution]
+    logits: dict[str, np.ndarray]
+    part_vectors: dict[str, np.ndarray]
+    part_labels: np.ndarray
+    teacher_topk: np.ndarray
+    teacher_id: str
+    parts: str
+    k: int
+    attr_method: str
+    method_params: dict[str, Any]
+
+
+def _entry_fields(entry: Any) -> tuple[str, str, Any, nn.Module, str, str]:
+    try:
+        return (str(entry.id), str(entry.arch), entry.alpha, entry.module,
+                str(getattr(entry, "role", "student")), str(getattr(entry, "method", "kd")))
+    except AttributeError as err:
+        raise ValueError(f"model entries need id, arch, alpha and module attributes: {err}") from None
+
+
+def compare_models(
+    teacher: Any,
+    students: Sequence[Any],
+    inputs: torch.Tensor | np.ndarray,
+    *,
+    labels: Sequence[int] | np.ndarray | None = None,
+    method: str = "integrated_gradients",
+    method_params: dict[str, Any] | None = None,
+    parts: str | PartSpec = "slic:50",
+    k: int = 5,
+    target: Literal["teacher", "label", "own"] = "teacher",
+    device: str | torch.device | None = None,
+    images_for_slic: np.ndarray | None = None,
+    input_ids: Sequence[Any] | None = None,
+) -> Comparison:
+    """Attribute teacher and students on a batch and compute every alignment metric against the teacher.
+
+    Parameters
+    ----------
+    teacher, students : ModelEntry or anything with ``id, arch, alpha, module`` (``role``, ``method``)
+    inputs : (N, C, H, W) images or (N, C, L) series, normalised as the models expect
+    labels : (N,) true classes, optional (``correct`` is NA without them)
+    method, method_params : attribution method (``kdviz.attribution.METHODS``) and its parameters
+    parts : ``'slic:N'``, ``'grid:RxC'``, ``'segments:N'`` or a PartSpec
+    k : number of teacher's top parts for the focus ratio and top-k overlap (k > K raises ValueError)
+    target : explain the teacher's predicted class (default), the true label, or each model's own prediction
+    images_for_slic : display images (un-normalised) for SLIC, (N, H, W[, C]) or (N, C, H, W);
+        default: the inputs themselves, min-max scaled
+    input_ids : identifiers for the ``input_id`` column; default 0..N-1
+
+    Returns
+    -------
+    Comparison
+    """
+    x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
+    n = x.shape[0]
+    if x.ndim not in (3, 4):
+        raise ValueError(f"inputs must be (N, C, H, W) or (N, C, L), got shape {x.shape}")
+    if target not in ("teacher", "label", "own"):
+        raise ValueError(f"target={target!r} is not one of ['teacher', 'label', 'own']")
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    if y is not None and y.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},), got {y.shape}")
+    if target == "label" and y is None:
+        raise ValueError("target='label' needs labels")
+    ids = list(range(n)) if input_ids is None else list(input_ids)
+    if len(ids) != n:
+        raise ValueError(f"input_ids has {len(ids)} entries for {n} inputs")
+
+    entries = [_entry_fields(teacher)] + [_entry_fields(s) for s in students]
+    entries[0] = (*entries[0][:4], "teacher", entries[0][5])
+    model_ids = [e[0] for e in entries]
+    if len(set(model_ids)) != len(model_ids):
+        raise ValueError(f"model ids must be unique, got {model_ids}")
+
+    spec = parse_parts(parts)
+    part_lab = _part_labels(spec, x, images_for_slic)
+    n_parts = int(part_lab.max()) + 1
+    if k > n_parts:
+        raise ValueError(f"k={k} exceeds the number of parts K={n_parts}")
+    dev = resolve_device(device)
+    params = dict(method_params or {})
+
+    logits: dict[str, np.ndarray] = {}
+    attrs: dict[str, Attribution] = {}
+    vectors: dict[str, np.ndarray] = {}
+    for mid, _arch, _alpha, module, _role, _m in entries:
+        logits[mid] = predict_logits(module, x, device=dev)
+    teacher_pred = logits[model_ids[0]].argmax(axis=1)
+    for mid, _arch, _alpha, module, _role, _m in entries:
+        tgt = {"teacher": teacher_pred, "label": y, "own": logits[mid].argmax(axis=1)}[target]
+        attrs[mid] = attribute(module, x, method=method, target=tgt, device=dev, **params)
+        vectors[mid] = part_importance(attrs[mid].importance, part_lab, n_parts=n_parts)
+
+    tid = model_ids[0]
+    v_t, lg_t, map_t = vectors[tid], logits[tid], attrs[tid].importance
+    teacher_topk = top_k_parts(v_t, k)
+    rows = []
+    for mid, arch, alpha, _module, role, train_method in entries:
+        lg = logits[mid]
+        pred = lg.argmax(axis=1)
+        probs = scipy.special.softmax(lg, axis=1)
+        cols = {
+            "model_id": mid, "role": role, "arch": arch,
+            "alpha": np.nan if alpha is None else float(alpha),
+            "method": train_method, "attr_method": method, "input_id": ids,
+            "label": pd.array(y if y is not None else [pd.NA] * n, dtype="Int64"),
+            "pred": pred,
+            "correct": pd.array(pred == y if y is not None else [pd.NA] * n, dtype="boolean"),
+            "confidence": probs.max(axis=1),
+            "attention_rho": attention_rank_alignment(vectors[mid], v_t),
+            "logit_rho": logit_alignment(lg, lg_t),
+            "focus_ratio": focus_ratio(vectors[mid], v_t, k=k),
+            "focus_fraction": focus_fraction(vectors[mid], v_t, k=k),
+            "topk_overlap": topk_overlap(vectors[mid], v_t, k=k),
+            "kl_to_teacher": predictive_divergence(lg, lg_t),
+            "agree": agreement(lg, lg_t).astype(bool),
+            "ssim": map_ssim(attrs[mid].importance, map_t),
+            "pearson": map_pearson(attrs[mid].importance, map_t),
+        }
+        rows.append(pd.DataFrame(cols))
+    frame = pd.concat(rows, ignore_index=True)[list(FRAME_COLUMNS)]
+    return Comparison(
+        frame=frame, attributions=attrs, logits=logits, part_vectors=vectors, part_labels=part_lab,
+        teacher_topk=teacher_topk, teacher_id=tid, parts=str(spec), k=k, attr_method=method,
+        method_params=attrs[tid].params,
+    )
