@@ -174,7 +174,13 @@ def load_image(
     img = _open(bytes(data), name, max_pixels)
     original_mode, (width, height) = img.mode, img.size
     img, notes = _decode_first_frame(img, name)
-    array, more = _to_float(img, name, mode)
+    try:
+        array, more = _to_float(img, name, mode)
+    except Exception as exc:  # exotic modes (LAB, HSV, I;16B TIFFs...) that PIL cannot convert
+        raise ImageError(
+            f"'{name}' uses the {img.mode} pixel format, which kdviz cannot convert ({exc}); "
+            "save it as 8-bit RGB or greyscale PNG."
+        ) from exc
     notes += more
     if size is not None and tuple(size) != array.shape[:2]:
         array = _resize(array, (int(size[0]), int(size[1])))
