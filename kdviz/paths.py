@@ -49,18 +49,18 @@ def resolve_data_path(
         raise DataPathError("the path is empty or contains a NUL byte; type a path inside the data folder.")
     if ".." in PurePath(text.replace("\\", "/")).parts:
         raise DataPathError(
-            f"'{text}' contains '..'; paths must stay inside the data folder ({base}). "
+            f"'{text}' contains '..'; paths must stay inside the data folder. "
             "Type a path relative to it."
         )
     absolute = Path(text).is_absolute()
     resolved = (Path(text) if absolute else base / text).resolve()
     if not resolved.is_relative_to(base) and absolute:
-        raise DataPathError(f"'{text}' is outside the data folder ({base}); type a path inside it.")
+        raise DataPathError(f"'{text}' is outside the data folder; type a path inside it.")
     if not resolved.is_relative_to(base):
         raise DataPathError(
-            f"'{text}' leads outside the data folder ({base}) through a symbolic link; refusing it. "
+            f"'{text}' leads outside the data folder through a symbolic link; refusing it. "
             "Ask the operator to copy the data inside the folder."
         )
     if must_exist and not resolved.exists():
-        raise DataPathError(f"'{text}' does not exist inside the data folder ({base}).")
+        raise DataPathError(f"'{text}' does not exist inside the data folder.")
     return resolved
