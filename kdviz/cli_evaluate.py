@@ -1,0 +1,78 @@
+"""``kdviz evaluate --zoo DIR``: every model of a zoo against its teacher over a test split, into Parquet.
+
+Writes ``--out`` (one row per model × input, settings in the file's metadata) and ``<stem>_summary.csv``
+(per-model means with 95% bootstrap intervals). Finished batches are kept in ``<out>.partial/`` so an
+interrupted run resumes where it stopped; the folder is removed after a successful run (``--keep-partial``
+keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from kdviz.attribution import METHODS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a zoo over its test split (alignment metrics per model and input) into Parquet"
+    )
+    p.add_argument("--zoo", required=True, help="zoo folder (with zoo.json)")
+    p.add_argument("--data", help="dataset name (default: the zoo's own, e.g. mnist or gunpoint)")
+    p.add_argument("--method", default="ig",
+                   help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default ig)")
+    p.add_argument("--steps", type=int, default=32, help="integration steps for ig (default 32)")
+    p.add_argument("--parts", default=None,
+                   help="slic:N, grid:RxC or segments:N (default slic:50 for images, segments:10 for series)")
+    p.add_argument("--k", type=int, default=5, help="teacher's top-k parts for focus and overlap (default 5)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N test inputs")
+    p.add_argument("--batch-size", type=int, default=50, help="inputs per batch, the resume unit (default 50)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--out", required=True, help="results file (.parquet); the summary CSV goes next to it")
+    p.add_argument("--keep-partial", action="store_true", help="keep the finished batches after success")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _method_params(method: str, steps: int) -> dict[str, int]:
+    from kdviz.evaluate import _canonical_method
+
+    spec = METHODS[_canonical_method(method)]
+    return {"n_steps": steps} if any(p.name == "n_steps" for p in spec.params) else {}
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdviz.evaluate import evaluate_zoo, save_results
+    from kdviz.report import format_reference_table, logit_table
+    from kdviz.zoo import load_zoo
+
+    out = Path(args.out)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        zoo = load_zoo(args.zoo)
+        dataset = None
+        if args.data:
+            from kdviz.data import load_dataset
+
+            dataset = load_dataset(args.data)
+        parts = args.parts or ("segments:10" if getattr(zoo, "task", "image") == "timeseries" else "slic:50")
+        result = evaluate_zoo(
+            zoo, dataset=dataset, method=args.method, method_params=_method_params(args.method, args.steps),
+            parts=parts, k=args.k, limit=args.limit, batch_size=args.batch_size, device=args.device,
+            cache_dir=partial, progress_bar=not args.quiet,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"kdviz evaluate: {exc}", file=sys.stderr)
+        return 2
+    save_results(result, out)
+    if not args.keep_partial:
+        shutil.rmtree(partial, ignore_errors=True)
+    s = result.settings
+    print(f"kdviz evaluate: {s.n_inputs} inputs × {len(s.models)} models in {result.run['elapsed_s']:.1f} s "
+          f"({result.run['batches_resumed']} batches resumed) -> {out}")
+    if result.summary["logit_rho"].notna().any():
+        print("logit alignment, " + format_reference_table(logit_table(result.summary)))
+    return 0
