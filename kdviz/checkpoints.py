@@ -22,6 +22,7 @@ import struct
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -116,22 +117,24 @@ def _torch_load(data: bytes) -> object:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        # Under weights_only=True every unpickling error means the pickle asked for something beyond
+        # tensors and containers. Torch's own message suggests weights_only=False: never show that.
         culprit = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if culprit or "global" in str(exc).lower():
-            what = culprit.group(1) if culprit else "a Python object"
-            raise CheckpointError(
-                f"refused: the file's pickle asks to build {what}, which a plain state dict never does "
-                "(a whole pickled model, or an attempt to run code). Save `model.state_dict()` with "
-                "torch.save, or use safetensors."
-            ) from exc
-        raise CheckpointError(f"file is not a readable checkpoint ({_first_line(exc)})") from exc
+        what = f"builds {culprit.group(1)}" if culprit else "holds Python objects or instructions"
+        raise CheckpointError(
+            f"refused: the file's pickle {what}, which a plain state dict never does (a whole pickled "
+            "model, or an attempt to run code); kdviz never unpickles arbitrary objects. Save "
+            "`model.state_dict()` with torch.save, or use safetensors."
+        ) from exc
     except Exception as exc:  # torch raises RuntimeError, EOFError, IndexError… on damaged files
         raise CheckpointError(f"file is not a readable checkpoint (truncated or damaged: {_first_line(exc)})") from exc
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
+    if not text or "weights_only" in text:  # torch's advice to load unsafely is not ours to repeat
+        return type(exc).__name__
+    return text.splitlines()[0][:200]
 
 
 def _unwrap(obj: object, depth: int = 0) -> dict[str, torch.Tensor]:
@@ -221,8 +224,7 @@ def _required(keys: Mapping[str, object]) -> set[str]:
 def _candidate_archs(state: Mapping[str, torch.Tensor]) -> list[str]:
     """Architectures worth comparing against, cheapest families first."""
     keys = set(state)
-    first = next((v for k, v in state.items() if k.endswith("weight") and v.ndim >= 3), None)
-    if first is not None and first.ndim == 3:
+    if any(k.endswith("weight") and v.ndim == 3 for k, v in state.items()):
         return models.list_models("timeseries")
     if "layer1.0.conv1.weight" in keys and "layer4.0.conv1.weight" not in keys:
         return models.list_models("cifar_resnet")
@@ -233,6 +235,41 @@ def _candidate_archs(state: Mapping[str, torch.Tensor]) -> list[str]:
 
 def _signature(arch: str, num_classes: int, in_channels: int) -> dict[str, tuple[int, ...]]:
     return models.state_dict_signature(arch, num_classes, in_channels)
+
+
+@cache
+def _dim_axes(arch: str) -> tuple[tuple[str, int, str], ...]:
+    """(key, axis, 'classes'|'channels') for every tensor whose shape follows num_classes or in_channels.
+
+    Found by building the architecture twice with different dims, so it holds for any registered
+    model, and reading dims at these places does not depend on the order of keys in the file
+    (safetensors stores them sorted).
+    """
+    base, other = _signature(arch, 10, 3), _signature(arch, 11, 2)
+    axes = []
+    for key, shape in base.items():
+        for axis, (a, b) in enumerate(zip(shape, other[key], strict=True)):
+            if (a, b) == (10, 11):
+                axes.append((key, axis, "classes"))
+            elif (a, b) == (3, 2):
+                axes.append((key, axis, "channels"))
+    return tuple(axes)
+
+
+def _dims_for(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, int] | None:
+    """(num_classes, in_channels) that ``arch`` would need to hold these weights; None if unreadable."""
+    found: dict[str, set[int]] = {"classes": set(), "channels": set()}
+    try:
+        axes = _dim_axes(arch)
+    except Exception:  # an architecture that cannot be built at these sizes cannot hold the weights
+        return None
+    for key, axis, what in axes:
+        if key not in shapes or len(shapes[key]) <= axis:
+            return None
+        found[what].add(shapes[key][axis])
+    if len(found["classes"]) != 1 or len(found["channels"]) != 1:
+        return None
+    return found["classes"].pop(), found["channels"].pop()
 
 
 def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
@@ -248,26 +285,25 @@ def _timeseries_arch(state: Mapping[str, torch.Tensor]) -> str | None:
     return None
 
 
-def guess_arch(state: Mapping[str, torch.Tensor], *, num_classes: int, in_channels: int) -> tuple[str | None, float]:
-    """Best-matching registered architecture and its match score in [0, 1] (1 = exact)."""
+def guess_arch(state: Mapping[str, torch.Tensor]) -> tuple[str | None, float, tuple[int, int] | None]:
+    """Best-matching registered architecture, its match score in [0, 1] (1 = exact) and its dims."""
     shapes = _shapes(state)
     have = _required(shapes)
     ts = _timeseries_arch(state)
-    candidates = [ts] if ts else _candidate_archs(state)
-    best, best_score = None, -1.0
-    for arch in candidates:
-        try:
-            sig = _signature(arch, num_classes, in_channels)
-        except Exception:  # an architecture that cannot be built with these dims is not a match
+    best: tuple[str | None, float, tuple[int, int] | None] = (None, -1.0, None)
+    for arch in [ts] if ts else _candidate_archs(state):
+        dims = _dims_for(arch, shapes)
+        if dims is None:
             continue
+        sig = _signature(arch, *dims)
         want = _required(sig)
         same_shape = sum(1 for k in have & want if shapes[k] == sig[k])
         score = same_shape / len(have | want)
-        if score > best_score:
-            best, best_score = arch, score
+        if score > best[1]:
+            best = (arch, score, dims)
             if score == 1.0:
                 break
-    return best, best_score
+    return best
 
 
 def _prefix_summary(keys: set[str], limit: int = 3) -> str:
@@ -300,7 +336,7 @@ def _mismatch_message(arch: str, state: Mapping[str, torch.Tensor], num_classes:
         k = wrong[0]
         parts.append(f"shape of {k} is {list(shapes[k])}, {arch} needs {list(sig[k])}" + (
             f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))
-    guess, score = guess_arch(state, num_classes=num_classes, in_channels=in_channels)
+    guess, score, _ = guess_arch(state)
     if guess and guess != arch and score == 1.0:
         hint = f"this looks like {guess}, not {arch}"
     elif guess and guess != arch and score > 0.5:
@@ -343,22 +379,11 @@ def load_checkpoint(
     state, fmt, digest, notes = read_state_dict(data)
     warnings = list(notes)
 
-    inferred_classes, inferred_channels = models.infer_dims_from_state_dict(state)
-    if inferred_classes is None or inferred_channels is None:
-        raise CheckpointError(
-            "cannot tell the model's shape from the weights (no classifier layer or no convolution); "
-            "is this a classification model's state dict?"
-        )
-    for name, given, seen in (("num_classes", num_classes, inferred_classes), ("in_channels", in_channels, inferred_channels)):
-        if given is not None and given != seen:
-            raise CheckpointError(f"{name}={given} was given but the weights have {name}={seen}")
-    num_classes, in_channels = inferred_classes, inferred_channels
-
     guessed = arch is None
     if arch is None:
-        arch, score = guess_arch(state, num_classes=num_classes, in_channels=in_channels)
-        if arch is None or score < 1.0:
-            near = f" (closest: {arch}, {score:.0%} of tensors match)" if arch else ""
+        arch, score, dims = guess_arch(state)
+        if arch is None or dims is None or score < 1.0:
+            near = f" (closest: {arch}, {score:.0%} of tensors match)" if arch and score > 0 else ""
             raise CheckpointError(
                 f"cannot recognise the architecture from the weights{near}; pass the architecture explicitly "
                 "(--arch) if it is a registered one (kdviz.models.list_models())"
@@ -369,6 +394,17 @@ def load_checkpoint(
             models.model_info(arch)
         except models.UnknownModelError as exc:
             raise CheckpointError(str(exc)) from exc
+        dims = _dims_for(arch, _shapes(state)) or models.infer_dims_from_state_dict(state)
+        if None in dims:
+            raise CheckpointError(
+                f"cannot tell num_classes / in_channels from the weights: is this a {arch} classifier's state dict?"
+            )
+    num_classes_seen, in_channels_seen = dims
+    for name, given, seen in (("num_classes", num_classes, num_classes_seen), ("in_channels", in_channels, in_channels_seen)):
+        if given is not None and given != seen:
+            raise CheckpointError(f"{name}={given} was given but the weights have {name}={seen}")
+    num_classes, in_channels = num_classes_seen, in_channels_seen
+    if not guessed:
         problem = _mismatch_message(arch, state, num_classes, in_channels)
         if problem:
             raise CheckpointError(problem)
@@ -378,8 +414,6 @@ def load_checkpoint(
     missing = [k for k in result.missing_keys if not k.endswith(OPTIONAL_SUFFIXES)]
     if missing or result.unexpected_keys:  # guarded above; kept as a last line of defence
         raise CheckpointError(f"weights do not fit {arch}: missing {missing[:3]}, unexpected {result.unexpected_keys[:3]}")
-    if result.missing_keys:
-        warnings.append("no BatchNorm num_batches_tracked buffers in the file (harmless at inference)")
     module.eval()
     params = sum(p.numel() for p in module.parameters())
     return LoadedCheckpoint(module, arch, num_classes, in_channels, fmt, params, digest, tuple(warnings), guessed)
@@ -403,8 +437,8 @@ def _load_program(data: bytes, *, arch: str | None, num_classes: int | None, in_
     for name, given, seen in (("num_classes", num_classes, classes), ("in_channels", in_channels, channels)):
         if given is not None and given != seen:
             raise CheckpointError(f"{name}={given} was given but the program has {name}={seen}")
-    if hasattr(module, "eval"):
-        module.eval()
+    if isinstance(module, torch.jit.ScriptModule):
+        module.eval()  # an exported program's module is already traced in eval mode and has no eval()
     params = sum(v.numel() for k, v in state.items() if "running_" not in k and not k.endswith(OPTIONAL_SUFFIXES))
     return LoadedCheckpoint(
         module, arch or kind, classes, channels, kind, params, digest,

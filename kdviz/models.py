@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Literal
 
 import torch
@@ -324,7 +324,7 @@ def width_name(base: str, width: int) -> str:
     return base if width == default else f"{base}_w{width}"
 
 
-@lru_cache(maxsize=None)
+@cache
 def state_dict_signature(arch: str, num_classes: int = 10, in_channels: int | None = None) -> dict[str, tuple[int, ...]]:
     """Parameter and buffer names with shapes, built with empty weights (no memory, fast)."""
     with _empty_weights():
@@ -361,14 +361,12 @@ def _empty_weights() -> Iterator[None]:
 
 
 def infer_dims_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[int | None, int | None]:
-    """(num_classes, in_channels) read from the last 2-D weight and the first conv weight."""
-    num_classes = in_channels = None
-    for key, value in state.items():
-        if key.endswith("weight") and value.ndim in (3, 4, 5) and in_channels is None:
-            in_channels = int(value.shape[1])
-    for key, value in reversed(state.items()):
-        if key.endswith("weight") and value.ndim == 2:
-            num_classes = int(value.shape[0])
-            break
+    """(num_classes, in_channels): the classifier is the last weight of rank ≥ 2 (a Linear, or a 1×1
+    conv as in SqueezeNet); the input layer is the first convolution weight."""
+    weights = [v for k, v in state.items() if k.endswith("weight")]
+    first_conv = next((v for v in weights if v.ndim in (3, 4, 5)), None)
+    classifier = next((v for v in reversed(weights) if v.ndim >= 2), None)
+    in_channels = None if first_conv is None else int(first_conv.shape[1])
+    num_classes = None if classifier is None else int(classifier.shape[0])
     return num_classes, in_channels
 
