@@ -1,0 +1,128 @@
+"""Report builders: the five views, the reference-table layout, findings, the self-contained HTML."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from kdviz import report
+
+# DESIGN.md's reference study: rows α, columns ResNet101/50/34/18 (teacher ResNet101 at α=1.0).
+REFERENCE = {1.0: (1.00, 0.52, 0.28, 0.26), 0.5: (0.76, 0.70, 0.48, 0.38), 0.1: (0.81, 0.76, 0.56, 0.50)}
+REFERENCE_TEXT = "α=1.0: 1.00 0.52 0.28 0.26 · α=0.5: 0.76 0.70 0.48 0.38 · α=0.1: 0.81 0.76 0.56 0.50"
+ARCHS = ("resnet101", "resnet50", "resnet34", "resnet18")
+
+
+def make_summary(*, trend: float = 1.0, sd: bool = True) -> pd.DataFrame:
+    """A per-model summary like ``evaluate.summarize`` gives: the reference logit table, and attention/focus
+    /accuracy that rise with KD strength when ``trend`` > 0 (fall when < 0)."""
+    rows = [{"model_id": "teacher", "role": "teacher", "arch": "resnet101", "alpha": np.nan, "method": "ce",
+             "accuracy": 0.80, "attention_rho": 1.0, "logit_rho": 1.0, "focus_ratio": 2.0, "focus_fraction": 0.6}]
+    for alpha, values in REFERENCE.items():
+        strength = {1.0: 0.0, 0.5: 0.5, 0.1: 1.0}[alpha]
+        for j, (arch, logit) in enumerate(zip(ARCHS, values, strict=True)):
+            rows.append({
+                "model_id": f"{arch}_a{alpha}", "role": "student", "arch": arch, "alpha": alpha, "method": "kd",
+                "accuracy": 0.70 + 0.02 * j * trend * strength, "attention_rho": 0.3 + 0.2 * trend * strength + 0.4 * logit,
+                "logit_rho": logit, "focus_ratio": 1.0 + trend * strength, "focus_fraction": 0.5 + 0.1 * trend * strength,
+            })
+    if sd:
+        rows.append({"model_id": "resnet18_sd", "role": "student", "arch": "resnet18", "alpha": 0.1,
+                     "method": "kd+sd", "accuracy": 0.75, "attention_rho": 0.8, "logit_rho": 0.55,
+                     "focus_ratio": 2.2, "focus_fraction": 0.7})
+    s = pd.DataFrame(rows)
+    for col in ("accuracy", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction"):
+        s[f"{col}_low"], s[f"{col}_high"] = s[col] - 0.01, s[col] + 0.01
+    s["n"] = 200
+    return s
+
+
+def test_logit_table_has_the_reference_layout():
+    table = report.logit_table(make_summary())
+    assert list(table.columns) == list(ARCHS)  # largest first
+    assert list(table.index) == ["α=1.0", "α=0.5", "α=0.1", "α=0.1 + SD"]  # no KD first, SD last
+    np.testing.assert_allclose(table.loc["α=0.5"].to_numpy(), REFERENCE[0.5])
+    assert table.loc["α=0.1 + SD"].isna().sum() == 3 and table.loc["α=0.1 + SD", "resnet18"] == 0.55
+    text = report.format_reference_table(report.logit_table(make_summary(sd=False)))
+    assert text.splitlines()[1] == REFERENCE_TEXT
+    assert "— — — 0.55" in report.format_reference_table(table)
+
+
+@pytest.mark.parametrize("name", ["accuracy", "focus", "attention"])
+def test_bar_views_group_by_arch_with_bootstrap_error_bars(name):
+    fig = report.report_figures(make_summary())[name]
+    bars = [t for t in fig.data if isinstance(t, go.Bar)]
+    assert [t.name.split(" ")[0] for t in bars] == ["α=1.0", "α=0.5", "α=0.1", "α=0.1"]
+    assert bars[-1].name.startswith("α=0.1 + SD")
+    assert list(bars[0].x) == list(ARCHS)
+    scale = 100 if name == "accuracy" else 1
+    np.testing.assert_allclose(bars[0].error_y.array, 0.01 * scale, rtol=1e-6)
+    np.testing.assert_allclose(bars[0].error_y.arrayminus, 0.01 * scale, rtol=1e-6)
+    if name != "attention":  # the teacher's own value is the reference line
+        assert any(s.type == "line" for s in fig.layout.shapes)
+
+
+def test_focus_view_bounded_form_and_bad_metric():
+    s = make_summary()
+    fig = report.focus_figure(s, metric="focus_fraction", k=3)
+    assert "top-3" in fig.layout.title.text
+    assert fig.data[2].y[0] == pytest.approx(0.6)
+    with pytest.raises(ValueError, match="metric"):
+        report.focus_figure(s, metric="ssim")
+
+
+def test_covariation_scatter_and_findings():
+    s = make_summary()
+    fig = report.covariation_figure(s)
+    points = [t for t in fig.data if t.mode == "markers" and t.x is not None and t.x[0] is not None]
+    assert sum(len(t.x) for t in points) == 13  # every student, teacher left out
+    assert "Spearman ρ across students" in fig.layout.title.text
+
+    verdicts = [f.verdict for f in report.findings(s)]
+    assert verdicts == ["yes", "yes", "yes", "yes"]
+    reverse = [f.verdict for f in report.findings(make_summary(trend=-1.0))]
+    assert reverse[1:3] == ["no", "no"]
+    # accuracy rises only for archs with j > 0; the teacher's arch (resnet101) is not a "small student"
+    assert "3 of 3 architectures" in report.findings(s)[0].evidence
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_report_html_is_self_contained_and_complete():
+    s = make_summary()
+    settings = {"zoo": "demo", "method": "integrated_gradients", "method_params": {"n_steps": 32},
+                "parts": "slic:50", "k": 5, "limit": 200, "models": [["teacher", "abc"]]}
+    text = report.report_html(s, settings=settings, run={"elapsed_s": 12.5, "device": "cpu"})
+    parser = _Collect()
+    parser.feed(text)
+    scripts = [a for t, a in parser.tags if t == "script"]
+    assert not any("src" in a for a in scripts)  # plotly.js inlined, nothing fetched
+    assert text.count("plotly.js v") == 1 or text.count("* plotly.js") == 1  # inlined once
+    ids = {a.get("id") for t, a in parser.tags if t == "div"}
+    assert {f"kdviz-{k}" for k in report.FIGURES} <= ids
+    for needle in ("slic:50", "n_steps", "Evaluation settings", REFERENCE_TEXT.split(" · ")[0][:5], "Findings"):
+        assert needle in text
+    single = report.figure_html(report.accuracy_figure(s))
+    assert "<html>" in single and "src=\"http" not in single
+
+
+def test_report_tables_export_as_csv(tmp_path):
+    tables = report.report_tables(make_summary())
+    assert set(tables) == {"summary", "logit_alignment", "findings"}
+    for name, t in tables.items():
+        path = tmp_path / f"{name}.csv"
+        t.to_csv(path, index=False)
+        back = pd.read_csv(path)
+        assert len(back) == len(t) and len(back.columns) == len(t.columns)
+    assert list(tables["logit_alignment"].columns) == ["α", *ARCHS]
