@@ -232,8 +232,10 @@ def evaluate_zoo(
 
     Parameters
     ----------
-    zoo : ``kdviz.zoo.Zoo`` (name, dataset, mean, std, models with id, role, arch, alpha, method, module, sha256)
-    dataset : ``kdviz.data.Dataset``; default ``load_dataset(zoo.dataset)``
+    zoo : ``kdviz.zoo.Zoo`` or a ``kdviz.ui.sets.ModelSet``: ``name``, ``mean``, ``std`` and ``models`` with
+        id, role, arch, alpha, method, module, sha256 (``dataset`` names its data when none is given)
+    dataset : ``kdviz.data.Dataset`` or anything with ``name``, ``x_test`` (N, C, ...) as displayed (images in
+        [0, 1]) and ``y_test`` (N,) or None; default ``load_dataset(zoo.dataset)``
     method, method_params : attribution method (``'ig'`` is accepted for integrated_gradients) and parameters
     parts, k : part spec (``'slic:50'``, ``'grid:4x4'``, ``'segments:10'``) and the teacher's top-k
     limit : first N inputs of the test split (None = all); batch_size : inputs per batch (the resume unit)
@@ -281,7 +283,8 @@ def evaluate_zoo(
                 resumed += 1
             else:
                 frame = _evaluate_batch(
-                    teacher, students, x_all[lo:hi], y_all[lo:hi], np.arange(lo, hi), mean.reshape(shape),
+                    teacher, students, x_all[lo:hi], None if y_all is None else y_all[lo:hi], np.arange(lo, hi),
+                    mean.reshape(shape),
                     std.reshape(shape), settings, device,
                 )
                 computed += 1
@@ -304,7 +307,7 @@ def evaluate_zoo(
 
 
 def _evaluate_batch(
-    teacher: Any, students: Sequence[Any], x: np.ndarray, y: np.ndarray, ids: np.ndarray, mean: np.ndarray,
+    teacher: Any, students: Sequence[Any], x: np.ndarray, y: np.ndarray | None, ids: np.ndarray, mean: np.ndarray,
     std: np.ndarray, settings: EvalSettings, device: str | None,
 ) -> pd.DataFrame:
     """One batch through ``compare_models``; ``input_id`` is the index in the test split."""

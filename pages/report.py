@@ -1,0 +1,97 @@
+"""Report: the reference study's views over a whole test split, with downloads ready for a slide."""
+
+import tempfile
+import types
+from pathlib import Path
+
+import streamlit as st
+
+from kdviz import report
+from kdviz.attribution import METHODS
+from kdviz.evaluate import evaluate_zoo, load_results
+from kdviz.ui.sets import DEMO_SETS
+from kdviz.ui.sidebar import current_settings
+from kdviz.ui.widgets import active_set, chart, guard
+
+RESULT = "kdviz_report_result"
+SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
+settings = current_settings()
+
+
+@st.cache_data(show_spinner="Reading results…", max_entries=8)
+def _load(path: str, mtime: float):
+    return load_results(path)
+
+
+@st.cache_data(show_spinner="Reading results…", max_entries=4)
+def _load_bytes(data: bytes):
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "results.parquet").write_bytes(data)
+        return load_results(Path(tmp) / "results.parquet")
+
+
+st.title("Report")
+st.caption("Accuracy, focus on the teacher's top parts, attention and logit alignment over a whole test split — "
+           "the reference study's views for this zoo. Error bars: 95% bootstrap intervals.")
+shipped = DEMO_SETS[settings.set_key][1] / "results.parquet" if settings.set_key in DEMO_SETS else None
+sources = ([SHIPPED] if shipped is not None and shipped.exists() else []) + [OPEN, RUN]
+source = st.radio("Results", sources, horizontal=True, key="rp_source")
+result = None
+with guard("load the results"):
+    if source == SHIPPED:
+        result = _load(str(shipped), shipped.stat().st_mtime)
+    elif source == OPEN:
+        upload = st.file_uploader("Results file from `kdviz evaluate` (.parquet)", type=["parquet"], key="rp_file")
+        result = None if upload is None else _load_bytes(upload.getvalue())
+    else:
+        mset = active_set(settings)
+        n_pool = 0 if mset.pool is None else len(mset.pool)
+        if n_pool == 0:
+            st.info("This model set has no inputs to evaluate on: upload data on the **Models** page.")
+        limit = st.number_input("Test inputs (the first N)", 1, max(n_pool, 1), min(100, max(n_pool, 1)), key="rp_n")
+        st.caption(f"{settings.method_label} · parts {settings.parts_for(mset.task)} · k={settings.k} on "
+                   f"{settings.device} (sidebar). Finished batches are kept: an interrupted run resumes.")
+        if st.button("Run evaluation", type="primary", disabled=n_pool == 0, key="rp_run"):
+            bar = st.progress(0.0, text="Starting…")
+            data = types.SimpleNamespace(name=mset.key, x_test=mset.pool.x, y_test=mset.pool.labels)
+            st.session_state[RESULT] = evaluate_zoo(
+                mset, dataset=data, method=settings.method, method_params=settings.method_params,
+                parts=settings.parts_for(mset.task), k=settings.k, limit=int(limit), batch_size=10,
+                device=settings.device, cache_dir=Path(tempfile.gettempdir()) / "kdviz-evaluate",
+                progress=lambda p: bar.progress(p.fraction, text=f"{p.done}/{p.total} inputs · {p.elapsed_s:.0f} s"),
+                progress_bar=False,
+            )
+        result = st.session_state.get(RESULT)
+
+if result is not None:
+    s, summary = result.settings, result.summary
+    steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
+    made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
+    st.info(f"**{s.zoo}**: the first {s.n_inputs} test inputs × {len(s.models)} models · "
+            f"{METHODS[s.method].label}{steps} · parts {s.parts} · k={s.k}{made}."
+            + (" The shipped demo covers a subset so this page opens at once; run the whole split with "
+               "`kdviz evaluate` or *Run an evaluation*." if source == SHIPPED else ""))
+    st.subheader("The reference study's findings on this zoo")
+    st.dataframe(report.findings_table(summary), hide_index=True, key="rp_findings")
+    figures = report.report_figures(summary, k=s.k)
+    for i, (key, fig) in enumerate(figures.items()):
+        if i % 2 == 0:
+            columns = st.columns(2)
+        with columns[i % 2]:
+            chart(fig, name=f"report_{key}", key=f"rp_chart_{key}")
+            st.download_button(f"{report.FIGURES[key][:3]} as HTML", lambda fig=fig: report.figure_html(fig),
+                               f"kdviz_{key}.html", "text/html", key=f"rp_html_{key}")
+    st.code(report.format_reference_table(report.logit_table(summary)), language=None)
+    with st.expander("Per-model numbers (mean [95% interval])", expanded=True):
+        st.dataframe(report.summary_display(summary), hide_index=True, key="rp_numbers")
+    st.subheader("Downloads")
+    cols = st.columns(4)
+    for col, (name, table) in zip(cols, report.report_tables(summary).items(), strict=False):
+        col.download_button(f"{name} (CSV)", table.to_csv(index=False).encode(), f"kdviz_{name}.csv", "text/csv",
+                            key=f"rp_csv_{name}")
+    cols[3].download_button(
+        "Download report (HTML)", lambda: report.report_html(summary, settings=s.to_dict(), run=result.run,
+                                                             title=f"kdviz report — {s.zoo}"),
+        f"kdviz_report_{s.zoo}.html", "text/html", type="primary", key="rp_report")
+    with st.expander("Evaluation settings"):
+        st.json(s.to_dict(), expanded=False)
