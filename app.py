@@ -1,7 +1,19 @@
-"""kdviz dashboard entry point (placeholder landing page until the dashboard lands)."""
+"""kdviz dashboard: page config and navigation over the pages (nothing else)."""
 
 import streamlit as st
 
-st.set_page_config(page_title="kdviz", page_icon="🔍", layout="wide")
-st.title("kdviz")
-st.write("See how knowledge distillation changes where models look.")
+st.set_page_config(page_title="kdviz — where distilled models look", page_icon="🔍", layout="wide")
+
+# One entry per page; add a page by adding a line here.
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/models.py", title="Models", icon="🧩"),
+    st.Page("pages/attention_maps.py", title="Attention maps", icon="🖼️"),
+    st.Page("pages/temporal_saliency.py", title="Temporal saliency", icon="📈"),
+    st.Page("pages/part_focus.py", title="Part focus", icon="🎯"),
+    st.Page("pages/alignment.py", title="Alignment", icon="🔗"),
+]
+
+# Each page draws the shared sidebar itself (kdviz.ui.sidebar.render_sidebar), so a page works the same
+# whether Streamlit runs it through this file or directly.
+st.navigation(PAGES).run()

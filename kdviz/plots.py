@@ -1,0 +1,421 @@
+"""Plotly figure builders for the dashboard: data in, ``go.Figure`` out (pure; no streamlit).
+
+Conventions shared by every figure, so a presentation reads consistently:
+
+* the teacher is drawn first and in :data:`TEACHER_COLOUR`; students are coloured by distillation
+  strength α (kdviz convention: 1.0 no KD, 0.5 mild, 0.1 strong) via :func:`alpha_colour`;
+* architectures are ordered largest first (:func:`arch_order`);
+* every figure has a title and hover text with the exact values.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "ALPHA_COLOURS",
+    "TEACHER_COLOUR",
+    "alignment_bars",
+    "alpha_colour",
+    "alpha_label",
+    "arch_order",
+    "attention_grid",
+    "focus_bars",
+    "logit_table",
+    "alignment_scatter",
+    "parts_figure",
+    "plotly_config",
+    "segment_bars",
+    "series_saliency",
+]
+
+TEACHER_COLOUR = "#222222"
+# Colour-blind-safe (Okabe–Ito): no KD blue, mild KD orange, strong KD vermilion.
+ALPHA_COLOURS: dict[float, str] = {1.0: "#0072B2", 0.5: "#E69F00", 0.1: "#D55E00"}
+_EXTRA_COLOURS = ("#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#999999")
+MAP_SCALE = "Inferno"
+DIFF_SCALE = "RdBu_r"
+
+
+def plotly_config(filename: str = "kdviz") -> dict:
+    """Plotly ``config`` with a PNG download button in the toolbar (2× scale, named file)."""
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
+    }
+
+
+def alpha_label(alpha: float | None, method: str | None = None) -> str:
+    """``'α=0.5'`` (plus ``' +SD'`` for saliency-distilled students); ``'—'`` when α is unknown."""
+    if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
+        text = "α=—"
+    else:
+        text = f"α={float(alpha):g}"
+    if method and "sd" in method:
+        text += " +SD"
+    return text
+
+
+def alpha_colour(alpha: float | None, *, role: str = "student", method: str | None = None) -> str:
+    """The colour of a model in every chart: teacher black, students by α (SD students green)."""
+    if role == "teacher":
+        return TEACHER_COLOUR
+    if method and "sd" in method:
+        return "#009E73"
+    if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
+        return "#999999"
+    a = round(float(alpha), 3)
+    if a in ALPHA_COLOURS:
+        return ALPHA_COLOURS[a]
+    return _EXTRA_COLOURS[int(a * 100) % len(_EXTRA_COLOURS)]
+
+
+def _arch_size(arch: str) -> tuple[int, str]:
+    nums = re.findall(r"\d+", arch)
+    return (-int(nums[0]) if nums else 0, arch)
+
+
+def arch_order(archs: Sequence[str]) -> list[str]:
+    """Distinct architectures, largest (by the number in the name) first: resnet56, resnet32, …"""
+    return sorted(dict.fromkeys(archs), key=_arch_size)
+
+
+def _norm(m: np.ndarray) -> np.ndarray:
+    top = float(np.nanmax(m)) if m.size else 0.0
+    return m / top if top > 0 else np.zeros_like(m, dtype=float)
+
+
+def _to_grey(image: np.ndarray) -> np.ndarray:
+    """(H, W) float in [0, 1] from (H, W), (H, W, 3) or (C, H, W) display arrays."""
+    img = np.asarray(image, dtype=float)
+    if img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        img = np.moveaxis(img, 0, -1)
+    if img.ndim == 3:
+        img = img.mean(axis=-1)
+    lo, hi = float(img.min()), float(img.max())
+    return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
+def attention_grid(
+    image: np.ndarray,
+    maps: Mapping[str, np.ndarray],
+    models: pd.DataFrame,
+    *,
+    captions: Mapping[str, str] | None = None,
+    overlay: bool = True,
+    shared_scale: bool = False,
+    difference: bool = False,
+    title: str = "",
+) -> go.Figure:
+    """Attention maps in a grid: the teacher first (own row), then rows = architecture, columns = α.
+
+    Parameters
+    ----------
+    image : the input as displayed, (H, W), (H, W, 3) or (C, H, W)
+    maps : model id -> importance map (H, W)
+    models : one row per model with columns ``model_id, role, arch, alpha`` (teacher first)
+    captions : model id -> caption (prediction, confidence, ρ, focus) shown above the cell
+    overlay : draw the map translucent over the (grey) input, else the map alone
+    shared_scale : one colour scale for every map (raw values); else each map scaled to its own max
+    difference : students show ``map − teacher map`` (both scaled to their max) on a diverging scale
+    """
+    captions = captions or {}
+    teacher = models[models["role"] == "teacher"].iloc[0]
+    students = models[models["role"] != "teacher"]
+    archs = arch_order(list(students["arch"]))
+    alphas = sorted({a for a in students["alpha"] if not pd.isna(a)}, reverse=True)
+    variants = [(a, m) for a in alphas for m in sorted(set(students.loc[students["alpha"] == a, "method"]))]
+    if students["alpha"].isna().any():
+        variants.append((None, None))
+    n_cols = max(1, len(variants))
+    n_rows = 1 + len(archs)
+
+    cells: dict[tuple[int, int], str] = {(1, 1): str(teacher["model_id"])}
+    for r, arch in enumerate(archs, start=2):
+        for c, (a, meth) in enumerate(variants, start=1):
+            if a is None:
+                sel = students[(students["arch"] == arch) & students["alpha"].isna()]
+            else:
+                sel = students[(students["arch"] == arch) & (students["alpha"] == a) & (students["method"] == meth)]
+            if len(sel):
+                cells[(r, c)] = str(sel.iloc[0]["model_id"])
+    titles = []
+    for r in range(1, n_rows + 1):
+        for c in range(1, n_cols + 1):
+            titles.append(captions.get(cells.get((r, c), ""), cells.get((r, c), "")) if (r, c) in cells else "")
+    fig = make_subplots(
+        rows=n_rows, cols=n_cols, subplot_titles=titles, horizontal_spacing=0.03,
+        vertical_spacing=0.12 / max(1, n_rows - 1) + 0.04,
+    )
+    tid = str(teacher["model_id"])
+    t_norm = _norm(np.asarray(maps[tid], dtype=float))
+    vmax = max(float(np.nanmax(m)) for m in maps.values()) or 1.0
+    grey = _to_grey(image) if overlay else None
+    diff_max = 0.0
+    if difference:
+        diffs = {mid: _norm(np.asarray(m, dtype=float)) - t_norm for mid, m in maps.items() if mid != tid}
+        diff_max = max((float(np.abs(d).max()) for d in diffs.values()), default=1.0) or 1.0
+    for (r, c), mid in cells.items():
+        m = np.asarray(maps[mid], dtype=float)
+        if difference and mid != tid:
+            z, axis, hover = diffs[mid], "coloraxis2", "Δ to teacher %{z:.3f}"
+        elif shared_scale and not difference:
+            z, axis, hover = m, "coloraxis", "importance %{z:.4g}"
+        else:
+            z, axis, hover = _norm(m), "coloraxis", "relative importance %{z:.2f}"
+        if grey is not None:
+            fig.add_trace(go.Heatmap(z=grey, colorscale="gray", showscale=False, hoverinfo="skip"), row=r, col=c)
+        fig.add_trace(
+            go.Heatmap(
+                z=z, coloraxis=axis, opacity=0.6 if grey is not None else 1.0, name=mid,
+                hovertemplate=f"{mid}<br>x=%{{x}}, y=%{{y}}<br>{hover}<extra></extra>",
+            ),
+            row=r, col=c,
+        )
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed")
+    for r, c in cells:
+        idx = (r - 1) * n_cols + c
+        suffix = "" if idx == 1 else str(idx)
+        fig.update_yaxes(scaleanchor=f"x{suffix}", row=r, col=c)
+    # Row labels: architecture names on the left.
+    fig.update_yaxes(title_text="teacher", row=1, col=1, title_font={"size": 12})
+    for r, arch in enumerate(archs, start=2):
+        fig.update_yaxes(title_text=arch, row=r, col=1, title_font={"size": 12})
+    fig.update_annotations(font_size=11)
+    scale_max = vmax if shared_scale and not difference else 1.0
+    fig.update_layout(
+        title=title or None,
+        coloraxis={"colorscale": MAP_SCALE, "cmin": 0.0, "cmax": scale_max,
+                   "colorbar": {"title": "importance" if shared_scale else "rel.", "len": 0.5, "y": 0.75}},
+        height=max(320, 230 * n_rows), margin={"l": 60, "r": 20, "t": 90, "b": 20},
+    )
+    if difference:
+        fig.update_layout(coloraxis2={"colorscale": DIFF_SCALE, "cmin": -diff_max, "cmax": diff_max,
+                                      "colorbar": {"title": "Δ", "len": 0.45, "y": 0.25}})
+    return fig
+
+
+def series_saliency(
+    series: np.ndarray,
+    curves: Mapping[str, np.ndarray],
+    models: pd.DataFrame,
+    *,
+    title: str = "",
+) -> go.Figure:
+    """The series on top, then small multiples per α (each model's saliency curve), and a heat strip.
+
+    series : (L,) the displayed channel; curves : model id -> (L,) importance;
+    models : rows ``model_id, role, arch, alpha, method`` (teacher first). The teacher's curve is drawn
+    (dashed) in every panel for reference; curves are scaled to their own max.
+    """
+    t_row = models[models["role"] == "teacher"].iloc[0]
+    tid = str(t_row["model_id"])
+    students = models[models["role"] != "teacher"]
+    groups = [(a, sorted(set(students.loc[students["alpha"] == a, "method"]))) for a in
+              sorted({a for a in students["alpha"] if not pd.isna(a)}, reverse=True)]
+    if students["alpha"].isna().any():
+        groups.append((None, []))
+    n_panels = len(groups)
+    heights = [0.28] + [0.6 / max(1, n_panels)] * n_panels + [0.12]
+    fig = make_subplots(
+        rows=n_panels + 2, cols=1, shared_xaxes=True, vertical_spacing=0.035, row_heights=heights,
+        subplot_titles=["input series"] + [alpha_label(a) for a, _ in groups] + ["teacher saliency (heat strip)"],
+    )
+    t = np.arange(len(series))
+    fig.add_trace(go.Scatter(x=t, y=series, mode="lines", line={"color": "#444", "width": 2}, name="series",
+                             hovertemplate="t=%{x}<br>value %{y:.3f}<extra></extra>"), row=1, col=1)
+    t_curve = _norm(np.asarray(curves[tid], dtype=float))
+    for i, (a, _methods) in enumerate(groups, start=2):
+        fig.add_trace(go.Scatter(
+            x=t, y=t_curve, mode="lines", line={"color": TEACHER_COLOUR, "dash": "dash", "width": 1.5},
+            name=f"teacher ({tid})", legendgroup="teacher", showlegend=i == 2,
+            hovertemplate="teacher<br>t=%{x}<br>rel. importance %{y:.3f}<extra></extra>",
+        ), row=i, col=1)
+        sel = students[students["alpha"].isna()] if a is None else students[students["alpha"] == a]
+        dashes = ["solid", "dot", "dashdot", "longdash"]
+        for j, (_, row) in enumerate(sel.iterrows()):
+            mid = str(row["model_id"])
+            fig.add_trace(go.Scatter(
+                x=t, y=_norm(np.asarray(curves[mid], dtype=float)), mode="lines",
+                line={"color": alpha_colour(row["alpha"], method=row["method"]), "dash": dashes[j % 4], "width": 2},
+                name=f"{row['arch']} {alpha_label(row['alpha'], row['method'])}",
+                hovertemplate=f"{mid}<br>t=%{{x}}<br>rel. importance %{{y:.3f}}<extra></extra>",
+            ), row=i, col=1)
+    fig.add_trace(go.Heatmap(z=t_curve[None, :], x=t, colorscale=MAP_SCALE, showscale=False,
+                             hovertemplate="t=%{x}<br>teacher rel. importance %{z:.3f}<extra></extra>"),
+                  row=n_panels + 2, col=1)
+    fig.update_yaxes(showticklabels=False, row=n_panels + 2, col=1)
+    fig.update_xaxes(title_text="time step", row=n_panels + 2, col=1)
+    fig.update_layout(title=title or None, height=260 + 170 * n_panels, margin={"l": 50, "r": 20, "t": 70, "b": 40},
+                      legend={"orientation": "h", "y": -0.08})
+    return fig
+
+
+def segment_bars(vectors: Mapping[str, np.ndarray], models: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """Segment (part) importance per model as grouped bars, each vector scaled to sum to 1."""
+    fig = go.Figure()
+    for _, row in models.iterrows():
+        mid = str(row["model_id"])
+        v = np.nan_to_num(np.asarray(vectors[mid], dtype=float))
+        v = v / v.sum() if v.sum() > 0 else v
+        name = "teacher" if row["role"] == "teacher" else f"{row['arch']} {alpha_label(row['alpha'], row['method'])}"
+        fig.add_trace(go.Bar(
+            x=[f"S{k + 1}" for k in range(len(v))], y=v, name=name,
+            marker_color=alpha_colour(row["alpha"], role=row["role"], method=row["method"]),
+            hovertemplate=f"{mid}<br>%{{x}}: share %{{y:.3f}}<extra></extra>",
+        ))
+    fig.update_layout(barmode="group", title=title or None, yaxis_title="share of attribution",
+                      xaxis_title="segment", height=380, margin={"t": 50, "b": 40})
+    return fig
+
+
+def parts_figure(
+    display: np.ndarray,
+    labels: np.ndarray,
+    topk: Sequence[int],
+    *,
+    importance: np.ndarray | None = None,
+    title: str = "",
+) -> go.Figure:
+    """The parts drawn over the input, the teacher's top-k highlighted (rank in the hover).
+
+    Images: ``display`` (H, W[, 3]) or (C, H, W), ``labels`` (H, W); part boundaries in white, top-k
+    parts tinted. Series: ``display`` (L,), ``labels`` (L,); top-k segments shaded.
+    """
+    labels = np.asarray(labels)
+    rank = {int(p): i + 1 for i, p in enumerate(topk)}
+    if labels.ndim == 1:
+        series = np.asarray(display, dtype=float).ravel()
+        fig = go.Figure(go.Scatter(y=series, mode="lines", line={"color": "#444"}, name="series"))
+        edges = np.flatnonzero(np.diff(labels)) + 1
+        starts = np.r_[0, edges]
+        ends = np.r_[edges, len(labels)]
+        for s, e in zip(starts, ends, strict=True):
+            part = int(labels[s])
+            if part in rank:
+                fig.add_vrect(x0=s - 0.5, x1=e - 0.5, fillcolor="#E69F00", opacity=0.25, line_width=0,
+                              annotation_text=f"#{rank[part]}", annotation_position="top left")
+            else:
+                fig.add_vline(x=s - 0.5, line={"color": "#bbb", "width": 1})
+        fig.update_layout(title=title or None, height=320, xaxis_title="time step", showlegend=False)
+        return fig
+    from skimage.segmentation import find_boundaries
+
+    grey = _to_grey(display)
+    bounds = find_boundaries(labels, mode="inner")
+    tint = np.zeros_like(grey)
+    hover_rank = np.zeros(labels.shape, dtype=int)
+    for p, r in rank.items():
+        tint[labels == p] = 1.0
+        hover_rank[labels == p] = r
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=grey, colorscale="gray", showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(
+        z=np.where(tint > 0, 1.0, np.nan), colorscale=[[0, "#E69F00"], [1, "#E69F00"]], showscale=False,
+        opacity=0.45, customdata=np.stack([labels, hover_rank], axis=-1),
+        hovertemplate="part %{customdata[0]}<br>teacher rank #%{customdata[1]}<extra></extra>",
+    ))
+    fig.add_trace(go.Heatmap(
+        z=np.where(bounds, 1.0, np.nan), colorscale=[[0, "white"], [1, "white"]], showscale=False,
+        opacity=0.9, hoverinfo="skip",
+    ))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title=title or None, height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return fig
+
+
+def _model_label(row: pd.Series) -> str:
+    return "teacher" if row["role"] == "teacher" else alpha_label(row["alpha"], row.get("method"))
+
+
+def focus_bars(summary: pd.DataFrame, *, k: int = 5, title: str = "") -> go.Figure:
+    """Focus ratio per model, grouped by architecture and coloured by α; the teacher's value as a line.
+
+    summary : one row per model with ``model_id, role, arch, alpha, method, focus_ratio, focus_fraction``
+    (means over inputs); the bounded form ``M_in/(M_in+M_out)`` is in the hover.
+    """
+    fig = go.Figure()
+    teacher = summary[summary["role"] == "teacher"]
+    students = summary[summary["role"] != "teacher"]
+    archs = arch_order(list(students["arch"]))
+    for (alpha, method), grp in students.groupby(["alpha", "method"], sort=False, dropna=False):
+        grp = grp.set_index("arch").reindex(archs)
+        fig.add_trace(go.Bar(
+            x=archs, y=grp["focus_ratio"], name=alpha_label(alpha, method),
+            marker_color=alpha_colour(alpha, method=method),
+            customdata=np.stack([grp["focus_fraction"].to_numpy(float), grp["model_id"].astype(str)], axis=-1),
+            hovertemplate="%{customdata[1]}<br>focus ratio %{y:.2f}<br>M_in/(M_in+M_out) %{customdata[0]:.3f}"
+                          "<extra></extra>",
+        ))
+    if len(teacher):
+        t = teacher.iloc[0]
+        fig.add_hline(y=float(t["focus_ratio"]), line={"color": TEACHER_COLOUR, "dash": "dash"},
+                      annotation_text=f"teacher {float(t['focus_ratio']):.2f} "
+                                      f"(bounded {float(t['focus_fraction']):.2f})",
+                      annotation_position="top right")
+    fig.update_layout(barmode="group", title=title or f"Focus on the teacher's top-{k} parts",
+                      yaxis_title="focus ratio M_in / M_out", xaxis_title="student architecture",
+                      height=420, legend_title="distillation", margin={"t": 60})
+    return fig
+
+
+def alignment_bars(summary: pd.DataFrame, *, metric: str, label: str, title: str = "") -> go.Figure:
+    """Mean ``metric`` per student by architecture × α with 95% bootstrap error bars.
+
+    summary : rows per model with ``arch, alpha, method, model_id, <metric>, <metric>_lo, <metric>_hi``.
+    """
+    fig = go.Figure()
+    students = summary[summary["role"] != "teacher"]
+    archs = arch_order(list(students["arch"]))
+    for (alpha, method), grp in students.groupby(["alpha", "method"], sort=False, dropna=False):
+        grp = grp.set_index("arch").reindex(archs)
+        y = grp[metric].to_numpy(float)
+        lo, hi = grp[f"{metric}_lo"].to_numpy(float), grp[f"{metric}_hi"].to_numpy(float)
+        fig.add_trace(go.Bar(
+            x=archs, y=y, name=alpha_label(alpha, method), marker_color=alpha_colour(alpha, method=method),
+            error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - y),
+                     "arrayminus": np.nan_to_num(y - lo)},
+            customdata=np.stack([lo, hi], axis=-1),
+            hovertemplate=f"{label} %{{y:.3f}}<br>95% CI [%{{customdata[0]:.3f}}, %{{customdata[1]:.3f}}]"
+                          "<extra></extra>",
+        ))
+    fig.update_layout(barmode="group", title=title or label, yaxis_title=label, xaxis_title="student architecture",
+                      height=400, legend_title="distillation", margin={"t": 60})
+    return fig
+
+
+def logit_table(summary: pd.DataFrame, *, metric: str = "logit_rho", include_teacher_arch: bool = True) -> pd.DataFrame:
+    """The reference study's layout: rows α (1.0, 0.5, 0.1 …), columns architectures largest first."""
+    students = summary[summary["role"] != "teacher"].copy()
+    students["row"] = [alpha_label(a, m) for a, m in zip(students["alpha"], students["method"], strict=True)]
+    table = students.pivot_table(index="row", columns="arch", values=metric, aggfunc="mean")
+    order_rows = [alpha_label(a, m) for a, m in
+                  sorted({(a, m) for a, m in zip(students["alpha"], students["method"], strict=True)},
+                         key=lambda am: (-(am[0] if not pd.isna(am[0]) else -1), str(am[1])))]
+    return table.reindex(index=list(dict.fromkeys(order_rows)), columns=arch_order(list(table.columns)))
+
+
+def alignment_scatter(summary: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """Logit alignment (x) against attention rank alignment (y), one point per student model."""
+    fig = go.Figure()
+    students = summary[summary["role"] != "teacher"]
+    for (alpha, method), grp in students.groupby(["alpha", "method"], sort=False, dropna=False):
+        fig.add_trace(go.Scatter(
+            x=grp["logit_rho"], y=grp["attention_rho"], mode="markers+text", text=grp["arch"],
+            textposition="top center", name=alpha_label(alpha, method),
+            marker={"size": 12, "color": alpha_colour(alpha, method=method), "line": {"width": 1, "color": "#333"}},
+            customdata=grp["model_id"].astype(str),
+            hovertemplate="%{customdata}<br>logit ρ %{x:.3f}<br>attention ρ %{y:.3f}<extra></extra>",
+        ))
+    fig.update_layout(title=title or "Outputs and explanations co-vary?", xaxis_title="logit alignment (Spearman ρ)",
+                      yaxis_title="attention rank alignment (Spearman ρ)", height=420, legend_title="distillation")
+    return fig

@@ -1,0 +1,165 @@
+"""The active model set: a teacher, its students and a pool of inputs, whatever they came from.
+
+Demo zoos (``assets/zoo/mnist``, ``assets/zoo/gunpoint``) and the user's uploads are all turned into one
+:class:`ModelSet`, so every page draws the same way. Zoos are loaded lazily, once per process, through
+``st.cache_resource`` keyed by the manifest's content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+__all__ = ["DEMO_SETS", "InputPool", "ModelSet", "array_hash", "demo_set"]
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_SETS: dict[str, tuple[str, Path]] = {
+    "demo-image": ("Demo: MNIST digits (image zoo)", ROOT / "assets" / "zoo" / "mnist"),
+    "demo-series": ("Demo: GunPoint (time-series zoo)", ROOT / "assets" / "zoo" / "gunpoint"),
+}
+UPLOADED = "uploaded"
+
+
+def array_hash(*arrays: np.ndarray) -> str:
+    """Short content hash of arrays (shape and dtype included): the input part of cache keys."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class InputPool:
+    """Inputs to explain: ``x`` as displayed (images in [0, 1], (N, C, H, W); series (N, C, L)), labels
+    (N,) or None, and a name per input."""
+
+    x: np.ndarray
+    labels: np.ndarray | None
+    names: tuple[str, ...]
+    source: str = "test split"
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+@dataclass(frozen=True)
+class SetModel:
+    """One model of a set, with what ``compare_models`` needs (id, arch, alpha, module, role, method)."""
+
+    id: str
+    arch: str
+    alpha: float | None
+    module: Any
+    role: str
+    method: str
+    sha256: str
+    params: int = 0
+    test_accuracy: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class ModelSet:
+    """A teacher and students (teacher first), how to normalise inputs, and the default input pool."""
+
+    key: str
+    name: str
+    task: str  # 'image' | 'timeseries'
+    models: tuple[SetModel, ...]
+    input_shape: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    pool: InputPool | None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def teacher(self) -> SetModel:
+        return self.models[0]
+
+    @property
+    def students(self) -> tuple[SetModel, ...]:
+        return self.models[1:]
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        return tuple(f"{m.id}:{m.role}:{m.alpha}:{m.sha256}" for m in self.models)
+
+    def model_input(self, x: np.ndarray) -> np.ndarray:
+        """Normalise displayed inputs for the models: ``(x − mean) / std`` per channel (new float32 array)."""
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(shape)
+        std = np.asarray(self.std, dtype=np.float32).reshape(shape)
+        return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
+
+    def table(self) -> pd.DataFrame:
+        """One row per model: id, role, architecture, α, training method, parameters, test accuracy."""
+        return pd.DataFrame(
+            [
+                {"id": m.id, "role": m.role, "architecture": m.arch, "α": m.alpha, "method": m.method,
+                 "parameters": m.params, "test accuracy": m.test_accuracy}
+                for m in self.models
+            ]
+        )
+
+    def class_name(self, index: int) -> str:
+        return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
+
+
+def _manifest_hash(folder: Path) -> str:
+    manifest = folder / "zoo.json"
+    return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else ""
+
+
+def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> ModelSet:
+    """A :class:`ModelSet` from a ``kdviz.zoo.Zoo`` (teacher first, then the students as listed)."""
+    models = [zoo.teacher, *zoo.students]
+    items = tuple(
+        SetModel(
+            id=str(m.id), arch=str(m.arch), alpha=None if m.alpha is None else float(m.alpha), module=m.module,
+            role="teacher" if i == 0 else "student", method=str(getattr(m, "method", "kd") or "kd"),
+            sha256=str(getattr(m, "sha256", "") or m.id), params=int(getattr(m, "params", 0) or 0),
+            test_accuracy=getattr(m, "test_accuracy", None),
+        )
+        for i, m in enumerate(models)
+    )
+    return ModelSet(
+        key=key, name=name, task=str(zoo.task), models=items, input_shape=tuple(zoo.input_shape),
+        mean=tuple(float(v) for v in zoo.mean), std=tuple(float(v) for v in zoo.std),
+        class_names=tuple(str(c) for c in zoo.class_names), pool=pool,
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_demo(folder: str, manifest_hash: str) -> ModelSet:
+    """Load a demo zoo and its test split once per process (keyed by the manifest's hash)."""
+    from kdviz.data import load_dataset
+    from kdviz.zoo import load_zoo
+
+    zoo = load_zoo(folder)
+    ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
+    names = tuple(f"test #{i} ({ds.class_names[int(y)]})" for i, y in enumerate(ds.y_test))
+    pool = InputPool(x=np.asarray(ds.x_test), labels=np.asarray(ds.y_test), names=names)
+    key = next(k for k, (_, p) in DEMO_SETS.items() if str(p) == folder)
+    for m in [zoo.teacher, *zoo.students]:
+        m.module.eval()
+    return zoo_to_set(zoo, key=key, name=DEMO_SETS[key][0], pool=pool)
+
+
+def demo_set(key: str) -> ModelSet:
+    """The demo zoo ``key`` ('demo-image' | 'demo-series'); ValueError with a fix when it is missing."""
+    _, folder = DEMO_SETS[key]
+    digest = _manifest_hash(folder)
+    if not digest:
+        raise ValueError(
+            f"the demo zoo is missing ({folder.relative_to(ROOT)}/zoo.json not found); build it with "
+            f"`kdviz zoo build {folder.name} --out {folder.relative_to(ROOT)}`."
+        )
+    return _load_demo(str(folder), digest)

@@ -1,0 +1,250 @@
+"""Uploaded checkpoints, zoos and inputs, turned into a :class:`~kdviz.ui.sets.ModelSet`.
+
+Every file gets a status (loaded / why not); a bad file never stops the others. Models are cached with
+``st.cache_resource`` keyed by the file's SHA-256 (and the architecture the user chose), decoded inputs
+with ``st.cache_data`` keyed by content hash and target size.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from kdviz.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
+from kdviz.models import list_models, model_info
+from kdviz.ui.sets import UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
+from kdviz.uploads import UploadError, content_hash
+
+__all__ = ["DataUpload", "FileStatus", "default_normalisation", "fit_pool", "guess_from_filename",
+           "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo"]
+
+CHECKPOINT_TYPES = ["pth", "pt", "bin", "ckpt", "safetensors", "zip"]
+DATA_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "zip", "ts", "csv", "npy"]
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
+_ALPHA_RE = re.compile(r"(?:alpha|a)[=_-]?(\d*\.\d+|\d+)", re.IGNORECASE)
+
+
+@dataclass
+class FileStatus:
+    """What happened to one uploaded checkpoint."""
+
+    name: str
+    digest: str
+    ok: bool
+    message: str
+    loaded: LoadedCheckpoint | None = None
+
+
+@dataclass(frozen=True)
+class DataUpload:
+    """The user's uploaded inputs, kept as bytes so they can be decoded for any model set."""
+
+    kind: str  # 'images' | 'image_folder' | 'series'
+    files: tuple[tuple[str, bytes], ...]
+
+
+def guess_from_filename(name: str) -> dict[str, Any]:
+    """Prefill from a file name like ``resnet18_alpha0.5.pth``: architecture, α, role, label."""
+    stem = Path(name).name
+    for suffix in (".safetensors", ".pth", ".pt", ".bin", ".ckpt"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    arch = None
+    for candidate in sorted(list_models(), key=len, reverse=True):
+        if re.search(rf"(^|[_\-. ]){re.escape(candidate)}($|[_\-. ])", stem.lower()):
+            arch = candidate
+            break
+    m = _ALPHA_RE.search(stem)
+    alpha = float(m.group(1)) if m and 0.0 <= float(m.group(1)) <= 1.0 else None
+    role = "teacher" if "teacher" in stem.lower() else "student"
+    return {"label": stem, "arch": arch, "alpha": alpha, "role": role}
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _load_cached(digest: str, arch: str | None, _data: bytes) -> LoadedCheckpoint:
+    return load_checkpoint(_data, arch=arch)
+
+
+def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) -> FileStatus:
+    """Load one checkpoint (cached by content hash and arch); a failure becomes a status, never an exception."""
+    digest = content_hash(data)
+    try:
+        ck = _load_cached(digest, arch, data)
+    except (CheckpointError, UploadError, ValueError) as err:
+        return FileStatus(name, digest, False, str(err))
+    except Exception as err:  # noqa: BLE001 - any other failure of a hostile file is reported, not raised
+        return FileStatus(name, digest, False, f"could not be read ({type(err).__name__}: {err})")
+    note = f"{ck.arch}, {ck.num_classes} classes, {ck.in_channels} input channel(s), {ck.params / 1e6:.2f} M parameters"
+    if ck.warnings:
+        note += " — " + "; ".join(ck.warnings)
+    return FileStatus(name, digest, True, note, ck)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
+    from kdviz.safezip import extract_zip
+    from kdviz.uploads import upload_workspace
+    from kdviz.zoo import load_zoo
+
+    with upload_workspace() as folder:
+        extract_zip(_data, folder)
+        manifests = sorted(folder.rglob("zoo.json"))
+        if not manifests:
+            raise UploadError("the zip has no zoo.json; upload checkpoint files instead, or a zoo folder zipped.")
+        zoo = load_zoo(manifests[0].parent)
+    pool = None
+    try:
+        from kdviz.data import load_dataset
+
+        ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
+        pool = InputPool(np.asarray(ds.x_test), np.asarray(ds.y_test),
+                         tuple(f"test #{i}" for i in range(len(ds.y_test))))
+    except (ValueError, OSError):
+        pool = None
+    return zoo_to_set(zoo, key=UPLOADED, name=f"Uploaded zoo: {zoo.name}", pool=pool)
+
+
+def load_uploaded_zoo(name: str, data: bytes) -> tuple[ModelSet | None, str]:
+    """A zoo zip (with ``zoo.json``) as a model set, or None and why not."""
+    try:
+        return _zoo_cached(content_hash(data), data), "zoo loaded"
+    except Exception as err:  # noqa: BLE001 - reported to the user, the app keeps running
+        return None, f"{name}: {err}"
+
+
+def default_normalisation(arch: str, in_channels: int) -> tuple[tuple[int, int] | None, tuple[float, ...], tuple[float, ...]]:
+    """Input size and mean/std defaults: ImageNet for torchvision models, CIFAR for CIFAR ResNets."""
+    family = model_info(arch).family
+    if family == "timeseries":
+        return None, (0.0,) * in_channels, (1.0,) * in_channels
+    if family == "torchvision":
+        size, mean, std = (224, 224), IMAGENET_MEAN, IMAGENET_STD
+    else:
+        size, mean, std = (32, 32), CIFAR_MEAN, CIFAR_STD
+    if in_channels != 3:
+        mean, std = (float(np.mean(mean)),) * in_channels, (float(np.mean(std)),) * in_channels
+    return size, mean, std
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size: tuple[int, ...] | None,
+            ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Decode uploads to (x, labels, names, class_names, warnings) for ``channels`` and ``size``."""
+    from kdviz.imageio import load_image, load_image_folder
+    from kdviz.seriesio import load_series
+
+    mode = "L" if channels == 1 else "RGB"
+    notes: list[str] = []
+    if kind == "image_folder":
+        folder = load_image_folder(files[0][1], mode=mode, size=size)
+        return (folder.images, folder.labels, tuple(Path(f).name for f in folder.files), folder.class_names,
+                tuple(folder.warnings))
+    if kind == "images":
+        arrays = []
+        for name, data in files:
+            img = load_image(data, name=name, mode=mode, size=size)
+            arrays.append(img.array)
+            notes.extend(img.warnings)
+        return np.stack(arrays), None, tuple(n for n, _ in files), (), tuple(notes)
+    xs, labels, names, classes = [], [], [], ()
+    for name, data in files:
+        s = load_series(data, name=name)
+        xs.append(s.x)
+        names.extend(f"{name} #{i}" for i in range(len(s.x)))
+        labels.append(s.labels)
+        classes = classes or s.class_names
+        notes.extend(s.warnings)
+    x = np.concatenate(xs) if len(xs) > 1 else xs[0]
+    lab = np.concatenate(labels) if all(v is not None for v in labels) else None
+    return x, lab, tuple(names), tuple(classes), tuple(notes)
+
+
+def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
+    """Classify uploaded data files: several images, one ImageFolder zip, or series files."""
+    exts = {Path(n).suffix.lower() for n, _ in files}
+    if exts <= {".png", ".jpg", ".jpeg", ".bmp", ".webp"}:
+        return DataUpload("images", tuple(files))
+    if exts == {".zip"}:
+        if len(files) > 1:
+            raise UploadError("upload one ImageFolder zip at a time.")
+        return DataUpload("image_folder", tuple(files))
+    if exts <= {".ts", ".csv", ".npy"}:
+        return DataUpload("series", tuple(files))
+    raise UploadError("upload either images (png/jpg, or one zip ImageFolder) or series (.ts, .csv, .npy), "
+                      "not a mix.")
+
+
+def decode_data(upload: DataUpload, *, channels: int, size: tuple[int, int] | None) -> tuple[InputPool, tuple[str, ...], tuple[str, ...]]:
+    """Inputs for a model set: images converted to ``channels`` and resized to ``size``; series as they are."""
+    x, labels, names, classes, notes = _decode(upload.kind, upload.files, channels,
+                                               None if upload.kind == "series" else size)
+    return InputPool(x, labels, names, source="uploaded"), classes, notes
+
+
+def fit_pool(upload: DataUpload, mset: ModelSet) -> tuple[np.ndarray, list[str]]:
+    """The uploaded inputs shaped for ``mset`` (images to its channels and size; series checked)."""
+    channels = mset.input_shape[0]
+    if mset.task == "image":
+        if upload.kind == "series":
+            raise UploadError("the uploaded inputs are series but this model set takes images.")
+        pool, _, _ = decode_data(upload, channels=channels, size=tuple(mset.input_shape[1:]))
+        return pool.x, list(pool.names)
+    if upload.kind != "series":
+        raise UploadError("the uploaded inputs are images but this model set takes series.")
+    from kdviz.seriesio import check_series_fits
+
+    pool, _, _ = decode_data(upload, channels=channels, size=None)
+    check_series_fits(pool.x, in_channels=channels)
+    return pool.x, list(pool.names)
+
+
+def build_set(statuses: list[FileStatus], table: pd.DataFrame, *, size: tuple[int, int] | None,
+              mean: tuple[float, ...], std: tuple[float, ...], pool: InputPool | None,
+              class_names: tuple[str, ...]) -> tuple[ModelSet, list[str]]:
+    """A model set from loaded files and the edited table (columns file, label, role, architecture, α).
+
+    Returns the set and problems (files left out). ValueError when no teacher can be chosen.
+    """
+    by_name = {s.name: s for s in statuses if s.ok and s.loaded is not None}
+    rows = [r for _, r in table.iterrows() if r["file"] in by_name]
+    if not rows:
+        raise ValueError("no checkpoint loaded; fix the files marked ✗ above.")
+    teachers = [r for r in rows if r["role"] == "teacher"]
+    teacher_row = teachers[0] if teachers else max(rows, key=lambda r: by_name[r["file"]].loaded.params)
+    t = by_name[teacher_row["file"]].loaded
+    problems: list[str] = []
+    if len(teachers) > 1:
+        problems.append(f"several rows are marked teacher; using {teacher_row['label']}.")
+    models: list[SetModel] = []
+    for r in [teacher_row] + [r for r in rows if r is not teacher_row]:
+        ck = by_name[r["file"]].loaded
+        if (ck.num_classes, ck.in_channels) != (t.num_classes, t.in_channels):
+            problems.append(f"{r['file']}: {ck.num_classes} classes / {ck.in_channels} channels, but the teacher has "
+                            f"{t.num_classes} / {t.in_channels}; left out.")
+            continue
+        alpha = r["α"]
+        models.append(SetModel(
+            id=str(r["label"]) or r["file"], arch=ck.arch, alpha=None if pd.isna(alpha) else float(alpha),
+            module=ck.module, role="teacher" if r is teacher_row else "student", method="kd",
+            sha256=ck.sha256, params=ck.params,
+        ))
+    ids = [m.id for m in models]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"labels must be unique, got {ids}; edit the label column.")
+    task = "timeseries" if model_info(t.arch).input_kind == "series" else "image"
+    if task == "image":
+        assert size is not None
+        shape: tuple[int, ...] = (t.in_channels, *size)
+    else:
+        shape = (t.in_channels, int(pool.x.shape[-1]) if pool is not None else 0)
+    names = class_names if len(class_names) == t.num_classes else tuple(str(i) for i in range(t.num_classes))
+    mset = ModelSet(key=UPLOADED, name="Uploaded models", task=task, models=tuple(models), input_shape=shape,
+                    mean=tuple(mean), std=tuple(std), class_names=names, pool=pool, notes=tuple(problems))
+    return mset, problems

@@ -1,0 +1,38 @@
+"""Alignment: attention rank alignment and logit alignment by architecture × α, and how they co-vary."""
+
+import streamlit as st
+
+from kdviz.metrics import format_metric
+from kdviz.plots import alignment_bars, alignment_scatter, logit_table
+from kdviz.ui.compute import compare, summarise
+from kdviz.ui.sidebar import render_sidebar
+from kdviz.ui.widgets import active_set, alpha_filter, chart, choose_inputs, guard, numbers_table
+
+settings = render_sidebar()  # the shared sidebar; its values persist across pages
+st.title("Alignment")
+with guard("compute the alignment"):
+    mset = active_set(settings)
+    st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)}. Attention rank "
+               "alignment = Spearman ρ of part importances to the teacher; logit alignment = Spearman ρ of logits. "
+               "Means over the chosen inputs with 95% bootstrap intervals.")
+    display, labels, names = choose_inputs(mset, settings, key="al", many=True, default_n=16)
+    show = alpha_filter(mset, key="al_alpha")
+    comp = compare(mset, display, labels, names, settings)
+    summary = summarise(comp.frame[comp.frame["model_id"].isin(show)], ci=True)
+    left, right = st.columns(2)
+    with left:
+        chart(alignment_bars(summary, metric="attention_rho", label="attention rank alignment (ρ)"),
+              name="attention_alignment")
+    with right:
+        chart(alignment_bars(summary, metric="logit_rho", label="logit alignment (ρ)"), name="logit_alignment")
+    left, right = st.columns([2, 3])
+    with left:
+        st.subheader("Logit alignment table")
+        st.caption("Rows α, columns student architecture (as in the reference study).")
+        table = logit_table(summary)
+        st.dataframe(table.map(format_metric), key="al_logit_table")
+        st.download_button("Download table (CSV)", table.to_csv().encode(), "logit_alignment.csv", "text/csv")
+    with right:
+        chart(alignment_scatter(summary), name="alignment_scatter")
+    with st.expander("Numbers", expanded=True):
+        numbers_table(summary, key="al_numbers")

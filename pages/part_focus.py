@@ -1,0 +1,33 @@
+"""Part focus: the parts over the input with the teacher's top-k, and each model's focus ratio."""
+
+import streamlit as st
+
+from kdviz.plots import focus_bars, parts_figure
+from kdviz.ui.compute import compare, summarise
+from kdviz.ui.sidebar import render_sidebar
+from kdviz.ui.widgets import active_set, alpha_filter, chart, choose_inputs, guard, numbers_table
+
+settings = render_sidebar()  # the shared sidebar; its values persist across pages
+st.title("Part focus")
+with guard("compute the part focus"):
+    mset = active_set(settings)
+    parts = settings.parts_for(mset.task)
+    st.caption(f"{mset.name} · {settings.method_label} · parts {parts} · k = {settings.k}. Focus ratio = "
+               "the model's attribution mass inside the teacher's top-k parts / the mass outside.")
+    display, labels, names = choose_inputs(mset, settings, key="pf", many=True, default_n=8)
+    show = alpha_filter(mset, key="pf_alpha")
+    comp = compare(mset, display, labels, names, settings)
+    left, right = st.columns([2, 3])
+    with left:
+        i = st.selectbox("Input drawn", range(len(names)), format_func=lambda j: names[j], key="pf_input")
+        base = display[i] if mset.task == "image" else display[i].mean(axis=0)
+        chart(parts_figure(base, comp.part_labels[i], comp.teacher_topk[i],
+                           title=f"{parts} — teacher's top-{settings.k} highlighted"), name="parts")
+    frame = comp.frame[comp.frame["model_id"].isin(show)]
+    summary = summarise(frame)
+    with right:
+        chart(focus_bars(summary, k=settings.k,
+                         title=f"Focus on the teacher's top-{settings.k} parts (mean over {len(names)} inputs)"),
+              name="focus_ratio")
+    with st.expander("Numbers", expanded=True):
+        numbers_table(summary.drop(columns=["ssim", "pearson"]), key="pf_numbers")

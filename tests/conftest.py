@@ -1,0 +1,44 @@
+"""Shared fixtures for the UI tests: cheap, non-autouse; models are built once per module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+ZOOS = {"demo-image": ROOT / "assets" / "zoo" / "mnist", "demo-series": ROOT / "assets" / "zoo" / "gunpoint"}
+
+
+def require_zoo(key: str) -> None:
+    """Skip when a demo zoo has not been built into assets/ (it ships with the repository)."""
+    if not (ZOOS[key] / "zoo.json").is_file():
+        pytest.skip(f"demo zoo {ZOOS[key]} not built")
+
+
+@pytest.fixture(scope="module")
+def tiny_image_set():
+    """A random 3-model image set (CIFAR ResNets on 8 MNIST digits) as the dashboard's ModelSet."""
+    import torch
+
+    from kdviz.data import load_dataset
+    from kdviz.models import create_model
+    from kdviz.ui.sets import InputPool, ModelSet, SetModel
+
+    torch.manual_seed(0)
+    ds = load_dataset("mnist")
+    specs = [("resnet14", None, "teacher"), ("resnet8", 1.0, "student"), ("resnet8", 0.1, "student")]
+    models = tuple(
+        SetModel(f"{arch}_{role}_{alpha}", arch, alpha, create_model(arch, num_classes=10, in_channels=1).eval(),
+                 role, "kd", f"tiny{i}", 0, None)
+        for i, (arch, alpha, role) in enumerate(specs)
+    )
+    pool = InputPool(ds.x_test[:8], ds.y_test[:8], tuple(f"test #{i}" for i in range(8)))
+    return ModelSet("uploaded", "tiny", "image", models, (1, 28, 28), ds.mean, ds.std, ds.class_names, pool)
+
+
+@pytest.fixture(scope="session")
+def app_path() -> str:
+    """Path of the dashboard's entry file, for ``AppTest.from_file``."""
+    return APP
