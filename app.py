@@ -6,12 +6,12 @@ st.set_page_config(page_title="kdviz — where distilled models look", page_icon
 
 # One entry per page; add a page by adding a line here.
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/models.py", title="Models", icon="🧩"),
-    st.Page("pages/attention_maps.py", title="Attention maps", icon="🖼️"),
-    st.Page("pages/temporal_saliency.py", title="Temporal saliency", icon="📈"),
-    st.Page("pages/part_focus.py", title="Part focus", icon="🎯"),
-    st.Page("pages/alignment.py", title="Alignment", icon="🔗"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+    st.Page("pages/attention_maps.py", title="Attention maps", icon=":material/image:"),
+    st.Page("pages/temporal_saliency.py", title="Temporal saliency", icon=":material/show_chart:"),
+    st.Page("pages/part_focus.py", title="Part focus", icon=":material/center_focus_strong:"),
+    st.Page("pages/alignment.py", title="Alignment", icon=":material/compare_arrows:"),
 ]
 
 # Each page draws the shared sidebar itself (kdviz.ui.sidebar.render_sidebar), so a page works the same

@@ -16,12 +16,12 @@ Two demo model sets ship with the app (MNIST digits with CIFAR-style ResNets, Gu
 1D CNNs); pick one in the sidebar, or upload your own checkpoints on the Models page.
 """
 )
-st.page_link("pages/models.py", label="Models — the active teacher and students; upload your own", icon="🧩")
+st.page_link("pages/models.py", label="Models — the active teacher and students; upload your own", icon=":material/model_training:")
 st.page_link("pages/attention_maps.py", label="Attention maps — a grid of maps, teacher first, by architecture × α",
-             icon="🖼️")
-st.page_link("pages/temporal_saliency.py", label="Temporal saliency — saliency curves over a time series", icon="📈")
-st.page_link("pages/part_focus.py", label="Part focus — mass inside the teacher's top-k parts", icon="🎯")
-st.page_link("pages/alignment.py", label="Alignment — attention vs logit alignment by architecture × α", icon="🔗")
+             icon=":material/image:")
+st.page_link("pages/temporal_saliency.py", label="Temporal saliency — saliency curves over a time series", icon=":material/show_chart:")
+st.page_link("pages/part_focus.py", label="Part focus — mass inside the teacher's top-k parts", icon=":material/center_focus_strong:")
+st.page_link("pages/alignment.py", label="Alignment — attention vs logit alignment by architecture × α", icon=":material/compare_arrows:")
 st.caption("Definitions follow DESIGN.md: focus ratio = M_in / M_out on the teacher's top-k parts; "
            "undefined values (e.g. ρ of a constant map) are shown as “undefined”.")
 

@@ -8,13 +8,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-ZOOS = {"demo-image": ROOT / "assets" / "zoo" / "mnist", "demo-series": ROOT / "assets" / "zoo" / "gunpoint"}
 
 
-def require_zoo(key: str) -> None:
-    """Skip when a demo zoo has not been built into assets/ (it ships with the repository)."""
-    if not (ZOOS[key] / "zoo.json").is_file():
-        pytest.skip(f"demo zoo {ZOOS[key]} not built")
+@pytest.fixture(scope="session")
+def require_zoo():
+    """``require_zoo(key)`` skips when a demo zoo is not built (it ships in assets/zoo; KDVIZ_DEMO_ZOOS can
+    point elsewhere)."""
+
+    def check(key: str) -> None:
+        from kdviz.ui.sets import demo_folder
+
+        if not (demo_folder(key) / "zoo.json").is_file():
+            pytest.skip(f"demo zoo {demo_folder(key)} not built")
+
+    return check
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ Demo zoos (``assets/zoo/mnist``, ``assets/zoo/gunpoint``) and the user's uploads
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,17 @@ import streamlit as st
 __all__ = ["DEMO_SETS", "InputPool", "ModelSet", "array_hash", "demo_set"]
 
 ROOT = Path(__file__).resolve().parents[2]
-DEMO_SETS: dict[str, tuple[str, Path]] = {
-    "demo-image": ("Demo: MNIST digits (image zoo)", ROOT / "assets" / "zoo" / "mnist"),
-    "demo-series": ("Demo: GunPoint (time-series zoo)", ROOT / "assets" / "zoo" / "gunpoint"),
+ZOO_ROOT_ENV = "KDVIZ_DEMO_ZOOS"  # folder holding mnist/ and gunpoint/ (default: assets/zoo)
+DEMO_SETS: dict[str, tuple[str, str]] = {
+    "demo-image": ("Demo: MNIST digits (image zoo)", "mnist"),
+    "demo-series": ("Demo: GunPoint (time-series zoo)", "gunpoint"),
 }
+
+
+def demo_folder(key: str) -> Path:
+    """Folder of demo zoo ``key``: ``$KDVIZ_DEMO_ZOOS/<name>`` or ``assets/zoo/<name>``."""
+    base = Path(os.environ.get(ZOO_ROOT_ENV) or ROOT / "assets" / "zoo")
+    return base / DEMO_SETS[key][1]
 UPLOADED = "uploaded"
 
 
@@ -118,6 +126,17 @@ def _manifest_hash(folder: Path) -> str:
     return hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else ""
 
 
+def _model_hash(m: Any) -> str:
+    """SHA-256 of a zoo model's checkpoint file (the cache key of everything computed from it)."""
+    digest = getattr(m, "sha256", None)
+    if digest:
+        return str(digest)
+    path = Path(getattr(m, "path", "") or "")
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    return f"{m.id}:{id(m.module)}"
+
+
 def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> ModelSet:
     """A :class:`ModelSet` from a ``kdviz.zoo.Zoo`` (teacher first, then the students as listed)."""
     models = [zoo.teacher, *zoo.students]
@@ -125,7 +144,7 @@ def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> Mode
         SetModel(
             id=str(m.id), arch=str(m.arch), alpha=None if m.alpha is None else float(m.alpha), module=m.module,
             role="teacher" if i == 0 else "student", method=str(getattr(m, "method", "kd") or "kd"),
-            sha256=str(getattr(m, "sha256", "") or m.id), params=int(getattr(m, "params", 0) or 0),
+            sha256=_model_hash(m), params=int(getattr(m, "params", 0) or 0),
             test_accuracy=getattr(m, "test_accuracy", None),
         )
         for i, m in enumerate(models)
@@ -138,7 +157,7 @@ def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> Mode
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def _load_demo(folder: str, manifest_hash: str) -> ModelSet:
+def _load_demo(key: str, folder: str, manifest_hash: str) -> ModelSet:
     """Load a demo zoo and its test split once per process (keyed by the manifest's hash)."""
     from kdviz.data import load_dataset
     from kdviz.zoo import load_zoo
@@ -147,7 +166,6 @@ def _load_demo(folder: str, manifest_hash: str) -> ModelSet:
     ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
     names = tuple(f"test #{i} ({ds.class_names[int(y)]})" for i, y in enumerate(ds.y_test))
     pool = InputPool(x=np.asarray(ds.x_test), labels=np.asarray(ds.y_test), names=names)
-    key = next(k for k, (_, p) in DEMO_SETS.items() if str(p) == folder)
     for m in [zoo.teacher, *zoo.students]:
         m.module.eval()
     return zoo_to_set(zoo, key=key, name=DEMO_SETS[key][0], pool=pool)
@@ -155,11 +173,11 @@ def _load_demo(folder: str, manifest_hash: str) -> ModelSet:
 
 def demo_set(key: str) -> ModelSet:
     """The demo zoo ``key`` ('demo-image' | 'demo-series'); ValueError with a fix when it is missing."""
-    _, folder = DEMO_SETS[key]
+    folder = demo_folder(key)
     digest = _manifest_hash(folder)
     if not digest:
         raise ValueError(
-            f"the demo zoo is missing ({folder.relative_to(ROOT)}/zoo.json not found); build it with "
-            f"`kdviz zoo build {folder.name} --out {folder.relative_to(ROOT)}`."
+            f"the demo zoo is missing ({folder}/zoo.json not found); build it with "
+            f"`kdviz zoo build {folder.name} --out {folder}`."
         )
-    return _load_demo(str(folder), digest)
+    return _load_demo(key, str(folder), digest)

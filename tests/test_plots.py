@@ -1,0 +1,104 @@
+"""kdviz.plots: figures carry the data they are given, in the house layout and colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from kdviz import plots
+
+
+def _models() -> pd.DataFrame:
+    rows = [("t", "teacher", "resnet56", 1.0, "ce")]
+    for arch in ("resnet8", "resnet20"):
+        for a in (1.0, 0.1):
+            rows.append((f"{arch}_{a}", "student", arch, a, "kd"))
+    rows.append(("resnet8_sd", "student", "resnet8", 0.5, "kd+sd"))
+    return pd.DataFrame(rows, columns=["model_id", "role", "arch", "alpha", "method"])
+
+
+def _maps(models: pd.DataFrame, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {mid: rng.random((8, 8)) * (i + 1) for i, mid in enumerate(models["model_id"])}
+
+
+def test_colours_and_labels() -> None:
+    assert plots.alpha_colour(1.0, role="teacher") == plots.TEACHER_COLOUR
+    assert plots.alpha_colour(0.1) == plots.ALPHA_COLOURS[0.1] != plots.alpha_colour(1.0)
+    assert plots.alpha_colour(0.5, method="kd+sd") not in plots.ALPHA_COLOURS.values()
+    assert plots.alpha_label(0.5) == "α=0.5" and plots.alpha_label(0.5, "kd+sd") == "α=0.5 +SD"
+    assert plots.alpha_label(None) == "α=—"
+    assert plots.arch_order(["resnet8", "resnet56", "resnet20", "resnet8"]) == ["resnet56", "resnet20", "resnet8"]
+
+
+def test_plotly_config_has_png_download() -> None:
+    cfg = plots.plotly_config("grid")
+    assert cfg["toImageButtonOptions"]["format"] == "png" and cfg["toImageButtonOptions"]["filename"] == "grid"
+
+
+def test_attention_grid_layout_and_scales() -> None:
+    models = _models()
+    maps = _maps(models)
+    image = np.linspace(0, 1, 64).reshape(8, 8)
+    fig = plots.attention_grid(image, maps, models, captions={"t": "TEACHER CAPTION"}, overlay=False)
+    heat = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert [t.name for t in heat][0] == "t"  # teacher first
+    assert len(heat) == len(models)  # map alone: one trace per model
+    assert any(a.text == "TEACHER CAPTION" for a in fig.layout.annotations)
+    assert all(np.nanmax(np.asarray(t.z)) == pytest.approx(1.0) for t in heat)  # per-map scale
+    shared = plots.attention_grid(image, maps, models, overlay=True, shared_scale=True)
+    assert len(shared.data) == 2 * len(models)  # overlay: the grey input under each map
+    assert shared.layout.coloraxis.cmax == pytest.approx(max(m.max() for m in maps.values()))
+    diff = plots.attention_grid(image, maps, models, overlay=False, difference=True)
+    by_name = {t.name: np.asarray(t.z) for t in diff.data}
+    expected = maps["resnet8_0.1"] / maps["resnet8_0.1"].max() - maps["t"] / maps["t"].max()
+    np.testing.assert_allclose(by_name["resnet8_0.1"], expected)
+    assert diff.layout.coloraxis2.cmin == -diff.layout.coloraxis2.cmax
+
+
+def test_series_and_segments() -> None:
+    models = _models()
+    curves = {mid: np.abs(np.sin(np.arange(50) / (i + 2))) for i, mid in enumerate(models["model_id"])}
+    fig = plots.series_saliency(np.sin(np.arange(50) / 5), curves, models)
+    names = [t.name for t in fig.data]
+    assert names[0] == "series" and any(isinstance(t, go.Heatmap) for t in fig.data)
+    assert sum(n.startswith("resnet") for n in names if n) == len(models) - 1
+    vectors = {mid: np.arange(1.0, 6.0) * (i + 1) for i, mid in enumerate(models["model_id"])}
+    bars = plots.segment_bars(vectors, models)
+    assert len(bars.data) == len(models)
+    np.testing.assert_allclose(np.asarray(bars.data[0].y).sum(), 1.0)
+
+
+def test_parts_figure_marks_the_top_k() -> None:
+    labels = np.repeat(np.arange(4), 16).reshape(8, 8)
+    fig = plots.parts_figure(np.zeros((8, 8)), labels, [2, 0])
+    tint = np.asarray(fig.data[1].z, dtype=float)
+    assert np.isfinite(tint[labels == 2]).all() and np.isnan(tint[labels == 1]).all()
+    series = plots.parts_figure(np.zeros(20), np.repeat(np.arange(4), 5), [3])
+    assert [s.x0 for s in series.layout.shapes if s.type == "rect"] == [14.5]
+
+
+def _summary() -> pd.DataFrame:
+    m = _models()
+    rng = np.random.default_rng(1)
+    for c in ("focus_ratio", "focus_fraction", "attention_rho", "logit_rho"):
+        m[c] = rng.random(len(m))
+        m[f"{c}_lo"], m[f"{c}_hi"] = m[c] - 0.1, m[c] + 0.1
+    return m
+
+
+def test_focus_alignment_and_table() -> None:
+    s = _summary()
+    fig = plots.focus_bars(s, k=5)
+    assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].y0 == pytest.approx(s["focus_ratio"][0])
+    assert "M_in/(M_in+M_out)" in fig.data[0].hovertemplate
+    assert list(fig.data[0].x) == ["resnet20", "resnet8"]
+    bars = plots.alignment_bars(s, metric="attention_rho", label="ρ")
+    assert np.allclose(bars.data[0].error_y.array, 0.1)
+    table = plots.logit_table(s)
+    assert list(table.index) == ["α=1", "α=0.5 +SD", "α=0.1"] and list(table.columns) == ["resnet20", "resnet8"]
+    assert table.loc["α=0.1", "resnet8"] == pytest.approx(s.set_index("model_id").loc["resnet8_0.1", "logit_rho"])
+    scatter = plots.alignment_scatter(s)
+    assert sum(len(t.x) for t in scatter.data) == len(s) - 1  # one point per student
