@@ -12,6 +12,7 @@ PAGES = [
     st.Page("pages/temporal_saliency.py", title="Temporal saliency", icon=":material/show_chart:"),
     st.Page("pages/part_focus.py", title="Part focus", icon=":material/center_focus_strong:"),
     st.Page("pages/alignment.py", title="Alignment", icon=":material/compare_arrows:"),
+    st.Page("pages/report.py", title="Report", icon=":material/summarize:"),
 ]
 
 # Each page draws the shared sidebar itself (kdviz.ui.sidebar.render_sidebar), so a page works the same

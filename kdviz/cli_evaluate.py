@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N test inputs")
     p.add_argument("--batch-size", type=int, default=50, help="inputs per batch, the resume unit (default 50)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a busy CPU)")
     p.add_argument("--out", required=True, help="results file (.parquet); the summary CSV goes next to it")
     p.add_argument("--keep-partial", action="store_true", help="keep the finished batches after success")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -49,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from kdviz.report import format_reference_table, logit_table
     from kdviz.zoo import load_zoo
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     partial = out.with_name(out.name + ".partial")
     try:

@@ -9,13 +9,13 @@ import streamlit as st
 from kdviz import report
 from kdviz.attribution import METHODS
 from kdviz.evaluate import evaluate_zoo, load_results
-from kdviz.ui.sets import DEMO_SETS
-from kdviz.ui.sidebar import current_settings
+from kdviz.ui.sets import DEMO_SETS, demo_folder
+from kdviz.ui.sidebar import render_sidebar
 from kdviz.ui.widgets import active_set, chart, guard
 
 RESULT = "kdviz_report_result"
 SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
-settings = current_settings()
+settings = render_sidebar()  # the shared sidebar; its values persist across pages
 
 
 @st.cache_data(show_spinner="Reading results…", max_entries=8)
@@ -33,7 +33,7 @@ def _load_bytes(data: bytes):
 st.title("Report")
 st.caption("Accuracy, focus on the teacher's top parts, attention and logit alignment over a whole test split — "
            "the reference study's views for this zoo. Error bars: 95% bootstrap intervals.")
-shipped = DEMO_SETS[settings.set_key][1] / "results.parquet" if settings.set_key in DEMO_SETS else None
+shipped = demo_folder(settings.set_key) / "results.parquet" if settings.set_key in DEMO_SETS else None
 sources = ([SHIPPED] if shipped is not None and shipped.exists() else []) + [OPEN, RUN]
 source = st.radio("Results", sources, horizontal=True, key="rp_source")
 result = None

@@ -78,8 +78,9 @@ def _download(mgr: MediaFileManager, proto) -> bytes:
 
 
 def test_report_page_draws_shipped_results_and_downloads(tmp_path, monkeypatch, media):
-    synthetic_results(tmp_path)
-    monkeypatch.setitem(sets.DEMO_SETS, "demo-image", ("Demo (synthetic)", tmp_path))
+    (tmp_path / "mnist").mkdir()
+    synthetic_results(tmp_path / "mnist")
+    monkeypatch.setenv(sets.ZOO_ROOT_ENV, str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception, at.exception
     assert at.radio(key="rp_source").value == "Shipped demo results"
@@ -106,7 +107,7 @@ def test_report_page_draws_shipped_results_and_downloads(tmp_path, monkeypatch, 
 
 
 def test_report_page_without_shipped_results_offers_the_other_sources(tmp_path, monkeypatch):
-    monkeypatch.setitem(sets.DEMO_SETS, "demo-image", ("Demo (none)", tmp_path))
+    monkeypatch.setenv(sets.ZOO_ROOT_ENV, str(tmp_path))
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     assert not at.exception, at.exception
     assert at.radio(key="rp_source").options == ["Open a results file", "Run an evaluation"]
