@@ -117,12 +117,16 @@ def bench_cpu(models: list[tuple[str, str, torch.nn.Module]], x: torch.Tensor, n
     return "\n".join(lines)
 
 
-def bench_gpu_resnet50(batch: int, n_steps: int) -> str:
+def bench_gpu_resnet50(batch: int, n_steps: int, device: str = "cuda") -> str:
+    """ResNet-50 throughput, memory and IG completeness in fp32 and bf16 autocast (``device="cpu"`` is only
+    a smoke test of this code path: no memory statistics there)."""
     import torchvision
 
-    if not torch.cuda.is_available():
-        raise SystemExit("--gpu-resnet50 needs a CUDA GPU; none is available here")
-    dev = torch.device("cuda")
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("--gpu-resnet50 needs a CUDA GPU; none is available here (add --device cpu to smoke-test)")
+    sync = torch.cuda.synchronize if cuda else (lambda *a: None)
     torch.manual_seed(0)
     model = torchvision.models.resnet50(weights=None).to(dev).eval()
     gen = torch.Generator(device=dev).manual_seed(0)
@@ -130,33 +134,34 @@ def bench_gpu_resnet50(batch: int, n_steps: int) -> str:
     with torch.no_grad():
         target = model(x).argmax(1)
         gap = (model(x) - model(torch.zeros_like(x))).gather(1, target[:, None]).squeeze(1).float()
+    name_dev = torch.cuda.get_device_name(dev) if cuda else "CPU (smoke test)"
     lines = [
-        f"torchvision ResNet-50 (random weights), batch {batch} at 224×224, IG {n_steps} steps, "
-        f"{torch.cuda.get_device_name(dev)}",
+        f"torchvision ResNet-50 (random weights), batch {batch} at 224×224, IG {n_steps} steps, {name_dev}",
         "",
         "| precision | images/s | seconds | peak GPU memory (GiB) | rows/pass | IG completeness error "
         "(mean / max) | warnings |",
         "| --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for name, ctx in (
-        ("fp32", lambda: torch.autocast("cuda", enabled=False)),
-        ("bf16 autocast", lambda: torch.autocast("cuda", dtype=torch.bfloat16)),
+        ("fp32", lambda: torch.autocast(dev.type, enabled=False)),
+        ("bf16 autocast", lambda: torch.autocast(dev.type, dtype=torch.bfloat16)),
     ):
         kwargs: dict[str, Any] = {"method": "integrated_gradients", "target": target, "device": dev, "n_steps": n_steps}
         with ctx():
             attribute(model, x[:2], **{**kwargs, "target": target[:2]})  # warm-up (cuDNN autotune, allocator)
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(dev)
+        sync()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(dev)
         t0 = time.perf_counter()
         with ctx():
             out = attribute(model, x, **kwargs)
-        torch.cuda.synchronize()
+        sync()
         seconds = time.perf_counter() - t0
-        peak = torch.cuda.max_memory_allocated(dev) / 2**30
+        peak = f"{torch.cuda.max_memory_allocated(dev) / 2**30:.2f}" if cuda else "n/a"
         total = torch.as_tensor(out.raw.reshape(batch, -1).sum(axis=1), device=dev)
         err = ((total - gap).abs() / gap.abs().clamp_min(1e-12)).cpu().numpy()
         lines.append(
-            f"| {name} | {batch / seconds:.1f} | {seconds:.2f} | {peak:.2f} | {out.internal_batch_size} "
+            f"| {name} | {batch / seconds:.1f} | {seconds:.2f} | {peak} | {out.internal_batch_size} "
             f"| {err.mean():.2%} / {err.max():.2%} | {'; '.join(out.warnings) or '—'} |"
         )
     return "\n".join(lines)
@@ -170,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=32, help="IG steps (default 32)")
     parser.add_argument("--gpu-resnet50", action="store_true", help="torchvision ResNet-50 on CUDA, fp32 and bf16")
     parser.add_argument("--batch", type=int, default=32, help="batch for --gpu-resnet50 (default 32)")
+    parser.add_argument("--device", default="cuda", help="device for --gpu-resnet50 (cpu = smoke test only)")
     args = parser.parse_args(argv)
 
     if args.gpu_resnet50:
-        print(bench_gpu_resnet50(args.batch, args.steps))
+        print(bench_gpu_resnet50(args.batch, args.steps, args.device))
         return 0
     models = None if args.random else zoo_models(args.zoo)
     source = f"zoo {args.zoo}"
