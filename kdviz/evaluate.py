@@ -198,9 +198,22 @@ def make_settings(
     return EvalSettings(
         zoo=str(zoo.name), dataset=dataset, method=name, method_params=params, parts=str(parse_parts(parts)),
         k=int(k), limit=None if limit is None else int(limit), n_inputs=int(n), batch_size=int(batch_size),
-        models=tuple((str(m.id), str(getattr(m, "sha256", "") or "")) for m in [teacher, *students]),
+        models=tuple((str(m.id), _sha256(m)) for m in [teacher, *students]),
         target=target,
     )
+
+
+def _sha256(model: Any) -> str:
+    """The model's checkpoint sha256: from the manifest, else hashed from its file (``path``), else ""."""
+    digest = str(getattr(model, "sha256", "") or "")
+    path = getattr(model, "path", None)
+    if not digest and path is not None and Path(path).is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+    return digest
 
 
 def _batch_path(folder: Path, index: int) -> Path:

@@ -1,0 +1,67 @@
+"""``kdviz evaluate`` on a tiny zoo written to disk (random resnet8s, MNIST, a small --limit)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from kdviz.cli import main
+from kdviz.data import load_dataset
+from kdviz.evaluate import read_settings, summary_path
+from kdviz.models import create_model
+from kdviz.zoo import ModelEntry, ZooManifest, save_weights
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("zoo")
+    ds = load_dataset("mnist")
+    entries = []
+    for i, (role, alpha, method) in enumerate((("teacher", 1.0, "ce"), ("student", 1.0, "kd"), ("student", 0.1, "kd"))):
+        torch.manual_seed(i)
+        name = f"m{i}.safetensors"
+        save_weights(create_model("resnet8", num_classes=10, in_channels=1), root / name)
+        entries.append(ModelEntry(
+            id=f"m{i}", role=role, arch="resnet8", alpha=alpha, temperature=4.0, method=method, beta=0.0, tau=None,
+            checkpoint=name, params=0, test_accuracy=0.1, train_seconds=0.0, command="", seed=i,
+        ))
+    manifest = ZooManifest(name="tiny", task="image", dataset="mnist", input_shape=(1, 28, 28), mean=ds.mean,
+                           std=ds.std, class_names=ds.class_names, models=tuple(entries))
+    (root / "zoo.json").write_text(manifest.to_json())
+    return root
+
+
+ARGS = ["--steps", "4", "--parts", "grid:4x4", "--k", "3", "--limit", "4", "--batch-size", "2", "--quiet"]
+
+
+def test_cli_writes_results_summary_and_settings(tiny_zoo, tmp_path, capsys):
+    out = tmp_path / "results.parquet"
+    assert main(["evaluate", "--zoo", str(tiny_zoo), *ARGS, "--out", str(out), "--keep-partial"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 inputs × 3 models" in printed and "logit alignment, rows α" in printed
+    frame = pd.read_parquet(out)
+    assert len(frame) == 12 and set(frame["model_id"]) == {"m0", "m1", "m2"}
+    summary = pd.read_csv(summary_path(out))
+    assert list(summary["model_id"]) == ["m0", "m1", "m2"] and {"accuracy", "focus_ratio_low"} <= set(summary)
+    settings, run = read_settings(out)
+    assert (settings.zoo, settings.method, settings.parts, settings.k, settings.limit) == (
+        "tiny", "integrated_gradients", "grid:4x4", 3, 4)
+    assert settings.method_params["n_steps"] == 4 and all(len(sha) == 64 for _, sha in settings.models)
+    assert run["batches_computed"] == 2
+
+    # a rerun with the same settings reads the kept batches instead of recomputing them
+    assert main(["evaluate", "--zoo", str(tiny_zoo), *ARGS, "--out", str(out)]) == 0
+    assert "(2 batches resumed)" in capsys.readouterr().out
+    assert not (tmp_path / "results.parquet.partial").exists()  # removed after success without --keep-partial
+
+
+def test_cli_reports_bad_options(tiny_zoo, tmp_path, capsys):
+    out = tmp_path / "r.parquet"
+    assert main(["evaluate", "--zoo", str(tiny_zoo), "--parts", "hexagons:3", "--out", str(out)]) == 2
+    assert "parts='hexagons:3'" in capsys.readouterr().err
+    assert main(["evaluate", "--zoo", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "zoo.json" in capsys.readouterr().err
+    assert not out.exists()
