@@ -63,6 +63,7 @@ __all__ = [
     "model_lock",
     "predict_logits",
     "resolve_device",
+    "reused_nonlinearities",
 ]
 
 ParamKind = Literal["int", "float", "choice", "bool"]
@@ -519,7 +520,39 @@ def _run_gradient_shap(model, x, t, p, rows):
     return attr, None
 
 
+def reused_nonlinearities(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """Names of non-linearity modules (ReLU, …) called more than once in one forward pass on ``x[:1]``.
+
+    captum's DeepLIFT hooks each such module and needs it used exactly once: a reused one either raises
+    deep inside captum or silently gives wrong attributions (captum issues #578, #1082, #1104).
+    torchvision ResNets reuse ``self.relu`` in every block.
+    """
+    from captum.attr._core.deep_lift import SUPPORTED_NON_LINEAR
+
+    names = {m: n for n, m in model.named_modules() if type(m) in SUPPORTED_NON_LINEAR}  # captum's own test
+    calls: dict[nn.Module, int] = dict.fromkeys(names, 0)
+
+    def count(module: nn.Module, _inputs: Any) -> None:
+        calls[module] += 1
+
+    handles = [m.register_forward_pre_hook(count) for m in names]
+    try:
+        with torch.no_grad():
+            model(x[:1].detach())
+    finally:
+        for h in handles:
+            h.remove()
+    return [names[m] or type(m).__name__ for m, c in calls.items() if c > 1]
+
+
 def _run_deeplift(model, x, t, p, rows):
+    reused = reused_nonlinearities(model, x)
+    if reused:
+        raise ValueError(
+            f"deeplift needs every non-linearity module used once, but this model reuses {reused[:3]}"
+            f"{' …' if len(reused) > 3 else ''} (e.g. torchvision ResNets); use integrated_gradients or "
+            "gradient_shap for this model"
+        )
     return DeepLift(model).attribute(x, baselines=_baseline(x, p), target=t), None
 
 

@@ -225,6 +225,30 @@ def test_no_hook_left_after_a_failure(image_case) -> None:
         assert no_hooks(model), method
 
 
+class ReusedReLU(nn.Module):
+    """One ReLU module called twice, as torchvision's BasicBlock does: DeepLIFT cannot handle it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(3, 3, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def test_deeplift_refuses_reused_nonlinearities(image_case) -> None:
+    _, x, _ = image_case
+    torch.manual_seed(0)
+    model = ReusedReLU()
+    with pytest.raises(ValueError, match=r"deeplift.*\['relu'\]"):
+        attribute(model, x, method="deeplift", target=0, device="cpu")
+    assert no_hooks(model)
+    assert attribute(model, x, method="integrated_gradients", target=0, device="cpu", n_steps=4).raw.shape == x.shape
+
+
 def test_mode_restored_and_eval_used(image_case) -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.LazyLinear(2))
