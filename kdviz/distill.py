@@ -1,0 +1,449 @@
+"""Distillation recipes: the KD loss, saliency distillation (SD / TSD) and one seeded training loop.
+
+Definitions follow DESIGN.md exactly:
+
+* ``L_KD = α·CE(y, s) + (1−α)·T²·KL(softmax(t/T) ‖ softmax(s/T))`` — α weights the hard-label term
+  (α = 1 is plain cross-entropy, 0.5 mild KD, 0.1 strong KD).
+* occlusion saliency ``sal_k = f_c(x) − f_c(x with part k set to the baseline)``, c = the teacher's class;
+  ``L_SD = τ²·KL(softmax(sal_T/τ) ‖ softmax(sal_S/τ))``; total ``L = L_KD + β·L_SD``.
+
+The loop (:func:`train`) is used by ``kdviz distill`` and by the zoo builder (:mod:`kdviz.zoo`). The test
+split is only *reported* each epoch; the model returned is always the last epoch's.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdviz.data import Dataset
+
+__all__ = [
+    "EpochLog",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate_accuracy",
+    "kd_loss",
+    "occlusion_saliency",
+    "part_masks",
+    "saliency_distillation_loss",
+    "seeded_model",
+    "train",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# Losses
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    targets: torch.Tensor,
+    *,
+    alpha: float,
+    temperature: float,
+) -> torch.Tensor:
+    """``α·CE(y, s) + (1−α)·T²·KL(softmax(t/T) ‖ softmax(s/T))``, averaged over the batch.
+
+    ``teacher_logits`` are detached (no gradient reaches the teacher) and may be ``None`` only when
+    ``alpha == 1`` (plain cross-entropy).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    ce = F.cross_entropy(student_logits, targets)
+    if alpha == 1.0:
+        return ce
+    if teacher_logits is None:
+        raise ValueError(f"teacher_logits is required when alpha < 1 (alpha={alpha})")
+    t = temperature
+    kl = F.kl_div(
+        F.log_softmax(student_logits / t, dim=1),
+        F.log_softmax(teacher_logits.detach() / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    return alpha * ce + (1.0 - alpha) * t * t * kl
+
+
+def part_masks(spatial_shape: tuple[int, ...], parts: int | torch.Tensor) -> torch.Tensor:
+    """Boolean masks ``(K, *spatial_shape)``, one per part.
+
+    ``parts`` is either an int K — K equal time segments for a series (``spatial_shape = (L,)``) or a
+    √K × √K grid for an image (``(H, W)``, K a square) — or an integer label tensor of shape
+    ``spatial_shape`` with values 0 … K−1.
+    """
+    if isinstance(parts, torch.Tensor):
+        if tuple(parts.shape) != tuple(spatial_shape):
+            raise ValueError(f"parts labels have shape {tuple(parts.shape)}, expected {tuple(spatial_shape)}")
+        k = int(parts.max()) + 1
+        return parts.long().unsqueeze(0) == torch.arange(k).view(-1, *([1] * len(spatial_shape)))
+    k = int(parts)
+    if len(spatial_shape) == 1:
+        (length,) = spatial_shape
+        if not 1 <= k <= length:
+            raise ValueError(f"parts must be in [1, {length}] for series of length {length}, got {parts}")
+        labels = torch.tensor(np.repeat(np.arange(k), [len(a) for a in np.array_split(np.arange(length), k)]))
+        return labels.unsqueeze(0) == torch.arange(k).unsqueeze(1)
+    if len(spatial_shape) == 2:
+        g = math.isqrt(k)
+        h, w = spatial_shape
+        if g * g != k or g > min(h, w) or g < 1:
+            raise ValueError(f"parts must be a square number (g×g grid, g ≤ {min(h, w)}) for images, got {parts}")
+        rows = torch.tensor(np.repeat(np.arange(g), [len(a) for a in np.array_split(np.arange(h), g)]))
+        cols = torch.tensor(np.repeat(np.arange(g), [len(a) for a in np.array_split(np.arange(w), g)]))
+        labels = rows.view(-1, 1) * g + cols.view(1, -1)
+        return labels.unsqueeze(0) == torch.arange(k).view(-1, 1, 1)
+    raise ValueError(f"inputs must be (N, C, L) or (N, C, H, W); spatial shape {tuple(spatial_shape)}")
+
+
+def _occluded_batch(
+    x: torch.Tensor, masks: torch.Tensor, baseline: float | torch.Tensor
+) -> torch.Tensor:
+    """``(N·(K+1), C, …)``: each input followed by its K occluded copies."""
+    n, c = x.shape[:2]
+    k = masks.shape[0]
+    base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
+    if base.ndim == 1:  # per-channel baseline
+        base = base.view(1, 1, -1, *([1] * (x.ndim - 2)))
+    m = masks.to(x.device).unsqueeze(1).unsqueeze(0)  # (1, K, 1, *spatial)
+    occluded = torch.where(m, base, x.unsqueeze(1))  # (N, K, C, *spatial)
+    return torch.cat([x.unsqueeze(1), occluded], dim=1).reshape(n * (k + 1), c, *x.shape[2:])
+
+
+def occlusion_saliency(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    parts: int | torch.Tensor,
+    target: torch.Tensor | None = None,
+    baseline: float | torch.Tensor = 0.0,
+) -> torch.Tensor:
+    """Occlusion saliency ``(N, K)``: ``f_c(x) − f_c(x with part k set to baseline)``.
+
+    The input and its K occluded copies go through ``model`` as one batch, so the result is
+    differentiable w.r.t. the model's parameters unless called under ``torch.no_grad()``.
+    ``target`` (N,) is the class c per input; default: the model's own prediction.
+    """
+    masks = part_masks(tuple(x.shape[2:]), parts)
+    k = masks.shape[0]
+    out = model(_occluded_batch(x, masks, baseline)).view(x.shape[0], k + 1, -1)
+    if target is None:
+        target = out[:, 0].argmax(dim=1)
+    picked = out.gather(2, target.view(-1, 1, 1).expand(-1, k + 1, 1)).squeeze(2)  # (N, K+1)
+    return picked[:, :1] - picked[:, 1:]
+
+
+def _sd_kl(sal_teacher: torch.Tensor, sal_student: torch.Tensor, tau: float) -> torch.Tensor:
+    return (tau * tau) * F.kl_div(
+        F.log_softmax(sal_student / tau, dim=1),
+        F.log_softmax(sal_teacher / tau, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+
+
+def saliency_distillation_loss(
+    student: nn.Module,
+    teacher: nn.Module,
+    x: torch.Tensor,
+    *,
+    parts: int | torch.Tensor,
+    tau: float,
+    baseline: float | torch.Tensor = 0.0,
+    teacher_saliency: torch.Tensor | None = None,
+    target: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``L_SD = τ²·KL(softmax(sal_T/τ) ‖ softmax(sal_S/τ))`` with c = the teacher's predicted class.
+
+    The teacher side runs under ``no_grad`` (or is passed precomputed as ``teacher_saliency`` with its
+    ``target``); the student side is differentiable, its K occluded copies evaluated as one batch.
+    """
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    if teacher_saliency is None:
+        with torch.no_grad():
+            logits = teacher(x)
+            target = logits.argmax(dim=1)
+            teacher_saliency = occlusion_saliency(teacher, x, parts=parts, target=target, baseline=baseline)
+    elif target is None:
+        raise ValueError("target (the teacher's classes) is required with teacher_saliency")
+    sal_s = occlusion_saliency(student, x, parts=parts, target=target, baseline=baseline)
+    return _sd_kl(teacher_saliency.detach(), sal_s, tau)
+
+
+@contextmanager
+def _frozen_bn_stats(model: nn.Module) -> Iterator[None]:
+    """Batch-norm keeps using batch statistics but does not fold the occluded copies into its running ones."""
+    saved = [(m, m.momentum) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m, _ in saved:
+        m.momentum = 0.0
+    try:
+        yield
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training recipe. Defaults are the MNIST student recipe; see :func:`default_config`."""
+
+    epochs: int = 6
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.05  # peak learning rate, cosine-annealed to 0 over all steps
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 5e-4
+    alpha: float = 1.0  # weight of the hard-label CE term (kdviz convention); 1.0 = no KD
+    temperature: float = 4.0  # KD temperature T
+    sd_beta: float = 0.0  # weight β of saliency distillation; 0 = off
+    sd_parts: int = 16  # K: image grid cells (a square number) or time segments
+    sd_tau: float = 2.0  # saliency softmax temperature τ
+    sd_images_per_batch: int = 32  # SD costs K+1 forwards per image: apply it to this many per batch
+    augment_shift: int = 0  # images: random shifts of up to this many pixels; 0 = no augmentation
+    max_train: int | None = None  # use only the first n training examples (quick runs)
+    max_test: int | None = None  # report accuracy on the first n test examples (quick runs)
+    seed: int = 0  # shuffling, augmentation and SD subsets (model init: see seeded_model)
+    eval_every: int = 1  # report test accuracy every n epochs (and after the last); reporting only
+    progress: bool = True  # tqdm bar
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.sd_beta < 0:
+            raise ValueError(f"sd_beta must be ≥ 0, got {self.sd_beta}")
+        if not self.sd_tau > 0:
+            raise ValueError(f"sd_tau must be > 0, got {self.sd_tau}")
+
+    @property
+    def method(self) -> str:
+        """'ce', 'kd' or 'kd+sd' — the zoo manifest's vocabulary."""
+        if self.sd_beta > 0:
+            return "kd+sd"
+        return "ce" if self.alpha == 1.0 else "kd"
+
+
+def default_config(data: str, *, role: Literal["teacher", "student"], **overrides: object) -> TrainConfig:
+    """The recipe the shipped zoos use for ``data`` and ``role``; ``overrides`` replace fields."""
+    key = data.lower()
+    if key == "mnist":
+        base = TrainConfig(epochs=8, augment_shift=2) if role == "teacher" else TrainConfig(epochs=5)
+    else:  # UCR series: tiny training sets, Adam as in Fawaz et al. 2019
+        base = TrainConfig(
+            epochs=300 if role == "teacher" else 200,
+            batch_size=16,
+            optimizer="adam",
+            lr=1e-3,
+            weight_decay=0.0,
+            sd_parts=10,
+            sd_images_per_batch=16,
+            eval_every=25,
+        )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    epoch: int
+    loss: float  # mean training loss
+    train_accuracy: float  # on the (possibly augmented) training batches, in train mode
+    test_accuracy: float  # reported only, never used to choose a model; NaN on epochs not evaluated
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    final_test_accuracy: float
+    seconds: float
+    history: tuple[EpochLog, ...] = field(default_factory=tuple)
+
+
+def seeded_model(arch: str, *, seed: int, num_classes: int, in_channels: int) -> nn.Module:
+    """``create_model`` with initial weights fixed by ``seed``, leaving the global RNG untouched."""
+    from kdviz.models import create_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_model(arch, num_classes=num_classes, in_channels=in_channels)
+
+
+def _black_baseline(ds: Dataset) -> torch.Tensor:
+    """Baseline in model-input space: a black pixel for images, the series mean (0) for z-normalised series."""
+    mean = torch.tensor(ds.mean, dtype=torch.float32)
+    std = torch.tensor(ds.std, dtype=torch.float32)
+    return (-mean / std) if ds.task == "image" else torch.zeros_like(mean)
+
+
+def sd_baseline(ds: Dataset) -> torch.Tensor:
+    """The occlusion baseline kdviz's SD uses on ``ds`` (per channel, model-input space)."""
+    return _black_baseline(ds)
+
+
+def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Random translation of each image by up to ``max_shift`` pixels, zero (black) fill."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4)
+    offs = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=gen)
+    return torch.stack([padded[i, :, a : a + h, b : b + w] for i, (a, b) in enumerate(offs.tolist())])
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    out = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    model.train(was_training)
+    return out
+
+
+def evaluate_accuracy(model: nn.Module, ds: Dataset, *, split: Literal["train", "test"] = "test",
+                      limit: int | None = None) -> float:
+    """Top-1 accuracy of ``model`` (put in eval mode for the call) on a split, in [0, 1]."""
+    x = ds.x_test if split == "test" else ds.x_train
+    y = ds.y_test if split == "test" else ds.y_train
+    x, y = x[:limit], y[:limit]
+    logits = _predict(model, torch.from_numpy(ds.model_input(x)))
+    return float((logits.argmax(1).numpy() == y).mean())
+
+
+def train(
+    model: nn.Module,
+    ds: Dataset,
+    config: TrainConfig,
+    *,
+    teacher: nn.Module | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on ``ds``'s training split with ``config``; return the last epoch's numbers.
+
+    With ``alpha < 1`` or ``sd_beta > 0`` a ``teacher`` is required (kept in eval mode, never updated).
+    Without augmentation the teacher's logits and saliencies are computed once per training example.
+    """
+    from tqdm.auto import tqdm
+
+    needs_teacher = config.alpha < 1.0 or config.sd_beta > 0
+    if needs_teacher and teacher is None:
+        raise ValueError(f"teacher is required for alpha={config.alpha}, sd_beta={config.sd_beta}")
+    if config.augment_shift and ds.task != "image":
+        raise ValueError("augment_shift applies to images only")
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(config.seed)
+    x_raw = torch.from_numpy(np.array(ds.x_train[: config.max_train]))
+    y_all = torch.from_numpy(np.array(ds.y_train[: config.max_train]))
+    n = len(y_all)
+    mean = torch.tensor(ds.mean).view(1, -1, *([1] * (x_raw.ndim - 2)))
+    std = torch.tensor(ds.std).view(1, -1, *([1] * (x_raw.ndim - 2)))
+    x_norm = (x_raw - mean) / std
+    baseline = sd_baseline(ds)
+
+    teacher_logits: torch.Tensor | None = None
+    sal_cache: torch.Tensor | None = None
+    sal_done = torch.zeros(n, dtype=torch.bool)
+    if teacher is not None:
+        teacher.eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        if not config.augment_shift and needs_teacher:
+            teacher_logits = _predict(teacher, x_norm)
+            if config.sd_beta > 0:
+                k = part_masks(tuple(x_raw.shape[2:]), config.sd_parts).shape[0]
+                sal_cache = torch.zeros(n, k)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, nesterov=True
+        )
+    else:
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.epochs * steps_per_epoch)
+
+    history: list[EpochLog] = []
+    bar = tqdm(total=config.epochs * steps_per_epoch, disable=not config.progress, leave=False,
+               desc=f"{config.method} α={config.alpha}")
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=gen)
+        total_loss = correct = 0.0
+        lr = opt.param_groups[0]["lr"]
+        for s in range(steps_per_epoch):
+            idx = order[s * config.batch_size : (s + 1) * config.batch_size]
+            if len(idx) < 2 and steps_per_epoch > 1:  # batch-norm needs ≥ 2 examples
+                continue
+            y = y_all[idx]
+            if config.augment_shift:
+                xb = (_shift(x_raw[idx], config.augment_shift, gen) - mean) / std
+            else:
+                xb = x_norm[idx]
+            logits = model(xb)
+            t_logits = None
+            if config.alpha < 1.0:
+                if teacher_logits is not None:
+                    t_logits = teacher_logits[idx]
+                else:
+                    with torch.no_grad():
+                        t_logits = teacher(xb)  # type: ignore[misc]
+            loss = kd_loss(logits, t_logits, y, alpha=config.alpha, temperature=config.temperature)
+            if config.sd_beta > 0:
+                sub = idx[: config.sd_images_per_batch]
+                pos = torch.arange(len(sub))
+                xs = xb[pos]
+                t_sal = target = None
+                if sal_cache is not None and teacher_logits is not None:
+                    todo = sub[~sal_done[sub]]
+                    if len(todo):
+                        with torch.no_grad():
+                            sal_cache[todo] = occlusion_saliency(
+                                teacher, x_norm[todo], parts=config.sd_parts,  # type: ignore[arg-type]
+                                target=teacher_logits[todo].argmax(1), baseline=baseline,
+                            )
+                        sal_done[todo] = True
+                    t_sal, target = sal_cache[sub], teacher_logits[sub].argmax(1)
+                with _frozen_bn_stats(model):
+                    sd = saliency_distillation_loss(
+                        model, teacher, xs, parts=config.sd_parts, tau=config.sd_tau,  # type: ignore[arg-type]
+                        baseline=baseline, teacher_saliency=t_sal, target=target,
+                    )
+                loss = loss + config.sd_beta * sd
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total_loss += float(loss.detach()) * len(idx)
+            correct += float((logits.argmax(1) == y).sum())
+            bar.update(1)
+        due = epoch % max(1, config.eval_every) == 0 or epoch == config.epochs
+        test_acc = evaluate_accuracy(model, ds, limit=config.max_test) if due else float("nan")
+        log = EpochLog(epoch, total_loss / n, correct / n, test_acc, lr, time.perf_counter() - t0)
+        history.append(log)
+        bar.set_postfix(loss=f"{log.loss:.3f}", test=f"{test_acc:.3f}")
+        if config.progress:
+            bar.write(f"epoch {epoch}/{config.epochs} loss {log.loss:.4f} train {log.train_accuracy:.4f} "
+                      f"test {test_acc:.4f} ({log.seconds:.1f}s)")
+    bar.close()
+    model.eval()
+    return TrainResult(history[-1].test_accuracy, time.perf_counter() - start, tuple(history))
