@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="ig",
                    help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default ig)")
     p.add_argument("--steps", type=int, default=32, help="integration steps for ig (default 32)")
+    p.add_argument("--internal-batch-size", type=int, default=0,
+                   help="rows per forward/backward pass for ig (0 = the attribution engine's memory-based choice; "
+                        "on CPU, ~64-256 rows is often faster)")
     p.add_argument("--parts", default=None,
                    help="slic:N, grid:RxC or segments:N (default slic:50 for images, segments:10 for series)")
     p.add_argument("--k", type=int, default=5, help="teacher's top-k parts for focus and overlap (default 5)")
@@ -38,11 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _method_params(method: str, steps: int) -> dict[str, int]:
+def _method_params(method: str, steps: int, rows: int = 0) -> dict[str, int]:
     from kdviz.evaluate import _canonical_method
 
-    spec = METHODS[_canonical_method(method)]
-    return {"n_steps": steps} if any(p.name == "n_steps" for p in spec.params) else {}
+    names = {p.name for p in METHODS[_canonical_method(method)].params}
+    params = {"n_steps": steps} if "n_steps" in names else {}
+    if rows and "internal_batch_size" in names:
+        params["internal_batch_size"] = rows
+    return params
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             dataset = load_dataset(args.data)
         parts = args.parts or ("segments:10" if getattr(zoo, "task", "image") == "timeseries" else "slic:50")
         result = evaluate_zoo(
-            zoo, dataset=dataset, method=args.method, method_params=_method_params(args.method, args.steps),
+            zoo, dataset=dataset, method=args.method, method_params=_method_params(args.method, args.steps, args.internal_batch_size),
             parts=parts, k=args.k, limit=args.limit, batch_size=args.batch_size, device=args.device,
             cache_dir=partial, progress_bar=not args.quiet,
         )

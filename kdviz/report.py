@@ -148,7 +148,8 @@ def _grouped_bars(
         y = rows[col].to_numpy(dtype=float) * scale
         fig.add_trace(go.Bar(
             x=archs, y=y, name=_legend_name(variant), marker_color=_colour(students, variant), error_y=err,
-            text=[format_metric(v, digits=1 if percent else 2) for v in y], textposition="outside",
+            text=[format_metric(v, digits=1 if percent else 2) for v in y], textposition="inside",
+            insidetextanchor="start", textfont={"size": 10},
             hovertemplate="%{x} " + variant + ": %{y:.3f}<extra></extra>",
         ))
     if reference is not None and np.isfinite(reference):
@@ -339,7 +340,7 @@ def _strongest_vs_none(students: pd.DataFrame, col: str, archs: list[str]) -> tu
         separated = float(strong.get(f"{col}_low", np.nan)) > float(base.get(f"{col}_high", np.nan))
         clear += bool(separated)
         trend = " → ".join(format_metric(v, digits=3) for v in rows[col])
-        alphas = "/".join(f"{a:g}" for a in rows["alpha"])
+        alphas = "/".join(variant_label(a).removeprefix("α=") for a in rows["alpha"])
         lines.append(f"{arch} (α {alphas}): {trend}" + (" (intervals separate)" if separated else ""))
     return lines, up, clear, n
 
