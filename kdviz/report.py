@@ -80,15 +80,14 @@ def variant_label(alpha: Any, method: Any = "kd") -> str:
     return f"α={text}" + (" + SD" if sd else "")
 
 
-def _depth(arch: str) -> int:
-    """Trailing number of the arch name (resnet56 -> 56); 0 without one."""
-    m = re.search(r"(\d+)\D*$", arch)
-    return int(m.group(1)) if m else 0
-
-
 def arch_order(summary: pd.DataFrame) -> list[str]:
-    """Architectures of the summary, largest first (``kdviz.plots.arch_order``)."""
-    return _plots_arch_order(summary["arch"].astype(str).tolist())
+    """Architectures of the summary: the teacher's first, then the rest largest first (``kdviz.plots.arch_order``)."""
+    order = _plots_arch_order(summary["arch"].astype(str).tolist())
+    t = _teacher(summary)
+    if t is not None and str(t["arch"]) in order:
+        order.remove(str(t["arch"]))
+        order.insert(0, str(t["arch"]))
+    return order
 
 
 def _students(summary: pd.DataFrame) -> pd.DataFrame:
@@ -356,7 +355,7 @@ def findings(summary: pd.DataFrame) -> list[Finding]:
     students = _students(summary)
     t = _teacher(summary)
     archs = [a for a in arch_order(summary) if a in set(students["arch"].astype(str))]
-    small = [a for a in archs if t is None or _depth(a) < _depth(str(t["arch"]))]
+    small = [a for a in archs if t is None or a != str(t["arch"])]  # students smaller than the teacher
     out = []
     for claim, col, pool in (
         ("Stronger KD (lower α) raises the accuracy of small students", "accuracy", small),
