@@ -135,7 +135,9 @@ def attention_grid(
     def key(r: dict) -> tuple:
         return (None, None) if pd.isna(r["alpha"]) else (float(r["alpha"]), str(r["method"]))
 
-    variants = sorted({key(r) for r in students if not pd.isna(r["alpha"])}, key=lambda v: (-v[0], v[1]))
+    # Columns: α from no KD to strong KD; variants such as saliency distillation after them.
+    variants = sorted({key(r) for r in students if not pd.isna(r["alpha"])},
+                      key=lambda v: ("sd" in v[1], -v[0], v[1]))
     if any(pd.isna(r["alpha"]) for r in students):
         variants.append((None, None))
     n_cols = max(1, len(variants))
@@ -165,9 +167,9 @@ def attention_grid(
         x0 = (c - 1) * (cell_w + h_gap)
         y1 = 1.0 - (r - 1) * (cell_h + v_gap) - title_room
         layout[f"xaxis{sx}"] = {"domain": [x0, x0 + cell_w], "anchor": f"y{sx}", "showticklabels": False,
-                                "showgrid": False, "zeroline": False}
+                                "showgrid": False, "zeroline": False, "ticks": ""}
         layout[f"yaxis{sx}"] = {"domain": [y1 - cell_h, y1], "anchor": f"x{sx}", "showticklabels": False,
-                                "showgrid": False, "zeroline": False, "autorange": "reversed",
+                                "showgrid": False, "zeroline": False, "autorange": "reversed", "ticks": "",
                                 "scaleanchor": f"x{sx}", "constrain": "domain"}
         if c == 1:
             layout[f"yaxis{sx}"].update(title={"text": "teacher" if r == 1 else archs[r - 2], "font": {"size": 12}})
@@ -309,26 +311,26 @@ def parts_figure(
         return fig
     from skimage.segmentation import find_boundaries
 
-    grey = _to_grey(display)
-    bounds = find_boundaries(labels, mode="inner")
-    tint = np.zeros_like(grey)
-    hover_rank = np.zeros(labels.shape, dtype=int)
-    for p, r in rank.items():
-        tint[labels == p] = 1.0
-        hover_rank[labels == p] = r
+    # Small inputs (28×28) are drawn upsampled, so part boundaries are thin lines, not whole pixels.
+    f = max(1, min(8, 320 // max(labels.shape)))
+    up = np.kron(labels, np.ones((f, f), dtype=labels.dtype))
+    grey = np.kron(_to_grey(display), np.ones((f, f)))
+    bounds = find_boundaries(up, mode="inner")
+    top = np.isin(up, list(rank))
+    hover_rank = np.vectorize(lambda p: rank.get(int(p), 0))(up)
     fig = go.Figure()
     fig.add_trace(go.Heatmap(z=grey, colorscale="gray", showscale=False, hoverinfo="skip"))
     fig.add_trace(go.Heatmap(
-        z=np.where(tint > 0, 1.0, np.nan), colorscale=[[0, "#E69F00"], [1, "#E69F00"]], showscale=False,
-        opacity=0.45, customdata=np.stack([labels, hover_rank], axis=-1),
+        z=np.where(top, 1.0, np.nan), colorscale=[[0, "#E69F00"], [1, "#E69F00"]], showscale=False,
+        opacity=0.5, customdata=np.stack([up, hover_rank], axis=-1),
         hovertemplate="part %{customdata[0]}<br>teacher rank #%{customdata[1]}<extra></extra>",
     ))
     fig.add_trace(go.Heatmap(
-        z=np.where(bounds, 1.0, np.nan), colorscale=[[0, "white"], [1, "white"]], showscale=False,
+        z=np.where(bounds, 1.0, np.nan), colorscale=[[0, "#56B4E9"], [1, "#56B4E9"]], showscale=False,
         opacity=0.9, hoverinfo="skip",
     ))
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    fig.update_xaxes(showticklabels=False)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, ticks="", showgrid=False)
+    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
     fig.update_layout(title=title or None, height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10})
     return fig
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from kdviz.metrics import format_metric
-from kdviz.plots import attention_grid
+from kdviz.plots import alpha_label, attention_grid
 from kdviz.ui.compute import compare, summarise
 from kdviz.ui.sidebar import render_sidebar
 from kdviz.ui.widgets import Stop, active_set, alpha_filter, chart, choose_inputs, guard, numbers_table
@@ -30,7 +30,8 @@ with guard("draw the attention maps"):
     frame = comp.frame[comp.frame["model_id"].isin(show)].copy()
     frame["pred_name"] = [mset.class_name(int(p)) for p in frame["pred"]]
     captions = {
-        r.model_id: (f"<b>{'teacher ' + r.arch if r.role == 'teacher' else r.arch}</b> · "
+        r.model_id: (f"<b>{'teacher ' + r.arch if r.role == 'teacher' else r.arch + ' ' + alpha_label(r.alpha, r.method)}"
+                     "</b> · "
                      f"pred {r.pred_name} ({r.confidence:.0%})<br>ρ {format_metric(r.attention_rho)} · "
                      f"focus {format_metric(r.focus_ratio)}")
         for r in frame.itertuples()

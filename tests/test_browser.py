@@ -21,8 +21,9 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync"]
-# url path -> number of Plotly charts the page draws on the demo image zoo (0: none expected)
-PAGES = {"": 0, "models": 0, "attention_maps": 1, "part_focus": 2, "alignment": 3}
+# navigation label -> (screenshot name, Plotly charts the page draws on the demo image zoo)
+PAGES = {"Home": ("home", 0), "Models": ("models", 0), "Attention maps": ("attention_maps", 1),
+         "Part focus": ("part_focus", 2), "Alignment": ("alignment", 3), "Temporal saliency": ("temporal_saliency", 0)}
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +47,7 @@ def server():
     log = open(ARTIFACTS / "streamlit.log", "w")  # noqa: SIM115 - closed in the finaliser below
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--browser.gatherUsageStats", "false"],
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -70,6 +71,20 @@ def server():
     log.close()
 
 
+def _settle(page) -> None:
+    """Wait until Streamlit has finished running the script (its status widget disappears)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the sidebar select box labelled ``label``."""
+    box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text=label)
+    box.click()
+    page.get_by_role("option", name=option, exact=True).click()
+    _settle(page)
+
+
 def test_every_page_in_chromium(server: str) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -78,22 +93,28 @@ def test_every_page_in_chromium(server: str) -> None:
     has_zoo = (demo_folder("demo-image") / "zoo.json").is_file()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
         try:
-            for path, n_charts in PAGES.items():
-                page.goto(f"{server}/{path}", wait_until="domcontentloaded")
-                page.wait_for_selector('[data-testid="stSidebar"] [data-testid="stSelectbox"]', timeout=90_000)
+            start = time.monotonic()
+            page.goto(server, wait_until="domcontentloaded")
+            page.wait_for_selector("h1", timeout=60_000)
+            (ARTIFACTS / "first_page_seconds.txt").write_text(f"{time.monotonic() - start:.2f}\n")
+            page.wait_for_selector('[data-testid="stSidebar"] [data-testid="stSelectbox"]', timeout=90_000)
+            _settle(page)
+            _choose(page, "Method", "Saliency")  # cheap method: the test checks rendering, not speed
+            for label, (name, n_charts) in PAGES.items():
+                # Navigate inside the app (not page.goto), so the session and its sidebar choices persist.
+                page.locator('[data-testid="stSidebarNav"] a').filter(has_text=label).first.click()
+                _settle(page)
                 if n_charts and has_zoo:
                     page.wait_for_function(
                         f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n_charts}",
-                        timeout=120_000,
+                        timeout=180_000,
                     )
-                page.wait_for_timeout(500)
-                # Streamlit shows a running indicator while the script runs; wait for it to go.
-                page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=120_000)
-                page.screenshot(path=str(ARTIFACTS / f"page_{path or 'home'}.png"), full_page=True)
-                assert page.locator('[data-testid="stException"]').count() == 0, f"exception on /{path}"
+                    page.wait_for_timeout(500)
+                page.screenshot(path=str(ARTIFACTS / f"page_{name}.png"), full_page=True)
+                assert page.locator('[data-testid="stException"]').count() == 0, f"exception on {label}"
                 if n_charts and has_zoo:
-                    assert page.locator(".js-plotly-plot").count() >= n_charts, path
+                    assert page.locator(".js-plotly-plot").count() >= n_charts, label
         finally:
             browser.close()
