@@ -249,7 +249,7 @@ def default_config(data: str, *, role: Literal["teacher", "student"], **override
     """The recipe the shipped zoos use for ``data`` and ``role``; ``overrides`` replace fields."""
     key = data.lower()
     if key == "mnist":
-        base = TrainConfig(epochs=8, augment_shift=2) if role == "teacher" else TrainConfig(epochs=5)
+        base = TrainConfig(epochs=8, augment_shift=2) if role == "teacher" else TrainConfig(epochs=3, sd_images_per_batch=16)
     else:  # UCR series: tiny training sets, Adam as in Fawaz et al. 2019
         base = TrainConfig(
             epochs=300 if role == "teacher" else 200,
@@ -441,7 +441,7 @@ def train(
         log = EpochLog(epoch, total_loss / n, correct / n, test_acc, lr, time.perf_counter() - t0)
         history.append(log)
         bar.set_postfix(loss=f"{log.loss:.3f}", test=f"{test_acc:.3f}")
-        if config.progress:
+        if config.progress and due:
             bar.write(f"epoch {epoch}/{config.epochs} loss {log.loss:.4f} train {log.train_accuracy:.4f} "
                       f"test {test_acc:.4f} ({log.seconds:.1f}s)")
     bar.close()
