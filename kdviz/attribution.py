@@ -103,16 +103,18 @@ class ParamSpec:
             if value not in self.choices:
                 raise ValueError(f"{where}{self.name}={value!r} is not one of {list(self.choices)}")
             return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}{self.name} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise ValueError(f"{where}{self.name} must be a finite number, got {value!r}")
         if self.kind == "int":
-            if isinstance(value, bool) or not float(value).is_integer():
+            if not number.is_integer():
                 raise ValueError(f"{where}{self.name} must be an integer, got {value!r}")
-            value = int(value)
+            value = int(number)
         else:
-            if isinstance(value, bool):
-                raise ValueError(f"{where}{self.name} must be a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"{where}{self.name} must be finite, got {value!r}")
+            value = number
         if self.min is not None and value < self.min:
             raise ValueError(f"{where}{self.name}={value} is below its minimum {self.min}")
         if self.max is not None and value > self.max:

@@ -310,6 +310,12 @@ def test_bad_method_and_params_name_the_option(image_case) -> None:
         attribute(model, x, method="integrated_gradients", target=t, n_steps=1)
     with pytest.raises(ValueError, match="baseline"):
         attribute(model, x, method="integrated_gradients", target=t, baseline="ones")
+    with pytest.raises(ValueError, match="n_steps"):
+        attribute(model, x, method="integrated_gradients", target=t, n_steps="many")
+    with pytest.raises(ValueError, match="stdevs"):
+        attribute(model, x, method="smoothgrad", target=t, stdevs=float("nan"))
+    with pytest.raises(ValueError, match="abs"):
+        attribute(model, x, method="saliency", target=t, abs=1)
     with pytest.raises(ValueError, match="shape"):
         attribute(model, x[0, 0], method="saliency", target=0)
 
