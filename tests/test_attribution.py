@@ -388,3 +388,19 @@ def test_find_last_conv_and_device(image_case) -> None:
     assert find_last_conv(model) is model.features[2]
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device(None).type in ("cpu", "cuda", "mps")
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion", "grad_cam"])
+def test_one_captum_call_for_the_whole_batch(method: str, image_case, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x, t = image_case
+    cls = METHODS[method].captum_class
+    calls: list[int] = []
+    real = cls.attribute
+
+    def counted(self, inputs, *args, **kwargs):
+        calls.append(inputs.shape[0])
+        return real(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "attribute", counted)
+    attribute(model, x, method=method, target=t, device="cpu", **FAST.get(method, {}))
+    assert calls == [len(x)]
