@@ -67,10 +67,11 @@ if result is not None:
     s, summary = result.settings, result.summary
     steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
     made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
-    st.info(f"**{s.zoo}**: the first {s.n_inputs} test inputs × {len(s.models)} models · "
+    subset = s.limit is not None and s.limit <= s.n_inputs
+    st.info(f"**{s.zoo}**: {'the first' if subset else 'all'} {s.n_inputs} test inputs × {len(s.models)} models · "
             f"{METHODS[s.method].label}{steps} · parts {s.parts} · k={s.k}{made}."
             + (" The shipped demo covers a subset so this page opens at once; run the whole split with "
-               "`kdviz evaluate` or *Run an evaluation*." if source == SHIPPED else ""))
+               "`kdviz evaluate` or *Run an evaluation*." if source == SHIPPED and subset else ""))
     st.subheader("The reference study's findings on this zoo")
     st.dataframe(report.findings_table(summary), hide_index=True, key="rp_findings")
     figures = report.report_figures(summary, k=s.k)

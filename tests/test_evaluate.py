@@ -148,16 +148,16 @@ def test_summarize_handles_undefined_and_infinite_values():
     assert s["n"] == 4 and not math.isnan(s["focus_ratio_low"])
 
 
-SHIPPED = ROOT / "assets" / "zoo" / "mnist" / "results.parquet"
-
-
-@pytest.mark.skipif(not SHIPPED.exists(), reason="shipped MNIST results not built yet")
-def test_shipped_results_agree_with_a_fresh_evaluation():
+@pytest.mark.parametrize("name", ["mnist", "gunpoint"])
+def test_shipped_results_agree_with_a_fresh_evaluation(name):
     from kdviz.zoo import load_zoo
 
-    shipped = ev.load_results(SHIPPED)
+    path = ROOT / "assets" / "zoo" / name / "results.parquet"
+    if not path.exists():
+        pytest.skip(f"shipped {name} results not built yet")
+    shipped = ev.load_results(path)
     s = shipped.settings
-    zoo = load_zoo(SHIPPED.parent)
+    zoo = load_zoo(path.parent)
     assert tuple((str(m.id), str(m.sha256)) for m in [zoo.teacher, *zoo.students]) == s.models
     n = 4
     fresh = ev.evaluate_zoo(zoo, method=s.method, method_params=s.method_params, parts=s.parts, k=s.k, limit=n,
