@@ -280,8 +280,9 @@ def evaluate_zoo(
 
     n, bs = settings.n_inputs, settings.batch_size
     n_batches = math.ceil(n / bs)
-    mean = np.asarray(getattr(zoo, "mean", dataset.mean), dtype=np.float32)
-    std = np.asarray(getattr(zoo, "std", dataset.std), dtype=np.float32)
+    source = zoo if hasattr(zoo, "mean") else dataset  # the models' normalisation
+    mean = np.asarray(source.mean, dtype=np.float32)
+    std = np.asarray(source.std, dtype=np.float32)
     shape = (1, -1) + (1,) * (x_all.ndim - 2)
     frames: list[pd.DataFrame] = []
     start = time.perf_counter()

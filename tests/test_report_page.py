@@ -112,3 +112,19 @@ def test_report_page_without_shipped_results_offers_the_other_sources(tmp_path, 
     assert not at.exception, at.exception
     assert at.radio(key="rp_source").options == ["Open a results file", "Run an evaluation"]
     assert not at.get("plotly_chart")
+
+
+def test_report_page_runs_an_evaluation_with_a_progress_bar(tmp_path, monkeypatch):
+    if not (ROOT / "assets" / "zoo" / "gunpoint" / "zoo.json").exists():
+        pytest.skip("GunPoint demo zoo not built")
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the resume cache goes under the temp dir
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
+    at.selectbox(key="kdviz_set").set_value("demo-series").run()
+    at.radio(key="rp_source").set_value("Run an evaluation").run()
+    assert not at.exception, at.exception
+    at.number_input(key="rp_n").set_value(3)
+    at.button(key="rp_run").click().run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 5
+    assert "the first 3 test inputs × 8 models" in at.info[0].value
+    assert any(p.proto.value == 100 for p in at.get("progress"))
