@@ -116,11 +116,15 @@ def attention_grid(
 ) -> go.Figure:
     """Attention maps in a grid: the teacher first (own row), then rows = architecture, columns = α.
 
+    The cells are tiled into one image per layer (input, maps, differences) on a single pair of axes, so
+    the browser draws 2–3 heatmaps instead of two per model (fast to draw and to update). Hover shows
+    the model and the value; ``fig.layout.meta["cells"]`` gives each model's (row, col) pixel offset.
+
     Parameters
     ----------
     image : the input as displayed, (H, W), (H, W, 3) or (C, H, W)
     maps : model id -> importance map (H, W)
-    models : one row per model with columns ``model_id, role, arch, alpha`` (teacher first)
+    models : one row per model with columns ``model_id, role, arch, alpha, method`` (teacher first)
     captions : model id -> caption (prediction, confidence, ρ, focus) shown above the cell
     overlay : draw the map translucent over the (grey) input, else the map alone
     shared_scale : one colour scale for every map (raw values); else each map scaled to its own max
@@ -142,64 +146,76 @@ def attention_grid(
         variants.append((None, None))
     n_cols = max(1, len(variants))
     n_rows = 1 + len(archs)
-    cells: dict[tuple[int, int], str] = {(1, 1): str(teacher["model_id"])}
+    cells: dict[tuple[int, int], str] = {(0, 0): str(teacher["model_id"])}
     for r in students:
-        cell = (2 + archs.index(r["arch"]), 1 + variants.index(key(r)))
-        cells.setdefault(cell, str(r["model_id"]))
+        cells.setdefault((1 + archs.index(r["arch"]), variants.index(key(r))), str(r["model_id"]))
+
     tid = str(teacher["model_id"])
+    h, w = np.asarray(maps[tid]).shape
+    gx, gy = max(1, round(0.08 * w)), max(2, round(0.32 * h))  # gaps; the row gap holds the captions
+    big_h, big_w = n_rows * (h + gy), n_cols * (w + gx) - gx
+    seq = np.full((big_h, big_w), np.nan, dtype=np.float32)  # float32: half the bytes sent to the browser
+    div = np.full((big_h, big_w), np.nan, dtype=np.float32) if difference else None
+    names = np.full((big_h, big_w), "", dtype=object)
+    grey = np.full((big_h, big_w), np.nan, dtype=np.float32) if overlay else None
+    small = _to_grey(image) if overlay else None
     t_norm = _norm(np.asarray(maps[tid], dtype=float))
     vmax = max(float(np.nanmax(m)) for m in maps.values()) or 1.0
-    grey = _to_grey(image) if overlay else None
-    diffs: dict[str, np.ndarray] = {}
     diff_max = 1.0
     if difference:
-        diffs = {mid: _norm(np.asarray(m, dtype=float)) - t_norm for mid, m in maps.items() if mid != tid}
-        diff_max = max((float(np.abs(d).max()) for d in diffs.values()), default=1.0) or 1.0
-    # Axes laid out by hand (plotly's make_subplots costs ~0.3 s for a 5×4 grid; this costs ~10 ms).
-    h_gap, v_gap, title_room = 0.02, 0.06, 0.0
-    cell_w = (1.0 - h_gap * (n_cols - 1)) / n_cols
-    cell_h = (1.0 - v_gap * (n_rows - 1)) / n_rows
-    traces: list[dict] = []
-    layout: dict = {"annotations": []}
+        diff_max = max((float(np.abs(_norm(np.asarray(m, dtype=float)) - t_norm).max())
+                        for mid, m in maps.items() if mid != tid), default=1.0) or 1.0
+    annotations: list[dict] = []
+    offsets: dict[str, list[int]] = {}
     for (r, c), mid in cells.items():
-        n = (r - 1) * n_cols + c
-        sx = "" if n == 1 else str(n)
-        x0 = (c - 1) * (cell_w + h_gap)
-        y1 = 1.0 - (r - 1) * (cell_h + v_gap) - title_room
-        layout[f"xaxis{sx}"] = {"domain": [x0, x0 + cell_w], "anchor": f"y{sx}", "showticklabels": False,
-                                "showgrid": False, "zeroline": False, "ticks": ""}
-        layout[f"yaxis{sx}"] = {"domain": [y1 - cell_h, y1], "anchor": f"x{sx}", "showticklabels": False,
-                                "showgrid": False, "zeroline": False, "autorange": "reversed", "ticks": "",
-                                "scaleanchor": f"x{sx}", "constrain": "domain"}
-        if c == 1:
-            layout[f"yaxis{sx}"].update(title={"text": "teacher" if r == 1 else archs[r - 2], "font": {"size": 12}})
-        layout["annotations"].append({
-            "text": captions.get(mid, mid), "x": x0 + cell_w / 2, "y": y1, "xref": "paper", "yref": "paper",
-            "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 11},
-        })
+        y0, x0 = r * (h + gy) + gy, c * (w + gx)
+        offsets[mid] = [y0, x0]
+        block = (slice(y0, y0 + h), slice(x0, x0 + w))
         m = np.asarray(maps[mid], dtype=float)
+        # Rounded to 4 decimals where the values are relative (keeps the figure's JSON small).
         if difference and mid != tid:
-            z, axis, hover = diffs[mid], "coloraxis2", "Δ to teacher %{z:.3f}"
-        elif shared_scale and not difference:
-            z, axis, hover = m, "coloraxis", "importance %{z:.4g}"
+            div[block] = np.round(_norm(m) - t_norm, 4)  # type: ignore[index]
         else:
-            z, axis, hover = _norm(m), "coloraxis", "relative importance %{z:.2f}"
+            seq[block] = m if shared_scale and not difference else np.round(_norm(m), 4)
+        names[block] = mid
         if grey is not None:
-            traces.append({"type": "heatmap", "z": grey, "colorscale": "gray", "showscale": False,
-                           "hoverinfo": "skip", "xaxis": f"x{sx}", "yaxis": f"y{sx}"})
+            grey[block] = np.round(small, 3)
+        annotations.append({"text": captions.get(mid, mid), "x": x0 + (w - 1) / 2, "y": y0 - 0.6, "xref": "x",
+                            "yref": "y", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                            "font": {"size": 11}})
+    for r, label in enumerate(["teacher", *archs]):
+        annotations.append({"text": f"<b>{label}</b>", "x": -0.6, "y": r * (h + gy) + gy + h / 2, "xref": "x",
+                            "yref": "y", "xanchor": "right", "yanchor": "middle", "showarrow": False,
+                            "textangle": -90, "font": {"size": 12}})
+    hover = "%{customdata}<br>x=%{x}, y=%{y}<br>"
+    traces: list[dict] = []
+    if grey is not None:
+        traces.append({"type": "heatmap", "z": grey, "colorscale": "gray", "showscale": False, "hoverinfo": "skip"})
+    traces.append({
+        "type": "heatmap", "z": seq, "coloraxis": "coloraxis", "opacity": 0.6 if overlay else 1.0,
+        "customdata": names, "name": "maps", "hoverongaps": False,
+        "hovertemplate": hover + ("importance %{z:.4g}" if shared_scale else "relative importance %{z:.2f}")
+        + "<extra></extra>",
+    })
+    layout: dict = {
+        "annotations": annotations,
+        "xaxis": {"visible": False, "range": [-w * 0.25 - 0.5, big_w - 0.5], "constrain": "domain"},
+        "yaxis": {"visible": False, "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+        "coloraxis": {"colorscale": MAP_SCALE, "cmin": 0.0,
+                      "cmax": vmax if shared_scale and not difference else 1.0,
+                      "colorbar": {"title": {"text": "importance" if shared_scale else "rel."}, "len": 0.45,
+                                   "y": 0.78}},
+        "height": int(min(2400, max(360, 900 * big_h / (big_w + 0.25 * w)))) + (60 if title else 20),
+        "margin": {"l": 10, "r": 10, "t": 60 if title else 20, "b": 10},
+        "plot_bgcolor": "white", "meta": {"cells": offsets, "cell_shape": [h, w]},
+    }
+    if title:
+        layout["title"] = {"text": title}
+    if div is not None:
         traces.append({
-            "type": "heatmap", "z": z, "coloraxis": axis, "opacity": 0.6 if grey is not None else 1.0, "name": mid,
-            "hovertemplate": f"{mid}<br>x=%{{x}}, y=%{{y}}<br>{hover}<extra></extra>",
-            "xaxis": f"x{sx}", "yaxis": f"y{sx}",
+            "type": "heatmap", "z": div, "coloraxis": "coloraxis2", "customdata": names, "name": "difference",
+            "hoverongaps": False, "hovertemplate": hover + "Δ to teacher %{z:.3f}<extra></extra>",
         })
-    scale_max = vmax if shared_scale and not difference else 1.0
-    layout.update(
-        title={"text": title} if title else None,
-        coloraxis={"colorscale": MAP_SCALE, "cmin": 0.0, "cmax": scale_max,
-                   "colorbar": {"title": {"text": "importance" if shared_scale else "rel."}, "len": 0.5, "y": 0.75}},
-        height=max(320, 230 * n_rows), margin={"l": 60, "r": 20, "t": 110 if title else 60, "b": 20},
-    )
-    if difference:
         layout["coloraxis2"] = {"colorscale": DIFF_SCALE, "cmin": -diff_max, "cmax": diff_max,
                                 "colorbar": {"title": {"text": "Δ"}, "len": 0.45, "y": 0.25}}
     return go.Figure(data=traces, layout=layout)
