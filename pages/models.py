@@ -67,7 +67,8 @@ with guard("load the uploaded models"):
     loaded = [s for s in statuses if s.ok]
     if not loaded:
         raise Stop
-    t = loaded[0].loaded
+    teacher_rows = [i for i, (_, r) in enumerate(table.iterrows()) if r["role"] == "teacher" and statuses[i].ok]
+    t = (statuses[teacher_rows[0]] if teacher_rows else loaded[0]).loaded
     size, mean, std = up.default_normalisation(t.arch, t.in_channels)
     st.subheader("Input size and normalisation")
     c1, c2, c3, c4 = st.columns(4)
@@ -83,8 +84,11 @@ with guard("load the uploaded models"):
         raise ValueError(f"give {t.in_channels} mean and {t.in_channels} positive std value(s)")
     pool, classes = None, ()
     if data is not None:
-        pool, classes, notes = up.decode_data(data, channels=t.in_channels, size=size)
-        st.caption(f"{len(pool)} input(s) loaded" + (" — " + "; ".join(notes[:3]) if notes else ""))
+        with guard("read the uploaded inputs"):
+            pool, classes, notes, bad = up.decode_data(data, channels=t.in_channels, size=size)
+            st.caption(f"{len(pool)} input(s) loaded" + (" — " + "; ".join(notes[:3]) if notes else ""))
+            for msg in bad:
+                st.error(f"❌ {msg}")
     uset, problems = up.build_set(statuses, table, size=size, mean=mean, std=std, pool=pool, class_names=classes)
     for p in problems:
         st.warning(p)

@@ -68,3 +68,32 @@ def test_upload_flow_with_a_bad_file(files: dict[str, bytes], app_path: str) -> 
     assert len(at.get("plotly_chart")) == 1
     shown = at.dataframe[0].value
     assert list(shown["model"]) == ["resnet18_teacher", "resnet18_alpha0.5"]
+
+
+def test_hostile_uploads_show_errors_and_the_rest_keeps_working(files: dict[str, bytes], app_path: str,
+                                                                 tmp_path) -> None:
+    """Every hostile checkpoint and broken image of tests/hostile_inputs.py, uploaded next to good files."""
+    import hostile_inputs
+
+    marker = tmp_path / "pwned"
+    # The uploader itself refuses other extensions (e.g. .pkl), so those get an accepted one.
+    bad_ckpts = [(f"{c.id}_{c.filename}" + ("" if c.filename.endswith((".pth", ".pt", ".ckpt", ".safetensors"))
+                                          else ".pth"), c.build(marker)) for c in hostile_inputs.cases("checkpoint")]
+    bad_images = [(f"{c.id}_{c.filename}", c.build(marker)) for c in hostile_inputs.cases("image")
+                  if c.error is not None and not c.filename.endswith(".zip")]
+    at = AppTest.from_file(app_path, default_timeout=180)
+    at.run()
+    at.switch_page("pages/models.py").run()
+    at.file_uploader(key="up_ckpt").set_value(
+        [("resnet18_teacher.pth", files["resnet18_teacher.pth"], "application/octet-stream")]
+        + [(n, b, "application/octet-stream") for n, b in bad_ckpts])
+    at.file_uploader(key="up_data").set_value(
+        [("astronaut.png", files["astronaut.png"], "image/png")] + [(n, b, "image/png") for n, b in bad_images])
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = " ".join(e.value for e in at.error)
+    for name, _ in bad_ckpts + bad_images:
+        assert name in errors, name
+    assert not marker.exists()  # nothing was unpickled
+    uset = at.session_state["kdviz_upload_set"]
+    assert [m.id for m in uset.models] == ["resnet18_teacher"] and list(uset.pool.names) == ["astronaut.png"]

@@ -25,7 +25,7 @@ __all__ = ["DataUpload", "FileStatus", "default_normalisation", "fit_pool", "gue
            "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo"]
 
 CHECKPOINT_TYPES = ["pth", "pt", "bin", "ckpt", "safetensors", "zip"]
-DATA_TYPES = ["png", "jpg", "jpeg", "bmp", "webp", "zip", "ts", "csv", "npy"]
+DATA_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "zip", "ts", "csv", "npy"]
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 _ALPHA_RE = re.compile(r"(?:alpha|a)[=_-]?(\d*\.\d+|\d+)", re.IGNORECASE)
@@ -146,13 +146,20 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
         folder = load_image_folder(files[0][1], mode=mode, size=size)
         return (folder.images, folder.labels, tuple(Path(f).name for f in folder.files), folder.class_names,
                 tuple(folder.warnings))
-    if kind == "images":
-        arrays = []
+    if kind == "images":  # a bad image is reported and skipped; the others are used
+        arrays, names = [], []
         for name, data in files:
-            img = load_image(data, name=name, mode=mode, size=size)
+            try:
+                img = load_image(data, name=name, mode=mode, size=size)
+            except UploadError as err:
+                notes.append(f"ERROR {err}")
+                continue
             arrays.append(img.array)
+            names.append(name)
             notes.extend(img.warnings)
-        return np.stack(arrays), None, tuple(n for n, _ in files), (), tuple(notes)
+        if not arrays:
+            raise UploadError("none of the uploaded images could be read: " + " ".join(n[6:] for n in notes))
+        return np.stack(arrays), None, tuple(names), (), tuple(notes)
     xs, labels, names, classes = [], [], [], ()
     for name, data in files:
         s = load_series(data, name=name)
@@ -169,7 +176,7 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
 def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
     """Classify uploaded data files: several images, one ImageFolder zip, or series files."""
     exts = {Path(n).suffix.lower() for n, _ in files}
-    if exts <= {".png", ".jpg", ".jpeg", ".bmp", ".webp"}:
+    if exts <= {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}:
         return DataUpload("images", tuple(files))
     if exts == {".zip"}:
         if len(files) > 1:
@@ -181,11 +188,18 @@ def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
                       "not a mix.")
 
 
-def decode_data(upload: DataUpload, *, channels: int, size: tuple[int, int] | None) -> tuple[InputPool, tuple[str, ...], tuple[str, ...]]:
-    """Inputs for a model set: images converted to ``channels`` and resized to ``size``; series as they are."""
+def decode_data(upload: DataUpload, *, channels: int, size: tuple[int, int] | None,
+                ) -> tuple[InputPool, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Inputs for a model set: images converted to ``channels`` and resized to ``size``; series as they are.
+
+    Returns the pool, class names, warnings, and errors (files left out). Raises UploadError when nothing
+    can be used.
+    """
     x, labels, names, classes, notes = _decode(upload.kind, upload.files, channels,
                                                None if upload.kind == "series" else size)
-    return InputPool(x, labels, names, source="uploaded"), classes, notes
+    errors = tuple(n[6:] for n in notes if n.startswith("ERROR "))
+    warnings = tuple(n for n in notes if not n.startswith("ERROR "))
+    return InputPool(x, labels, names, source="uploaded"), classes, warnings, errors
 
 
 def fit_pool(upload: DataUpload, mset: ModelSet) -> tuple[np.ndarray, list[str]]:
@@ -194,13 +208,13 @@ def fit_pool(upload: DataUpload, mset: ModelSet) -> tuple[np.ndarray, list[str]]
     if mset.task == "image":
         if upload.kind == "series":
             raise UploadError("the uploaded inputs are series but this model set takes images.")
-        pool, _, _ = decode_data(upload, channels=channels, size=tuple(mset.input_shape[1:]))
+        pool, _, _, _ = decode_data(upload, channels=channels, size=tuple(mset.input_shape[1:]))
         return pool.x, list(pool.names)
     if upload.kind != "series":
         raise UploadError("the uploaded inputs are images but this model set takes series.")
     from kdviz.seriesio import check_series_fits
 
-    pool, _, _ = decode_data(upload, channels=channels, size=None)
+    pool, _, _, _ = decode_data(upload, channels=channels, size=None)
     check_series_fits(pool.x, in_channels=channels)
     return pool.x, list(pool.names)
 
