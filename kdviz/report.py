@@ -147,9 +147,8 @@ def _grouped_bars(
         y = rows[col].to_numpy(dtype=float) * scale
         fig.add_trace(go.Bar(
             x=archs, y=y, name=_legend_name(variant), marker_color=_colour(students, variant), error_y=err,
-            text=[format_metric(v, digits=1 if percent else 2) for v in y], textposition="inside",
-            insidetextanchor="start", textfont={"size": 10},
-            hovertemplate="%{x} " + variant + ": %{y:.3f}<extra></extra>",
+            customdata=np.stack([y - err["arrayminus"], y + err["array"]], axis=-1),
+            hovertemplate="%{x} " + variant + ": %{y:.3f} [%{customdata[0]:.3f}, %{customdata[1]:.3f}]<extra></extra>",
         ))
     if reference is not None and np.isfinite(reference):
         ref = reference * scale
@@ -158,8 +157,7 @@ def _grouped_bars(
                       annotation_position="top right")
     fig.update_layout(
         title=title, barmode="group", template=TEMPLATE, xaxis_title="architecture", yaxis_title=yaxis,
-        legend_title_text="distillation", margin={"t": 60, "b": 40}, uniformtext_minsize=8,
-        uniformtext_mode="hide",
+        legend_title_text="distillation", margin={"t": 60, "b": 40},
     )
     return fig
 
