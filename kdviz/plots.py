@@ -280,14 +280,18 @@ def series_saliency(
 def segment_bars(vectors: Mapping[str, np.ndarray], models: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Segment (part) importance per model as grouped bars, each vector scaled to sum to 1."""
     fig = go.Figure()
+    archs = arch_order([a for a, r in zip(models["arch"], models["role"], strict=True) if r != "teacher"])
+    patterns = ["", "/", ".", "x", "-", "|", "+"]
     for _, row in models.iterrows():
         mid = str(row["model_id"])
+        pattern = "" if row["role"] == "teacher" else patterns[archs.index(row["arch"]) % len(patterns)]
         v = np.nan_to_num(np.asarray(vectors[mid], dtype=float))
         v = v / v.sum() if v.sum() > 0 else v
         name = "teacher" if row["role"] == "teacher" else f"{row['arch']} {alpha_label(row['alpha'], row['method'])}"
         fig.add_trace(go.Bar(
             x=[f"S{k + 1}" for k in range(len(v))], y=v, name=name,
             marker_color=alpha_colour(row["alpha"], role=row["role"], method=row["method"]),
+            marker_pattern_shape=pattern,  # colour = α, hatching = architecture
             hovertemplate=f"{mid}<br>%{{x}}: share %{{y:.3f}}<extra></extra>",
         ))
     fig.update_layout(barmode="group", title=title or None, yaxis_title="share of attribution",

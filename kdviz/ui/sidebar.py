@@ -161,18 +161,29 @@ def render_sidebar() -> Settings:
                     params[p.name] = method_param_widget(p, key=f"kdviz_p_{method}_{p.name}")
 
     sb.subheader("Parts")
-    kinds = ["SLIC superpixels", "grid"]
-    kind = _widget(sb.radio, K_PARTS_KIND, kinds[0], "Image parts", kinds, options=kinds, horizontal=True,
-                   help="how images are split into parts (time series use equal segments)")
-    if kind == "grid":
-        c1, c2 = sb.columns(2)
-        rows = _widget(c1.number_input, K_GRID_R, 4, "rows", 1, 32)
-        cols = _widget(c2.number_input, K_GRID_C, 4, "cols", 1, 32)
-        parts_image = f"grid:{int(rows)}x{int(cols)}"
+    parts_image, segments = "slic:50", 10
+    saved = st.session_state[_SAVED]
+    if set_key != "demo-series":  # image part settings, unless the set is known to be time series
+        kinds = ["SLIC superpixels", "grid"]
+        kind = _widget(sb.radio, K_PARTS_KIND, kinds[0], "Image parts", kinds, options=kinds, horizontal=True,
+                       help="how images are split into parts")
+        if kind == "grid":
+            c1, c2 = sb.columns(2)
+            rows = _widget(c1.number_input, K_GRID_R, 4, "rows", 1, 32)
+            cols = _widget(c2.number_input, K_GRID_C, 4, "cols", 1, 32)
+            parts_image = f"grid:{int(rows)}x{int(cols)}"
+        else:
+            n = _widget(sb.slider, K_SLIC_N, 50, "SLIC superpixels n", 5, 200, step=5)
+            parts_image = f"slic:{int(n)}"
+    elif saved.get(K_PARTS_KIND) == "grid":
+        parts_image = f"grid:{int(saved.get(K_GRID_R, 4))}x{int(saved.get(K_GRID_C, 4))}"
     else:
-        n = _widget(sb.slider, K_SLIC_N, 50, "SLIC superpixels n", 5, 200, step=5)
-        parts_image = f"slic:{int(n)}"
-    segments = _widget(sb.slider, K_SEGMENTS, 10, "Series segments K", 2, 50)
+        parts_image = f"slic:{int(saved.get(K_SLIC_N, 50))}"
+    if set_key != "demo-image":
+        segments = _widget(sb.slider, K_SEGMENTS, 10, "Series segments K", 2, 50,
+                           help="time series are split into K equal segments")
+    else:
+        segments = int(saved.get(K_SEGMENTS, 10))
     k = _widget(sb.number_input, K_TOPK, 5, "Teacher's top-k parts (k)", 1, 20,
                 help="focus ratio and top-k overlap use the teacher's k most important parts")
     settings = Settings(set_key, device, method, tuple(sorted(params.items())), parts_image,

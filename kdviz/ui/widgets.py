@@ -53,7 +53,8 @@ def active_set(settings: Settings) -> ModelSet:
             raise Stop
         return mset
     try:
-        return demo_set(settings.set_key)
+        with st.spinner("Loading the demo model set (first time only)…"):
+            return demo_set(settings.set_key)
     except (ValueError, OSError) as err:
         st.error(f"Could not load the demo model set: {err}")
         raise Stop from err
