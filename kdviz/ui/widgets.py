@@ -33,9 +33,12 @@ def guard(what: str) -> Iterator[None]:
         yield
     except Stop:
         pass
-    except (ValueError, RuntimeError, KeyError, IndexError, OSError, MemoryError) as err:
+    except (ValueError, RuntimeError, OSError, MemoryError) as err:  # library errors carry a human message
         log.warning("%s failed: %s", what, err, exc_info=True)
         st.error(f"Could not {what}: {err}")
+    except Exception as err:  # noqa: BLE001 - anything else: a short message here, the traceback in the log
+        log.exception("%s failed", what)
+        st.error(f"Could not {what}: unexpected {type(err).__name__}: {err}. The details are in the server log.")
 
 
 def chart(fig: go.Figure, *, name: str, key: str | None = None) -> None:
