@@ -111,3 +111,28 @@ def test_layout_change_recomputes_nothing(app_path: str, require_zoo) -> None:
     _ok(at)
     assert calls == []
     assert _numbers(at, "att_numbers").equals(before)
+
+
+def test_no_uploaded_set_explains_itself(app_path: str) -> None:
+    at = AppTest.from_file(app_path, default_timeout=120)
+    at.run()
+    at.sidebar.selectbox(key="kdviz_set").set_value("uploaded").run()
+    for page in ("attention_maps", "temporal_saliency", "part_focus", "alignment"):
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any("Models" in i.value for i in at.info), page
+
+
+def test_page_with_an_injected_set(app_path: str, tiny_image_set) -> None:
+    """The pages draw any ModelSet (here three random CIFAR ResNets on 8 digits), grid parts included."""
+    at = AppTest.from_file(app_path, default_timeout=180)
+    at.session_state["kdviz_upload_set"] = tiny_image_set
+    at.run()
+    at.sidebar.selectbox(key="kdviz_set").set_value("uploaded").run()
+    at.sidebar.selectbox(key="kdviz_method").set_value("grad_cam").run()
+    at.sidebar.radio(key="kdviz_parts_kind").set_value("grid").run()
+    at.switch_page("pages/part_focus.py").run()
+    at.slider(key="pf_n").set_value(3).run()
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 2
+    assert "grid:4x4" in at.caption[0].value
