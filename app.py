@@ -17,4 +17,8 @@ PAGES = [
 
 # Each page draws the shared sidebar itself (kdviz.ui.sidebar.render_sidebar), so a page works the same
 # whether Streamlit runs it through this file or directly.
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+deep_link = st.session_state.pop("kdviz_deep_link", None)  # set by kdviz.ui.sidebar.ensure_navigation
+if deep_link:
+    st.switch_page(deep_link)
+page.run()

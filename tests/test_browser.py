@@ -95,6 +95,11 @@ def test_every_page_in_chromium(server: str) -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
         try:
+            # A deep link as the very first request goes through app.py (navigation, wide layout) and back.
+            page.goto(f"{server}/models", wait_until="domcontentloaded")
+            page.wait_for_selector("h1:has-text('Models')", timeout=90_000)
+            page.wait_for_selector('[data-testid="stSidebarNav"] a:has-text("Attention maps")', timeout=60_000)
+            assert page.locator('[data-testid="stSidebarNav"] a').filter(has_text="app").count() == 0
             start = time.monotonic()
             page.goto(server, wait_until="domcontentloaded")
             page.wait_for_selector("h1", timeout=60_000)

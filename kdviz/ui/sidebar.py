@@ -129,8 +129,47 @@ def _device_options() -> dict[str, str]:
     return options
 
 
+DEEP_LINK = "kdviz_deep_link"  # the page to return to after a detour through app.py
+
+
+def _page_of_caller() -> str | None:
+    """``pages/<name>.py`` of the page script that called us (walking up the stack), if any."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if path.parent == root / "pages":
+            return f"pages/{path.name}"
+        frame = frame.f_back
+    return None
+
+
+def ensure_navigation() -> None:
+    """Go through ``app.py`` when Streamlit ran a page file directly, then come back to the page.
+
+    Streamlit treats a ``pages/`` folder next to the entry file as a legacy multipage app until
+    ``st.navigation`` has run once in the process; a deep link as the first request after start then
+    runs the page alone (no page config, legacy menu). ``app.py`` returns here via :data:`DEEP_LINK`.
+    """
+    try:
+        from streamlit import config
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a future Streamlit without it: nothing to repair
+        return
+    # AppTest re-detects the folder on every run (a real server does so once), so it is left alone there.
+    if getattr(PagesManager, "uses_pages_directory", False) and not config.get_option("global.appTest"):
+        page = _page_of_caller()
+        if page is not None:
+            st.session_state[DEEP_LINK] = page
+        st.switch_page("app.py")
+
+
 def render_sidebar() -> Settings:
     """Draw the shared sidebar and store the resulting :class:`Settings` in session state."""
+    ensure_navigation()
     sb = st.sidebar
     set_labels = {k: label for k, (label, _) in DEMO_SETS.items()}
     set_labels[UPLOADED] = "Uploaded models" + ("" if UPLOAD_SET in st.session_state else " (none yet)")
