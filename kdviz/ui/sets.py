@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ def demo_folder(key: str) -> Path:
     base = Path(os.environ.get(ZOO_ROOT_ENV) or ROOT / "assets" / "zoo")
     return base / DEMO_SETS[key][1]
 UPLOADED = "uploaded"
+# Building models from checkpoints is serialised across sessions: kdviz.models' shape probing patches
+# nn.Module registration process-wide while it runs, so two loads at once could interfere.
+LOAD_LOCK = threading.Lock()
 
 
 def array_hash(*arrays: np.ndarray) -> str:
@@ -162,7 +166,8 @@ def _load_demo(key: str, folder: str, manifest_hash: str) -> ModelSet:
     from kdviz.data import load_dataset
     from kdviz.zoo import load_zoo
 
-    zoo = load_zoo(folder)
+    with LOAD_LOCK:
+        zoo = load_zoo(folder)
     ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
     names = tuple(f"test #{i} ({ds.class_names[int(y)]})" for i, y in enumerate(ds.y_test))
     pool = InputPool(x=np.asarray(ds.x_test), labels=np.asarray(ds.y_test), names=names)

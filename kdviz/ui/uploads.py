@@ -18,7 +18,7 @@ import streamlit as st
 
 from kdviz.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
 from kdviz.models import list_models, model_info
-from kdviz.ui.sets import UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
+from kdviz.ui.sets import LOAD_LOCK, UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
 from kdviz.uploads import UploadError, content_hash
 
 __all__ = ["DataUpload", "FileStatus", "default_normalisation", "fit_pool", "guess_from_filename",
@@ -69,7 +69,8 @@ def guess_from_filename(name: str) -> dict[str, Any]:
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _load_cached(digest: str, arch: str | None, _data: bytes) -> LoadedCheckpoint:
-    return load_checkpoint(_data, arch=arch)
+    with LOAD_LOCK:
+        return load_checkpoint(_data, arch=arch)
 
 
 def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) -> FileStatus:
@@ -98,7 +99,8 @@ def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
         manifests = sorted(folder.rglob("zoo.json"))
         if not manifests:
             raise UploadError("the zip has no zoo.json; upload checkpoint files instead, or a zoo folder zipped.")
-        zoo = load_zoo(manifests[0].parent)
+        with LOAD_LOCK:
+            zoo = load_zoo(manifests[0].parent)
     pool = None
     try:
         from kdviz.data import load_dataset
