@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 import torchvision
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 __all__ = [
     "ModelInfo",
@@ -332,32 +333,29 @@ def state_dict_signature(arch: str, num_classes: int = 10, in_channels: int | No
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-@contextmanager
-def _empty_weights() -> Iterator[None]:
-    """Create parameters and buffers on the meta device while leaving other tensors real.
+class _FactoriesOnMeta(TorchFunctionMode):
+    """Tensor factories that layers use for their weights (empty, zeros, ones …) allocate on meta.
 
     ``with torch.device("meta")`` would also move the tensors some constructors compute with
-    (torchvision's RegNet rounds widths with torch ops), so only registration is redirected, as
-    accelerate's ``init_empty_weights`` does; accelerate itself is not a dependency for 20 lines.
+    (torchvision's RegNet rounds its widths with ``torch.arange``/``torch.round`` and ``.tolist()``),
+    so only the factories are redirected. A function mode is thread-local: other threads building
+    real models at the same time are unaffected (a patched ``nn.Module`` method would not be).
     """
-    register_parameter = nn.Module.register_parameter
-    register_buffer = nn.Module.register_buffer
 
-    def parameter_on_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        register_parameter(module, name, param)
-        if param is not None:
-            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+    FACTORIES = frozenset({torch.empty, torch.zeros, torch.ones, torch.full, torch.rand, torch.randn})
 
-    def buffer_on_meta(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
-        register_buffer(module, name, None if tensor is None else tensor.to("meta"), persistent)
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = dict(kwargs or {})
+        if func in self.FACTORIES and kwargs.get("device") is None:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
 
-    nn.Module.register_parameter = parameter_on_meta  # type: ignore[method-assign]
-    nn.Module.register_buffer = buffer_on_meta  # type: ignore[method-assign]
-    try:
+
+@contextmanager
+def _empty_weights() -> Iterator[None]:
+    """Build modules whose parameters and buffers live on the meta device (no memory, no init cost)."""
+    with _FactoriesOnMeta():
         yield
-    finally:
-        nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
-        nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
 
 
 def infer_dims_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[int | None, int | None]:

@@ -93,3 +93,32 @@ def test_models_are_built_in_train_mode_with_fresh_weights():
     b = models.create_model("resnet8", num_classes=10)
     assert a.training
     assert not torch.equal(a.conv1.weight, b.conv1.weight)
+
+
+@pytest.mark.parametrize("arch", ["regnet_x_400mf", "vit_b_16", "resnet20", "fcn_w8"])
+def test_signature_equals_a_real_build(arch):
+    real = {k: tuple(v.shape) for k, v in models.create_model(arch, num_classes=10, in_channels=1).state_dict().items()}
+    assert models.state_dict_signature(arch, 10, 1) == real
+
+
+def test_signatures_do_not_disturb_models_built_in_other_threads():
+    """Empty-weight building is thread-local: a concurrent real build gets real CPU weights."""
+    import threading
+
+    errors = []
+
+    def build_real():
+        for _ in range(10):
+            try:
+                model = models.create_model("resnet8", num_classes=10)
+                assert model.conv1.weight.device.type == "cpu"
+                model(torch.zeros(1, 3, 32, 32))
+            except Exception as exc:  # collected and asserted below
+                errors.append(exc)
+
+    thread = threading.Thread(target=build_real)
+    thread.start()
+    for arch in ("resnet18", "resnet34", "mobilenet_v2", "densenet121", "resnet110", "fcn"):
+        models.state_dict_signature.__wrapped__(arch, 10, 1)
+    thread.join()
+    assert errors == []
