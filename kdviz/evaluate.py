@@ -6,7 +6,7 @@ row per (model, input) (``kdviz.compare.FRAME_COLUMNS``), a per-model summary (m
 intervals, accuracy) and the :class:`EvalSettings` that say how it was made.
 
 Resumable: with ``cache_dir``, each finished batch is written to
-``cache_dir/<settings key>/batch_00000.parquet``; a rerun with the same settings reads those back instead
+``cache_dir/<settings key>/batch_<first>_<end>.parquet``; a rerun with the same settings reads those back instead
 of recomputing them, so an interrupted run (Ctrl+C, a closed browser tab, an exception raised by the
 ``progress`` callback) loses at most the batch in flight.
 
@@ -89,8 +89,13 @@ class EvalSettings:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def key(self) -> str:
-        """Short hash of the settings (stable across runs and machines)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Short hash of what changes a row's numbers (stable across runs and machines).
+
+        ``limit`` and ``n_inputs`` are left out: batch files are named by their input range, so a longer run
+        (``--limit 1000`` after ``--limit 200``) reuses the batches a shorter one finished.
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in ("limit", "n_inputs")}
+        blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
@@ -216,8 +221,8 @@ def _sha256(model: Any) -> str:
     return digest
 
 
-def _batch_path(folder: Path, index: int) -> Path:
-    return folder / f"batch_{index:05d}.parquet"
+def _batch_path(folder: Path, lo: int, hi: int) -> Path:
+    return folder / f"batch_{lo:06d}_{hi:06d}.parquet"
 
 
 def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
@@ -277,6 +282,7 @@ def evaluate_zoo(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "settings.json").write_text(json.dumps(settings.to_dict(), indent=1, default=str))
+        # the key leaves out the limit: the settings file says what the batches were made with
 
     n, bs = settings.n_inputs, settings.batch_size
     n_batches = math.ceil(n / bs)
@@ -290,7 +296,7 @@ def evaluate_zoo(
     with tqdm(total=n, desc=f"evaluate {settings.zoo}", unit="input", disable=not progress_bar) as bar:
         for b in range(n_batches):
             lo, hi = b * bs, min(n, (b + 1) * bs)
-            path = None if folder is None else _batch_path(folder, b)
+            path = None if folder is None else _batch_path(folder, lo, hi)
             from_cache = path is not None and path.exists()
             if from_cache:
                 frame = pd.read_parquet(path)

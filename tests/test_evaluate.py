@@ -109,7 +109,7 @@ def test_resume_skips_finished_batches(tiny, tmp_path, monkeypatch):
         ev.evaluate_zoo(zoo, progress=stop_after_first, **opts)
     assert calls == [0]
     folder = tmp_path / ev.make_settings(zoo, dataset="tiny", n_available=7, limit=4, batch_size=2, **FAST).key()
-    assert sorted(p.name for p in folder.glob("batch_*.parquet")) == ["batch_00000.parquet"]
+    assert sorted(p.name for p in folder.glob("batch_*.parquet")) == ["batch_000000_000002.parquet"]
 
     seen: list[ev.EvalProgress] = []
     res = ev.evaluate_zoo(zoo, progress=seen.append, **opts)
@@ -128,7 +128,10 @@ def test_settings_key_depends_on_what_changes_numbers(tiny):
     assert base.key() == ev.make_settings(zoo, dataset="tiny", n_available=7, **FAST).key()
     other = dict(FAST, method_params={"n_steps": 8})
     assert base.key() != ev.make_settings(zoo, dataset="tiny", n_available=7, **other).key()
-    assert base.key() != ev.make_settings(zoo, dataset="tiny", n_available=7, limit=3, **FAST).key()
+    # a longer run reuses a shorter one's batches: the limit is not part of the key
+    assert base.key() == ev.make_settings(zoo, dataset="tiny", n_available=7, limit=3, **FAST).key()
+    assert base.key() != ev.make_settings(zoo, dataset="tiny", n_available=7, parts="grid:2x2", k=3,
+                                          method_params={"n_steps": 4}).key()
     with pytest.raises(ValueError, match="method"):
         ev.make_settings(zoo, dataset="tiny", n_available=7, method="nope")
     with pytest.raises(ValueError, match="limit"):
