@@ -8,9 +8,11 @@ keys, so it recomputes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -22,7 +24,8 @@ from kdviz.metrics import mean_ci
 from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.sidebar import Settings
 
-__all__ = ["compare", "pool_predictions", "summarise", "LAST_TIMING"]
+__all__ = ["compare", "model_problems", "on_device_or_cpu", "pool_predictions", "summarise", "LAST_TIMING"]
+T = TypeVar("T")
 
 LAST_TIMING = "kdviz_last_timing"
 THREADS_ENV = "KDVIZ_TORCH_THREADS"
@@ -61,22 +64,113 @@ def _compare_cached(
     )
 
 
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(err, oom)) or (
+        isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
+
+
+def on_device_or_cpu(fn: Callable[[str], T], device: str) -> tuple[T, str, str | None]:
+    """``fn(device)``; when a GPU runs out of memory (the attribution engine has already retried with smaller
+    batches), ``fn('cpu')`` instead. Returns the result, the device used and a note saying so (or None)."""
+    try:
+        return fn(device), device, None
+    except Exception as err:  # noqa: BLE001 - only out-of-memory on an accelerator falls back, the rest re-raised
+        if device == "cpu" or not _is_oom(err):
+            raise
+    import torch  # outside the except block: the failed attempt's tensors are freed first
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    note = (f"{device} ran out of memory even with smaller internal batches, so this was computed on the CPU "
+            "instead (slower). Fewer inputs or a cheaper method keep it on the GPU.")
+    return fn("cpu"), "cpu", note
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _problems_cached(model_hashes: tuple[str, ...], input_hash: str, device: str, n_classes: int,
+                     _mset: ModelSet, _x: np.ndarray) -> dict[str, str]:
+    return model_problems(_mset, _x, device=device, n_classes=n_classes)
+
+
+def model_problems(mset: ModelSet, x: np.ndarray, *, device: str, n_classes: int = 0) -> dict[str, str]:
+    """What is wrong with each model of ``mset`` on the model inputs ``x`` (id → message; empty when all fine).
+
+    Catches a forward that raises (wrong architecture, grey vs RGB, input size), outputs that are not
+    (N, classes), NaN or infinite outputs, and a class count different from the teacher's (or from
+    ``n_classes``, the data set's, for the teacher). Out-of-memory is re-raised for the CPU fallback.
+    """
+    problems: dict[str, str] = {}
+    shape = "×".join(str(d) for d in x.shape[1:])
+    expected = None
+    for m in mset.models:
+        try:
+            lg = predict_logits(m.module, x, device=device)
+        except Exception as err:  # noqa: BLE001 - any failure of a user's model is reported, not raised
+            if _is_oom(err):
+                raise
+            hint = (" (grey vs RGB: check the model's input channels)" if "channel" in str(err).lower() else "")
+            problems[m.id] = (f"fails on inputs of shape {shape}{hint}: "
+                              f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            continue
+        if lg.ndim != 2 or lg.shape[0] != len(x):
+            problems[m.id] = f"returns outputs of shape {lg.shape}, not (inputs, classes)."
+            continue
+        bad = int((~np.isfinite(lg)).any(axis=1).sum())
+        if bad:
+            problems[m.id] = (f"gives NaN or infinite outputs on {bad} of {len(x)} input(s); its weights may be "
+                              "broken, or the inputs far from the normalisation it was trained with.")
+            continue
+        if expected is None:
+            expected = lg.shape[1]
+            if n_classes and expected != n_classes:
+                problems[m.id] = (f"has {expected} outputs but the data set has {n_classes} classes; pick a "
+                                  "teacher trained on these classes.")
+        elif lg.shape[1] != expected:
+            problems[m.id] = f"has {lg.shape[1]} outputs but the teacher has {expected} (a different class count)."
+    return problems
+
+
+def usable_set(mset: ModelSet, x: np.ndarray, device: str) -> ModelSet:
+    """``mset`` without the students that cannot run on ``x`` (each named in a warning); ValueError when the
+    teacher itself cannot."""
+    problems = _problems_cached(mset.hashes, array_hash(x), device, len(mset.class_names), mset, x)
+    if mset.teacher.id in problems:
+        raise ValueError(f"the teacher {mset.teacher.id} {problems[mset.teacher.id]}")
+    for mid, msg in problems.items():
+        st.warning(f"Left out {mid}: it {msg}")
+    if not problems:
+        return mset
+    return dataclasses.replace(mset, models=tuple(m for m in mset.models if m.id not in problems))
+
+
 def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids: list[str],
             settings: Settings) -> Comparison:
     """Attribute every model of ``mset`` on the displayed inputs ``display`` (N, C, …), with a spinner.
 
-    Raises the library's ValueError/RuntimeError unchanged; pages show them through ``guard``.
+    Models that fail on these inputs are left out with a warning (the teacher failing is a ValueError); a GPU
+    out of memory falls back to the CPU with a warning. Other library errors are raised unchanged; pages show
+    them through ``guard``.
     """
     x = mset.model_input(display)
     parts = settings.parts_for(mset.task)
     lab = None if labels is None else tuple(int(v) for v in labels)
     start = time.perf_counter()
-    with st.spinner(f"Computing {settings.method_label} for {len(mset.models)} models × {len(x)} "
-                    f"input{'s' if len(x) != 1 else ''} on {settings.device}…"):
-        result = _compare_cached(
-            mset.hashes, array_hash(x, display), settings.method, settings.params, parts, settings.k,
-            settings.device, lab, tuple(str(i) for i in ids), mset, x, display,
-        )
+
+    def run(device: str) -> Comparison:
+        use = usable_set(mset, x, device)
+        with st.spinner(f"Computing {settings.method_label} for {len(use.models)} models × {len(x)} "
+                        f"input{'s' if len(x) != 1 else ''} on {device}…"):
+            return _compare_cached(
+                use.hashes, array_hash(x, display), settings.method, settings.params, parts, settings.k,
+                device, lab, tuple(str(i) for i in ids), use, x, display,
+            )
+
+    result, _, note = on_device_or_cpu(run, settings.device)
+    if note:
+        st.warning(note)
     st.session_state[LAST_TIMING] = time.perf_counter() - start
     return result
 
@@ -90,8 +184,15 @@ def _pool_logits(model_hashes: tuple[str, ...], input_hash: str, device: str, _m
 def pool_predictions(mset: ModelSet, display: np.ndarray, device: str) -> dict[str, np.ndarray]:
     """Predicted class per model on ``display`` (for "where students disagree with the teacher")."""
     x = mset.model_input(display)
-    with st.spinner(f"Predicting {len(x)} inputs with {len(mset.models)} models…"):
-        logits = _pool_logits(mset.hashes, array_hash(x), device, mset, x)
+
+    def run(dev: str) -> dict[str, np.ndarray]:
+        use = usable_set(mset, x, dev)
+        with st.spinner(f"Predicting {len(x)} inputs with {len(use.models)} models…"):
+            return _pool_logits(use.hashes, array_hash(x), dev, use, x)
+
+    logits, _, note = on_device_or_cpu(run, device)
+    if note:
+        st.warning(note)
     return {mid: lg.argmax(axis=1) for mid, lg in logits.items()}
 
 
