@@ -1,6 +1,5 @@
 """Models: the active set as a table, and uploads (checkpoints or a zoo zip, plus images or series)."""
 
-import pandas as pd
 import streamlit as st
 
 from kdviz.models import list_models
@@ -10,6 +9,7 @@ from kdviz.ui.widgets import UPLOADED_DATA, Stop, active_set, guard
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Models")
+mset = None
 with guard("show the active model set"):
     mset = active_set(settings)
     st.subheader(mset.name)
@@ -19,7 +19,8 @@ with guard("show the active model set"):
 
 st.header("Upload your own")
 st.caption("Checkpoints (.safetensors, .pt/.pth/.bin/.ckpt state dicts) or a zoo zip with zoo.json; inputs as "
-           "png/jpg images (or one ImageFolder zip) or series (.ts, .csv, .npy). Pickled code is never run.")
+           "png/jpg images (or one ImageFolder zip) or series (.ts, .csv, .npy). Pickled code is never run"
+           + ("." if not up.trust_programs() else "; TorchScript/torch.export programs are allowed by the operator."))
 ck_files = st.file_uploader("Checkpoints or a zoo (.zip)", type=up.CHECKPOINT_TYPES, accept_multiple_files=True,
                             key="up_ckpt")
 data_files = st.file_uploader("Inputs", type=up.DATA_TYPES, accept_multiple_files=True, key="up_data")
@@ -27,6 +28,10 @@ if data_files:  # kept in session state, so the inputs stay after visiting other
     with guard("read the uploaded inputs"):
         st.session_state[UPLOADED_DATA] = up.load_data_files([(f.name, f.getvalue()) for f in data_files])
 data = st.session_state.get(UPLOADED_DATA)
+checkpoints = [f for f in ck_files or [] if not f.name.lower().endswith(".zip")]
+if data_files and data is not None and mset is not None and not checkpoints:
+    with guard(f"use the uploaded inputs with {mset.name}"):  # checked against the active set
+        up.show_inputs_status(data, mset)
 with guard("load the uploaded models"):
     if not ck_files:
         raise Stop
@@ -34,26 +39,17 @@ with guard("load the uploaded models"):
     if zips:
         zset, msg = up.load_uploaded_zoo(zips[0].name, zips[0].getvalue())
         if zset is None:
-            st.error(msg)
+            st.error(f"❌ {msg}")
         else:
             st.session_state[UPLOAD_SET] = zset
             st.success(f"✓ {zips[0].name}: zoo with {len(zset.models)} models")
         raise Stop
     with st.spinner(f"Loading {len(ck_files)} checkpoint(s)…"):
         first = [up.load_uploaded_checkpoint(f.name, f.getvalue()) for f in ck_files]
-    rows = []
-    for f, s in zip(ck_files, first, strict=True):
-        g = up.guess_from_filename(f.name)
-        arch = s.loaded.arch if s.ok else (g["arch"] or "")
-        rows.append({"file": f.name, "label": g["label"], "role": g["role"], "architecture": arch, "α": g["alpha"]})
-    if not any(r["role"] == "teacher" for r in rows):  # prefill: the largest loaded model teaches
-        ok = [i for i, s in enumerate(first) if s.ok]
-        if ok:
-            rows[max(ok, key=lambda i: first[i].loaded.params)]["role"] = "teacher"
     st.caption("Edit role, architecture, α and label; the teacher is the row marked teacher.")
     table = st.data_editor(
-        pd.DataFrame(rows), hide_index=True, key="up_editor_" + "_".join(s.digest[:8] for s in first),
-        disabled=["file"], column_config={
+        up.editor_rows([f.name for f in ck_files], first), hide_index=True,
+        key="up_editor_" + "_".join(s.digest[:8] for s in first), disabled=["file"], column_config={
             "role": st.column_config.SelectboxColumn(options=["teacher", "student"], required=True),
             "architecture": st.column_config.SelectboxColumn(options=list_models()),
             "α": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05, format="%.2f"),
@@ -69,17 +65,15 @@ with guard("load the uploaded models"):
         raise Stop
     teacher_rows = [i for i, (_, r) in enumerate(table.iterrows()) if r["role"] == "teacher" and statuses[i].ok]
     t = (statuses[teacher_rows[0]] if teacher_rows else loaded[0]).loaded
-    size, mean, std = up.default_normalisation(t.arch, t.in_channels)
+    size, mean, std = up.default_normalisation(t.arch, t.in_channels, kind=up.input_kind(t))
     st.subheader("Input size and normalisation")
     c1, c2, c3, c4 = st.columns(4)
     if size is not None:
-        h = int(c1.number_input("height", 8, 1024, size[0], key=f"up_h_{t.arch}"))
-        w = int(c2.number_input("width", 8, 1024, size[1], key=f"up_w_{t.arch}"))
-        size = (h, w)
+        size = (int(c1.number_input("height", 8, 1024, size[0], key=f"up_h_{t.arch}")),
+                int(c2.number_input("width", 8, 1024, size[1], key=f"up_w_{t.arch}")))
     mean_s = c3.text_input("mean per channel", ", ".join(f"{v:g}" for v in mean), key=f"up_mean_{t.arch}")
     std_s = c4.text_input("std per channel", ", ".join(f"{v:g}" for v in std), key=f"up_std_{t.arch}")
-    mean = tuple(float(v) for v in mean_s.split(","))
-    std = tuple(float(v) for v in std_s.split(","))
+    mean, std = tuple(float(v) for v in mean_s.split(",")), tuple(float(v) for v in std_s.split(","))
     if len(mean) != t.in_channels or len(std) != t.in_channels or min(std) <= 0:
         raise ValueError(f"give {t.in_channels} mean and {t.in_channels} positive std value(s)")
     pool, classes = None, ()

@@ -7,6 +7,7 @@ with ``st.cache_data`` keyed by content hash and target size.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,17 @@ import streamlit as st
 from kdviz.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
 from kdviz.models import list_models, model_info
 from kdviz.ui.sets import LOAD_LOCK, UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
-from kdviz.uploads import UploadError, content_hash
+from kdviz.uploads import UploadError, check_size, content_hash
 
-__all__ = ["DataUpload", "FileStatus", "default_normalisation", "fit_pool", "guess_from_filename",
-           "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo"]
+__all__ = ["DataUpload", "FileStatus", "check_inputs", "default_normalisation", "fit_pool", "guess_from_filename",
+           "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo", "trust_programs", "upload_limit_bytes"]
+
+TRUST_ENV = "KDVIZ_TRUST_PROGRAMS"
+PROGRAM_REFUSED = (
+    "it is a TorchScript or torch.export program, and programs run their own code when loaded, so the dashboard "
+    "refuses them. Upload a state dict (.pth/.pt saved from model.state_dict()) or .safetensors instead; an "
+    f"operator who trusts every user can allow programs by starting kdviz with {TRUST_ENV}=1."
+)
 
 CHECKPOINT_TYPES = ["pth", "pt", "bin", "ckpt", "safetensors", "zip"]
 DATA_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "zip", "ts", "csv", "npy"]
@@ -67,18 +75,40 @@ def guess_from_filename(name: str) -> dict[str, Any]:
     return {"label": stem, "arch": arch, "alpha": alpha, "role": role}
 
 
+def trust_programs() -> bool:
+    """True when the operator allows TorchScript / torch.export uploads (``KDVIZ_TRUST_PROGRAMS=1``)."""
+    return os.environ.get(TRUST_ENV, "").strip() == "1"
+
+
+def upload_limit_bytes() -> int:
+    """The per-file limit: Streamlit's ``server.maxUploadSize`` (MB, .streamlit/config.toml) in bytes."""
+    return int(float(st.get_option("server.maxUploadSize")) * 1024**2)
+
+
+def _check_upload_size(name: str, data: bytes) -> None:
+    check_size(len(data), limit_bytes=upload_limit_bytes(), name=f"'{name}'")
+
+
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _load_cached(digest: str, arch: str | None, _data: bytes) -> LoadedCheckpoint:
+def _load_cached(digest: str, arch: str | None, trust: bool, _data: bytes) -> LoadedCheckpoint:
     with LOAD_LOCK:
-        return load_checkpoint(_data, arch=arch)
+        return load_checkpoint(_data, arch=arch, trust_code=trust)
 
 
 def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) -> FileStatus:
-    """Load one checkpoint (cached by content hash and arch); a failure becomes a status, never an exception."""
+    """Load one checkpoint (cached by content hash, arch and the trust setting); a failure becomes a status.
+
+    Programs (TorchScript, torch.export) load only when the operator set ``KDVIZ_TRUST_PROGRAMS=1``.
+    """
     digest = content_hash(data)
+    trust = trust_programs()
     try:
-        ck = _load_cached(digest, arch, data)
-    except (CheckpointError, UploadError, ValueError) as err:
+        _check_upload_size(name, data)
+        ck = _load_cached(digest, arch, trust, data)
+    except CheckpointError as err:
+        text = str(err)
+        return FileStatus(name, digest, False, PROGRAM_REFUSED if not trust and "trust_code" in text else text)
+    except (UploadError, ValueError) as err:
         return FileStatus(name, digest, False, str(err))
     except Exception as err:  # noqa: BLE001 - any other failure of a hostile file is reported, not raised
         return FileStatus(name, digest, False, f"could not be read ({type(err).__name__}: {err})")
@@ -116,14 +146,29 @@ def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
 def load_uploaded_zoo(name: str, data: bytes) -> tuple[ModelSet | None, str]:
     """A zoo zip (with ``zoo.json``) as a model set, or None and why not."""
     try:
+        _check_upload_size(name, data)
         return _zoo_cached(content_hash(data), data), "zoo loaded"
     except Exception as err:  # noqa: BLE001 - reported to the user, the app keeps running
         return None, f"{name}: {err}"
 
 
-def default_normalisation(arch: str, in_channels: int) -> tuple[tuple[int, int] | None, tuple[float, ...], tuple[float, ...]]:
-    """Input size and mean/std defaults: ImageNet for torchvision models, CIFAR for CIFAR ResNets."""
-    family = model_info(arch).family
+def _program_kind(module: Any) -> str:
+    """'series' when a (trusted, unregistered) program has 1-D convolution weights, else 'image'."""
+    shapes = [tuple(v.shape) for k, v in module.state_dict().items() if k.endswith("weight")]
+    return "series" if any(len(sh) == 3 for sh in shapes) and not any(len(sh) == 4 for sh in shapes) else "image"
+
+
+def input_kind(ck: LoadedCheckpoint) -> str:
+    """'image' or 'series': from the registry, or for a trusted program from its weights' shapes."""
+    if ck.arch in list_models():
+        return model_info(ck.arch).input_kind
+    return _program_kind(ck.module)
+
+
+def default_normalisation(arch: str, in_channels: int, *, kind: str | None = None,
+                          ) -> tuple[tuple[int, int] | None, tuple[float, ...], tuple[float, ...]]:
+    """Input size and mean/std defaults: ImageNet for torchvision models, CIFAR for CIFAR ResNets (and programs)."""
+    family = model_info(arch).family if arch in list_models() else ("timeseries" if kind == "series" else "program")
     if family == "timeseries":
         return None, (0.0,) * in_channels, (1.0,) * in_channels
     if family == "torchvision":
@@ -137,10 +182,15 @@ def default_normalisation(arch: str, in_channels: int) -> tuple[tuple[int, int] 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size: tuple[int, ...] | None,
+            length: int | None = None,
             ) -> tuple[np.ndarray, np.ndarray | None, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Decode uploads to (x, labels, names, class_names, warnings) for ``channels`` and ``size``."""
+    """Decode uploads to (x, labels, names, class_names, notes) for ``channels`` and ``size`` (series: ``length``).
+
+    Keyed by the files' bytes (content), never by their names alone. A bad image or series file becomes an
+    ``"ERROR …"`` note and is skipped; UploadError when no file can be used.
+    """
     from kdviz.imageio import load_image, load_image_folder
-    from kdviz.seriesio import load_series
+    from kdviz.seriesio import check_series_fits, load_series
 
     mode = "L" if channels == 1 else "RGB"
     notes: list[str] = []
@@ -163,21 +213,37 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
             raise UploadError("none of the uploaded images could be read: " + " ".join(n[6:] for n in notes))
         return np.stack(arrays), None, tuple(names), (), tuple(notes)
     xs, labels, names, classes = [], [], [], ()
-    for name, data in files:
-        s = load_series(data, name=name)
+    for name, data in files:  # a bad series file is reported and skipped, like a bad image
+        try:
+            s = load_series(data, name=name)
+            check_series_fits(s.x, in_channels=channels, length=length)
+            if xs and s.x.shape[1:] != xs[0].shape[1:]:
+                raise UploadError(f"'{name}' holds series of shape {s.x.shape[1:]} but '{names[0].rsplit(' #', 1)[0]}'"
+                                  f" holds {xs[0].shape[1:]} (channels, length); upload series of one length.")
+        except UploadError as err:
+            notes.append(f"ERROR {name}: {err}" if name not in str(err) else f"ERROR {err}")
+            continue
         xs.append(s.x)
         names.extend(f"{name} #{i}" for i in range(len(s.x)))
         labels.append(s.labels)
         classes = classes or s.class_names
         notes.extend(s.warnings)
+    if not xs:
+        raise UploadError("none of the uploaded series files could be used: " + " ".join(n[6:] for n in notes))
     x = np.concatenate(xs) if len(xs) > 1 else xs[0]
     lab = np.concatenate(labels) if all(v is not None for v in labels) else None
     return x, lab, tuple(names), tuple(classes), tuple(notes)
 
 
 def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
-    """Classify uploaded data files: several images, one ImageFolder zip, or series files."""
+    """Classify uploaded data files: several images, one ImageFolder zip, or series files (size-checked)."""
+    for name, data in files:
+        _check_upload_size(name, data)
     exts = {Path(n).suffix.lower() for n, _ in files}
+    for name, _ in files:
+        if f"{Path(name).suffix.lower()[1:]}" not in DATA_TYPES:
+            raise UploadError(f"'{name}' has an unsupported extension; upload images "
+                              "(png/jpg, or one ImageFolder zip) or series (.ts, .csv, .npy).")
     if exts <= {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}:
         return DataUpload("images", tuple(files))
     if exts == {".zip"}:
@@ -190,35 +256,71 @@ def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
                       "not a mix.")
 
 
-def decode_data(upload: DataUpload, *, channels: int, size: tuple[int, int] | None,
+def decode_data(upload: DataUpload, *, channels: int, size: tuple[int, int] | None, length: int | None = None,
                 ) -> tuple[InputPool, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Inputs for a model set: images converted to ``channels`` and resized to ``size``; series as they are.
+    """Inputs for a model set: images converted to ``channels`` and resized to ``size``; series checked
+    against ``channels`` (and ``length`` when given).
 
     Returns the pool, class names, warnings, and errors (files left out). Raises UploadError when nothing
     can be used.
     """
     x, labels, names, classes, notes = _decode(upload.kind, upload.files, channels,
-                                               None if upload.kind == "series" else size)
+                                               None if upload.kind == "series" else size,
+                                               length if upload.kind == "series" else None)
     errors = tuple(n[6:] for n in notes if n.startswith("ERROR "))
     warnings = tuple(n for n in notes if not n.startswith("ERROR "))
     return InputPool(x, labels, names, source="uploaded"), classes, warnings, errors
 
 
-def fit_pool(upload: DataUpload, mset: ModelSet) -> tuple[np.ndarray, list[str]]:
-    """The uploaded inputs shaped for ``mset`` (images to its channels and size; series checked)."""
+def check_inputs(upload: DataUpload, mset: ModelSet,
+                 ) -> tuple[InputPool, tuple[str, ...], tuple[str, ...]]:
+    """The uploaded inputs decoded for ``mset``: (pool, warnings, errors of files left out).
+
+    UploadError when the inputs are of the wrong kind for the set or none can be used.
+    """
     channels = mset.input_shape[0]
     if mset.task == "image":
         if upload.kind == "series":
-            raise UploadError("the uploaded inputs are series but this model set takes images.")
-        pool, _, _, _ = decode_data(upload, channels=channels, size=tuple(mset.input_shape[1:]))
-        return pool.x, list(pool.names)
+            raise UploadError("the uploaded inputs are series but this model set takes images; pick a time-series "
+                              "model set in the sidebar, or upload images.")
+        pool, _, warnings, errors = decode_data(upload, channels=channels, size=tuple(mset.input_shape[1:]))
+        return pool, warnings, errors
     if upload.kind != "series":
-        raise UploadError("the uploaded inputs are images but this model set takes series.")
-    from kdviz.seriesio import check_series_fits
+        raise UploadError("the uploaded inputs are images but this model set takes series; pick an image model "
+                          "set in the sidebar, or upload series (.ts, .csv, .npy).")
+    length = int(mset.input_shape[-1]) if len(mset.input_shape) > 1 and mset.input_shape[-1] > 0 else None
+    pool, _, warnings, errors = decode_data(upload, channels=channels, size=None, length=length)
+    return pool, warnings, errors
 
-    pool, _, _, _ = decode_data(upload, channels=channels, size=None)
-    check_series_fits(pool.x, in_channels=channels)
+
+def fit_pool(upload: DataUpload, mset: ModelSet) -> tuple[np.ndarray, list[str]]:
+    """The uploaded inputs shaped for ``mset`` (images to its channels and size; series checked)."""
+    pool, _, _ = check_inputs(upload, mset)
     return pool.x, list(pool.names)
+
+
+def show_inputs_status(upload: DataUpload, mset: ModelSet) -> None:
+    """Draw what became of each uploaded input file for ``mset``: ❌ per file left out, notes, a count."""
+    pool, warnings, errors = check_inputs(upload, mset)
+    for msg in errors:
+        st.error(f"❌ {msg}")
+    for msg in warnings[:5]:
+        st.caption(f"⚠ {msg}")
+    st.success(f"{len(pool)} uploaded input(s) ready for {mset.name} (choose **uploaded** inputs on its pages).")
+
+
+def editor_rows(names: list[str], statuses: list[FileStatus]) -> pd.DataFrame:
+    """The editable table prefilled from file names and weights; the largest loaded model teaches by default."""
+    rows = []
+    for name, s in zip(names, statuses, strict=True):
+        g = guess_from_filename(name)
+        arch = s.loaded.arch if s.ok else (g["arch"] or "")
+        rows.append({"file": name, "label": g["label"], "role": g["role"], "architecture": arch, "α": g["alpha"]})
+    if not any(r["role"] == "teacher" for r in rows):
+        ok = [i for i, s in enumerate(statuses) if s.ok]
+        if ok:
+            rows[max(ok, key=lambda i: statuses[i].loaded.params)]["role"] = "teacher"
+    return pd.DataFrame(rows)
 
 
 def build_set(statuses: list[FileStatus], table: pd.DataFrame, *, size: tuple[int, int] | None,
@@ -254,7 +356,7 @@ def build_set(statuses: list[FileStatus], table: pd.DataFrame, *, size: tuple[in
     ids = [m.id for m in models]
     if len(set(ids)) != len(ids):
         raise ValueError(f"labels must be unique, got {ids}; edit the label column.")
-    task = "timeseries" if model_info(t.arch).input_kind == "series" else "image"
+    task = "timeseries" if input_kind(t) == "series" else "image"
     if task == "image":
         assert size is not None
         shape: tuple[int, ...] = (t.in_channels, *size)
