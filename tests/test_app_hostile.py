@@ -227,6 +227,48 @@ def test_hostile_series_with_the_time_series_demo(built, marker, require_zoo) ->
     assert len(at.get("plotly_chart")) >= 1
 
 
+def _program_bytes() -> bytes:
+    import warnings
+
+    import torch
+
+    from kdviz.models import create_model
+
+    torch.manual_seed(0)
+    module = create_model("resnet8", num_classes=10, in_channels=1).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(module, torch.zeros(1, 1, 28, 28)), buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("trusted", [False, True], ids=["default-refused", "operator-allows"])
+def test_torchscript_upload_needs_the_operator(trusted: bool, monkeypatch, require_zoo) -> None:
+    """A TorchScript program is refused with the reason and the switch; with KDVIZ_TRUST_PROGRAMS=1 it loads."""
+    require_zoo("demo-image")
+    if trusted:
+        monkeypatch.setenv("KDVIZ_TRUST_PROGRAMS", "1")
+    else:
+        monkeypatch.delenv("KDVIZ_TRUST_PROGRAMS", raising=False)
+    at = _app()
+    at.file_uploader(key="up_ckpt").set_value([("scripted_teacher.pt", _program_bytes(), OCTET)])
+    at.run()
+    errors = _messages(at)
+    if not trusted:
+        assert len(errors) == 1 and "scripted_teacher.pt" in errors[0], errors
+        assert "programs run their own code" in errors[0] and "KDVIZ_TRUST_PROGRAMS=1" in errors[0]
+        assert "kdviz_upload_set" not in at.session_state
+        OUTCOMES["torchscript upload (default)"] = "error shown: " + errors[0][:160]
+        return
+    assert not errors
+    status = [m.value for m in at.markdown if "scripted_teacher.pt" in m.value]
+    assert status and status[0].startswith("✅") and "runs its own code" in status[0], status
+    uset = at.session_state["kdviz_upload_set"]
+    assert uset.teacher.arch == "torchscript" and uset.task == "image" and uset.input_shape[0] == 1
+    OUTCOMES["torchscript upload (KDVIZ_TRUST_PROGRAMS=1)"] = "loaded: " + status[0][:160]
+
+
 def test_outcomes_table() -> None:
     """Print the table of outcomes (run with -s); runs last in this file."""
     for key, outcome in OUTCOMES.items():
