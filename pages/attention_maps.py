@@ -27,6 +27,7 @@ with guard("draw the attention maps"):
     show = alpha_filter(mset, key="att_alpha")
 
     comp = compare(mset, display, labels, names, settings)
+    show = [mid for mid in show if mid in comp.attributions]  # compare leaves out models that fail
     frame = comp.frame[comp.frame["model_id"].isin(show)].copy()
     frame["pred_name"] = [mset.class_name(int(p)) for p in frame["pred"]]
     captions = {

@@ -269,6 +269,54 @@ def test_torchscript_upload_needs_the_operator(trusted: bool, monkeypatch, requi
     OUTCOMES["torchscript upload (KDVIZ_TRUST_PROGRAMS=1)"] = "loaded: " + status[0][:160]
 
 
+def test_misbehaving_models_are_named_and_the_rest_draws(tiny_image_set, app_path: str) -> None:
+    """An injected set with a student whose forward raises, one with NaN outputs, one RGB model fed grey
+    digits and one with 5 classes: each is named in a warning, the others are drawn."""
+    import dataclasses
+
+    import torch
+    from torch import nn
+
+    from kdviz.models import create_model
+    from kdviz.ui.sets import SetModel
+
+    class Raises(nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom in forward")
+
+    class NaNs(nn.Module):
+        def forward(self, x):
+            return torch.full((x.shape[0], 10), float("nan"))
+
+    bad = {"raises": Raises(), "nan": NaNs(), "rgb": create_model("resnet8", num_classes=10, in_channels=3),
+           "five": create_model("resnet8", num_classes=5, in_channels=1)}
+    mset = dataclasses.replace(tiny_image_set, models=tiny_image_set.models + tuple(
+        SetModel(k, "custom", 0.5, m.eval(), "student", "kd", f"sha-{k}") for k, m in bad.items()))
+    at = AppTest.from_file(app_path, default_timeout=180)
+    at.session_state["kdviz_upload_set"] = mset
+    at.run()
+    at.sidebar.selectbox(key="kdviz_set").set_value("uploaded").run()
+    at.sidebar.selectbox(key="kdviz_method").set_value("saliency").run()
+    at.sidebar.radio(key="kdviz_parts_kind").set_value("grid").run()
+    at.switch_page("pages/attention_maps.py").run()
+    assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
+    warnings = [w.value for w in at.warning]
+    expected = {"raises": "boom in forward", "nan": "NaN or infinite outputs", "rgb": "grey vs RGB",
+                "five": "5 outputs but the teacher has 10"}
+    for mid, fragment in expected.items():
+        hits = [w for w in warnings if w.startswith(f"Left out {mid}:") and fragment in w]
+        assert hits, (mid, warnings)
+        OUTCOMES[f"model-{mid} (Attention maps page)"] = "left out with a warning: " + hits[0][:160]
+    assert len(at.get("plotly_chart")) == 1
+    assert list(at.dataframe[-1].value["model"]) == [m.id for m in tiny_image_set.models]
+    # A teacher whose class count does not match the set's classes: an error, not a traceback.
+    at.session_state["kdviz_upload_set"] = dataclasses.replace(tiny_image_set, class_names=tuple("abcde"))
+    at.run()
+    errors = _messages(at)
+    assert any("has 10 outputs but the data set has 5 classes" in e for e in errors), errors
+    OUTCOMES["teacher-wrong-class-count (Attention maps page)"] = "error shown: " + errors[0][:160]
+
+
 def test_outcomes_table() -> None:
     """Print the table of outcomes (run with -s); runs last in this file."""
     for key, outcome in OUTCOMES.items():
