@@ -65,7 +65,7 @@ def _messages(at: AppTest) -> list[str]:
 
 
 def _record(case_id: str, route: str, errors: list[str], name: str, fragment: str) -> None:
-    hits = [e for e in errors if name in e and fragment in e] or [e for e in errors if fragment in e]
+    hits = [e for e in errors if name in e and fragment in e]
     assert hits, (case_id, route, fragment, errors)
     OUTCOMES[f"{case_id} ({route})"] = "error shown: " + hits[0][:160].replace("\n", " ")
 
@@ -130,7 +130,7 @@ def test_hostile_zips_as_zoo_and_as_image_folder(built, marker, workspaces, requ
         errors = _messages(at)
         if as_zoo:
             _record(case.id, "zoo zip", errors, name, UI_MATCH.get(case.id, case.match))
-        _record(case.id, "ImageFolder zip", errors, name if not as_zoo else "", UI_MATCH_IMAGEFOLDER.get(
+        _record(case.id, "ImageFolder zip", errors, f"'{name}': ", UI_MATCH_IMAGEFOLDER.get(
             case.id, case.match))
     # A file above server.maxUploadSize (read from Streamlit's config) is refused by kdviz's own check too.
     with _upload_limit_mb(1):

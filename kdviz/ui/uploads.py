@@ -149,7 +149,7 @@ def load_uploaded_zoo(name: str, data: bytes) -> tuple[ModelSet | None, str]:
         _check_upload_size(name, data)
         return _zoo_cached(content_hash(data), data), "zoo loaded"
     except Exception as err:  # noqa: BLE001 - reported to the user, the app keeps running
-        return None, f"{name}: {err}"
+        return None, str(err) if name in str(err) else f"{name}: {err}"
 
 
 def _program_kind(module: Any) -> str:
@@ -195,7 +195,10 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
     mode = "L" if channels == 1 else "RGB"
     notes: list[str] = []
     if kind == "image_folder":
-        folder = load_image_folder(files[0][1], mode=mode, size=size)
+        try:
+            folder = load_image_folder(files[0][1], mode=mode, size=size)
+        except UploadError as err:  # name the uploaded zip: the library's message names the entry inside it
+            raise type(err)(f"'{files[0][0]}': {err}") from None
         return (folder.images, folder.labels, tuple(Path(f).name for f in folder.files), folder.class_names,
                 tuple(folder.warnings))
     if kind == "images":  # a bad image is reported and skipped; the others are used
