@@ -367,7 +367,7 @@ def findings(summary: pd.DataFrame) -> list[Finding]:
     if not np.isfinite(rho):
         verdict = "undefined"
     else:
-        verdict = "yes" if rho > 0 and p < 0.05 else ("partly" if rho > 0 else "no")
+        verdict = "yes" if rho > 0 and p < 0.05 else "no"  # a positive trend that could be chance is not one
     out.append(Finding(
         "Outputs and explanations co-vary (logit vs attention alignment across students)", verdict,
         f"Spearman ρ across {len(students)} students = {format_metric(rho)} (p = {_p(p)})",
