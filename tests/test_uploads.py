@@ -82,12 +82,13 @@ def test_checkpoint_exploit_never_runs(case: HostileCase, tmp_path: Path, monkey
 
 
 @ignore_protocol_warning
-@pytest.mark.xfail(reason="lead's kdviz.checkpoints repeats torch's advice to retry with weights_only=False", strict=False)
-@pytest.mark.parametrize("case_id", ["ckpt-os-system-protocol5", "ckpt-nested-container"])
+@pytest.mark.parametrize("case_id", ["ckpt-os-system-protocol5", "ckpt-nested-container", "ckpt-builtins-eval"])
 def test_checkpoint_refusal_never_advises_unsafe_loading(case_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's own message suggests retrying with weights_only=False; kdviz must never pass that on."""
     case = next(c for c in CASES if c.id == case_id)
     _, outcome = _run(case, tmp_path, monkeypatch)
-    assert "weights_only` set to `False" not in str(outcome)
+    assert "refused" in str(outcome)
+    assert "weights_only" not in str(outcome)
 
 
 @pytest.mark.parametrize(
