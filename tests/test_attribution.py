@@ -396,3 +396,36 @@ def test_one_captum_call_for_the_whole_batch(method: str, image_case, monkeypatc
     monkeypatch.setattr(cls, "attribute", counted)
     attribute(model, x, method=method, target=t, device="cpu", **FAST.get(method, {}))
     assert calls == [len(x)]
+
+
+def test_inference_twin_folds_batchnorm_and_tracks_weight_changes() -> None:
+    """The fast copy used for input-gradient methods gives the original model's attributions and
+    follows in-place weight updates; the original keeps its parameters trainable."""
+    from captum.attr import IntegratedGradients
+
+    from kdviz.attribution import inference_twin
+    from kdviz.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10, in_channels=1).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    twin = inference_twin(model, torch.device("cpu"))
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in twin.modules())
+    assert all(p.requires_grad for p in model.parameters())
+    assert inference_twin(model, torch.device("cpu")) is twin  # cached
+    reference = IntegratedGradients(model).attribute(x, target=2, n_steps=16)
+    fast = attribute(model, x, method="integrated_gradients", target=2, device="cpu", n_steps=16)
+    scale = reference.abs().max().item()
+    np.testing.assert_allclose(fast.raw, reference.numpy(), atol=1e-4 * scale)
+
+    with torch.no_grad():
+        model.fc.weight.mul_(-1.0)
+    rebuilt = inference_twin(model, torch.device("cpu"))
+    assert rebuilt is not twin
+    flipped = attribute(model, x, method="integrated_gradients", target=2, device="cpu", n_steps=16)
+    reference = IntegratedGradients(model).attribute(x, target=2, n_steps=16)
+    np.testing.assert_allclose(flipped.raw, reference.numpy(), atol=1e-4 * reference.abs().max().item())
