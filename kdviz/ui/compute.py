@@ -32,18 +32,18 @@ THREADS_ENV = "KDVIZ_TORCH_THREADS"
 
 
 def _configure_threads() -> None:
-    """One torch thread per computation on small machines (≤ 2 cores), unless KDVIZ_TORCH_THREADS says otherwise.
+    """Torch's CPU threads for the dashboard's computations: ``KDVIZ_TORCH_THREADS`` when set.
 
-    A dashboard serves several sessions and shares the machine; measured on the 2-core box with other
-    jobs running, IG over the demo zoo took 2.6–3.2 s with 1 thread against 7–17 s with 2 (oversubscription).
+    The default (torch's: one per core) is fastest for one presenter on an idle machine — the demo
+    grid for one input takes 1.4–1.7 s with 2 threads against 2.9 s with 1 on the 2-core box
+    (benchmarks/bench_dashboard.py). On a machine shared with other heavy jobs, 2 threads were
+    measured 2–5× slower than 1 (oversubscription): set KDVIZ_TORCH_THREADS=1 there.
     """
     import torch
 
     wanted = os.environ.get(THREADS_ENV)
     if wanted:
         torch.set_num_threads(max(1, int(wanted)))
-    elif (os.cpu_count() or 1) <= 2:
-        torch.set_num_threads(1)
 
 
 _configure_threads()
