@@ -22,7 +22,9 @@ st.page_link("pages/attention_maps.py", label="Attention maps — a grid of maps
 st.page_link("pages/temporal_saliency.py", label="Temporal saliency — saliency curves over a time series", icon=":material/show_chart:")
 st.page_link("pages/part_focus.py", label="Part focus — mass inside the teacher's top-k parts", icon=":material/center_focus_strong:")
 st.page_link("pages/alignment.py", label="Alignment — attention vs logit alignment by architecture × α", icon=":material/compare_arrows:")
-st.caption("Definitions follow DESIGN.md: focus ratio = M_in / M_out on the teacher's top-k parts; "
+st.page_link("pages/report.py", label="Report — the four views over a whole test split, ready for a slide",
+             icon=":material/summarize:")
+st.caption("Definitions (README and kdviz.metrics): focus ratio = M_in / M_out on the teacher's top-k parts; "
            "undefined values (e.g. ρ of a constant map) are shown as “undefined”.")
 
 # Drawn after the page text: importing the attribution stack (torch) must not delay the first page.
