@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import pickle
 import re
@@ -445,7 +444,3 @@ def _load_program(data: bytes, *, arch: str | None, num_classes: int | None, in_
         (f"{kind} program loaded with trust_code=True: it runs its own code",), arch is None,
     )
 
-
-def inspect_json(source: str | os.PathLike[str] | bytes, **kwargs: object) -> str:
-    """One-line JSON summary of a checkpoint (``kdviz inspect``)."""
-    return json.dumps(load_checkpoint(source, **kwargs).summary())  # type: ignore[arg-type]
