@@ -49,3 +49,20 @@ def tiny_image_set():
 def app_path() -> str:
     """Path of the dashboard's entry file, for ``AppTest.from_file``."""
     return APP
+
+
+@pytest.fixture(scope="session")
+def gunpoint_zoo_zip(require_zoo) -> bytes:
+    """The GunPoint demo zoo (zoo.json + safetensors) zipped under ``gunpoint/``, as a user uploads it."""
+    import io
+    import zipfile
+
+    from kdviz.ui.sets import demo_folder
+
+    require_zoo("demo-series")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path in sorted(demo_folder("demo-series").iterdir()):
+            if path.suffix in (".json", ".safetensors"):
+                zf.write(path, f"gunpoint/{path.name}")
+    return buf.getvalue()

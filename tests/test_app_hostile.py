@@ -117,7 +117,7 @@ def _image_folder_zip() -> bytes:
     return buf.getvalue()
 
 
-def test_hostile_zips_as_zoo_and_as_image_folder(built, marker, workspaces, require_zoo) -> None:
+def test_hostile_zips_as_zoo_and_as_image_folder(built, marker, workspaces, require_zoo, gunpoint_zoo_zip) -> None:
     """Each zip goes in as a zoo (checkpoint uploader) and as an ImageFolder (inputs) in the same run."""
     require_zoo("demo-image")
     at = _app()
@@ -143,15 +143,7 @@ def test_hostile_zips_as_zoo_and_as_image_folder(built, marker, workspaces, requ
             _record("too-large-" + name, "upload limit 1 MB", errors, name, "the limit is 1.0 MiB")
     assert not marker.exists()
     # Good zips afterwards still work, and every temporary folder is gone.
-    from kdviz.ui.sets import demo_folder
-
-    folder = demo_folder("demo-series")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for path in sorted(folder.iterdir()):
-            if path.suffix in (".json", ".safetensors"):
-                zf.write(path, f"gunpoint/{path.name}")
-    at.file_uploader(key="up_ckpt").set_value([("gunpoint_zoo.zip", buf.getvalue(), "application/zip")])
+    at.file_uploader(key="up_ckpt").set_value([("gunpoint_zoo.zip", gunpoint_zoo_zip, "application/zip")])
     at.file_uploader(key="up_data").set_value([("digits.zip", _image_folder_zip(), "application/zip")])
     at.run()
     assert not _messages(at)

@@ -99,23 +99,12 @@ def test_hostile_uploads_show_errors_and_the_rest_keeps_working(files: dict[str,
     assert [m.id for m in uset.models] == ["resnet18_teacher"] and list(uset.pool.names) == ["astronaut.png"]
 
 
-def test_zoo_zip_upload(app_path: str, require_zoo) -> None:
+def test_zoo_zip_upload(app_path: str, gunpoint_zoo_zip: bytes) -> None:
     """A zoo folder zipped (zoo.json + safetensors) becomes the uploaded set, with its dataset's inputs."""
-    import zipfile
-
-    from kdviz.ui.sets import demo_folder
-
-    require_zoo("demo-series")
-    folder = demo_folder("demo-series")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for path in sorted(folder.iterdir()):
-            if path.suffix in (".json", ".safetensors"):
-                zf.write(path, f"gunpoint/{path.name}")
     at = AppTest.from_file(app_path, default_timeout=180)
     at.run()
     at.switch_page("pages/models.py").run()
-    at.file_uploader(key="up_ckpt").set_value(("gunpoint_zoo.zip", buf.getvalue(), "application/zip"))
+    at.file_uploader(key="up_ckpt").set_value(("gunpoint_zoo.zip", gunpoint_zoo_zip, "application/zip"))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     uset = at.session_state["kdviz_upload_set"]
