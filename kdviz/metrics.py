@@ -33,17 +33,22 @@ __all__ = [
     "focus_ratio",
     "format_metric",
     "logit_alignment",
+    "logit_margin",
     "map_pearson",
+    "margin_alignment",
     "map_ssim",
     "mean_ci",
     "metric",
+    "output_margin_class",
     "pearson_rows",
     "predictive_divergence",
     "spearman_rows",
     "topk_overlap",
+    "undefined_reason",
 ]
 
 Category = Literal["parts", "logits", "maps"]
+MIN_RANKED = 3  # fewest values a rank correlation is computed from (below: NaN, see ``undefined_reason``)
 F = TypeVar("F", bound=Callable[..., np.ndarray])
 
 METRICS: dict[str, Callable[..., np.ndarray]] = {}
@@ -109,7 +114,9 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Ranks with ``scipy.stats.rankdata`` along axis 1 (ties get average ranks), then Pearson of the ranks:
     that is spearmanr's definition, done for all rows at once instead of N scipy calls. Positions where
-    either row is NaN are left out; a constant row gives NaN.
+    either row is NaN are left out; a constant row gives NaN, and so does a row with fewer than
+    ``MIN_RANKED`` (3) valid positions: a rank correlation of two values can only be ±1, which says
+    nothing (two classes, two parts).
     """
     x, y = _pair(a, b)
     invalid = np.isnan(x) | np.isnan(y)
@@ -117,7 +124,8 @@ def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     y = np.where(invalid, np.nan, y)
     rx = scipy.stats.rankdata(x, axis=1, nan_policy="omit")
     ry = scipy.stats.rankdata(y, axis=1, nan_policy="omit")
-    return pearson_rows(rx, ry)
+    rho = pearson_rows(rx, ry)
+    return np.where((~invalid).sum(axis=1) >= MIN_RANKED, rho, np.nan)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,6 +203,68 @@ def predictive_divergence(logits: np.ndarray, logits_teacher: np.ndarray) -> np.
     log_ps = scipy.special.log_softmax(x, axis=1)
     log_pt = scipy.special.log_softmax(t, axis=1)
     return np.maximum(np.sum(np.exp(log_pt) * (log_pt - log_ps), axis=1), 0.0)
+
+
+def output_margin_class(logits_teacher: np.ndarray) -> np.ndarray:
+    """The class whose margin ``logit_margin`` measures, per input: class 1 on a 2-class task (so the margin is
+    the log-odds ``z_1 − z_0``, comparable across inputs), else the teacher's predicted class."""
+    t = np.asarray(logits_teacher, dtype=np.float64)
+    if t.ndim != 2:
+        raise ValueError(f"expected (N, n_classes) logits, got shape {t.shape}")
+    return np.ones(t.shape[0], dtype=np.int64) if t.shape[1] == 2 else t.argmax(axis=1)
+
+
+def logit_margin(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """``z_c − max_{j≠c} z_j`` per input for the given class ``c`` (N,) — how strongly the model backs ``c``.
+
+    With one class only, NaN (there is nothing to be ahead of).
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    c = np.asarray(classes, dtype=np.int64)
+    if z.ndim != 2 or c.shape != (z.shape[0],):
+        raise ValueError(f"logits (N, n_classes) and classes (N,) expected, got {z.shape} and {c.shape}")
+    if z.shape[1] < 2:
+        return np.full(z.shape[0], np.nan)
+    rows = np.arange(z.shape[0])
+    own = z[rows, c]
+    others = z.copy()
+    others[rows, c] = -np.inf
+    return own - others.max(axis=1)
+
+
+def margin_alignment(margins: np.ndarray, margins_teacher: np.ndarray) -> float:
+    """Output alignment over a set of inputs: Spearman ρ (``scipy.stats.spearmanr``) between the student's and
+    the teacher's ``logit_margin`` across inputs.
+
+    Meaningful where per-input logit alignment is not (a 2-class task, where the rank correlation of two logits
+    is ±1): it asks whether the student is confident where the teacher is. One number per model, not per input;
+    NaN with fewer than ``MIN_RANKED`` valid inputs or a constant side.
+    """
+    a = np.asarray(margins, dtype=np.float64).ravel()
+    b = np.asarray(margins_teacher, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"margins {a.shape} and teacher margins {b.shape} differ")
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < MIN_RANKED or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
+        return math.nan
+    return float(scipy.stats.spearmanr(a[ok], b[ok]).statistic)
+
+
+def undefined_reason(name: str, *, n_classes: int | None = None, n_parts: int | None = None,
+                     n_inputs: int | None = None) -> str | None:
+    """Why metric ``name`` is undefined on data of this size, or None when it is defined (for the UI's notes).
+
+    Rank correlations need at least ``MIN_RANKED`` distinct positions: logit alignment needs ≥ 3 classes,
+    attention rank alignment ≥ 3 parts, margin alignment ≥ 3 inputs.
+    """
+    if name in ("logit_rho", "logit_alignment") and n_classes is not None and n_classes < MIN_RANKED:
+        return (f"logit alignment is undefined with {n_classes} classes: the rank correlation of {n_classes} logits "
+                "can only be ±1. Margin alignment (Spearman over inputs of the logit margins) is shown instead.")
+    if name in ("attention_rho", "attention_rank_alignment") and n_parts is not None and n_parts < MIN_RANKED:
+        return f"attention rank alignment is undefined with {n_parts} parts: choose ≥ {MIN_RANKED} parts."
+    if name in ("margin_rho", "margin_alignment") and n_inputs is not None and n_inputs < MIN_RANKED:
+        return f"margin alignment is undefined over {n_inputs} input(s): it ranks inputs, so it needs ≥ {MIN_RANKED}."
+    return None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ reloading those float16 weights into a float32 model, so it is the shipped model
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import time
@@ -68,6 +69,9 @@ class ModelEntry:
     sha256: str = ""
     parts: int | None = None  # K of saliency distillation (grid cells / time segments)
     epochs: int | None = None
+    # Test accuracy after each evaluated epoch (reporting only, never used to pick a model): the evidence
+    # that training ran long enough for accuracy to level off. NaN-free; empty when not recorded.
+    accuracy_curve: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,17 @@ def _parse_model(obj: object, where: str) -> ModelEntry:
         sha256=str(obj.get("sha256", "")),
         parts=None if parts is None else int(_number(parts, f"{where}.parts", lo=1)),
         epochs=None if epochs is None else int(_number(epochs, f"{where}.epochs", lo=1)),
+        accuracy_curve=tuple(_number(v, f"{where}.accuracy_curve[{i}]", lo=0.0, hi=1.0)
+                             for i, v in enumerate(_list_or_empty(obj.get("accuracy_curve"), f"{where}.accuracy_curve"))),
     )
+
+
+def _list_or_empty(value: object, where: str) -> list[object]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{where} must be a list, got {type(value).__name__}")
+    return value
 
 
 def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
@@ -356,6 +370,7 @@ def distill_to_file(
         sha256=shipped.sha256,
         parts=config.sd_parts if config.sd_beta > 0 else None,
         epochs=config.epochs,
+        accuracy_curve=tuple(round(e.test_accuracy, 4) for e in result.history if math.isfinite(e.test_accuracy)),
     )
 
 
