@@ -6,6 +6,8 @@ Definitions follow DESIGN.md exactly:
   (α = 1 is plain cross-entropy, 0.5 mild KD, 0.1 strong KD).
 * occlusion saliency ``sal_k = f_c(x) − f_c(x with part k set to the baseline)``, c = the teacher's class;
   ``L_SD = τ²·KL(softmax(sal_T/τ) ‖ softmax(sal_S/τ))``; total ``L = L_KD + β·L_SD``.
+* KED (Knowledge Explaining Distillation): the loss is :func:`kdviz.ked.ked_loss`, hooked in here with the
+  teacher's per-superfeature logits computed once per training input (``TrainConfig.ked``).
 
 The loop (:func:`train`) is used by ``kdviz distill`` and by the zoo builder (:mod:`kdviz.zoo`). The test
 split is only *reported* each epoch; the model returned is always the last epoch's.
@@ -216,6 +218,10 @@ class TrainConfig:
     sd_parts: int = 16  # K: image grid cells (a square number) or time segments
     sd_tau: float = 2.0  # saliency softmax temperature τ
     sd_images_per_batch: int = 32  # SD costs K+1 forwards per image: apply it to this many per batch
+    ked: bool = False  # Knowledge Explaining Distillation (kdviz.ked); needs superfeatures in train()
+    ked_mu: float = 0.5  # KED: share μ of the distillation weight on explanations
+    ked_tau: float = 4.0  # KED: explanation temperature τ
+    ked_m: int = 8  # KED: number of superfeatures M (also applied to sd_images_per_batch inputs per batch)
     augment_shift: int = 0  # images: random shifts of up to this many pixels; 0 = no augmentation
     max_train: int | None = None  # use only the first n training examples (quick runs)
     max_test: int | None = None  # report accuracy on the first n test examples (quick runs)
@@ -236,10 +242,18 @@ class TrainConfig:
             raise ValueError(f"sd_beta must be ≥ 0, got {self.sd_beta}")
         if not self.sd_tau > 0:
             raise ValueError(f"sd_tau must be > 0, got {self.sd_tau}")
+        if not 0.0 <= self.ked_mu <= 1.0:
+            raise ValueError(f"ked_mu must be in [0, 1], got {self.ked_mu}")
+        if not self.ked_tau > 0:
+            raise ValueError(f"ked_tau must be > 0, got {self.ked_tau}")
+        if self.ked_m < 1:
+            raise ValueError(f"ked_m must be ≥ 1, got {self.ked_m}")
 
     @property
     def method(self) -> str:
         """'ce', 'kd' or 'kd+sd' — the zoo manifest's vocabulary."""
+        if self.ked:
+            return "ked"
         if self.sd_beta > 0:
             return "kd+sd"
         return "ce" if self.alpha == 1.0 else "kd"
@@ -335,6 +349,7 @@ def train(
     config: TrainConfig,
     *,
     teacher: nn.Module | None = None,
+    superfeatures: np.ndarray | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on ``ds``'s training split with ``config``; return the last epoch's numbers.
 
@@ -343,7 +358,9 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    needs_teacher = config.alpha < 1.0 or config.sd_beta > 0
+    needs_teacher = config.alpha < 1.0 or config.sd_beta > 0 or config.ked
+    if config.ked:
+        _check_ked(config, superfeatures, ds)
     if needs_teacher and teacher is None:
         raise ValueError(f"teacher is required for alpha={config.alpha}, sd_beta={config.sd_beta}")
     if config.augment_shift and ds.task != "image":
@@ -370,6 +387,7 @@ def train(
             if config.sd_beta > 0:
                 k = part_masks(tuple(x_raw.shape[2:]), config.sd_parts).shape[0]
                 sal_cache = torch.zeros(n, k)
+    ked_cache = _teacher_group_logits(teacher, x_norm, superfeatures, baseline) if config.ked else None
 
     params = [p for p in model.parameters() if p.requires_grad]
     if config.optimizer == "sgd":
@@ -407,7 +425,10 @@ def train(
                 else:
                     with torch.no_grad():
                         t_logits = teacher(xb)  # type: ignore[misc]
-            loss = kd_loss(logits, t_logits, y, alpha=config.alpha, temperature=config.temperature)
+            if config.ked:
+                loss = _ked_step_loss(model, xb, idx, logits, t_logits, y, config, superfeatures, ked_cache, baseline)
+            else:
+                loss = kd_loss(logits, t_logits, y, alpha=config.alpha, temperature=config.temperature)
             if config.sd_beta > 0:
                 sub = idx[: config.sd_images_per_batch]
                 pos = torch.arange(len(sub))
@@ -447,3 +468,50 @@ def train(
     bar.close()
     model.eval()
     return TrainResult(history[-1].test_accuracy, time.perf_counter() - start, tuple(history))
+
+
+# --------------------------------------------------------------------------------------------------
+# Knowledge Explaining Distillation hook (the loss lives in kdviz.ked)
+
+
+def _check_ked(config: TrainConfig, superfeatures: np.ndarray | None, ds: Dataset) -> None:
+    if superfeatures is None:
+        raise ValueError("KED needs the teacher's superfeature labelling (superfeatures=…)")
+    if tuple(np.shape(superfeatures)) != tuple(ds.input_shape[1:]):
+        raise ValueError(f"superfeatures have shape {np.shape(superfeatures)}, inputs {tuple(ds.input_shape[1:])}")
+    if int(np.max(superfeatures)) + 1 != config.ked_m:
+        raise ValueError(f"superfeatures have {int(np.max(superfeatures)) + 1} groups but ked_m={config.ked_m}")
+    if config.augment_shift:
+        raise ValueError("KED computes the teacher's explanations once per training input: no augment_shift")
+    if config.sd_beta > 0:
+        raise ValueError("KED and saliency distillation are separate recipes: use sd_beta=0 with ked")
+
+
+@torch.no_grad()
+def _teacher_group_logits(teacher: nn.Module | None, x: torch.Tensor, superfeatures: np.ndarray | None,
+                          baseline: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    """The teacher's logits with only superfeature m kept, (N, M, C), once for every training input."""
+    from kdviz.group_explanations import group_logits
+
+    assert teacher is not None and superfeatures is not None
+    return torch.cat([group_logits(teacher, x[i : i + batch], labels=superfeatures, baseline=baseline)
+                      for i in range(0, len(x), batch)])
+
+
+def _ked_step_loss(model: nn.Module, xb: torch.Tensor, idx: torch.Tensor, logits: torch.Tensor,
+                   t_logits: torch.Tensor | None, y: torch.Tensor, config: TrainConfig,
+                   superfeatures: np.ndarray | None, teacher_groups: torch.Tensor | None,
+                   baseline: torch.Tensor) -> torch.Tensor:
+    """KED loss of one batch: explanations on the first ``sd_images_per_batch`` inputs (M forwards each)."""
+    from kdviz.group_explanations import group_logits
+    from kdviz.ked import ked_loss
+
+    assert teacher_groups is not None and superfeatures is not None
+    mu = config.ked_mu if config.alpha < 1.0 else 0.0  # α = 1 (λ = 0): nothing is distilled
+    sub = idx[: config.sd_images_per_batch]
+    s_groups = None
+    if mu > 0:
+        with _frozen_bn_stats(model):
+            s_groups = group_logits(model, xb[: len(sub)], labels=superfeatures, baseline=baseline)
+    return ked_loss(logits, t_logits, y, s_groups, teacher_groups[sub], alpha=config.alpha, mu=mu,
+                    temperature=config.temperature, tau=config.ked_tau)
