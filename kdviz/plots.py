@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,15 +21,21 @@ from plotly.subplots import make_subplots
 
 __all__ = [
     "ALPHA_COLOURS",
+    "DIFF_SCALE",
+    "GREY_SCALE",
+    "MAP_SCALE",
     "TEACHER_COLOUR",
     "alignment_bars",
     "alpha_colour",
     "alpha_label",
     "arch_order",
     "attention_grid",
+    "browser_safe_scale",
     "focus_bars",
     "logit_table",
+    "add_null_bands",
     "alignment_scatter",
+    "label_positions",
     "parts_figure",
     "plotly_config",
     "segment_bars",
@@ -37,19 +43,52 @@ __all__ = [
 ]
 
 TEACHER_COLOUR = "#222222"
+DIFFERS_COLOUR = "#D81B60"  # a student whose prediction differs from the teacher's
 # Colour-blind-safe (Okabe–Ito): no KD blue, mild KD orange, strong KD vermilion.
 ALPHA_COLOURS: dict[float, str] = {1.0: "#0072B2", 0.5: "#E69F00", 0.1: "#D55E00"}
 _EXTRA_COLOURS = ("#009E73", "#CC79A7", "#56B4E9", "#F0E442", "#999999")
-MAP_SCALE = "Inferno"
-DIFF_SCALE = "RdBu_r"
 
 
-def plotly_config(filename: str = "kdviz") -> dict:
-    """Plotly ``config`` with a PNG download button in the toolbar (2× scale, named file)."""
-    return {
-        "displaylogo": False,
-        "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2},
-    }
+def browser_safe_scale(name_or_colours: str | Sequence[str]) -> list[list]:
+    """A Plotly colour scale as ``[[position, 'rgb(r, g, b)'], ...]`` that reaches the browser unchanged.
+
+    Streamlit's Plotly front end rewrites the placeholder colours ``#000001`` … ``#000031`` in a
+    figure's JSON to its own theme colours (Inferno's first stop ``#000004`` becomes violet
+    ``#ab63fa``), so kdviz never sends hex colours: every stop is written as ``rgb(…)``.
+    """
+    import plotly.colors as pc
+
+    if isinstance(name_or_colours, str):
+        scale = pc.get_colorscale(name_or_colours)
+    else:
+        colours = list(name_or_colours)
+        scale = [[i / (len(colours) - 1), c] for i, c in enumerate(colours)]
+    out = []
+    for pos, colour in scale:
+        r, g, b = (pc.hex_to_rgb(colour) if str(colour).startswith("#")
+                   else tuple(round(float(v)) for v in pc.unlabel_rgb(colour)))
+        out.append([round(float(pos), 6), f"rgb({int(r)}, {int(g)}, {int(b)})"])
+    return out
+
+
+# Sequential maps: Inferno (black = no attribution); differences: red/blue, white at 0; input: grey.
+MAP_SCALE = browser_safe_scale("Inferno")
+DIFF_SCALE = browser_safe_scale("RdBu_r")
+GREY_SCALE = [[0.0, "rgb(0, 0, 0)"], [1.0, "rgb(255, 255, 255)"]]
+
+
+SLIDE_SIZE = (1920, 1080)  # 16:9 at full-HD, what a slide is projected at
+
+
+def plotly_config(filename: str = "kdviz", *, fmt: str = "png", slide: bool = False) -> dict:
+    """Plotly ``config`` with a download button in the toolbar: a named PNG at 2× scale, or SVG; with
+    ``slide`` a 16:9 image at :data:`SLIDE_SIZE` (1920×1080) for presentations."""
+    if fmt not in ("png", "svg"):
+        raise ValueError(f"fmt={fmt!r} is not one of ['png', 'svg']")
+    options: dict = {"format": fmt, "filename": filename, "scale": 2}
+    if slide:
+        options.update(width=SLIDE_SIZE[0], height=SLIDE_SIZE[1], scale=1)
+    return {"displaylogo": False, "toImageButtonOptions": options}
 
 
 def alpha_label(alpha: float | None, method: str | None = None) -> str:
@@ -113,12 +152,20 @@ def attention_grid(
     shared_scale: bool = False,
     difference: bool = False,
     title: str = "",
+    differs: Collection[str] = (),
+    width_px: int = 1100,
+    max_height_px: int = 740,
+    font_size: int = 11,
 ) -> go.Figure:
-    """Attention maps in a grid: the teacher first (own row), then rows = architecture, columns = α.
+    """Attention maps in a grid sized for one screen: the teacher at the head (first column of the first
+    row), rows = student architecture (largest first), columns = α (no KD → strong KD), then variants such
+    as saliency distillation as extra columns.
 
     The cells are tiled into one image per layer (input, maps, differences) on a single pair of axes, so
-    the browser draws 2–3 heatmaps instead of two per model (fast to draw and to update). Hover shows
-    the model and the value; ``fig.layout.meta["cells"]`` gives each model's (row, col) pixel offset.
+    the browser draws 2–3 heatmaps instead of two per model. Cell size is chosen so the grid fits
+    ``width_px`` × ``max_height_px`` with captions of a fixed pixel height whatever the map resolution
+    (28 px digits and 224 px photos alike). ``fig.layout.meta["cells"]`` gives each model's (row, col)
+    pixel offset in the tiled image, ``meta["columns"]`` the column headers.
 
     Parameters
     ----------
@@ -129,35 +176,48 @@ def attention_grid(
     overlay : draw the map translucent over the (grey) input, else the map alone
     shared_scale : one colour scale for every map (raw values); else each map scaled to its own max
     difference : students show ``map − teacher map`` (both scaled to their max) on a diverging scale
+    differs : ids of students whose prediction differs from the teacher's: framed in red, marked "≠"
+    width_px, max_height_px : the space the grid is laid out for; font_size : caption size in px
     """
     captions = captions or {}
-    records = models[["model_id", "role", "arch", "alpha", "method"]].to_dict("records")
+    differs = set(differs)
+    records = models[["model_id", "role", "arch", "alpha", "method"]].drop_duplicates("model_id").to_dict("records")
     teacher = next(r for r in records if r["role"] == "teacher")
     students = [r for r in records if r["role"] != "teacher"]
-    archs = arch_order([r["arch"] for r in students])
+    archs = arch_order([r["arch"] for r in students]) or [str(teacher["arch"])]
 
     def key(r: dict) -> tuple:
         return (None, None) if pd.isna(r["alpha"]) else (float(r["alpha"]), str(r["method"]))
 
-    # Columns: α from no KD to strong KD; variants such as saliency distillation after them.
+    # Columns: the teacher, then α from no KD to strong KD; variants such as saliency distillation after them.
     variants = sorted({key(r) for r in students if not pd.isna(r["alpha"])},
-                      key=lambda v: ("sd" in v[1], -v[0], v[1]))
+                      key=lambda v: ("sd" in v[1] or "ked" in v[1], -v[0], v[1]))
     if any(pd.isna(r["alpha"]) for r in students):
         variants.append((None, None))
-    n_cols = max(1, len(variants))
-    n_rows = 1 + len(archs)
+    n_cols = 1 + len(variants)
+    n_rows = len(archs)
     cells: dict[tuple[int, int], str] = {(0, 0): str(teacher["model_id"])}
     for r in students:
-        cells.setdefault((1 + archs.index(r["arch"]), variants.index(key(r))), str(r["model_id"]))
+        cells.setdefault((archs.index(r["arch"]), 1 + variants.index(key(r))), str(r["model_id"]))
+    headers = ["teacher"] + [alpha_label(a, m) + {1.0: " (no KD)"}.get(a, "") if a is not None else "α unknown"
+                             for a, m in variants]
 
     tid = str(teacher["model_id"])
     h, w = np.asarray(maps[tid]).shape
-    gx, gy = max(1, round(0.08 * w)), max(2, round(0.32 * h))  # gaps; the row gap holds the captions
-    big_h, big_w = n_rows * (h + gy), n_cols * (w + gx) - gx
-    seq = np.full((big_h, big_w), np.nan, dtype=np.float32)  # float32: half the bytes sent to the browser
-    div = np.full((big_h, big_w), np.nan, dtype=np.float32) if difference else None
-    names = np.full((big_h, big_w), "", dtype=object)
-    grey = np.full((big_h, big_w), np.nan, dtype=np.float32) if overlay else None
+    # Pixel layout: captions and headers keep their height in px; the maps take the rest.
+    n_lines = max((captions.get(mid, mid).count("<br>") + 1 for mid in cells.values()), default=1)
+    caption_px, header_px, label_px, gap_px = (n_lines * 1.35 + 0.5) * font_size, 2.2 * font_size, 28, 8
+    title_px = 50 if title else 10
+    cell_px = min((width_px - label_px - 110) / n_cols - gap_px,  # 110 px: the colour bars
+                  (max_height_px - title_px - header_px - 20) / n_rows - caption_px)
+    cell_px = max(40.0, min(cell_px, 6.0 * max(h, w), 420.0))
+    unit = max(h, w) / cell_px  # data units per pixel
+    gx, gy, top = gap_px * unit, caption_px * unit, header_px * unit
+    big_h, big_w = top + n_rows * (h + gy), n_cols * (w + gx) - gx
+    seq = np.full((round(big_h), round(big_w)), np.nan, dtype=np.float32)  # float32: half the bytes sent
+    div = np.full(seq.shape, np.nan, dtype=np.float32) if difference else None
+    names = np.full(seq.shape, "", dtype=object)
+    grey = np.full(seq.shape, np.nan, dtype=np.float32) if overlay else None
     small = _to_grey(image) if overlay else None
     t_norm = _norm(np.asarray(maps[tid], dtype=float))
     vmax = max(float(np.nanmax(m)) for m in maps.values()) or 1.0
@@ -166,9 +226,10 @@ def attention_grid(
         diff_max = max((float(np.abs(_norm(np.asarray(m, dtype=float)) - t_norm).max())
                         for mid, m in maps.items() if mid != tid), default=1.0) or 1.0
     annotations: list[dict] = []
+    shapes: list[dict] = []
     offsets: dict[str, list[int]] = {}
     for (r, c), mid in cells.items():
-        y0, x0 = r * (h + gy) + gy, c * (w + gx)
+        y0, x0 = round(top + r * (h + gy) + gy), round(c * (w + gx))
         offsets[mid] = [y0, x0]
         block = (slice(y0, y0 + h), slice(x0, x0 + w))
         m = np.asarray(maps[mid], dtype=float)
@@ -180,45 +241,69 @@ def attention_grid(
         names[block] = mid
         if grey is not None:
             grey[block] = np.round(small, 3)
-        annotations.append({"text": captions.get(mid, mid), "x": x0 + (w - 1) / 2, "y": y0 - 0.6, "xref": "x",
+        text = captions.get(mid, mid)
+        if mid in differs:
+            text = f"<span style='color:{DIFFERS_COLOUR}'><b>≠ teacher</b></span> · {text}"
+            shapes.append({"type": "rect", "xref": "x", "yref": "y", "x0": x0 - 0.5 - 0.5 * gx,
+                           "x1": x0 + w - 0.5 + 0.5 * gx, "y0": y0 - 0.5 - 0.1 * gy, "y1": y0 + h - 0.5 + 0.1 * gy,
+                           "line": {"color": DIFFERS_COLOUR, "width": 3}, "layer": "above"})
+        annotations.append({"text": text, "x": x0 + (w - 1) / 2, "y": y0 - 0.5 - 0.1 * gy, "xref": "x",
                             "yref": "y", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
-                            "font": {"size": 11}})
-    for r, label in enumerate(["teacher", *archs]):
-        annotations.append({"text": f"<b>{label}</b>", "x": -0.6, "y": r * (h + gy) + gy + h / 2, "xref": "x",
-                            "yref": "y", "xanchor": "right", "yanchor": "middle", "showarrow": False,
-                            "textangle": -90, "font": {"size": 12}})
+                            "font": {"size": font_size}})
+    for c, label in enumerate(headers):
+        annotations.append({"text": f"<b>{label}</b>", "x": c * (w + gx) + (w - 1) / 2, "y": top * 0.15, "xref": "x",
+                            "yref": "y", "xanchor": "center", "yanchor": "top", "showarrow": False,
+                            "font": {"size": font_size + 2}})
+    for r, label in enumerate(archs):
+        annotations.append({"text": f"<b>{label}</b>", "x": -0.5 - gx, "y": top + r * (h + gy) + gy + h / 2,
+                            "xref": "x", "yref": "y", "xanchor": "right", "yanchor": "middle", "showarrow": False,
+                            "textangle": -90, "font": {"size": font_size + 1}})
     hover = "%{customdata}<br>x=%{x}, y=%{y}<br>"
     traces: list[dict] = []
     if grey is not None:
-        traces.append({"type": "heatmap", "z": grey, "colorscale": "gray", "showscale": False, "hoverinfo": "skip"})
+        traces.append({"type": "heatmap", "z": grey, "colorscale": GREY_SCALE, "showscale": False,
+                       "hoverinfo": "skip", "name": "input"})
     traces.append({
         "type": "heatmap", "z": seq, "coloraxis": "coloraxis", "opacity": 0.6 if overlay else 1.0,
         "customdata": names, "name": "maps", "hoverongaps": False,
         "hovertemplate": hover + ("importance %{z:.4g}" if shared_scale else "relative importance %{z:.2f}")
         + "<extra></extra>",
     })
+    label_units = label_px * unit
+    height = round(title_px + 20 + big_h / unit)
     layout: dict = {
-        "annotations": annotations,
-        "xaxis": {"visible": False, "range": [-w * 0.25 - 0.5, big_w - 0.5], "constrain": "domain"},
-        "yaxis": {"visible": False, "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+        "annotations": annotations, "shapes": shapes,
+        "xaxis": {"visible": False, "range": [-label_units - 0.5, big_w - 0.5], "constrain": "domain"},
+        "yaxis": {"visible": False, "range": [big_h - 0.5, -0.5], "scaleanchor": "x", "constrain": "domain"},
         "coloraxis": {"colorscale": MAP_SCALE, "cmin": 0.0,
                       "cmax": vmax if shared_scale and not difference else 1.0,
-                      "colorbar": {"title": {"text": "importance" if shared_scale else "rel."}, "len": 0.45,
-                                   "y": 0.78}},
-        "height": int(min(2400, max(360, 900 * big_h / (big_w + 0.25 * w)))) + (60 if title else 20),
-        "margin": {"l": 10, "r": 10, "t": 60 if title else 20, "b": 10},
-        "plot_bgcolor": "white", "meta": {"cells": offsets, "cell_shape": [h, w]},
+                      "colorbar": {"title": {"text": "importance" if shared_scale else "relative<br>importance",
+                                             "side": "top"},
+                                   "len": 0.45 if difference else 0.8, "y": 0.98, "yanchor": "top",
+                                   "thickness": 14}},
+        "height": height,
+        "margin": {"l": 4, "r": 4, "t": title_px, "b": 20},
+        "plot_bgcolor": "white", "meta": {"cells": offsets, "cell_shape": [h, w], "columns": headers,
+                                          "rows": archs, "cell_px": round(cell_px)},
+        "font": {"size": font_size + 1},
     }
     if title:
-        layout["title"] = {"text": title}
+        layout["title"] = {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": font_size + 5}}
     if div is not None:
         traces.append({
             "type": "heatmap", "z": div, "coloraxis": "coloraxis2", "customdata": names, "name": "difference",
-            "hoverongaps": False, "hovertemplate": hover + "Δ to teacher %{z:.3f}<extra></extra>",
+            "hoverongaps": False, "hovertemplate": hover + "student − teacher %{z:.3f}<extra></extra>",
         })
         layout["coloraxis2"] = {"colorscale": DIFF_SCALE, "cmin": -diff_max, "cmax": diff_max,
-                                "colorbar": {"title": {"text": "Δ"}, "len": 0.45, "y": 0.25}}
+                                "colorbar": {"title": {"text": "student −<br>teacher", "side": "top"},
+                                             "len": 0.45, "y": 0.02, "yanchor": "bottom", "thickness": 14}}
     return go.Figure(data=traces, layout=layout)
+
+
+def _pred_suffix(row: pd.Series) -> str:
+    """`` · predicts 3`` when the row carries a ``pred_name`` (the model's predicted class), else ''."""
+    name = row.get("pred_name") if hasattr(row, "get") else None
+    return "" if name is None or (isinstance(name, float) and math.isnan(name)) else f" · predicts {name}"
 
 
 def series_saliency(
@@ -231,7 +316,8 @@ def series_saliency(
     """The series on top, then small multiples per α (each model's saliency curve), and a heat strip.
 
     series : (L,) the displayed channel; curves : model id -> (L,) importance;
-    models : rows ``model_id, role, arch, alpha, method`` (teacher first). The teacher's curve is drawn
+    models : rows ``model_id, role, arch, alpha, method`` (teacher first; with ``pred_name`` the legend
+    names each model's prediction). The teacher's curve is drawn
     (dashed) in every panel for reference; curves are scaled to their own max.
     """
     t_row = models[models["role"] == "teacher"].iloc[0]
@@ -254,7 +340,7 @@ def series_saliency(
     for i, (a, _methods) in enumerate(groups, start=2):
         fig.add_trace(go.Scatter(
             x=t, y=t_curve, mode="lines", line={"color": TEACHER_COLOUR, "dash": "dash", "width": 1.5},
-            name=f"teacher ({tid})", legendgroup="teacher", showlegend=i == 2,
+            name=f"teacher ({tid})" + _pred_suffix(t_row), legendgroup="teacher", showlegend=i == 2,
             hovertemplate="teacher<br>t=%{x}<br>rel. importance %{y:.3f}<extra></extra>",
         ), row=i, col=1)
         sel = students[students["alpha"].isna()] if a is None else students[students["alpha"] == a]
@@ -264,8 +350,8 @@ def series_saliency(
             fig.add_trace(go.Scatter(
                 x=t, y=_norm(np.asarray(curves[mid], dtype=float)), mode="lines",
                 line={"color": alpha_colour(row["alpha"], method=row["method"]), "dash": dashes[j % 4], "width": 2},
-                name=f"{row['arch']} {alpha_label(row['alpha'], row['method'])}",
-                hovertemplate=f"{mid}<br>t=%{{x}}<br>rel. importance %{{y:.3f}}<extra></extra>",
+                name=f"{row['arch']} {alpha_label(row['alpha'], row['method'])}" + _pred_suffix(row),
+                hovertemplate=f"{mid}{_pred_suffix(row)}<br>t=%{{x}}<br>rel. importance %{{y:.3f}}<extra></extra>",
             ), row=i, col=1)
     fig.add_trace(go.Heatmap(z=t_curve[None, :], x=t, colorscale=MAP_SCALE, showscale=False,
                              hovertemplate="t=%{x}<br>teacher rel. importance %{z:.3f}<extra></extra>"),
@@ -339,7 +425,7 @@ def parts_figure(
     top = np.isin(up, list(rank))
     hover_rank = np.vectorize(lambda p: rank.get(int(p), 0))(up)
     fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=grey, colorscale="gray", showscale=False, hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=grey, colorscale=GREY_SCALE, showscale=False, hoverinfo="skip"))
     fig.add_trace(go.Heatmap(
         z=np.where(top, 1.0, np.nan), colorscale=[[0, "#E69F00"], [1, "#E69F00"]], showscale=False,
         opacity=0.5, customdata=np.stack([up, hover_rank], axis=-1),
@@ -357,6 +443,43 @@ def parts_figure(
 
 def _model_label(row: pd.Series) -> str:
     return "teacher" if row["role"] == "teacher" else alpha_label(row["alpha"], row.get("method"))
+
+
+NULL_COLOUR = "rgba(120, 120, 120, 0.25)"
+
+
+def add_null_bands(fig: go.Figure, summary: pd.DataFrame, metric: str, *, label: str = "random weights") -> go.Figure:
+    """Draw the random-weights reference of ``metric`` on a bar chart whose x axis is the architecture.
+
+    For each student architecture with a value in ``<metric>_null``: a grey band over its bars from the
+    null's lower to upper 95% bound (``<metric>_null_lo`` / ``_hi`` when present) and a dashed line at its
+    mean — what an untrained network of that architecture scores. Summaries without the column (older
+    results) leave the figure as it is. Returns ``fig``.
+    """
+    col = f"{metric}_null"
+    if col not in summary.columns:
+        return fig
+    students = summary[summary["role"] != "teacher"]
+    archs = [a for a in (fig.data[0].x if fig.data and fig.data[0].x is not None else [])]
+    first = True
+    for i, arch in enumerate(archs):
+        rows = students[(students["arch"] == arch) & students[col].notna()]
+        if rows.empty:
+            continue
+        mean = float(rows[col].mean())
+        lo = float(rows[f"{col}_lo"].mean()) if f"{col}_lo" in rows else mean
+        hi = float(rows[f"{col}_hi"].mean()) if f"{col}_hi" in rows else mean
+        if hi > lo:
+            fig.add_shape(type="rect", x0=i - 0.45, x1=i + 0.45, y0=lo, y1=hi, xref="x", yref="y",
+                          fillcolor=NULL_COLOUR, line_width=0, layer="below")
+        fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=mean, y1=mean, xref="x", yref="y",
+                      line={"color": "rgb(90, 90, 90)", "dash": "dash", "width": 2}, layer="above")
+        first = False
+    if not first:  # one legend entry for the bands (shapes have none)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{label} (band: 95% interval)",
+                                 line={"color": "rgb(90, 90, 90)", "dash": "dash", "width": 2},
+                                 hoverinfo="skip"))
+    return fig
 
 
 def focus_bars(summary: pd.DataFrame, *, k: int = 5, title: str = "") -> go.Figure:
@@ -387,7 +510,7 @@ def focus_bars(summary: pd.DataFrame, *, k: int = 5, title: str = "") -> go.Figu
     fig.update_layout(barmode="group", title=title or f"Focus on the teacher's top-{k} parts",
                       yaxis_title="focus ratio M_in / M_out", xaxis_title="student architecture",
                       height=420, legend_title="distillation", margin={"t": 60})
-    return fig
+    return add_null_bands(fig, summary, "focus_ratio")
 
 
 def alignment_bars(summary: pd.DataFrame, *, metric: str, label: str, title: str = "") -> go.Figure:
@@ -412,17 +535,19 @@ def alignment_bars(summary: pd.DataFrame, *, metric: str, label: str, title: str
         ))
     fig.update_layout(barmode="group", title=title or label, yaxis_title=label, xaxis_title="student architecture",
                       height=400, legend_title="distillation", margin={"t": 60})
-    return fig
+    return add_null_bands(fig, summary, metric)
 
 
 def logit_table(summary: pd.DataFrame, *, metric: str = "logit_rho", include_teacher_arch: bool = True) -> pd.DataFrame:
-    """The reference study's layout: rows α (1.0, 0.5, 0.1 …), columns architectures largest first."""
+    """The reference study's layout: rows α (1.0, 0.5, 0.1 …, then variants such as +SD), columns
+    architectures largest first; NaN where the set has no such student."""
     students = summary[summary["role"] != "teacher"].copy()
     students["row"] = [alpha_label(a, m) for a, m in zip(students["alpha"], students["method"], strict=True)]
     table = students.pivot_table(index="row", columns="arch", values=metric, aggfunc="mean")
     order_rows = [alpha_label(a, m) for a, m in
                   sorted({(a, m) for a, m in zip(students["alpha"], students["method"], strict=True)},
-                         key=lambda am: (-(am[0] if not pd.isna(am[0]) else -1), str(am[1])))]
+                         key=lambda am: ("sd" in str(am[1]) or "ked" in str(am[1]),
+                                         -(am[0] if not pd.isna(am[0]) else -1), str(am[1])))]
     return table.reindex(index=list(dict.fromkeys(order_rows)), columns=arch_order(list(table.columns)))
 
 
@@ -430,10 +555,12 @@ def alignment_scatter(summary: pd.DataFrame, *, title: str = "") -> go.Figure:
     """Logit alignment (x) against attention rank alignment (y), one point per student model."""
     fig = go.Figure()
     students = summary[summary["role"] != "teacher"]
+    positions = label_positions(students["logit_rho"].to_numpy(float), students["attention_rho"].to_numpy(float))
+    students = students.assign(_pos=positions)
     for (alpha, method), grp in students.groupby(["alpha", "method"], sort=False, dropna=False):
         fig.add_trace(go.Scatter(
             x=grp["logit_rho"], y=grp["attention_rho"], mode="markers+text", text=grp["arch"],
-            textposition="top center", name=alpha_label(alpha, method),
+            textposition=list(grp["_pos"]), textfont={"size": 11}, name=alpha_label(alpha, method),
             marker={"size": 12, "color": alpha_colour(alpha, method=method), "line": {"width": 1, "color": "#333"}},
             customdata=grp["model_id"].astype(str),
             hovertemplate="%{customdata}<br>logit ρ %{x:.3f}<br>attention ρ %{y:.3f}<extra></extra>",
@@ -441,3 +568,23 @@ def alignment_scatter(summary: pd.DataFrame, *, title: str = "") -> go.Figure:
     fig.update_layout(title=title or "Outputs and explanations co-vary?", xaxis_title="logit alignment (Spearman ρ)",
                       yaxis_title="attention rank alignment (Spearman ρ)", height=420, legend_title="distillation")
     return fig
+
+
+_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left",
+              "top left", "bottom right")
+
+
+def label_positions(x: np.ndarray, y: np.ndarray) -> list[str]:
+    """A text position per point so that labels of nearby points go different ways (greedy).
+
+    Points closer than 6% of the axes' span get distinct positions from :data:`_POSITIONS`, in order.
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    span_x = float(np.nanmax(x) - np.nanmin(x)) if np.isfinite(x).any() else 1.0
+    span_y = float(np.nanmax(y) - np.nanmin(y)) if np.isfinite(y).any() else 1.0
+    sx, sy = span_x or 1.0, span_y or 1.0
+    out: list[str] = []
+    for i in range(len(x)):
+        near = {out[j] for j in range(i) if abs(x[i] - x[j]) / sx < 0.06 and abs(y[i] - y[j]) / sy < 0.06}
+        out.append(next((p for p in _POSITIONS if p not in near), _POSITIONS[i % len(_POSITIONS)]))
+    return out

@@ -36,6 +36,34 @@ def test_colours_and_labels() -> None:
 def test_plotly_config_has_png_download() -> None:
     cfg = plots.plotly_config("grid")
     assert cfg["toImageButtonOptions"]["format"] == "png" and cfg["toImageButtonOptions"]["filename"] == "grid"
+    slide = plots.plotly_config("grid", fmt="svg", slide=True)["toImageButtonOptions"]
+    assert slide["format"] == "svg" and slide["width"] / slide["height"] == pytest.approx(16 / 9)
+    assert slide["width"] == 1920
+    with pytest.raises(ValueError, match="fmt"):
+        plots.plotly_config("grid", fmt="gif")
+
+
+PLACEHOLDER = __import__("re").compile(r"#0000[0-3][0-9]\b", __import__("re").IGNORECASE)
+
+
+def test_colour_scales_avoid_streamlits_placeholder_colours() -> None:
+    # Streamlit's Plotly front end rewrites #000001…#000031 in a figure's JSON (Inferno's #000004 became violet).
+    import plotly.colors as pc
+
+    assert pc.sequential.Inferno[0] == "#000004"  # the colour that was swapped
+    assert plots.MAP_SCALE[0] == [0.0, "rgb(0, 0, 4)"]  # the same colour, written so it is left alone
+    assert len(plots.MAP_SCALE) == len(pc.sequential.Inferno)
+    for (_, ours), theirs in zip(plots.MAP_SCALE, pc.sequential.Inferno, strict=True):
+        assert ours == "rgb({}, {}, {})".format(*pc.hex_to_rgb(theirs))
+    assert plots.DIFF_SCALE[5] == [0.5, "rgb(247, 247, 247)"]  # RdBu_r: white at zero difference
+    models = _models()
+    maps = _maps(models)
+    image = np.zeros((8, 8))
+    figures = [plots.attention_grid(image, maps, models, difference=True),
+               plots.series_saliency(np.sin(np.arange(50) / 5), {m: np.ones(50) for m in models["model_id"]}, models),
+               plots.parts_figure(image, np.repeat(np.arange(4), 16).reshape(8, 8), [1])]
+    for fig in figures:
+        assert not PLACEHOLDER.search(fig.to_json()), fig.layout.title
 
 
 def _cell(fig: go.Figure, trace: int, mid: str) -> np.ndarray:
@@ -50,7 +78,10 @@ def test_attention_grid_layout_and_scales() -> None:
     fig = plots.attention_grid(image, maps, models, captions={"t": "TEACHER CAPTION"}, overlay=False)
     assert len(fig.data) == 1  # every map tiled into one heatmap
     cells = fig.layout.meta["cells"]
-    assert cells["t"][0] < min(y for mid, (y, _x) in cells.items() if mid != "t")  # teacher on the first row
+    assert cells["t"] == [min(y for y, _x in cells.values()), 0]  # teacher at the head: first row, first column
+    assert all(x > 0 for mid, (_y, x) in cells.items() if mid != "t")  # students in the α columns after it
+    assert cells["resnet20_1.0"][0] == cells["t"][0]  # no row of its own for the teacher
+    assert fig.layout.meta["columns"] == ["teacher", "α=1 (no KD)", "α=0.1", "α=0.5 +SD"]
     assert cells["resnet20_1.0"][0] < cells["resnet8_1.0"][0]  # larger architecture above
     assert cells["resnet8_1.0"][1] < cells["resnet8_0.1"][1] < cells["resnet8_sd"][1]  # α 1 → 0.1, SD last
     assert any(a.text == "TEACHER CAPTION" for a in fig.layout.annotations)
@@ -66,6 +97,31 @@ def test_attention_grid_layout_and_scales() -> None:
     np.testing.assert_allclose(_cell(diff, 1, "resnet8_0.1"), expected, atol=1e-4)
     np.testing.assert_allclose(_cell(diff, 0, "t"), maps["t"] / maps["t"].max(), atol=1e-4)  # the teacher stays a map
     assert diff.layout.coloraxis2.cmin == -diff.layout.coloraxis2.cmax
+    assert "student −" in diff.layout.coloraxis2.colorbar.title.text and "teacher" in diff.layout.coloraxis2.colorbar.title.text
+
+
+def test_attention_grid_fits_the_space_and_marks_disagreement() -> None:
+    # The MNIST demo's shape: 4 architectures × 3 α + one SD student, 28 px maps.
+    rows = [("t", "teacher", "resnet56", 1.0, "ce")] + [
+        (f"{a}_{al}", "student", a, al, "kd") for a in ("resnet56", "resnet32", "resnet20", "resnet8") for al in (1.0, 0.5, 0.1)
+    ] + [("sd", "student", "resnet8", 0.5, "kd+sd")]
+    models = pd.DataFrame(rows, columns=["model_id", "role", "arch", "alpha", "method"])
+    maps = {mid: np.random.default_rng(0).random((28, 28)) for mid in models["model_id"]}
+    captions = {mid: "pred 7 (98%) · ρ 0.81<br>focus 2.3" for mid in maps}
+    fig = plots.attention_grid(np.zeros((28, 28)), maps, models, captions=captions, differs={"resnet8_1.0"},
+                               title="x", width_px=1100, max_height_px=700)
+    assert fig.layout.height <= 700
+    assert fig.layout.meta["rows"] == ["resnet56", "resnet32", "resnet20", "resnet8"]
+    assert fig.layout.meta["cell_px"] >= 100  # the maps get the space (28 px digits drawn ≥ 100 px)
+    frames = [sh for sh in fig.layout.shapes if sh.type == "rect"]
+    (y0, x0), h = fig.layout.meta["cells"]["resnet8_1.0"], 28
+    assert len(frames) == 1 and frames[0].x0 < x0 < frames[0].x1 and frames[0].y0 < y0 + h / 2 < frames[0].y1
+    assert any("≠ teacher" in a.text for a in fig.layout.annotations)
+    # Two uploaded 224 px models: one row, maps scaled down to the space, not one huge map per row.
+    two = models.iloc[:2]
+    big = {mid: np.random.default_rng(1).random((224, 224)) for mid in two["model_id"]}
+    fig = plots.attention_grid(np.zeros((224, 224, 3)), big, two, width_px=1100, max_height_px=700)
+    assert fig.layout.height <= 700 and fig.layout.meta["cell_px"] <= 420
 
 
 def test_series_and_segments() -> None:
@@ -110,7 +166,31 @@ def test_focus_alignment_and_table() -> None:
     bars = plots.alignment_bars(s, metric="attention_rho", label="ρ")
     assert np.allclose(bars.data[0].error_y.array, 0.1)
     table = plots.logit_table(s)
-    assert list(table.index) == ["α=1", "α=0.5 +SD", "α=0.1"] and list(table.columns) == ["resnet20", "resnet8"]
+    assert list(table.index) == ["α=1", "α=0.1", "α=0.5 +SD"]  # variants after the plain α rows
+    assert list(table.columns) == ["resnet20", "resnet8"]
+    assert np.isnan(table.loc["α=0.5 +SD", "resnet20"])  # no such student: NaN (shown as "—")
     assert table.loc["α=0.1", "resnet8"] == pytest.approx(s.set_index("model_id").loc["resnet8_0.1", "logit_rho"])
     scatter = plots.alignment_scatter(s)
     assert sum(len(t.x) for t in scatter.data) == len(s) - 1  # one point per student
+
+
+def test_label_positions_separate_close_points() -> None:
+    pos = plots.label_positions(np.array([0.5, 0.501, 0.502, 0.9]), np.array([0.5, 0.5, 0.501, 0.1]))
+    assert len(set(pos[:3])) == 3  # three points on top of each other: three directions
+    assert pos[3] == "top center"  # a point alone keeps the default
+
+
+def test_null_bands_drawn_only_where_the_reference_exists() -> None:
+    s = _summary()
+    plain = plots.alignment_bars(s, metric="attention_rho", label="ρ")
+    assert len(plain.layout.shapes) == 0  # older results without the null: unchanged
+    s["attention_rho_null"] = np.where(s["arch"] == "resnet8", 0.7, np.nan)
+    s["attention_rho_null_lo"], s["attention_rho_null_hi"] = s["attention_rho_null"] - 0.05, s["attention_rho_null"] + 0.05
+    fig = plots.alignment_bars(s, metric="attention_rho", label="ρ")
+    band = [sh for sh in fig.layout.shapes if sh.type == "rect"]
+    line = [sh for sh in fig.layout.shapes if sh.type == "line"]
+    assert len(band) == 1 and len(line) == 1  # resnet8 only (resnet20 has no reference)
+    assert band[0].y0 == pytest.approx(0.65) and band[0].y1 == pytest.approx(0.75) and line[0].y0 == pytest.approx(0.7)
+    i = list(fig.data[0].x).index("resnet8")
+    assert band[0].x0 == pytest.approx(i - 0.45)
+    assert any("random weights" in (t.name or "") for t in fig.data)
