@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 ParamKind = Literal["int", "float", "choice", "bool"]
-BASELINES = ("zeros", "blurred", "mean", "noise")
+BASELINES = ("zeros", "black", "blurred", "mean", "noise")
 
 CPU_BUDGET_BYTES = 4 << 30  # at most 4 GiB of estimated activations per pass on CPU/MPS
 CPU_AVAILABLE_FRACTION = 0.25  # ... and at most this fraction of the available RAM
@@ -156,8 +156,9 @@ class MethodSpec:
 
 _BASELINE = ParamSpec(
     "baseline", "choice", "zeros", choices=BASELINES,
-    help="reference input: zeros, a Gaussian blur of the input, its per-channel mean, or uniform noise "
-         "within its range",
+    help="reference input: zeros (in the model's normalised space: the data set's mean), black (each input's "
+         "per-channel minimum: a black image in pixel space), a Gaussian blur of the input, its per-channel mean, "
+         "or uniform noise within its range",
 )
 _BLUR = ParamSpec("blur_sigma", "float", 5.0, min=0.1, max=100.0,
                   help="Gaussian blur σ in pixels/timesteps (baseline='blurred')")
@@ -167,6 +168,12 @@ _INTERNAL = ParamSpec(
     "internal_batch_size", "int", 0, min=0, max=1 << 20,
     help="rows per forward pass; 0 = automatic (fits the memory budget)",
 )
+_AUTO_STEPS = ParamSpec(
+    "auto_steps", "bool", False,
+    help="raise the steps per input (n_steps, doubled up to 512) until the completeness error is below tolerance",
+)
+_TOLERANCE = ParamSpec("tolerance", "float", 0.01, min=1e-4, max=0.5,
+                       help="completeness error |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)| auto_steps aims for")
 _INTEGRATION = ParamSpec(
     "integration", "choice", "gausslegendre",
     choices=("gausslegendre", "riemann_trapezoid", "riemann_middle", "riemann_left", "riemann_right"),
@@ -183,7 +190,7 @@ METHODS: dict[str, MethodSpec] = {
         ),
         MethodSpec(
             "integrated_gradients", "Integrated Gradients", IntegratedGradients,
-            (_STEPS, _BASELINE, _BLUR, _INTEGRATION, _INTERNAL, _SEED),
+            (_STEPS, _BASELINE, _BLUR, _INTEGRATION, _INTERNAL, _SEED, _AUTO_STEPS, _TOLERANCE),
             "path integral of gradients from a baseline; sums to f(x) − f(baseline)",
             has_delta=True,
         ),
@@ -255,6 +262,7 @@ class Attribution:
     importance : (N, H, W) or (N, L), sum over channels of ``|raw|``.
     signed : same shape as ``importance``, sum over channels of ``raw``.
     delta : (N,) IG convergence delta (Σ attributions − (f(x) − f(baseline))), None for other methods.
+    steps : (N,) IG steps each input ended with when ``auto_steps`` chose them (``kdviz.ig_steps``), else None.
     target : (N,) class explained for each input.
     internal_batch_size : rows per forward pass IG used (None for other methods).
     warnings : what the engine had to do differently (e.g. CUDA out-of-memory retries).
@@ -271,11 +279,19 @@ class Attribution:
     internal_batch_size: int | None = None
     elapsed_s: float = 0.0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    steps: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         """Number of inputs."""
         return int(self.raw.shape[0])
+
+    @property
+    def completeness_error(self) -> np.ndarray | None:
+        """(N,) IG's |δ| / |f(x) − f(baseline)| (``kdviz.ig_steps.completeness_error``); None without a delta."""
+        from kdviz.ig_steps import completeness_error
+
+        return None if self.delta is None else completeness_error(self.raw, self.delta)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -414,8 +430,9 @@ def make_baseline(
 ) -> torch.Tensor:
     """Reference input for IG, DeepLIFT, GradientSHAP and occlusion, same shape as ``x``.
 
-    ``zeros``; ``blurred`` (Gaussian blur over the spatial/time axes, scipy.ndimage); ``mean`` (each
-    input's per-channel mean); ``noise`` (uniform noise within each input's [min, max], from a private
+    ``zeros``; ``black`` (each input's per-channel minimum: black in pixel space for images with a black pixel,
+    e.g. MNIST's background); ``blurred`` (Gaussian blur over the spatial/time axes, scipy.ndimage); ``mean``
+    (each input's per-channel mean); ``noise`` (uniform noise within each input's [min, max], from a private
     generator seeded by ``seed`` so it does not touch the global RNG).
     """
     if kind == "zeros":
@@ -423,6 +440,8 @@ def make_baseline(
     spatial = tuple(range(2, x.ndim))
     if kind == "mean":
         return x.mean(dim=spatial, keepdim=True).expand_as(x).clone()
+    if kind == "black":
+        return x.amin(dim=spatial, keepdim=True).expand_as(x).clone()
     if kind == "blurred":
         arr = x.detach().float().cpu().numpy()
         sigma = (0, 0) + (blur_sigma,) * len(spatial)
@@ -707,6 +726,10 @@ def attribute(
     if spec is None:
         raise ValueError(f"method={method!r} is not one of {sorted(METHODS)}")
     p = spec.resolve(params)
+    if p.get("auto_steps"):
+        from kdviz.ig_steps import attribute_auto_steps
+
+        return attribute_auto_steps(model, inputs, target=target, device=device, params=p)
     dev = resolve_device(device)
     x = _as_batch(inputs, dev)
     warnings: list[str] = []
