@@ -135,6 +135,13 @@ class MethodSpec:
     description: str = ""
     stochastic: bool = False
     has_delta: bool = False
+    # Model kinds the method applies to (kdviz.transformer_attribution.model_kind) and why not for the others.
+    applies_to: tuple[str, ...] = ("cnn", "vit", "series", "other")
+    not_applicable: str = ""
+
+    def reason_not_applicable(self, kind: str) -> str | None:
+        """None when the method applies to models of ``kind``, else the reason (for the UI to show)."""
+        return None if kind in self.applies_to else self.not_applicable
 
     def defaults(self) -> dict[str, Any]:
         """Default value of every parameter."""
@@ -222,7 +229,10 @@ METHODS: dict[str, MethodSpec] = {
             stochastic=True,
         ),
         MethodSpec("deeplift", "DeepLIFT", DeepLift, (_BASELINE, _BLUR, _SEED),
-                   "difference-from-reference rules through the network's non-linearities"),
+                   "difference-from-reference rules through the network's non-linearities",
+                   applies_to=("cnn", "series", "other"),
+                   not_applicable="its rules cover ReLU-type non-linearities; a transformer's softmax attention, "
+                                  "GELU and LayerNorm fall outside them"),
         MethodSpec(
             "occlusion", "Occlusion", Occlusion,
             (
@@ -240,7 +250,22 @@ METHODS: dict[str, MethodSpec] = {
                 ParamSpec("interpolate", "choice", "linear", choices=("linear", "nearest"),
                           help="upsampling to the input size (linear = bilinear for images)"),
             ),
-            "gradient-weighted activations of the last conv layer, upsampled to the input (attention map)",
+            "gradient-weighted activations of the last conv layer (a ViT's patch-token grid), upsampled to the input",
+            applies_to=("cnn", "vit", "series"),
+            not_applicable="it needs a convolution layer or a ViT token grid, and this model has neither",
+        ),
+        MethodSpec(
+            "attention_rollout", "Attention rollout", type(None),
+            (
+                ParamSpec("head_fusion", "choice", "mean", choices=("mean", "max", "min"),
+                          help="how each layer's heads are combined (mean as in Abnar & Zuidema 2020)"),
+                ParamSpec("residual", "float", 0.5, min=0.0, max=1.0,
+                          help="weight of the identity added for the residual connection (0.5 in the paper)"),
+            ),
+            "attention flow from the class token to the patches, multiplied through the layers "
+            "(Abnar & Zuidema 2020); class-agnostic",
+            applies_to=("vit",),
+            not_applicable="it needs attention layers (a ViT or DeiT); this model has none",
         ),
     )
 }
@@ -634,6 +659,11 @@ def _run_occlusion(model, x, t, p, rows):
 
 
 def _run_grad_cam(model, x, t, p, rows):
+    from kdviz.transformer_attribution import token_layout, vit_grad_cam
+
+    if token_layout(model) is not None:  # a ViT: Grad-CAM on the patch-token grid
+        mode = "bilinear" if p["interpolate"] == "linear" else "nearest"
+        return vit_grad_cam(model, x, t, relu=p["relu"], interpolate=mode), None
     spatial = x.ndim - 2
     layer = find_last_conv(model, spatial_dims=spatial)
     cam = LayerGradCam(model, layer).attribute(x, target=t, relu_attributions=p["relu"])
@@ -641,6 +671,12 @@ def _run_grad_cam(model, x, t, p, rows):
     if mode == "linear":
         mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[spatial]
     return LayerAttribution.interpolate(cam, tuple(x.shape[2:]), interpolate_mode=mode), None
+
+
+def _run_rollout(model, x, t, p, rows):
+    from kdviz.transformer_attribution import attention_rollout
+
+    return attention_rollout(model, x, head_fusion=p["head_fusion"], residual=p["residual"]), None
 
 
 _NEEDS_INPUT_GRAD = frozenset({"saliency", "input_x_gradient", "deeplift"})
@@ -654,6 +690,7 @@ _RUNNERS: dict[str, Runner] = {
     "deeplift": _run_deeplift,
     "occlusion": _run_occlusion,
     "grad_cam": _run_grad_cam,
+    "attention_rollout": _run_rollout,
 }
 
 

@@ -12,6 +12,7 @@ the weights; the architecture is guessed from parameter names and shapes when no
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import os
@@ -20,14 +21,13 @@ import re
 import struct
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from kdviz import models
+from kdviz import arch_guess, models
 
 __all__ = ["CheckpointError", "LoadedCheckpoint", "load_checkpoint", "read_state_dict", "guess_arch"]
 
@@ -54,6 +54,11 @@ class LoadedCheckpoint:
     sha256: str
     warnings: tuple[str, ...] = ()
     arch_guessed: bool = False
+    arch_ties: tuple[str, ...] = ()  # other architectures the weights fit exactly as well
+    arch_alternatives: tuple[tuple[str, float], ...] = ()  # nearest non-exact ones, with their match score
+    metadata: dict[str, object] = field(default_factory=dict)  # epoch, accuracy, opt.model_s … as plain values
+    part: str | None = None  # "student" / "teacher" when the file holds both
+    parts: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, object]:
         """JSON-ready description (what ``kdviz inspect`` prints)."""
@@ -61,10 +66,15 @@ class LoadedCheckpoint:
             "format": self.format,
             "arch": self.arch,
             "arch_guessed": self.arch_guessed,
+            "arch_ties": list(self.arch_ties),
+            "arch_alternatives": [{"arch": a, "match": round(s, 3)} for a, s in self.arch_alternatives],
             "num_classes": self.num_classes,
             "in_channels": self.in_channels,
             "params": self.params,
             "sha256": self.sha256,
+            "part": self.part,
+            "parts": list(self.parts),
+            "metadata": dict(self.metadata),
             "warnings": list(self.warnings),
         }
 
@@ -112,9 +122,16 @@ def _zip_kind(data: bytes) -> str:
     raise CheckpointError("file is a zip archive but not a PyTorch checkpoint (no data.pkl inside)")
 
 
+# Classes a weights_only load may build besides tensors and containers. argparse.Namespace holds the training
+# options RepDistiller ('opt'), DeiT and timm's train.py ('args') save next to the weights; timm's own loader
+# allow-lists it too. Building one sets attributes and runs no code. Allowed only inside kdviz's load call.
+SAFE_CLASSES = (argparse.Namespace,)
+
+
 def _torch_load(data: bytes) -> object:
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(SAFE_CLASSES)):
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # Under weights_only=True every unpickling error means the pickle asked for something beyond
         # tensors and containers. Torch's own message suggests weights_only=False: never show that.
@@ -136,11 +153,20 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:200]
 
 
+def _holds_state_dict(value: object) -> bool:
+    return isinstance(value, Mapping) and any(isinstance(v, torch.Tensor) for v in value.values())
+
+
 def _unwrap(obj: object, depth: int = 0) -> dict[str, torch.Tensor]:
-    """Find the state dict inside a training container."""
+    """Find the state dict inside a training container.
+
+    A mapping that nests a state dict under a container key is a container even when most of its other
+    values are tensors too (RepDistiller's ``{'model': sd, 'accuracy': tensor([73.5]), 'epoch': 240}``).
+    """
     if isinstance(obj, Mapping):
         tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-        if tensors and len(tensors) >= len(obj) / 2:
+        nests = any(_holds_state_dict(obj[k]) for k in CONTAINER_KEYS if k in obj)
+        if tensors and len(tensors) >= len(obj) / 2 and not nests:
             return tensors
         if depth < 3:
             for key in CONTAINER_KEYS:
@@ -170,8 +196,29 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
     return state, stripped
 
 
+@dataclass(frozen=True)
+class _Contents:
+    """What a weights file holds: one state dict per part ("" when it holds one model), and what else."""
+
+    parts: dict[str, dict[str, torch.Tensor]]
+    format: str
+    sha256: str
+    notes: tuple[str, ...]
+    metadata: dict[str, object]
+
+
 def read_state_dict(source: str | os.PathLike[str] | bytes) -> tuple[dict[str, torch.Tensor], str, str, list[str]]:
-    """(state dict, format, sha256, notes) for a safetensors or torch.save file; never runs code."""
+    """(state dict, format, sha256, notes) for a safetensors or torch.save file; never runs code.
+
+    A file holding a student and a teacher gives the student (``read_contents`` gives both).
+    """
+    c = read_contents(source)
+    part = "student" if "student" in c.parts else next(iter(c.parts))
+    return c.parts[part], c.format, c.sha256, list(c.notes)
+
+
+def read_contents(source: str | os.PathLike[str] | bytes) -> _Contents:
+    """Every state dict in a safetensors or torch.save file, with the container's metadata; never runs code."""
     data = _read_source(source)
     digest = hashlib.sha256(data).hexdigest()
     if not data:
@@ -183,6 +230,7 @@ def read_state_dict(source: str | os.PathLike[str] | bytes) -> tuple[dict[str, t
 
         try:
             state = load_safetensors(data)
+            metadata = {}
         except Exception as exc:  # safetensors raises its own SafetensorError
             raise CheckpointError(f"damaged safetensors file ({exc})") from exc
         fmt = "safetensors"
@@ -194,7 +242,9 @@ def read_state_dict(source: str | os.PathLike[str] | bytes) -> tuple[dict[str, t
                     f"file is a {'TorchScript' if zkind == 'torchscript' else 'torch.export'} program, not weights; "
                     "programs run code, so they load only with trust_code=True (KDVIZ_TRUST_PROGRAMS=1 in the app)"
                 )
-        state = _unwrap(_torch_load(data))
+        obj = _torch_load(data)
+        state = _unwrap(obj)
+        metadata = container_metadata(obj)
         fmt = "state_dict"
     else:
         raise CheckpointError(
@@ -209,100 +259,111 @@ def read_state_dict(source: str | os.PathLike[str] | bytes) -> tuple[dict[str, t
         notes.append(f"weights stored as {', '.join(dtypes)}; loaded as float32")
     if not state:
         raise CheckpointError("file is not a checkpoint (it holds no tensors)")
-    return state, fmt, digest, notes
+    parts, part_notes = split_parts(state)
+    return _Contents(parts, fmt, digest, tuple(notes + part_notes), metadata)
+
+
+PART_NAMES = ("student", "teacher")
+
+
+def split_parts(state: dict[str, torch.Tensor]) -> tuple[dict[str, dict[str, torch.Tensor]], list[str]]:
+    """``{'student': sd, 'teacher': sd}`` for a distiller's state dict (mdistiller saves
+    ``module.student.*`` and ``module.teacher.*`` together), else ``{'': state}``.
+
+    Other modules of the distiller (feature adapters such as ``conv_reg``) are left out, with a note.
+    """
+    heads = {k.split(".", 1)[0] for k in state}
+    found = [p for p in PART_NAMES if p in heads]
+    if not found:
+        return {"": state}, []
+    parts = {p: {k[len(p) + 1 :]: v for k, v in state.items() if k.startswith(p + ".")} for p in found}
+    others = sorted(heads - set(found))
+    notes = [f"holds {' and '.join(found)}"]
+    if others:
+        notes.append(f"left out the distiller's own modules {', '.join(others[:5])}" + (" …" if len(others) > 5 else ""))
+    return parts, notes
+
+
+# Training options worth showing: RepDistiller's ``opt``, DeiT's / timm's / torchdistill's ``args``.
+OPTION_FIELDS = (
+    "model", "model_s", "model_t", "path_t", "arch", "dataset", "data_set", "nb_classes", "num_classes",
+    "distill", "gamma", "alpha", "beta", "kd_T", "distillation_type", "distillation_alpha", "distillation_tau",
+    "teacher_model", "epochs", "trial",
+)
+_SKIP_KEYS = frozenset({"optimizer", "lr_scheduler", "scaler", "model_ema", "state_dict_ema"})
+
+
+def _plain(value: object) -> int | float | str | bool | None:
+    """A JSON-ready scalar: a 1-element tensor (RepDistiller's ``accuracy``) as its number, short strings kept."""
+    if isinstance(value, torch.Tensor):
+        return value.item() if value.numel() == 1 else None
+    if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 200):
+        return value
+    return None
+
+
+def container_metadata(obj: object) -> dict[str, object]:
+    """Scalars next to the weights (``epoch``, ``accuracy``, ``best_acc``, timm's ``arch`` …) and the
+    training options in an ``opt`` / ``args`` Namespace or dict, as ``opt.model_s`` …; {} for a bare state dict."""
+    if not isinstance(obj, Mapping) or not any(_holds_state_dict(obj.get(k)) for k in CONTAINER_KEYS):
+        return {}
+    out: dict[str, object] = {}
+    for key, value in obj.items():
+        if not isinstance(key, str) or key in _SKIP_KEYS or "." in key:
+            continue
+        options = vars(value) if isinstance(value, argparse.Namespace) else value if key in ("opt", "args") else None
+        if isinstance(options, Mapping):
+            for name in OPTION_FIELDS:
+                plain = _plain(options.get(name))
+                if plain is not None:
+                    out[f"{key}.{name}"] = plain
+            continue
+        plain = _plain(value)
+        if plain is not None:
+            out[key] = plain
+    return out
+
+
+def arch_hints(metadata: Mapping[str, object], name: str | None, part: str) -> list[str]:
+    """Architecture names the container or the file name suggest, as kdviz registry names.
+
+    Only used to break a tie between architectures the weights fit exactly as well, never to override them.
+    RepDistiller's names are mapped to kdviz's (its ``vgg13`` is ``cifar_vgg13``).
+    """
+    from kdviz.archs.cifar_kd import UPSTREAM_NAMES
+
+    upstream = {v.split(" ")[0]: k for k, v in UPSTREAM_NAMES.items()}
+    keys = ("opt.model_t",) if part == "teacher" else ("arch", "opt.model_s", "args.model", "args.arch", "opt.model")
+    said = [str(metadata[k]) for k in keys if k in metadata]
+    if name:  # registry or upstream names standing alone in the path: resnet8x4_last.pth, wrn_40_2_vanilla/…
+        known = sorted({*models.list_models(), *upstream}, key=len, reverse=True)
+        said += [n for n in known if re.search(rf"(^|[^A-Za-z0-9]){re.escape(n)}($|[^A-Za-z0-9])", name)]
+    return [upstream.get(h, h) for h in said]
 
 
 # --------------------------------------------------------------------------------------------------
-# Architecture guessing and matching
+# Architecture guessing and matching (the search itself lives in kdviz.arch_guess)
 
 
 def _required(keys: Mapping[str, object]) -> set[str]:
     return {k for k in keys if not k.endswith(OPTIONAL_SUFFIXES)}
 
 
-def _candidate_archs(state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Architectures worth comparing against, cheapest families first."""
-    keys = set(state)
-    if any(k.endswith("weight") and v.ndim == 3 for k, v in state.items()):
-        return models.list_models("timeseries")
-    if "layer1.0.conv1.weight" in keys and "layer4.0.conv1.weight" not in keys:
-        return models.list_models("cifar_resnet")
-    if "layer4.0.conv1.weight" in keys:
-        return [a for a in models.list_models("torchvision") if "res" in a]
-    return models.list_models("torchvision")
-
-
 def _signature(arch: str, num_classes: int, in_channels: int) -> dict[str, tuple[int, ...]]:
     return models.state_dict_signature(arch, num_classes, in_channels)
-
-
-@cache
-def _dim_axes(arch: str) -> tuple[tuple[str, int, str], ...]:
-    """(key, axis, 'classes'|'channels') for every tensor whose shape follows num_classes or in_channels.
-
-    Found by building the architecture twice with different dims, so it holds for any registered
-    model, and reading dims at these places does not depend on the order of keys in the file
-    (safetensors stores them sorted).
-    """
-    base, other = _signature(arch, 10, 3), _signature(arch, 11, 2)
-    axes = []
-    for key, shape in base.items():
-        for axis, (a, b) in enumerate(zip(shape, other[key], strict=True)):
-            if (a, b) == (10, 11):
-                axes.append((key, axis, "classes"))
-            elif (a, b) == (3, 2):
-                axes.append((key, axis, "channels"))
-    return tuple(axes)
-
-
-def _dims_for(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, int] | None:
-    """(num_classes, in_channels) that ``arch`` would need to hold these weights; None if unreadable."""
-    found: dict[str, set[int]] = {"classes": set(), "channels": set()}
-    try:
-        axes = _dim_axes(arch)
-    except Exception:  # an architecture that cannot be built at these sizes cannot hold the weights
-        return None
-    for key, axis, what in axes:
-        if key not in shapes or len(shapes[key]) <= axis:
-            return None
-        found[what].add(shapes[key][axis])
-    if len(found["classes"]) != 1 or len(found["channels"]) != 1:
-        return None
-    return found["classes"].pop(), found["channels"].pop()
 
 
 def _shapes(state: Mapping[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
-def _timeseries_arch(state: Mapping[str, torch.Tensor]) -> str | None:
-    """1D models share keys across widths; the width is in the shapes."""
-    if "features.0.0.weight" in state and "block1.conv1.0.weight" not in state:
-        return models.width_name("fcn", int(state["features.0.0.weight"].shape[0]))
-    if "block1.conv1.0.weight" in state:
-        return models.width_name("resnet1d", int(state["block1.conv1.0.weight"].shape[0]))
-    return None
-
-
 def guess_arch(state: Mapping[str, torch.Tensor]) -> tuple[str | None, float, tuple[int, int] | None]:
-    """Best-matching registered architecture, its match score in [0, 1] (1 = exact) and its dims."""
-    shapes = _shapes(state)
-    have = _required(shapes)
-    ts = _timeseries_arch(state)
-    best: tuple[str | None, float, tuple[int, int] | None] = (None, -1.0, None)
-    for arch in [ts] if ts else _candidate_archs(state):
-        dims = _dims_for(arch, shapes)
-        if dims is None:
-            continue
-        sig = _signature(arch, *dims)
-        want = _required(sig)
-        same_shape = sum(1 for k in have & want if shapes[k] == sig[k])
-        score = same_shape / len(have | want)
-        if score > best[1]:
-            best = (arch, score, dims)
-            if score == 1.0:
-                break
-    return best
+    """Best-matching registered architecture, its match score in [0, 1] (1 = exact) and its dims.
+
+    ``kdviz.arch_guess.guess`` gives the full answer (ties, alternatives).
+    """
+    g = arch_guess.guess(state)
+    return g.arch, g.score, g.dims
 
 
 def _prefix_summary(keys: set[str], limit: int = 3) -> str:
@@ -336,7 +397,7 @@ def _mismatch_message(arch: str, state: Mapping[str, torch.Tensor], num_classes:
         parts.append(f"shape of {k} is {list(shapes[k])}, {arch} needs {list(sig[k])}" + (
             f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""))
     guess, score, _ = guess_arch(state)
-    if guess and guess != arch and score == 1.0:
+    if guess and guess != arch and score >= 1.0 - 1e-6:
         hint = f"this looks like {guess}, not {arch}"
     elif guess and guess != arch and score > 0.5:
         hint = f"closest registered architecture is {guess} ({score:.0%} of tensors match), not {arch}"
@@ -356,16 +417,21 @@ def load_checkpoint(
     num_classes: int | None = None,
     in_channels: int | None = None,
     trust_code: bool = False,
+    part: str | None = None,
+    name: str | None = None,
 ) -> LoadedCheckpoint:
     """Rebuild a model from a checkpoint file (path) or its bytes.
 
     Parameters
     ----------
-    source : path or bytes of a ``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` file.
-    arch : registry name; guessed from parameter names and shapes when None.
+    source : path or bytes of a ``.safetensors`` / ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` file, or of a file
+        without extension (mdistiller's ``student_best``): the format is read from the content.
+    arch : registry name (or any timm name); guessed from parameter names and shapes when None.
     num_classes, in_channels : checked against the weights when given, read from them when None.
     trust_code : allow TorchScript and ``torch.export`` programs, which execute code. Never for uploads
         from people you do not trust.
+    part : ``"student"`` or ``"teacher"`` for a file that holds both (default: the student).
+    name : the file's name when ``source`` is bytes (an upload); a tie-breaking hint for the architecture.
 
     Raises
     ------
@@ -375,33 +441,75 @@ def load_checkpoint(
     data = _read_source(source)
     if trust_code and _sniff(data) == "zip" and _zip_kind(data) in ("torchscript", "torch_export"):
         return _load_program(data, arch=arch, num_classes=num_classes, in_channels=in_channels)
-    state, fmt, digest, notes = read_state_dict(data)
-    warnings = list(notes)
+    contents = read_contents(data)
+    if part is None:
+        part = "student" if "student" in contents.parts else next(iter(contents.parts))
+    if part not in contents.parts:
+        held = ", ".join(p or "one model" for p in contents.parts)
+        raise CheckpointError(f"part={part!r} is not in the file; it holds {held}")
+    if name is None and not isinstance(source, (bytes, bytearray, memoryview)):
+        name = str(source)
+    return _build(contents, part, arch=arch, num_classes=num_classes, in_channels=in_channels, name=name)
 
+
+def load_checkpoint_parts(
+    source: str | os.PathLike[str] | bytes, *, name: str | None = None, **kwargs: object
+) -> list[LoadedCheckpoint]:
+    """Every model in the file: one for a plain checkpoint, student and teacher for a distiller's.
+
+    ``kwargs`` as for ``load_checkpoint`` (``arch``, ``num_classes`` … apply to every part).
+    """
+    data = _read_source(source)
+    if name is None and not isinstance(source, (bytes, bytearray, memoryview)):
+        name = str(source)
+    if _sniff(data) == "zip" and _zip_kind(data) in ("torchscript", "torch_export"):
+        return [load_checkpoint(data, name=name, **kwargs)]  # type: ignore[arg-type]
+    contents = read_contents(data)
+    return [_build(contents, p, name=name, **kwargs) for p in contents.parts]  # type: ignore[arg-type]
+
+
+def _build(
+    contents: _Contents, part: str, *, arch: str | None = None, num_classes: int | None = None,
+    in_channels: int | None = None, name: str | None = None,
+) -> LoadedCheckpoint:
+    """Rebuild the model of one part of a read checkpoint."""
+    state = contents.parts[part]
+    warnings = list(contents.notes)
+    others = [p for p in contents.parts if p != part]
+    if others:
+        warnings.append(f"loaded the {part}; the file also holds the {', '.join(others)} (part='{others[0]}')")
+    ties: tuple[str, ...] = ()
+    alternatives: tuple[tuple[str, float], ...] = ()
     guessed = arch is None
     if arch is None:
-        arch, score, dims = guess_arch(state)
-        if arch is None or dims is None or score < 1.0:
-            near = f" (closest: {arch}, {score:.0%} of tensors match)" if arch and score > 0 else ""
+        g = arch_guess.guess(state, hint=arch_hints(contents.metadata, name, part))
+        arch, dims, ties, alternatives = g.arch, g.dims, g.ties, g.alternatives
+        if arch is None or dims is None or not g.exact:
+            near = f" (closest: {arch}, {g.score:.0%} of tensors match)" if arch and g.score > 0 else ""
             raise CheckpointError(
                 f"cannot recognise the architecture from the weights{near}; pass the architecture explicitly "
                 "(--arch) if it is a registered one (kdviz.models.list_models())"
             )
         warnings.append(f"architecture guessed from the weights: {arch}")
+        if ties:
+            warnings.append(
+                f"the weights fit {', '.join(ties)} exactly as well as {arch} (same names and shapes); "
+                "pass the architecture explicitly (--arch) if it is not " + arch
+            )
     else:
         try:
             models.model_info(arch)
         except models.UnknownModelError as exc:
             raise CheckpointError(str(exc)) from exc
-        dims = _dims_for(arch, _shapes(state)) or models.infer_dims_from_state_dict(state)
+        dims = arch_guess.dims_for(arch, _shapes(state)) or models.infer_dims_from_state_dict(state)
         if None in dims:
             raise CheckpointError(
                 f"cannot tell num_classes / in_channels from the weights: is this a {arch} classifier's state dict?"
             )
     num_classes_seen, in_channels_seen = dims
-    for name, given, seen in (("num_classes", num_classes, num_classes_seen), ("in_channels", in_channels, in_channels_seen)):
+    for label, given, seen in (("num_classes", num_classes, num_classes_seen), ("in_channels", in_channels, in_channels_seen)):
         if given is not None and given != seen:
-            raise CheckpointError(f"{name}={given} was given but the weights have {name}={seen}")
+            raise CheckpointError(f"{label}={given} was given but the weights have {label}={seen}")
     num_classes, in_channels = num_classes_seen, in_channels_seen
     if not guessed:
         problem = _mismatch_message(arch, state, num_classes, in_channels)
@@ -409,13 +517,19 @@ def load_checkpoint(
             raise CheckpointError(problem)
 
     module = models.create_model(arch, num_classes=num_classes, in_channels=in_channels)
-    result = module.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith(OPTIONAL_SUFFIXES)]
-    if missing or result.unexpected_keys:  # guarded above; kept as a last line of defence
-        raise CheckpointError(f"weights do not fit {arch}: missing {missing[:3]}, unexpected {result.unexpected_keys[:3]}")
+    optional_missing = [k for k in module.state_dict() if k.endswith(OPTIONAL_SUFFIXES) and k not in state]
+    if optional_missing:  # PyTorch 0.4.0 checkpoints: keep the fresh buffers, load the rest strictly
+        state = {**state, **{k: module.state_dict()[k] for k in optional_missing}}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # guarded above; kept as a last line of defence
+        raise CheckpointError(f"weights do not fit {arch}: {_first_line(exc)}") from exc
     module.eval()
     params = sum(p.numel() for p in module.parameters())
-    return LoadedCheckpoint(module, arch, num_classes, in_channels, fmt, params, digest, tuple(warnings), guessed)
+    return LoadedCheckpoint(
+        module, arch, num_classes, in_channels, contents.format, params, contents.sha256, tuple(warnings), guessed,
+        ties, alternatives, dict(contents.metadata), part or None, tuple(p for p in contents.parts if p),
+    )
 
 
 def _load_program(data: bytes, *, arch: str | None, num_classes: int | None, in_channels: int | None) -> LoadedCheckpoint:

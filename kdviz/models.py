@@ -1,11 +1,15 @@
 """One registry of architectures and one factory, ``create_model``.
 
-Three families live here:
+Five families:
 
-* every torchvision classification model, by its torchvision name;
-* the CIFAR-style ResNets of the distillation literature (resnet8 … resnet110, resnet8x4, resnet32x4),
-  with parameter names in the RepDistiller/mdistiller layout so their checkpoints load;
-* 1D CNNs for time series: FCN and ResNet1D (Wang et al., 2017), at configurable width
+* ``torchvision``: every torchvision classification model, by its torchvision name;
+* ``cifar_resnet``: the CIFAR-style ResNets of the distillation literature (resnet8 … resnet110, resnet8x4,
+  resnet32x4), with parameter names in the RepDistiller/mdistiller layout so their checkpoints load;
+* ``cifar_kd``: the rest of the CIFAR distillation-benchmark zoo (wide ResNets, VGG, MobileNetV2, ShuffleNet
+  V1/V2, CIFAR ResNet-18/50; ``kdviz.archs.cifar_kd``);
+* ``timm``: timm models by their timm names, ViT and DeiT registered outright, any other on demand
+  (``kdviz.archs.timm_models``);
+* ``timeseries``: 1D CNNs for time series: FCN and ResNet1D (Wang et al., 2017), at configurable width
   (``fcn`` is width 128, ``fcn_w32`` is width 32; ``resnet1d`` is width 64, ``resnet1d_w16`` width 16).
 
 Like timm's registry: ``@register_model`` adds a builder, ``create_model(name, …)`` builds it, and an
@@ -36,7 +40,7 @@ __all__ = [
     "register_model",
 ]
 
-Family = Literal["torchvision", "cifar_resnet", "timeseries"]
+Family = Literal["torchvision", "cifar_resnet", "cifar_kd", "timm", "timeseries"]
 InputKind = Literal["image", "series"]
 
 
@@ -88,9 +92,19 @@ def model_info(arch: str) -> ModelInfo:
     if match:
         base = _REGISTRY[match["base"]]
         return ModelInfo(arch, base.family, base.input_kind, base.default_in_channels, base.builder)
+    if _is_timm_model(arch):
+        from kdviz.archs.timm_models import timm_builder
+
+        return ModelInfo(arch, "timm", "image", 3, timm_builder(arch))
     close = difflib.get_close_matches(arch, list(_REGISTRY), n=6, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}?" if close else f"valid names include {', '.join(list_models()[:12])} …"
     raise UnknownModelError(f"unknown architecture {arch!r}: {hint} (kdviz.models.list_models() lists all)")
+
+
+def _is_timm_model(name: str) -> bool:
+    import timm
+
+    return bool(timm.is_model(name))
 
 
 def create_model(
@@ -368,3 +382,24 @@ def infer_dims_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[int | No
     num_classes = None if classifier is None else int(classifier.shape[0])
     return num_classes, in_channels
 
+
+
+def key_fingerprint(arch: str) -> tuple[str, int]:
+    """(SHA-1 of the sorted parameter/buffer names, their count) for ``arch``, optional buffers left out.
+
+    Names do not depend on num_classes or in_channels, so one fingerprint per architecture finds every
+    architecture whose key set equals a checkpoint's (``kdviz.archs.key_index`` ships them precomputed).
+    """
+    import hashlib
+
+    keys = sorted(k for k in state_dict_signature(arch, 10, None) if not k.endswith(OPTIONAL_KEY_SUFFIXES))
+    return hashlib.sha1("\n".join(keys).encode()).hexdigest(), len(keys)
+
+
+# Buffers some codebases never saved (PyTorch 0.4.0 had no num_batches_tracked); not used at inference.
+OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked",)
+
+
+# The other families register themselves on import (they use register_model above).
+from kdviz.archs import cifar_kd as _cifar_kd  # noqa: E402,F401
+from kdviz.archs import timm_models as _timm_models  # noqa: E402,F401

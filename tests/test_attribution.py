@@ -121,6 +121,8 @@ def captum_direct(method: str, model: nn.Module, x: torch.Tensor, t: torch.Tenso
 @pytest.mark.parametrize("kind", ["image", "series"])
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_method_matches_captum_on_a_batch(method: str, kind: str, request: pytest.FixtureRequest) -> None:
+    if METHODS[method].reason_not_applicable("cnn" if kind == "image" else "series"):
+        pytest.skip(f"{method} does not apply to this model kind (tests/test_transformer_attribution.py)")
     model, x, t = request.getfixturevalue(f"{kind}_case")
     x_before = x.clone()
     result = attribute(model, x, method=method, target=t, device="cpu", **FAST.get(method, {}))
