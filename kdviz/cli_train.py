@@ -28,6 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sd-beta", type=float, default=0.0, help="weight β of saliency distillation (0 = off)")
     p.add_argument("--sd-parts", type=int, default=None, help="K: grid cells (square number) or time segments")
     p.add_argument("--sd-tau", type=float, default=None, help="saliency softmax temperature τ")
+    p.add_argument("--method", choices=("kd", "ked"), default="kd",
+                   help="kd: KD (+ SD with --sd-beta); ked: Knowledge Explaining Distillation over the teacher's "
+                   "superfeatures (kdviz.ked; needs superfeatures_M<M>.npy next to the teacher)")
+    p.add_argument("--ked-lambda", type=float, default=None,
+                   help="KED: the paper's λ; sets α = 1/(1+λ) (default: from --alpha, λ = (1−α)/α)")
+    p.add_argument("--ked-mu", type=float, default=None, help="KED: share μ of the distillation on explanations (0.5)")
+    p.add_argument("--ked-tau", type=float, default=None, help="KED: explanation temperature τ (4)")
+    p.add_argument("--ked-m", type=int, default=None, help="KED: number of superfeatures M (8)")
     p.add_argument("--data", default="mnist", help="dataset name (mnist, gunpoint, …)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the zoo recipe's)")
     p.add_argument("--augment-shift", type=int, default=None, help="images: random shifts up to N pixels")
@@ -49,6 +57,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--resume", action="store_true", help="reuse models already finished in --out")
     b.set_defaults(func=run_zoo_build)
 
+    sfp = zsub.add_parser("superfeatures", help="build the teacher's M superfeatures and store them with a zoo")
+    sfp.add_argument("zoo", help="zoo folder (zoo.json + checkpoints)")
+    sfp.add_argument("--m", type=int, default=8, help="number of superfeatures M (default 8)")
+    sfp.add_argument("--base", default=None, help="base features: 'grid:RxC' (images) or 'segments:N' (series); "
+                     "default ~4-pixel cells / ~5-step windows")
+    sfp.add_argument("--inputs", type=int, default=256, help="training inputs to average the Hessian over")
+    sfp.add_argument("--seed", type=int, default=0, help="Louvain / Kernighan–Lin seed")
+    sfp.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    sfp.set_defaults(func=run_zoo_superfeatures)
+
 
 def run_distill(args: argparse.Namespace) -> int:
     from kdviz.distill import default_config
@@ -62,6 +80,7 @@ def run_distill(args: argparse.Namespace) -> int:
     for key in ("sd_parts", "sd_tau", "epochs", "augment_shift"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
+    overrides.update(_ked_overrides(args))
     try:
         config = default_config(args.data, role=role, **overrides)
         entry = distill_to_file(arch=args.arch, data=args.data, config=config, out=args.out,
@@ -72,6 +91,30 @@ def run_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ked_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """TrainConfig fields of ``--method ked`` (λ → α = 1/(1+λ)); SystemExit on contradicting options."""
+    ked_opts = ("ked_lambda", "ked_mu", "ked_tau", "ked_m")
+    if args.method != "ked":
+        if any(getattr(args, k) is not None for k in ked_opts):
+            raise SystemExit("kdviz distill: --ked-* options need --method ked")
+        return {}
+    if args.teacher is None:
+        raise SystemExit("kdviz distill: --method ked needs --teacher")
+    out: dict[str, object] = {"ked": True}
+    if args.ked_lambda is not None:
+        from kdviz.ked import alpha_from_lambda
+
+        alpha = alpha_from_lambda(args.ked_lambda)
+        if args.alpha != 1.0 and abs(args.alpha - alpha) > 1e-9:
+            raise SystemExit(f"kdviz distill: --ked-lambda {args.ked_lambda:g} means α = {alpha:g}, "
+                             f"but --alpha is {args.alpha:g}")
+        out["alpha"] = alpha
+    for key in ("ked_mu", "ked_tau", "ked_m"):
+        if getattr(args, key) is not None:
+            out[key] = getattr(args, key)
+    return out
+
+
 def run_zoo_build(args: argparse.Namespace) -> int:
     from kdviz.zoo import build_zoo
 
@@ -79,6 +122,22 @@ def run_zoo_build(args: argparse.Namespace) -> int:
     manifest = build_zoo(args.name, Path(args.out), quick=args.quick, jobs=args.jobs, threads=args.threads,
                          resume=args.resume, log=lambda s: print(s, flush=True))
     print(f"wrote {Path(args.out) / 'zoo.json'}: {len(manifest.models)} models in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def run_zoo_superfeatures(args: argparse.Namespace) -> int:
+    import torch
+
+    from kdviz.superfeatures import build_for_zoo, superfeature_file
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        sf = build_for_zoo(args.zoo, m=args.m, base=args.base, n_inputs=args.inputs, seed=args.seed)
+    except ValueError as exc:
+        raise SystemExit(f"kdviz zoo superfeatures: {exc}") from exc
+    print(f"wrote {Path(args.zoo) / superfeature_file(sf.m)}: M={sf.m} over {sf.base}, sizes {list(sf.sizes)}, "
+          f"{sf.n_inputs} inputs, {sf.seconds:.1f} s")
     return 0
 
 

@@ -78,9 +78,10 @@ class ModelEntry:
 @dataclass(frozen=True)
 class PartSpec:
     """How to split inputs into parts: ``slic`` (n superpixels), ``grid`` (rows × cols), ``segments``
-    (n equal time segments) or ``mask`` (user labels in ``masks``)."""
+    (n equal time segments), ``mask`` (user labels in ``masks``) or ``superfeatures`` (the teacher's n
+    superfeatures, kdviz.superfeatures: a fixed labelling per teacher and dataset, given in ``masks``)."""
 
-    kind: Literal["slic", "grid", "segments", "mask"]
+    kind: Literal["slic", "grid", "segments", "mask", "superfeatures"]
     n: int = 0
     rows: int = 0
     cols: int = 0
@@ -99,6 +100,7 @@ _PART_RE = {
     "slic": re.compile(r"slic:(\d+)"),
     "segments": re.compile(r"segments:(\d+)"),
     "grid": re.compile(r"grid:(\d+)x(\d+)"),
+    "superfeatures": re.compile(r"superfeatures:(\d+)"),
 }
 
 
@@ -119,7 +121,8 @@ def parse_parts(spec: str | PartSpec) -> PartSpec:
         if kind == "grid":
             return PartSpec("grid", rows=numbers[0], cols=numbers[1])
         return PartSpec(kind, n=numbers[0])  # type: ignore[arg-type]
-    raise ValueError(f"parts={spec!r} is not one of 'slic:N', 'grid:RxC', 'segments:N' (or a PartSpec)")
+    raise ValueError(f"parts={spec!r} is not one of 'slic:N', 'grid:RxC', 'segments:N', 'superfeatures:M' "
+                     "(or a PartSpec)")
 
 
 def _part_labels(spec: PartSpec, x: np.ndarray, images_for_slic: np.ndarray | None) -> np.ndarray:
@@ -130,6 +133,14 @@ def _part_labels(spec: PartSpec, x: np.ndarray, images_for_slic: np.ndarray | No
         if spec.masks is None:
             raise ValueError("parts kind 'mask' needs masks")
         return mask_labels(spec.masks, shape=(n, *spatial))
+    if spec.kind == "superfeatures":
+        if spec.masks is None:
+            raise ValueError(f"parts={spec} needs the teacher's labelling: PartSpec('superfeatures', n=M, "
+                             "masks=kdviz.superfeatures.load_superfeatures(zoo_folder, M).labels)")
+        lab = mask_labels(spec.masks, shape=(n, *spatial))
+        if int(lab.max()) + 1 != spec.n:
+            raise ValueError(f"parts={spec}: the labelling given has {int(lab.max()) + 1} superfeatures")
+        return lab
     if spec.kind == "segments":
         if is_image:
             raise ValueError(f"parts={spec} is for series; use 'slic:N' or 'grid:RxC' for images")

@@ -99,6 +99,8 @@ def alpha_label(alpha: float | None, method: str | None = None) -> str:
         text = f"α={float(alpha):g}"
     if method and "sd" in method:
         text += " +SD"
+    elif method == "ked":
+        text += " +KED"
     return text
 
 
@@ -108,6 +110,8 @@ def alpha_colour(alpha: float | None, *, role: str = "student", method: str | No
         return TEACHER_COLOUR
     if method and "sd" in method:
         return "#009E73"
+    if method == "ked":  # knowledge explaining distillation: reddish purple (Okabe–Ito)
+        return "#CC79A7"
     if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
         return "#999999"
     a = round(float(alpha), 3)

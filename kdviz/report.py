@@ -71,13 +71,14 @@ FIGURES: dict[str, str] = {
 
 
 def variant_label(alpha: Any, method: Any = "kd") -> str:
-    """Row label of a student: ``α=0.5``, ``α=0.1 + SD`` (saliency distillation), ``CE`` without α."""
-    sd = str(method) == "kd+sd"
+    """Row label of a student: ``α=0.5``, ``α=0.1 + SD`` (saliency distillation), ``α=0.5 + KED`` (knowledge
+    explaining distillation), ``CE`` without α."""
+    suffix = {"kd+sd": " + SD", "ked": " + KED"}.get(str(method), "")
     if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
-        return "CE + SD" if sd else "CE"
+        return "CE" + suffix
     a = float(alpha)
     text = f"{a:.1f}" if round(a, 1) == a else f"{a:g}"
-    return f"α={text}" + (" + SD" if sd else "")
+    return f"α={text}" + suffix
 
 
 def arch_order(summary: pd.DataFrame) -> list[str]:
@@ -101,7 +102,7 @@ def _variant_order(students: pd.DataFrame) -> list[str]:
     keys = {}
     for a, m, v in zip(students["alpha"], students["method"], students["variant"], strict=True):
         alpha = -1.0 if pd.isna(a) else float(a)
-        keys[v] = (str(m) == "kd+sd", -alpha)
+        keys[v] = ({"kd+sd": 1, "ked": 2}.get(str(m), 0), -alpha)
     return sorted(keys, key=keys.get)
 
 
@@ -323,7 +324,7 @@ class Finding:
 def _strongest_vs_none(students: pd.DataFrame, col: str, archs: list[str]) -> tuple[list[str], int, int, int]:
     """Per arch: plain-KD student at the smallest α vs α=1.0. Lines of evidence, #up, #clearly up, #compared."""
     lines, up, clear, n = [], 0, 0, 0
-    kd = students[(students["method"].astype(str) != "kd+sd") & students["alpha"].notna()]
+    kd = students[~students["method"].astype(str).isin(("kd+sd", "ked")) & students["alpha"].notna()]
     for arch in archs:
         rows = kd[kd["arch"].astype(str) == arch].sort_values("alpha", ascending=False)
         if len(rows) < 2 or float(rows["alpha"].iloc[0]) != 1.0:

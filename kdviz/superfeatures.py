@@ -297,3 +297,43 @@ def load_superfeatures(root: str | os.PathLike[str], m: int) -> Superfeatures:
                          base=base, n_inputs=int(rec.get("n_inputs", 0)), step=float(rec.get("step", math.nan)),
                          seed=int(rec.get("seed", 0)), seconds=float(rec.get("seconds", math.nan)))
 
+
+
+def default_base(spatial_shape: tuple[int, ...]) -> str:
+    """Base features used when none is given: ~4-pixel grid cells for images (7×7 on 28×28), ~5-step windows
+    for series (30 on GunPoint's 150)."""
+    if len(spatial_shape) == 2:
+        h, w = spatial_shape
+        return f"grid:{max(1, round(h / 4))}x{max(1, round(w / 4))}"
+    return f"segments:{max(1, round(spatial_shape[0] / 5))}"
+
+
+def build_for_zoo(
+    root: str | os.PathLike[str],
+    *,
+    m: int,
+    base: str | None = None,
+    n_inputs: int = 256,
+    step: float = DEFAULT_STEP,
+    seed: int = 0,
+) -> Superfeatures:
+    """Build the zoo teacher's M superfeatures from its first ``n_inputs`` training inputs and store them
+    with the zoo: ``superfeatures_M<M>.npy`` / ``.json`` and a record in ``zoo.json``'s ``superfeatures``."""
+    from kdviz.data import load_dataset
+    from kdviz.zoo import MANIFEST, load_zoo, parse_manifest
+
+    root = Path(root)
+    zoo = load_zoo(root)
+    ds = load_dataset(zoo.dataset)
+    x = ds.model_input(ds.x_train[:n_inputs])
+    base = base or default_base(tuple(x.shape[2:]))
+    sf = build_superfeatures(zoo.teacher.module, x, base=base, m=m, step=step, seed=seed)
+    record = save_superfeatures(sf, root, teacher=zoo.teacher.id)
+    summary = {k: v for k, v in record.items() if k not in ("groups", "interactions")}
+    path = root / MANIFEST
+    raw = json.loads(path.read_text(encoding="utf-8"))  # read fresh right before writing
+    raw["superfeatures"] = [r for r in raw.get("superfeatures", []) if r.get("m") != sf.m] + [summary]
+    raw["superfeatures"].sort(key=lambda r: r["m"])
+    parse_manifest(raw, source=str(path))
+    path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    return sf

@@ -41,7 +41,7 @@ __all__ = [
 MANIFEST = "zoo.json"
 FORMAT_VERSION = 1
 Role = Literal["teacher", "student"]
-Method = Literal["ce", "kd", "kd+sd"]
+Method = Literal["ce", "kd", "kd+sd", "ked"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -72,6 +72,10 @@ class ModelEntry:
     # Test accuracy after each evaluated epoch (reporting only, never used to pick a model): the evidence
     # that training ran long enough for accuracy to level off. NaN-free; empty when not recorded.
     accuracy_curve: tuple[float, ...] = ()
+    # KED (kdviz.ked): μ, the paper's λ = (1−α)/α, and the superfeature file; τ is in ``tau``, M in ``parts``
+    ked_mu: float | None = None
+    ked_lambda: float | None = None
+    superfeatures: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,8 @@ class ZooManifest:
     dtype: str = "float16"
     format_version: int = FORMAT_VERSION
     description: str = ""
+    # superfeature labellings stored with the zoo (kdviz.superfeatures): {m, file, teacher, base, sizes, …}
+    superfeatures: tuple[dict, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -136,7 +142,7 @@ def _float_list(value: object, where: str) -> tuple[float, ...]:
 def _parse_model(obj: object, where: str) -> ModelEntry:
     if not isinstance(obj, dict):
         raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
-    method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd"), f"{where}.method")
+    method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd", "ked"), f"{where}.method")
     tau = obj.get("tau")
     parts = obj.get("parts")
     checkpoint = _string(_need(obj, "checkpoint", where), f"{where}.checkpoint")
@@ -163,7 +169,29 @@ def _parse_model(obj: object, where: str) -> ModelEntry:
         epochs=None if epochs is None else int(_number(epochs, f"{where}.epochs", lo=1)),
         accuracy_curve=tuple(_number(v, f"{where}.accuracy_curve[{i}]", lo=0.0, hi=1.0)
                              for i, v in enumerate(_list_or_empty(obj.get("accuracy_curve"), f"{where}.accuracy_curve"))),
+        ked_mu=None if obj.get("ked_mu") is None else _number(obj["ked_mu"], f"{where}.ked_mu", lo=0.0, hi=1.0),
+        ked_lambda=None if obj.get("ked_lambda") is None else _number(obj["ked_lambda"], f"{where}.ked_lambda", lo=0.0),
+        superfeatures=None if obj.get("superfeatures") is None else _file_name(obj["superfeatures"],
+                                                                               f"{where}.superfeatures"),
     )
+
+
+def _file_name(value: object, where: str) -> str:
+    name = _string(value, where)
+    if Path(name).name != name or name.startswith("."):
+        raise ValueError(f"{where} must be a file name inside the zoo folder, got {name!r}")
+    return name
+
+
+def _superfeature_records(value: object, where: str) -> tuple[dict, ...]:
+    records = []
+    for i, rec in enumerate(_list_or_empty(value, where)):
+        if not isinstance(rec, dict):
+            raise ValueError(f"{where}[{i}] must be an object, got {type(rec).__name__}")
+        _number(_need(rec, "m", f"{where}[{i}]"), f"{where}[{i}].m", lo=1)
+        _file_name(_need(rec, "file", f"{where}[{i}]"), f"{where}[{i}].file")
+        records.append(dict(rec))
+    return tuple(records)
 
 
 def _list_or_empty(value: object, where: str) -> list[object]:
@@ -204,6 +232,7 @@ def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
         dtype=_choice(obj.get("dtype", "float16"), ("float16", "float32", "bfloat16"), f"{source}: dtype"),
         format_version=int(_number(obj.get("format_version", FORMAT_VERSION), f"{source}: format_version")),
         description=str(obj.get("description", "")),
+        superfeatures=_superfeature_records(obj.get("superfeatures"), f"{source}: superfeatures"),
     )
     if len(manifest.mean) != manifest.input_shape[0] or len(manifest.std) != manifest.input_shape[0]:
         raise ValueError(f"{source}: fields 'mean' and 'std' need one value per input channel ({manifest.input_shape[0]})")
@@ -308,6 +337,9 @@ def distill_command(*, arch: str, data: str, config: TrainConfig, out: str, teac
     args += ["--arch", arch, "--alpha", f"{config.alpha:g}", "--temperature", f"{config.temperature:g}"]
     if config.sd_beta > 0:
         args += ["--sd-beta", f"{config.sd_beta:g}", "--sd-parts", str(config.sd_parts), "--sd-tau", f"{config.sd_tau:g}"]
+    if config.ked:
+        args += ["--method", "ked", "--ked-mu", f"{config.ked_mu:g}", "--ked-tau", f"{config.ked_tau:g}",
+                 "--ked-m", str(config.ked_m)]
     args += ["--data", data, "--epochs", str(config.epochs)]
     if config.augment_shift:
         args += ["--augment-shift", str(config.augment_shift)]
@@ -344,7 +376,14 @@ def distill_to_file(
             teacher, num_classes=ds.num_classes, in_channels=ds.in_channels, arch=_arch_from_file(teacher)
         ).module.float().eval()
     model = seeded_model(arch, seed=config.seed, num_classes=ds.num_classes, in_channels=ds.in_channels)
-    result = train(model, ds, config, teacher=teacher_module)
+    superfeatures = None
+    if config.ked:  # KED: the teacher's superfeatures, stored next to its checkpoint (kdviz.superfeatures)
+        from kdviz.superfeatures import load_superfeatures
+
+        if teacher is None:
+            raise ValueError("KED needs a teacher")
+        superfeatures = load_superfeatures(Path(teacher).parent, config.ked_m).labels
+    result = train(model, ds, config, teacher=teacher_module, superfeatures=superfeatures)
     model_id = model_id or out.stem
     role = role or ("student" if teacher is not None else "teacher")
     save_weights(model, out, metadata={"arch": arch, "num_classes": str(ds.num_classes),
@@ -360,7 +399,7 @@ def distill_to_file(
         temperature=config.temperature,
         method=config.method,  # type: ignore[arg-type]
         beta=config.sd_beta,
-        tau=config.sd_tau if config.sd_beta > 0 else None,
+        tau=config.sd_tau if config.sd_beta > 0 else (config.ked_tau if config.ked else None),
         checkpoint=out.name,
         params=shipped.params,
         test_accuracy=round(accuracy, 6),
@@ -368,9 +407,12 @@ def distill_to_file(
         command=distill_command(arch=arch, data=data, config=config, out=out.name, teacher=teacher_name),
         seed=config.seed,
         sha256=shipped.sha256,
-        parts=config.sd_parts if config.sd_beta > 0 else None,
+        parts=config.sd_parts if config.sd_beta > 0 else (config.ked_m if config.ked else None),
         epochs=config.epochs,
         accuracy_curve=tuple(round(e.test_accuracy, 4) for e in result.history if math.isfinite(e.test_accuracy)),
+        ked_mu=config.ked_mu if config.ked else None,
+        ked_lambda=round((1.0 - config.alpha) / config.alpha, 6) if config.ked else None,
+        superfeatures=f"superfeatures_M{config.ked_m}.npy" if config.ked else None,
     )
 
 

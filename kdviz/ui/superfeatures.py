@@ -105,18 +105,26 @@ def _default_models(mset: ModelSet) -> list[str]:
 
 
 def superfeature_section(mset: ModelSet, parts: str, display: np.ndarray, names: list[str], *, key: str) -> None:
-    """A page section: the superfeatures over a chosen input and each chosen model's explanation over them."""
+    """A page section: the superfeatures over a chosen input and each chosen model's explanation over them.
+
+    Drawn when ``parts`` is ``superfeatures:M`` (otherwise a one-line hint), so other part kinds keep the
+    page as it was."""
     from kdviz.plots_superfeatures import superfeature_explanations, superfeature_layout
     from kdviz.ui.widgets import chart
 
-    st.subheader("Superfeature explanations (KED)")
     ms = available_m(mset)
+    spec = parse_parts(parts)
+    if spec.kind != "superfeatures":  # drawn when the sidebar's parts are the teacher's superfeatures
+        if ms:
+            st.caption("ⓘ Choose *superfeatures* as parts in the sidebar to see each model's explanation over the "
+                       "teacher's superfeatures (groups of interacting input features, as in KED).")
+        return
+    st.subheader("Superfeature explanations (KED)")
     if not ms:
         st.info("This set has no stored superfeatures (groups of interacting input features, arXiv 2310.02572). "
                 "Build them for a zoo folder with `kdviz zoo superfeatures FOLDER --m 8`.")
         return
-    spec = parse_parts(parts)
-    m_default = spec.n if spec.kind == "superfeatures" and spec.n in ms else ms[0]
+    m_default = spec.n if spec.n in ms else ms[0]
     c1, c2, c3 = st.columns([1, 1, 3])
     m = c1.selectbox("Superfeatures M", ms, index=ms.index(m_default), key=f"{key}_sf_m")
     tau = c2.select_slider("Temperature τ", options=[1.0, 2.0, 4.0], value=1.0, key=f"{key}_sf_tau",
