@@ -191,6 +191,17 @@ def _entry_fields(entry: Any) -> tuple[str, str, Any, nn.Module, str, str]:
         raise ValueError(f"model entries need id, arch, alpha and module attributes: {err}") from None
 
 
+def _stored_superfeatures(spec: PartSpec, teacher: Any) -> PartSpec:
+    """``superfeatures:M`` without labels: those stored next to a zoo teacher's checkpoint (its ``path``)."""
+    if spec.kind != "superfeatures" or spec.masks is not None or not getattr(teacher, "path", None):
+        return spec
+    from pathlib import Path
+
+    from kdviz.superfeatures import load_superfeatures
+
+    return PartSpec("superfeatures", n=spec.n, masks=load_superfeatures(Path(teacher.path).parent, spec.n).labels)
+
+
 def _checked_labels(labels: np.ndarray, x: np.ndarray) -> np.ndarray:
     lab = np.asarray(labels)
     if lab.shape != (x.shape[0], *x.shape[2:]) or not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0:
@@ -294,7 +305,10 @@ def compare_models(
         raise ValueError(f"model ids must be unique, got {model_ids}")
 
     spec = parse_parts(parts)
-    part_lab = _part_labels(spec, x, images_for_slic) if part_labels is None else _checked_labels(part_labels, x)
+    if part_labels is None:
+        part_lab = _part_labels(_stored_superfeatures(spec, teacher), x, images_for_slic)
+    else:
+        part_lab = _checked_labels(part_labels, x)
     n_parts = int(part_lab.max()) + 1
     if k > n_parts:
         raise ValueError(f"k={k} exceeds the number of parts K={n_parts}")

@@ -129,3 +129,30 @@ def test_save_and_load_round_trip(tmp_path):
 def test_base_feature_spec_must_fit_the_input():
     with pytest.raises(ValueError, match="grid"):
         base_feature_labels((150,), "grid:7x7")
+
+
+def test_superfeature_parts_in_compare_models(tmp_path):
+    """``superfeatures:M`` parts: labels from a PartSpec, or stored next to a zoo teacher's checkpoint."""
+    from types import SimpleNamespace
+
+    from kdviz.compare import PartSpec, compare_models, parse_parts
+
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Flatten(), nn.Linear(6, 3)).eval() for _ in range(2)]
+    sf = build_superfeatures(Fn(interacting), _inputs(), base="segments:6", m=4, seed=0)
+    save_superfeatures(sf, tmp_path)
+    teacher = SimpleNamespace(id="t", arch="lin", alpha=1.0, module=nets[0], role="teacher", method="ce",
+                              path=tmp_path / "teacher.safetensors")
+    student = SimpleNamespace(id="s", arch="lin", alpha=0.5, module=nets[1], method="kd")
+    x = _inputs(5)
+    assert str(parse_parts("superfeatures:4")) == "superfeatures:4"
+    by_path = compare_models(teacher, [student], x, method="saliency", parts="superfeatures:4", k=2, null_copies=0)
+    given = compare_models(teacher, [student], x, method="saliency", k=2, null_copies=0,
+                           parts=PartSpec("superfeatures", n=4, masks=sf.labels))
+    np.testing.assert_array_equal(by_path.part_labels, np.broadcast_to(sf.labels, (5, 6)))
+    np.testing.assert_array_equal(by_path.part_vectors["s"], given.part_vectors["s"])
+    # part vectors sum the importance over each superfeature's timesteps
+    imp = by_path.attributions["s"].importance
+    np.testing.assert_allclose(by_path.part_vectors["s"][:, 0], imp[:, :2].sum(1))
+    with pytest.raises(ValueError, match="superfeatures_M5"):
+        compare_models(teacher, [student], x, method="saliency", parts="superfeatures:5", k=2, null_copies=0)
