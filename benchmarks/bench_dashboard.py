@@ -1,36 +1,161 @@
-"""Dashboard timings on the demo image zoo: the attention-map grid for one input, all models.
+"""Dashboard timings on the demo image zoo, two ways.
 
-Measures what a click costs on the server side, through the same calls the page makes:
-``compare_models`` (attributions + metrics for every model on one input; the cold path) and the
-grid figure build (``kdviz.plots``; what a cached rerun or a layout change redraws). Streamlit's
-own rerun and the browser's drawing come on top (see tests/test_browser.py for an end-to-end run).
+``browser`` (default): the app started exactly as the README starts it (``.venv/bin/streamlit run app.py``,
+which is what ``make run`` runs), driven by Chromium through Playwright at 1500×1000, as a presenter uses it:
 
-    python benchmarks/bench_dashboard.py [--inputs 5] [--steps 32]
+* idle CPU of the server process over 5 s (after the first page is drawn; /proc/<pid>/stat);
+* from ``streamlit run`` to the first Attention-maps grid drawn (deep link to /attention_maps);
+* a method change (Integrated Gradients → Saliency), until the grid is redrawn;
+* a parts change (SLIC n 50 → 40) and a k change (5 → 3), until the page shows the new numbers;
+* a cached revisit (Home, then Attention maps again), until the grid is drawn.
+
+Every figure is printed with ``uptime``'s load average: the machine is shared, say how busy it was.
+``--extra`` passes options to ``streamlit run`` (``--extra=--server.fileWatcherType=auto`` reproduces the
+file watcher that issue 11 item 1 turned off).
+
+``compute``: the server-side cost of one cold grid through ``compare_models`` (no browser), as before.
+
+    python benchmarks/bench_dashboard.py [browser|compute] [--port 8765] [--extra=...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from kdviz.compare import compare_models
-from kdviz.data import load_dataset
-from kdviz.zoo import load_zoo
-
 ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync"]
+GRID = "document.querySelectorAll('.js-plotly-plot .main-svg').length >= 1"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", type=int, default=5, help="distinct inputs, each timed cold")
-    parser.add_argument("--steps", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    args = parser.parse_args()
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().split(" ")[0]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its threads (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_cpu_percent(pid: int, seconds: float = 5.0) -> float:
+    """Mean CPU use of ``pid`` over ``seconds`` while nobody touches the app (100% = one core)."""
+    c0, t0 = process_cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    return 100.0 * (process_cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+def _settled(page, predicate: str, timeout_s: float = 300) -> None:
+    """Wait for ``predicate`` (JS) and for Streamlit's running indicator to be gone."""
+    page.wait_for_function(predicate, timeout=timeout_s * 1000)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_s * 1000)
+    page.wait_for_function(predicate, timeout=timeout_s * 1000)
+
+
+def _text(snippet: str) -> str:
+    return f"document.body.innerText.includes({snippet!r})"
+
+
+def _grid_title_has(snippet: str) -> str:
+    return ("(() => { const g = document.querySelector('.js-plotly-plot');"
+            f" return !!(g && g.layout && g.layout.title && String(g.layout.title.text).includes({snippet!r})); }})()")
+
+
+def browser(args: argparse.Namespace) -> None:
+    from playwright.sync_api import sync_playwright
+
+    port = args.port
+    url = f"http://127.0.0.1:{port}"
+    cmd = [str(ROOT / ".venv" / "bin" / "streamlit"), "run", "app.py", "--server.port", str(port), *args.extra]
+    log = open(args.log, "w")  # noqa: SIM115 - closed below
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    rows: list[tuple[str, float, str]] = []
+
+    def record(name: str, value: float) -> None:
+        rows.append((name, value, load_average()))
+        print(f"{name:<44} {value:8.2f}   load {rows[-1][2]}", flush=True)
+
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            page.goto(f"{url}/attention_maps", wait_until="domcontentloaded")
+            _settled(page, GRID)
+            record("run → first Attention-maps grid (s)", time.monotonic() - start)
+            page.wait_for_timeout(1000)
+            record("server idle CPU over 5 s (% of a core)", idle_cpu_percent(proc.pid))
+
+            def timed(name: str, action, predicate: str) -> None:
+                t0 = time.monotonic()
+                action()
+                _settled(page, predicate)
+                record(name, time.monotonic() - t0)
+
+            def choose(label: str, option: str) -> None:
+                box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text=label)
+                box.click()
+                page.get_by_role("option", name=option, exact=True).click()
+
+            def set_number(label: str, value: int) -> None:
+                box = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInput"]').filter(has_text=label)
+                inp = box.locator("input")
+                inp.fill(str(value))
+                inp.press("Enter")
+
+            def set_slider(label: str, value: int, current: int, step: int) -> None:
+                thumb = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').filter(
+                    has_text=label).get_by_role("slider")
+                thumb.focus()
+                for _ in range(abs(current - value) // step):
+                    thumb.press("ArrowLeft" if value < current else "ArrowRight")
+
+            timed("method change IG → Saliency (s)", lambda: choose("Method", "Saliency"), _grid_title_has("Saliency"))
+            timed("parts change SLIC 50 → 40 (s)", lambda: set_slider("SLIC superpixels", 40, 50, 5),
+                  _text("slic:40"))
+            timed("k change 5 → 3 (s)", lambda: set_number("top-k", 3), _text("k = 3"))
+
+            def revisit() -> None:
+                page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Home").first.click()
+                page.wait_for_selector("h1:has-text('kdviz')", timeout=60_000)
+                page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=60_000)
+                page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Attention maps").first.click()
+
+            timed("cached revisit Home → Attention maps (s)", revisit, GRID + " && " + _grid_title_has("Saliency"))
+            page.wait_for_timeout(1000)
+            record("server idle CPU over 5 s, after use (%)", idle_cpu_percent(proc.pid))
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+    overflow = Path(args.log).read_text(errors="replace").count("Inotify queue overflow")
+    print(f"'Inotify queue overflowed' lines in the server log: {overflow}")
+    print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+
+
+def compute(args: argparse.Namespace) -> None:
     import torch
+
+    from kdviz.compare import compare_models
+    from kdviz.data import load_dataset
+    from kdviz.zoo import load_zoo
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -51,7 +176,26 @@ def main() -> None:
         times.append(time.perf_counter() - t0)
         print(f"input {i}: {times[-1]:.2f} s")
     print(f"cold grid compute, {len(zoo.models)} models, IG {args.steps} steps: median {statistics.median(times):.2f} s "
-          f"(min {min(times):.2f}, max {max(times):.2f}), torch threads {torch.get_num_threads()}")
+          f"(min {min(times):.2f}, max {max(times):.2f}), torch threads {torch.get_num_threads()}, "
+          f"load {load_average()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", nargs="?", choices=["browser", "compute"], default="browser")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--extra", action="append", default=[], help="extra `streamlit run` option")
+    parser.add_argument("--log", default="/tmp/kdviz_bench_streamlit.log")
+    parser.add_argument("--inputs", type=int, default=5, help="compute: distinct inputs, each timed cold")
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=0, help="compute: torch threads (0 = torch's default)")
+    args = parser.parse_args()
+    if args.mode == "browser":
+        if not Path(CHROMIUM).exists():
+            sys.exit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+        browser(args)
+    else:
+        compute(args)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,23 @@
 """Alignment: attention rank alignment and logit alignment by architecture × α, and how they co-vary."""
 
+import pandas as pd
 import streamlit as st
 
 from kdviz.metrics import format_metric
 from kdviz.plots import alignment_bars, alignment_scatter, logit_table
 from kdviz.ui.compute import compare, summarise
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import active_set, alpha_filter, chart, choose_inputs, guard, numbers_table
+from kdviz.ui.superfeatures import superfeature_section
+from kdviz.ui.widgets import (
+    active_set,
+    alpha_filter,
+    chart,
+    choose_inputs,
+    guard,
+    link_to_view,
+    numbers_table,
+    table_height,
+)
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Alignment")
@@ -23,16 +34,24 @@ with guard("compute the alignment"):
     with left:
         chart(alignment_bars(summary, metric="attention_rho", label="attention rank alignment (ρ)"),
               name="attention_alignment")
+        if "attention_rho_null" in summary and summary["attention_rho_null"].notna().any():
+            st.caption(f"Dashed line and grey band: ρ of {settings.null_copies} untrained copies of each architecture "
+                       "against the teacher (random-weights reference, 95% interval). The numbers table gives the "
+                       "excess over it, (ρ − ρ_random) / (1 − ρ_random).")
     with right:
         chart(alignment_bars(summary, metric="logit_rho", label="logit alignment (ρ)"), name="logit_alignment")
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Logit alignment table")
-        st.caption("Rows α, columns student architecture (as in the reference study).")
+        st.caption("Rows α, columns student architecture (as in the reference study); — = no such student in "
+                   "this set.")
         table = logit_table(summary)
-        st.dataframe(table.map(format_metric), key="al_logit_table")
+        st.dataframe(table.map(lambda v: "—" if pd.isna(v) else format_metric(v)), key="al_logit_table",
+                     height=table_height(len(table)))
         st.download_button("Download table (CSV)", table.to_csv().encode(), "logit_alignment.csv", "text/csv")
     with right:
         chart(alignment_scatter(summary), name="alignment_scatter")
     with st.expander("Numbers", expanded=True):
         numbers_table(summary, key="al_numbers")
+    superfeature_section(mset, settings.parts_for(mset.task), display, names, key="al")
+link_to_view()

@@ -1,14 +1,26 @@
-"""Attention maps: one input, every model's map in a grid (teacher first, rows = architecture, columns = α)."""
+"""Attention maps: one input, every model's map in a grid that fits one screen (teacher at the head, rows =
+architecture, columns = α)."""
 
 import streamlit as st
 
 from kdviz.metrics import format_metric
-from kdviz.plots import alpha_label, attention_grid
+from kdviz.plots import attention_grid
 from kdviz.ui.compute import compare, summarise
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import Stop, active_set, alpha_filter, chart, choose_inputs, guard, numbers_table
+from kdviz.ui.widgets import (
+    Stop,
+    active_set,
+    alpha_filter,
+    chart,
+    choose_inputs,
+    from_url,
+    guard,
+    link_to_view,
+    numbers_table,
+    presenting,
+)
 
-settings = render_sidebar()  # the shared sidebar; its values persist across pages
+settings = render_sidebar()  # the shared sidebar; its values persist across pages and live in the URL
 st.title("Attention maps")
 with guard("draw the attention maps"):
     mset = active_set(settings)
@@ -16,37 +28,54 @@ with guard("draw the attention maps"):
         st.info("This model set works on time series: see the **Temporal saliency** page.")
         raise Stop
     st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)} · k = {settings.k}")
-    left, right = st.columns([3, 2])
-    with left:
+    pick, look, scale_col, more = st.columns([4, 2, 2, 2])
+    with pick:
         display, labels, names = choose_inputs(mset, settings, key="att")
-    with right:
-        overlay = st.radio("Show", ["overlay on the input", "map alone"], horizontal=True, key="att_overlay")
-        scale = st.radio("Colour scale", ["per map", "shared"], horizontal=True, key="att_scale",
+    with look:
+        from_url("att_overlay", options=["overlay on the input", "map alone"])
+        overlay = st.radio("Show", ["overlay on the input", "map alone"], key="att_overlay")
+    with scale_col:
+        from_url("att_scale", options=["per map", "shared"])
+        scale = st.radio("Colour scale", ["per map", "shared"], key="att_scale",
                          help="per map: each map scaled to its own maximum; shared: one scale for all")
-        diff = st.toggle("Difference to the teacher", key="att_diff")
-    show = alpha_filter(mset, key="att_alpha")
+    with more:
+        from_url("att_diff", kind=bool)
+        diff = st.toggle("Difference to the teacher", key="att_diff", help="student − teacher, both scaled to 1")
+        from_url("att_excess", kind=bool)
+        excess = st.toggle("ρ as excess over random", key="att_excess",
+                           help="captions show (ρ − ρ_random) / (1 − ρ_random): 0 = what untrained copies of the "
+                                "architecture get, 1 = the teacher's ranking (needs the random-weights reference)")
+        with st.popover("Students shown", width="stretch"):
+            show = alpha_filter(mset, key="att_alpha")
 
-    comp = compare(mset, display, labels, names, settings)
+    comp = compare(mset, display, labels, names, settings, null_copies=settings.null_copies if excess else 0)
     show = [mid for mid in show if mid in comp.attributions]  # compare leaves out models that fail
     frame = comp.frame[comp.frame["model_id"].isin(show)].copy()
     frame["pred_name"] = [mset.class_name(int(p)) for p in frame["pred"]]
-    captions = {
-        r.model_id: (f"<b>{'teacher ' + r.arch if r.role == 'teacher' else r.arch + ' ' + alpha_label(r.alpha, r.method)}"
-                     "</b> · "
-                     f"pred {r.pred_name} ({r.confidence:.0%})<br>ρ {format_metric(r.attention_rho)} · "
-                     f"focus {format_metric(r.focus_ratio)}")
-        for r in frame.itertuples()
-    }
+    teacher_pred = int(frame.loc[frame["role"] == "teacher", "pred"].iloc[0])
+    differs = set(frame.loc[frame["pred"] != teacher_pred, "model_id"])
+
+    def rho_text(r) -> str:
+        if excess and r.role != "teacher":
+            return f"ρ excess {format_metric(r.attention_rho_excess)}"
+        return f"ρ {format_metric(r.attention_rho)}"
+
+    captions = {r.model_id: f"<b>{r.pred_name}</b> ({r.confidence:.0%}) · {rho_text(r)}<br>"
+                            f"focus {format_metric(r.focus_ratio)}" for r in frame.itertuples()}
     truth = "" if labels is None else f" · true class {mset.class_name(int(labels[0]))}"
+    big = presenting() is not None
     fig = attention_grid(
         display[0], {mid: comp.attributions[mid].importance[0] for mid in show}, frame,
         captions=captions, overlay=overlay.startswith("overlay"), shared_scale=scale == "shared", difference=diff,
-        title=f"{names[0]}{truth} — {settings.method_label}",
+        title=f"{names[0]}{truth} — {settings.method_label}", differs=differs,
+        width_px=1420 if big else 1100, max_height_px=760 if big else 700, font_size=15 if big else 11,
     )
     chart(fig, name="attention_maps")
-    st.caption("ρ = attention rank alignment to the teacher (Spearman of part importances); focus = mass in the "
-               f"teacher's top-{settings.k} parts / mass outside. Hover a map for values.")
+    st.caption(f"Each caption: the model's prediction (confidence) · ρ = attention rank alignment to the teacher "
+               f"(Spearman of part importances) · focus = mass in the teacher's top-{settings.k} parts / mass outside. "
+               "A red frame and ≠ mark a student that predicts another class than the teacher. Hover for values.")
     with st.expander("Numbers", expanded=True):
         summary = summarise(frame)
         summary["pred_name"] = list(frame.drop_duplicates("model_id")["pred_name"])
         numbers_table(summary, key="att_numbers")
+link_to_view()

@@ -5,7 +5,7 @@ import streamlit as st
 from kdviz.models import list_models
 from kdviz.ui import uploads as up
 from kdviz.ui.sidebar import K_SET, UPLOAD_SET, render_sidebar, set_choice
-from kdviz.ui.widgets import UPLOADED_DATA, Stop, active_set, guard
+from kdviz.ui.widgets import UPLOADED_DATA, Stop, active_set, guard, link_to_view, table_height
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Models")
@@ -13,17 +13,21 @@ mset = None
 with guard("show the active model set"):
     mset = active_set(settings)
     st.subheader(mset.name)
-    st.dataframe(mset.table(), hide_index=True, key="models_table", column_config={
-        "test accuracy": st.column_config.NumberColumn(format="percent"),
-        "α": st.column_config.NumberColumn(help="distillation strength (kdviz convention: 1.0 = no KD)")})
+    table = mset.table()
+    st.dataframe(table, hide_index=True, key="models_table", height=table_height(len(table)), column_config={
+        "α": st.column_config.TextColumn(help="distillation strength (kdviz convention: 1.0 = no KD)")})
 
 st.header("Upload your own")
 st.caption("Checkpoints (.safetensors, .pt/.pth/.bin/.ckpt state dicts) or a zoo zip with zoo.json; inputs as "
            "png/jpg images (or one ImageFolder zip) or series (.ts, .csv, .npy). Pickled code is never run"
            + ("." if not up.trust_programs() else "; TorchScript/torch.export programs are allowed by the operator."))
-ck_files = st.file_uploader("Checkpoints or a zoo (.zip)", type=up.CHECKPOINT_TYPES, accept_multiple_files=True,
-                            key="up_ckpt")
-data_files = st.file_uploader("Inputs", type=up.DATA_TYPES, accept_multiple_files=True, key="up_data")
+ck_files = up.remembered_files("up_ckpt", st.file_uploader(
+    "Checkpoints or a zoo (.zip)", type=up.CHECKPOINT_TYPES, accept_multiple_files=True, key="up_ckpt"))
+data_files = up.remembered_files("up_data", st.file_uploader("Inputs", type=up.DATA_TYPES, accept_multiple_files=True,
+                                                             key="up_data"))
+if (ck_files or data_files) and not (st.session_state.get("up_ckpt") or st.session_state.get("up_data")):
+    st.caption(f"Using the files uploaded earlier in this session: {', '.join(f.name for f in ck_files + data_files)}.")
+    st.button("Clear the uploaded files", key="up_clear", on_click=up.forget_files)
 if data_files:  # kept in session state, so the inputs stay after visiting other pages
     with guard("read the uploaded inputs"):
         st.session_state[UPLOADED_DATA] = up.load_data_files([(f.name, f.getvalue()) for f in data_files])
@@ -44,16 +48,19 @@ with guard("load the uploaded models"):
             st.session_state[UPLOAD_SET] = zset
             st.success(f"✓ {zips[0].name}: zoo with {len(zset.models)} models")
         raise Stop
+    ck_files = up.with_parts(ck_files)  # a distiller's file holding a student and a teacher: two rows
     with st.spinner(f"Loading {len(ck_files)} checkpoint(s)…"):
         first = [up.load_uploaded_checkpoint(f.name, f.getvalue()) for f in ck_files]
     st.caption("Edit role, architecture, α and label; the teacher is the row marked teacher.")
+    digests, editor_key = tuple(s.digest for s in first), "up_editor_" + "_".join(s.digest[:8] for s in first)
     table = st.data_editor(
-        up.editor_rows([f.name for f in ck_files], first), hide_index=True,
-        key="up_editor_" + "_".join(s.digest[:8] for s in first), disabled=["file"], column_config={
+        up.editor_start(digests, up.editor_rows([f.name for f in ck_files], first), editor_key), hide_index=True,
+        key=editor_key, disabled=["file"], column_config={
             "role": st.column_config.SelectboxColumn(options=["teacher", "student"], required=True),
             "architecture": st.column_config.SelectboxColumn(options=list_models()),
             "α": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05, format="%.2f"),
         })
+    up.remember_editor(digests, table)  # the edits outlive a visit to another page
     statuses = []
     for f, s, (_, row) in zip(ck_files, first, table.iterrows(), strict=True):
         if row["architecture"] and (not s.ok or row["architecture"] != s.loaded.arch):
@@ -65,14 +72,17 @@ with guard("load the uploaded models"):
         raise Stop
     teacher_rows = [i for i, (_, r) in enumerate(table.iterrows()) if r["role"] == "teacher" and statuses[i].ok]
     t = (statuses[teacher_rows[0]] if teacher_rows else loaded[0]).loaded
-    size, mean, std = up.default_normalisation(t.arch, t.in_channels, kind=up.input_kind(t))
     st.subheader("Input size and normalisation")
+    presets = up.input_presets(t)  # guessed from the teacher's family first; every number stays editable
+    preset = st.selectbox("preset", presets, key=f"up_preset_{t.arch}", help="guessed from the architecture") if presets else None
+    size, mean, std = up.default_normalisation(t.arch, t.in_channels, kind=up.input_kind(t), num_classes=t.num_classes, preset=preset)
+    sfx = f"_{preset}" if presets and preset != presets[0] else ""  # another preset: fields start from it
     c1, c2, c3, c4 = st.columns(4)
     if size is not None:
-        size = (int(c1.number_input("height", 8, 1024, size[0], key=f"up_h_{t.arch}")),
-                int(c2.number_input("width", 8, 1024, size[1], key=f"up_w_{t.arch}")))
-    mean_s = c3.text_input("mean per channel", ", ".join(f"{v:g}" for v in mean), key=f"up_mean_{t.arch}")
-    std_s = c4.text_input("std per channel", ", ".join(f"{v:g}" for v in std), key=f"up_std_{t.arch}")
+        size = (int(c1.number_input("height", 8, 1024, size[0], key=f"up_h_{t.arch}{sfx}")),
+                int(c2.number_input("width", 8, 1024, size[1], key=f"up_w_{t.arch}{sfx}")))
+    mean_s = c3.text_input("mean per channel", ", ".join(f"{v:g}" for v in mean), key=f"up_mean_{t.arch}{sfx}")
+    std_s = c4.text_input("std per channel", ", ".join(f"{v:g}" for v in std), key=f"up_std_{t.arch}{sfx}")
     mean, std = tuple(float(v) for v in mean_s.split(",")), tuple(float(v) for v in std_s.split(","))
     if len(mean) != t.in_channels or len(std) != t.in_channels or min(std) <= 0:
         raise ValueError(f"give {t.in_channels} mean and {t.in_channels} positive std value(s)")
@@ -81,6 +91,8 @@ with guard("load the uploaded models"):
         with guard("read the uploaded inputs"):
             pool, classes, notes, bad = up.decode_data(data, channels=t.in_channels, size=size)
             st.caption(f"{len(pool)} input(s) loaded" + (" — " + "; ".join(notes[:3]) if notes else ""))
+            if pool.x.ndim == 4:
+                st.image(up.preview(pool), caption="first inputs, enlarged (model input size)")
             for msg in bad:
                 st.error(f"❌ {msg}")
     uset, problems = up.build_set(statuses, table, size=size, mean=mean, std=std, pool=pool, class_names=classes)
@@ -89,3 +101,4 @@ with guard("load the uploaded models"):
     st.session_state[UPLOAD_SET] = uset
     st.success(f"Uploaded set ready: teacher {uset.teacher.id} and {len(uset.students)} student(s).")
     st.button("Use the uploaded set", key="up_use", on_click=set_choice, args=(K_SET, "uploaded"))
+link_to_view()

@@ -5,7 +5,17 @@ import streamlit as st
 from kdviz.plots import focus_bars, parts_figure
 from kdviz.ui.compute import compare, summarise
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import active_set, alpha_filter, chart, choose_inputs, guard, numbers_table
+from kdviz.ui.superfeatures import superfeature_section
+from kdviz.ui.widgets import (
+    active_set,
+    alpha_filter,
+    chart,
+    choose_inputs,
+    from_url,
+    guard,
+    link_to_view,
+    numbers_table,
+)
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Part focus")
@@ -19,6 +29,7 @@ with guard("compute the part focus"):
     comp = compare(mset, display, labels, names, settings)
     left, right = st.columns([2, 3])
     with left:
+        from_url("pf_input", kind=int, options=list(range(len(names))))
         i = st.selectbox("Input drawn", range(len(names)), format_func=lambda j: names[j], key="pf_input")
         base = display[i] if mset.task == "image" else display[i].mean(axis=0)
         chart(parts_figure(base, comp.part_labels[i], comp.teacher_topk[i],
@@ -27,7 +38,13 @@ with guard("compute the part focus"):
     summary = summarise(frame)
     with right:
         chart(focus_bars(summary, k=settings.k,
-                         title=f"Focus on the teacher's top-{settings.k} parts (mean over {len(names)} inputs)"),
+                         title=f"Focus on the teacher's top-{settings.k} parts (mean over {len(names)} "
+                               f"input{'s' if len(names) != 1 else ''})"),
               name="focus_ratio")
+        if "focus_ratio_null" in summary and summary["focus_ratio_null"].notna().any():
+            st.caption(f"Dashed line and grey band: the focus of {settings.null_copies} untrained copies of each "
+                       "architecture (random-weights reference) — what focus is worth by chance.")
     with st.expander("Numbers", expanded=True):
         numbers_table(summary.drop(columns=["ssim", "pearson"]), key="pf_numbers")
+    superfeature_section(mset, parts, display, names, key="pf")
+link_to_view()

@@ -8,26 +8,21 @@ import streamlit as st
 
 from kdviz import report
 from kdviz.attribution import METHODS
-from kdviz.evaluate import evaluate_zoo, load_results
+from kdviz.evaluate import evaluate_zoo
+from kdviz.ui.report_view import (
+    fit_for_page,
+    load_results_bytes,
+    load_results_file,
+    result_for_set,
+    settings_differences,
+    store_result,
+)
 from kdviz.ui.sets import DEMO_SETS, demo_folder
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import active_set, chart, guard
+from kdviz.ui.widgets import active_set, chart, from_url, guard, link_to_view, table_height
 
-RESULT = "kdviz_report_result"
 SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
-
-
-@st.cache_data(show_spinner="Reading results…", max_entries=8)
-def _load(path: str, mtime: float):
-    return load_results(path)
-
-
-@st.cache_data(show_spinner="Reading results…", max_entries=4)
-def _load_bytes(data: bytes):
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "results.parquet").write_bytes(data)
-        return load_results(Path(tmp) / "results.parquet")
 
 
 st.title("Report")
@@ -35,14 +30,15 @@ st.caption("Accuracy, focus on the teacher's top parts, attention and logit alig
            "the reference study's views for this zoo. Error bars: 95% bootstrap intervals.")
 shipped = demo_folder(settings.set_key) / "results.parquet" if settings.set_key in DEMO_SETS else None
 sources = ([SHIPPED] if shipped is not None and shipped.exists() else []) + [OPEN, RUN]
+from_url("rp_source", options=sources)
 source = st.radio("Results", sources, horizontal=True, key="rp_source")
-result = None
+result = mset = None
 with guard("load the results"):
     if source == SHIPPED:
-        result = _load(str(shipped), shipped.stat().st_mtime)
+        result = load_results_file(str(shipped), shipped.stat().st_mtime)
     elif source == OPEN:
         upload = st.file_uploader("Results file from `kdviz evaluate` (.parquet)", type=["parquet"], key="rp_file")
-        result = None if upload is None else _load_bytes(upload.getvalue())
+        result = None if upload is None else load_results_bytes(upload.getvalue())
     else:
         mset = active_set(settings)
         n_pool = 0 if mset.pool is None else len(mset.pool)
@@ -54,14 +50,14 @@ with guard("load the results"):
         if st.button("Run evaluation", type="primary", disabled=n_pool == 0, key="rp_run"):
             bar = st.progress(0.0, text="Starting…")
             data = types.SimpleNamespace(name=mset.key, x_test=mset.pool.x, y_test=mset.pool.labels)
-            st.session_state[RESULT] = evaluate_zoo(
+            store_result(mset, evaluate_zoo(
                 mset, dataset=data, method=settings.method, method_params=settings.method_params,
                 parts=settings.parts_for(mset.task), k=settings.k, limit=int(limit), batch_size=10,
                 device=settings.device, cache_dir=Path(tempfile.gettempdir()) / "kdviz-evaluate",
                 progress=lambda p: bar.progress(p.fraction, text=f"{p.done}/{p.total} inputs · {p.elapsed_s:.0f} s"),
                 progress_bar=False,
-            )
-        result = st.session_state.get(RESULT)
+            ))
+        result = result_for_set(mset)  # only this set's own result, never the previous set's
 
 if result is not None:
     s, summary = result.settings, result.summary
@@ -72,9 +68,18 @@ if result is not None:
             f"{METHODS[s.method].label}{steps} · parts {s.parts} · k={s.k}{made}."
             + (" The shipped demo covers a subset so this page opens at once; run the whole split with "
                "`kdviz evaluate` or *Run an evaluation*." if source == SHIPPED and subset else ""))
+    task = "timeseries" if s.parts.startswith("segments") else "image"
+    differs = settings_differences(s, settings, task)
+    if differs:
+        st.warning("These results were made with other settings than the sidebar's: " + "; ".join(differs) + ".")
+        st.button("Recompute with the sidebar's settings", key="rp_recompute",
+                  on_click=lambda: st.session_state.update(rp_source=RUN))
     st.subheader("The reference study's findings on this zoo")
-    st.dataframe(report.findings_table(summary), hide_index=True, key="rp_findings")
-    figures = report.report_figures(summary, k=s.k)
+    st.table(report.findings_table(summary).rename(columns=str.capitalize), hide_index=True)  # wraps the long evidence text
+    rule = getattr(report, "VERDICT_RULE", None)
+    if isinstance(rule, str) and rule:
+        st.caption(rule)
+    figures = fit_for_page(report.report_figures(summary, k=s.k), summary)
     for i, (key, fig) in enumerate(figures.items()):
         if i % 2 == 0:
             columns = st.columns(2)
@@ -84,7 +89,8 @@ if result is not None:
                                f"kdviz_{key}.html", "text/html", key=f"rp_html_{key}")
     st.code(report.format_reference_table(report.logit_table(summary)), language=None)
     with st.expander("Per-model numbers (mean [95% interval])", expanded=True):
-        st.dataframe(report.summary_display(summary), hide_index=True, key="rp_numbers")
+        shown = report.summary_display(summary)
+        st.dataframe(shown, hide_index=True, key="rp_numbers", height=table_height(len(shown)))
     st.subheader("Downloads")
     cols = st.columns(4)
     for col, (name, table) in zip(cols, report.report_tables(summary).items(), strict=False):
@@ -96,3 +102,4 @@ if result is not None:
         f"kdviz_report_{s.zoo}.html", "text/html", type="primary", key="rp_report")
     with st.expander("Evaluation settings"):
         st.json(s.to_dict(), expanded=False)
+link_to_view()

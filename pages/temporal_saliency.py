@@ -6,7 +6,7 @@ import streamlit as st
 from kdviz.plots import segment_bars, series_saliency
 from kdviz.ui.compute import compare, summarise
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import Stop, active_set, alpha_filter, chart, choose_inputs, guard, numbers_table
+from kdviz.ui.widgets import Stop, active_set, alpha_filter, chart, choose_inputs, guard, link_to_view, numbers_table
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Temporal saliency")
@@ -45,3 +45,4 @@ with guard("draw the temporal saliency"):
         summary = summarise(frame)
         summary["pred_name"] = list(frame.drop_duplicates("model_id")["pred_name"])
         numbers_table(summary, key="ts_numbers")
+link_to_view()

@@ -1,28 +1,37 @@
 """Cached computation for the pages: comparisons, predictions, per-model summaries.
 
-Attributions and metrics are cached with ``st.cache_data`` keyed by (model hashes, input hash, method,
-parameters, parts, k, device); the modules and arrays travel in ``_``-prefixed arguments, which Streamlit
-leaves out of the key. A layout change (overlay, colour scale, α filter) never reaches these functions'
-keys, so it recomputes nothing.
+Three levels of cache, so each change recomputes only what it changes:
+
+* attributions, one model at a time, with ``st.cache_data`` keyed by (model hash, input hash, method,
+  parameters, targets, device): a parts or k change reuses all of them;
+* part labels (SLIC is the slow one) keyed by (parts, inputs);
+* finished comparisons (metrics included) by everything, in a per-process LRU of objects.
+
+The modules and arrays travel in ``_``-prefixed arguments, which Streamlit leaves out of the key. A
+layout change (overlay, colour scale, α filter) never reaches these keys, so it recomputes nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kdviz.attribution import predict_logits
-from kdviz.compare import Comparison, compare_models
+from kdviz.attribution import Attribution, attribute, predict_logits
+from kdviz.compare import Comparison, compare_models, parse_parts
+from kdviz.compare import _part_labels as part_labels_for  # the same labelling compare_models does
 from kdviz.metrics import mean_ci
 from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.sidebar import Settings
+from kdviz.ui.superfeatures import superfeature_parts
 
 __all__ = ["compare", "model_problems", "on_device_or_cpu", "pool_predictions", "summarise", "LAST_TIMING"]
 T = TypeVar("T")
@@ -49,19 +58,59 @@ def _configure_threads() -> None:
 _configure_threads()
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def _compare_cached(
-    model_hashes: tuple[str, ...], input_hash: str, method: str, params: tuple, parts: str, k: int,
-    device: str, labels: tuple[int, ...] | None, ids: tuple[str, ...], _mset: ModelSet, _x: np.ndarray,
-    _display: np.ndarray,
-) -> Comparison:
-    """compare_models on the normalised batch (cached by everything that changes the numbers)."""
-    images = _display if _display.ndim == 4 else None
-    return compare_models(
-        _mset.teacher, list(_mset.students), _x, labels=None if labels is None else np.asarray(labels),
-        method=method, method_params=dict(params), parts=parts, k=k, device=device,
-        images_for_slic=images, input_ids=list(ids),
-    )
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _attribution_cached(model_key: str, input_hash: str, method: str, params: tuple, targets: tuple[int, ...],
+                        device: str, _module: Any, _x: np.ndarray) -> Attribution:
+    """One model's attribution of one batch, keyed by (model, inputs, method, parameters, targets, device).
+
+    Parts and k are not in the key: changing them reuses every attribution and recomputes only metrics.
+    """
+    return attribute(_module, _x, method=method, target=np.asarray(targets, dtype=np.int64), device=device,
+                     **dict(params))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _part_labels_cached(parts: str, input_hash: str, _x: np.ndarray, _display: np.ndarray,
+                        _spec: Any = None) -> np.ndarray:
+    """The part labelling (SLIC, grid, segments, stored superfeatures in ``_spec``) of a batch, keyed by the
+    parts spec and the inputs."""
+    spec = parse_parts(parts if _spec is None else _spec)  # superfeature_parts gives a str or a PartSpec
+    return part_labels_for(spec, _x, _display if _display.ndim == 4 else None)
+
+
+class _LRU:
+    """A small thread-safe least-recently-used store (one per process, shared by sessions)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: Hashable) -> Any:
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        with self.lock:
+            self.items[key] = value
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+@st.cache_resource(show_spinner=False)
+def _comparisons() -> _LRU:
+    """Finished comparisons by everything that changes their numbers. Kept as objects (not pickled, as
+    ``st.cache_data`` would), so a revisit or a layout change costs a dictionary look-up; the progress bar
+    is drawn outside any cached function, so nothing is replayed from a cache."""
+    return _LRU(64)
+
+
+def _model_key(entry: Any, keys: dict[str, str]) -> str:
+    """Cache key of a model's attributions: its checkpoint hash and architecture (set models), or the
+    deterministic id of a random-weights copy (``random:resnet8:10c1ch:seed10000``)."""
+    return keys.get(str(entry.id)) or f"{entry.id}:{getattr(entry, 'arch', '')}"
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -147,30 +196,62 @@ def usable_set(mset: ModelSet, x: np.ndarray, device: str) -> ModelSet:
 
 
 def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids: list[str],
-            settings: Settings) -> Comparison:
-    """Attribute every model of ``mset`` on the displayed inputs ``display`` (N, C, …), with a spinner.
+            settings: Settings, *, null_copies: int | None = None) -> Comparison:
+    """Attribute every model of ``mset`` on the displayed inputs ``display`` (N, C, …), model by model.
 
-    Models that fail on these inputs are left out with a warning (the teacher failing is a ValueError); a GPU
-    out of memory falls back to the CPU with a warning. Other library errors are raised unchanged; pages show
-    them through ``guard``.
+    Attributions are cached per model (parts and k only change metrics), part labels per parts spec, and
+    the finished comparison by everything. While computing, a progress bar names the model in work; a
+    widget change made meanwhile stops the run between two models (Streamlit's rerun), and the models
+    already attributed are kept. ``null_copies`` (default: the sidebar's) is R, the random-weights copies
+    per student architecture (0 = no reference). Models that fail on these inputs are left out with a
+    warning (the teacher failing is a ValueError); a GPU out of memory falls back to the CPU with a warning.
     """
     x = mset.model_input(display)
     parts = settings.parts_for(mset.task)
+    copies = settings.null_copies if null_copies is None else int(null_copies)
     lab = None if labels is None else tuple(int(v) for v in labels)
+    input_hash = array_hash(x, display)
     start = time.perf_counter()
 
     def run(device: str) -> Comparison:
         use = usable_set(mset, x, device)
-        with st.spinner(f"Computing {settings.method_label} for {len(use.models)} models × {len(x)} "
-                        f"input{'s' if len(x) != 1 else ''} on {device}…"):
-            return _compare_cached(
-                use.hashes, array_hash(x, display), settings.method, settings.params, parts, settings.k,
-                device, lab, tuple(str(i) for i in ids), use, x, display,
+        key = (use.hashes, input_hash, settings.method, settings.params, parts, settings.k, device, lab,
+               tuple(str(i) for i in ids), copies)
+        found = _comparisons().get(key)
+        if found is not None:
+            return found
+        model_keys = {m.id: f"{m.arch}:{m.sha256}" for m in use.models}
+
+        def attribute_fn(entry: Any, xb: np.ndarray, targets: np.ndarray, dev: str) -> Attribution:
+            return _attribution_cached(_model_key(entry, model_keys), input_hash, settings.method, settings.params,
+                                       tuple(int(t) for t in targets), dev, entry.module, xb)
+
+        with st.spinner("Splitting the inputs into parts…"):
+            part_lab = _part_labels_cached(parts, array_hash(display), x, display, superfeature_parts(mset, parts))
+        bar = st.progress(0.0, text=f"{settings.method_label}: starting…")
+
+        def progress(done: int, total: int, model_id: str) -> None:
+            if model_id:  # each update is also where Streamlit stops this run when a widget changed
+                bar.progress(done / max(total, 1), text=f"{settings.method_label} on {device}: {model_id} "
+                             f"({done + 1} of {total} models, {len(x)} input{'s' if len(x) != 1 else ''})")
+
+        try:
+            result = compare_models(
+                use.teacher, list(use.students), x, labels=None if lab is None else np.asarray(lab),
+                method=settings.method, method_params=settings.method_params, parts=parts, k=settings.k,
+                device=device, input_ids=list(ids), null_copies=copies, attribute_fn=attribute_fn,
+                progress=progress, part_labels=part_lab,
             )
+        finally:
+            bar.empty()
+        _comparisons().put(key, result)
+        return result
 
     result, _, note = on_device_or_cpu(run, settings.device)
     if note:
         st.warning(note)
+    for text in result.notes:
+        st.caption(f"ⓘ {text}")
     st.session_state[LAST_TIMING] = time.perf_counter() - start
     return result
 
@@ -198,6 +279,10 @@ def pool_predictions(mset: ModelSet, display: np.ndarray, device: str) -> dict[s
 
 METRIC_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
                   "kl_to_teacher", "agree", "ssim", "pearson", "correct", "confidence")
+# The random-weights reference (kdviz.nulls via compare_models), summarised where the frame has it.
+NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
+                "focus_ratio_null")
+CI_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "attention_rho_null", "attention_rho_excess")
 
 
 def summarise(frame: pd.DataFrame, *, ci: bool = False) -> pd.DataFrame:
@@ -207,11 +292,11 @@ def summarise(frame: pd.DataFrame, *, ci: bool = False) -> pd.DataFrame:
         first = grp.iloc[0]
         row: dict[str, Any] = {c: first[c] for c in ("model_id", "role", "arch", "alpha", "method")}
         row["n_inputs"] = len(grp)
-        for c in METRIC_COLUMNS:
+        for c in METRIC_COLUMNS + tuple(c for c in NULL_COLUMNS if c in grp.columns):
             vals = pd.to_numeric(grp[c], errors="coerce").astype(float).replace([np.inf], np.nan).to_numpy()
-            if c == "focus_ratio":  # an infinite ratio (no mass outside) is left out of the mean
+            if c in ("focus_ratio", "focus_ratio_null"):  # an infinite ratio (no mass outside) is left out of the mean
                 vals = vals[np.isfinite(vals) | np.isnan(vals)]
-            if ci and c in ("attention_rho", "logit_rho", "focus_ratio"):
+            if ci and c in CI_COLUMNS:
                 mean, lo, hi = mean_ci(vals)
                 row[c], row[f"{c}_lo"], row[f"{c}_hi"] = mean, lo, hi
             else:

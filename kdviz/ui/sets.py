@@ -112,11 +112,24 @@ class ModelSet:
         return ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
 
     def table(self) -> pd.DataFrame:
-        """One row per model: id, role, architecture, α, training method, parameters, test accuracy."""
+        """One row per model, ready to show: id, role, architecture, α, training, parameters, test accuracy.
+
+        Unknown values read "—" (never "None"); the teacher's training says what it was trained with
+        (cross-entropy for a zoo's teacher), never "kd".
+        """
+        def training(m: SetModel) -> str:
+            if m.role == "teacher":
+                return {"ce": "cross-entropy"}.get(m.method, "—" if m.method in ("kd", "", "—") else m.method)
+            return {"ce": "cross-entropy (no KD)", "kd": "KD", "kd+sd": "KD + saliency distillation",
+                    "ked": "KED (KD + explanations over superfeatures)"}.get(
+                m.method, m.method or "—")
+
         return pd.DataFrame(
             [
-                {"id": m.id, "role": m.role, "architecture": m.arch, "α": m.alpha, "method": m.method,
-                 "parameters": m.params, "test accuracy": m.test_accuracy}
+                {"id": m.id, "role": m.role, "architecture": m.arch,
+                 "α": "—" if m.alpha is None or m.role == "teacher" else f"{m.alpha:g}", "training": training(m),
+                 "parameters": f"{m.params / 1e6:.2f} M" if m.params else "—",
+                 "test accuracy": "—" if m.test_accuracy is None else f"{m.test_accuracy:.1%}"}
                 for m in self.models
             ]
         )

@@ -15,7 +15,9 @@ from typing import Any
 import streamlit as st
 
 from kdviz.attribution import METHODS, ParamSpec
+from kdviz.transformer_attribution import method_label, model_kind, unavailable_methods
 from kdviz.ui.sets import DEMO_SETS, UPLOADED
+from kdviz.ui.superfeatures import available_m
 
 __all__ = ["Settings", "current_settings", "render_sidebar", "method_param_widget"]
 
@@ -27,13 +29,22 @@ K_SLIC_N = "kdviz_slic_n"
 K_GRID_R = "kdviz_grid_rows"
 K_GRID_C = "kdviz_grid_cols"
 K_SEGMENTS = "kdviz_segments"
+K_SF_SERIES = "kdviz_sf_series"
 K_TOPK = "kdviz_k"
+K_NULL = "kdviz_null_copies"
+K_PRESENT = "kdviz_present"
+K_FORMAT = "kdviz_figure_format"
 K_SETTINGS = "kdviz_settings"
 UPLOAD_SET = "kdviz_upload_set"  # the ModelSet built on the Models page
 
 # Parameters a presenter rarely touches: shown in an "advanced" expander.
 _ADVANCED = frozenset({"internal_batch_size", "seed", "integration", "blur_sigma"})
 DEFAULT_METHOD = "integrated_gradients"
+PRESENTATION_CSS = """<style>
+[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.15rem !important; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stWidgetLabel"] p { font-size: 1.15rem; }
+h1 { font-size: 2.6rem !important; }
+</style>"""
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,9 @@ class Settings:
     parts_image: str  # 'slic:50' | 'grid:4x4'
     parts_series: str  # 'segments:10'
     k: int
+    null_copies: int = 3  # R random-weights copies per student architecture (0 = no reference)
+    presenting: bool = False  # presentation mode: larger fonts, folded sidebar, 16:9 downloads
+    figure_format: str = "png"  # download format of the charts' camera button: png | svg
 
     def parts_for(self, task: str) -> str:
         return self.parts_series if task == "timeseries" else self.parts_image
@@ -61,6 +75,75 @@ class Settings:
 
 
 _SAVED = "kdviz_sidebar_saved"
+_URL_READ = "kdviz_url_read"
+# Sidebar settings in the URL (short names), so a view can be bookmarked or sent as a link.
+URL_NAMES = {K_SET: "set", K_DEVICE: "device", K_METHOD: "method", K_PARTS_KIND: "parts", K_SLIC_N: "slic",
+             K_GRID_R: "rows", K_GRID_C: "cols", K_SEGMENTS: "segments", K_TOPK: "k", K_NULL: "null",
+             K_PRESENT: "present", K_FORMAT: "format"}
+_PARAM_PREFIX = "kdviz_p_"
+_URL_PARAMS = "kdviz_url_method_params"
+
+
+def _typed(text: str, like: Any) -> Any:
+    """``text`` from the URL converted to the type of ``like`` (ValueError when it does not parse)."""
+    if isinstance(like, bool):
+        return text.lower() in ("1", "true", "yes", "on")
+    if isinstance(like, int):
+        return int(float(text))
+    if isinstance(like, float):
+        return float(text)
+    return text
+
+
+def read_url_once() -> None:
+    """On a session's first run, seed the saved sidebar values from the URL's query parameters.
+
+    Later runs leave the URL to :func:`write_url`; values that do not parse or are not offered are ignored
+    (``_restore`` falls back to the default).
+    """
+    if st.session_state.get(_URL_READ):
+        return
+    st.session_state[_URL_READ] = True
+    saved = st.session_state.setdefault(_SAVED, {})
+    by_name = {v: k for k, v in URL_NAMES.items()}
+    for name, text in st.query_params.to_dict().items():
+        if name in by_name:
+            saved[by_name[name]] = text  # typed in _restore_url below, when the widget's default is known
+        elif name.startswith("p_"):
+            st.session_state[_URL_PARAMS] = {**st.session_state.get(_URL_PARAMS, {}), name[2:]: text}
+    st.session_state["kdviz_url_pending"] = set(saved)
+
+
+def _seed_method_params(method: str) -> None:
+    """Method parameters from the URL (``p_n_steps=16``) go to the chosen method's widgets (once)."""
+    from_url = st.session_state.pop(_URL_PARAMS, None)
+    if not from_url:
+        return
+    saved, pending = st.session_state[_SAVED], st.session_state.setdefault("kdviz_url_pending", set())
+    for name, text in from_url.items():
+        saved[f"{_PARAM_PREFIX}{method}_{name}"] = text
+        pending.add(f"{_PARAM_PREFIX}{method}_{name}")
+
+
+def _restore_url(key: str, default: Any) -> None:
+    """Convert a value that came from the URL to the widget's type (once)."""
+    pending = st.session_state.get("kdviz_url_pending") or set()
+    if key in pending:
+        pending.discard(key)
+        saved = st.session_state[_SAVED]
+        try:
+            saved[key] = _typed(str(saved[key]), default)
+        except ValueError:
+            saved[key] = default
+
+
+def write_url(values: dict[str, Any]) -> None:
+    """Put ``values`` (URL name → value) into the address bar, changing only what differs."""
+    current = st.query_params.to_dict()
+    for name, value in values.items():
+        text = str(int(value) if isinstance(value, bool) else value)
+        if current.get(name) != text:
+            st.query_params[name] = text
 
 
 def _restore(key: str, default: Any, options: list | None = None) -> None:
@@ -70,6 +153,7 @@ def _restore(key: str, default: Any, options: list | None = None) -> None:
     (callbacks run before the script), so restoring never undoes it.
     """
     saved = st.session_state.setdefault(_SAVED, {})
+    _restore_url(key, default)
     value = saved.get(key, default)
     if options is not None and value not in options:
         value = default
@@ -168,8 +252,13 @@ def ensure_navigation() -> None:
 
 
 def render_sidebar() -> Settings:
-    """Draw the shared sidebar and store the resulting :class:`Settings` in session state."""
+    """Draw the shared sidebar and store the resulting :class:`Settings` in session state.
+
+    Its values persist across pages and live in the URL (``?set=…&method=…&k=…``), so a view can be
+    bookmarked; :func:`kdviz.ui.widgets.link_to_view` offers the link.
+    """
     ensure_navigation()
+    read_url_once()
     sb = st.sidebar
     set_labels = {k: label for k, (label, _) in DEMO_SETS.items()}
     set_labels[UPLOADED] = "Uploaded models" + ("" if UPLOAD_SET in st.session_state else " (none yet)")
@@ -184,9 +273,15 @@ def render_sidebar() -> Settings:
 
     sb.subheader("Attribution")
     names = list(METHODS)
+    uploaded = st.session_state.get(UPLOAD_SET) if set_key == UPLOADED else None
+    off = unavailable_methods({model_kind(m.module) for m in uploaded.models} if uploaded else
+                              {"series" if set_key == "demo-series" else "cnn"})
     method = _widget(sb.selectbox, K_METHOD, DEFAULT_METHOD, "Method", names, options=names,
-                     format_func=lambda n: METHODS[n].label, help="attribution method (captum)")
+                     format_func=lambda n: method_label(n, METHODS[n].label, off), help="attribution method (captum)")
+    if method in off:
+        sb.info(f"{METHODS[method].label} does not apply to this model set: {off[method]}.")
     spec = METHODS[method]
+    _seed_method_params(method)
     sb.caption(spec.description)
     params: dict[str, Any] = {}
     basic = [p for p in spec.params if p.name not in _ADVANCED]
@@ -202,11 +297,16 @@ def render_sidebar() -> Settings:
     sb.subheader("Parts")
     parts_image, segments = "slic:50", 10
     saved = st.session_state[_SAVED]
-    if set_key != "demo-series":  # image part settings, unless the set is known to be time series
-        kinds = ["SLIC superpixels", "grid"]
+    task = _set_task(set_key)
+    superfeature_ms = available_m(key=set_key)  # M of the superfeatures stored with a demo zoo
+    if task != "timeseries":  # image part settings, unless the set is known to be time series
+        kinds = ["SLIC superpixels", "grid"] + (["superfeatures"] if superfeature_ms else [])
         kind = _widget(sb.radio, K_PARTS_KIND, kinds[0], "Image parts", kinds, options=kinds, horizontal=True,
-                       help="how images are split into parts")
-        if kind == "grid":
+                       help="how images are split into parts (superfeatures: the teacher's groups of interacting "
+                            "pixels, stored with the zoo)")
+        if kind == "superfeatures":
+            parts_image = f"superfeatures:{superfeature_ms[0]}"
+        elif kind == "grid":
             c1, c2 = sb.columns(2)
             rows = _widget(c1.number_input, K_GRID_R, 4, "rows", 1, 32)
             cols = _widget(c2.number_input, K_GRID_C, 4, "cols", 1, 32)
@@ -218,17 +318,50 @@ def render_sidebar() -> Settings:
         parts_image = f"grid:{int(saved.get(K_GRID_R, 4))}x{int(saved.get(K_GRID_C, 4))}"
     else:
         parts_image = f"slic:{int(saved.get(K_SLIC_N, 50))}"
-    if set_key != "demo-image":
+    if task != "image":
         segments = _widget(sb.slider, K_SEGMENTS, 10, "Series segments K", 2, 50,
                            help="time series are split into K equal segments")
     else:
         segments = int(saved.get(K_SEGMENTS, 10))
+    parts_series = f"segments:{int(segments)}"
+    if task != "image" and superfeature_ms and _widget(
+            sb.toggle, K_SF_SERIES, False, f"Series parts: the teacher's {superfeature_ms[0]} superfeatures",
+            help="instead of K equal segments: groups of interacting time windows, stored with the zoo"):
+        parts_series = f"superfeatures:{superfeature_ms[0]}"
     k = _widget(sb.number_input, K_TOPK, 5, "Teacher's top-k parts (k)", 1, 20,
                 help="focus ratio and top-k overlap use the teacher's k most important parts")
+    with sb.expander("Random-weights reference"):
+        null_copies = _widget(st.number_input, K_NULL, 3, "Copies R per architecture", 0, 10,
+                              help="R untrained networks of each student architecture, attributed like the "
+                                   "students: the null that alignment is compared against (0 = off)")
+    sb.divider()
+    presenting = _widget(sb.toggle, K_PRESENT, False, "Presentation mode",
+                         help="larger fonts in charts and captions, the sidebar folded, figure downloads as "
+                              "16:9 images at slide resolution (1920×1080)")
+    formats = ["png", "svg"]
+    figure_format = _widget(sb.radio, K_FORMAT, "png", "Figure downloads", formats, options=formats,
+                            horizontal=True, format_func=str.upper,
+                            help="the format of each chart's camera button")
     settings = Settings(set_key, device, method, tuple(sorted(params.items())), parts_image,
-                        f"segments:{int(segments)}", int(k))
+                        parts_series, int(k), int(null_copies), bool(presenting), figure_format)
     st.session_state[K_SETTINGS] = settings
+    if presenting:  # larger captions and text for a projector (charts: kdviz.ui.widgets.chart)
+        st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+    saved = st.session_state[_SAVED]
+    url = {URL_NAMES[key]: saved[key] for key in URL_NAMES if key in saved}
+    url.update({"p_" + name: value for name, value in params.items()})
+    write_url(url)
     return settings
+
+
+def _set_task(set_key: str) -> str | None:
+    """'image' / 'timeseries' for the chosen set when known without loading it, else None."""
+    if set_key == "demo-image":
+        return "image"
+    if set_key == "demo-series":
+        return "timeseries"
+    uploaded = st.session_state.get(UPLOAD_SET)
+    return None if uploaded is None else uploaded.task
 
 
 def current_settings() -> Settings:

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kdviz.checkpoints import CheckpointError, LoadedCheckpoint, load_checkpoint
+from kdviz.checkpoints import CheckpointError, LoadedCheckpoint, checkpoint_parts, load_checkpoint
 from kdviz.models import list_models, model_info
+from kdviz.presets import PRESETS, guess_preset, preset_names, preview_strip
 from kdviz.ui.sets import LOAD_LOCK, UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
 from kdviz.uploads import UploadError, check_size, content_hash
 
@@ -90,9 +91,41 @@ def _check_upload_size(name: str, data: bytes) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _load_cached(digest: str, arch: str | None, trust: bool, _data: bytes) -> LoadedCheckpoint:
+def _load_cached(digest: str, arch: str | None, trust: bool, _data: bytes, part: str | None = None,
+                 name: str | None = None) -> LoadedCheckpoint:
     with LOAD_LOCK:
-        return load_checkpoint(_data, arch=arch, trust_code=trust)
+        return load_checkpoint(_data, arch=arch, trust_code=trust, part=part, name=name)
+
+
+_PART_NAME = re.compile(r"^(?P<base>.*) \[(?P<part>student|teacher)\]$")
+
+
+class PartFile:
+    """One model of a file that holds a student and a teacher (mdistiller): ``best [teacher]``, same bytes."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _parts_cached(digest: str, _data: bytes) -> tuple[str, ...]:
+    try:
+        return checkpoint_parts(_data)
+    except Exception:  # noqa: BLE001 - a bad file is reported by load_uploaded_checkpoint, not here
+        return ()
+
+
+def with_parts(files: list[Any]) -> list[Any]:
+    """Checkpoint uploads with a distiller's file (student and teacher together) offered as two models."""
+    out: list[Any] = []
+    for f in files:
+        data = f.getvalue()
+        parts = () if f.name.lower().endswith(".zip") else _parts_cached(content_hash(data), data)
+        out += [PartFile(f"{f.name} [{p}]", data) for p in parts] if len(parts) > 1 else [f]
+    return out
 
 
 def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) -> FileStatus:
@@ -104,7 +137,9 @@ def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) ->
     trust = trust_programs()
     try:
         _check_upload_size(name, data)
-        ck = _load_cached(digest, arch, trust, data)
+        match = _PART_NAME.match(name)
+        ck = _load_cached(digest, arch, trust, data, match["part"] if match else None,
+                          match["base"] if match else name)
     except CheckpointError as err:
         text = str(err)
         return FileStatus(name, digest, False, PROGRAM_REFUSED if not trust and "trust_code" in text else text)
@@ -115,6 +150,8 @@ def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) ->
     note = f"{ck.arch}, {ck.num_classes} classes, {ck.in_channels} input channel(s), {ck.params / 1e6:.2f} M parameters"
     if ck.warnings:
         note += " — " + "; ".join(ck.warnings)
+    if ck.details():
+        note += " — " + "; ".join(ck.details())
     return FileStatus(name, digest, True, note, ck)
 
 
@@ -165,19 +202,27 @@ def input_kind(ck: LoadedCheckpoint) -> str:
     return _program_kind(ck.module)
 
 
-def default_normalisation(arch: str, in_channels: int, *, kind: str | None = None,
+def default_normalisation(arch: str, in_channels: int, *, kind: str | None = None, num_classes: int | None = None,
+                          preset: str | None = None,
                           ) -> tuple[tuple[int, int] | None, tuple[float, ...], tuple[float, ...]]:
-    """Input size and mean/std defaults: ImageNet for torchvision models, CIFAR for CIFAR ResNets (and programs)."""
-    family = model_info(arch).family if arch in list_models() else ("timeseries" if kind == "series" else "program")
-    if family == "timeseries":
+    """Input size and mean/std: the named ``preset``, else the one guessed from the architecture family
+    (kdviz.presets: CIFAR-10/100 for the CIFAR benchmark zoo, ImageNet for timm and torchvision; CIFAR-100 for
+    programs); zeros and ones for series."""
+    if kind == "series" or (arch in list_models() and model_info(arch).input_kind == "series"):
         return None, (0.0,) * in_channels, (1.0,) * in_channels
-    if family == "torchvision":
-        size, mean, std = (224, 224), IMAGENET_MEAN, IMAGENET_STD
-    else:
-        size, mean, std = (32, 32), CIFAR_MEAN, CIFAR_STD
-    if in_channels != 3:
-        mean, std = (float(np.mean(mean)),) * in_channels, (float(np.mean(std)),) * in_channels
-    return size, mean, std
+    chosen = PRESETS.get(preset or "") or guess_preset(arch, num_classes or 100) or PRESETS["CIFAR-100"]
+    mean, std = chosen.for_channels(in_channels)
+    return chosen.size, mean, std
+
+
+def input_presets(ck: LoadedCheckpoint) -> list[str]:
+    """Normalisation presets for the teacher ``ck``, the guessed one first ([] for series models)."""
+    return preset_names(ck.arch, ck.num_classes) if input_kind(ck) == "image" else []
+
+
+def preview(pool: InputPool) -> np.ndarray:
+    """The first uploaded images side by side, each pixel enlarged so 28×28 and 32×32 inputs can be read."""
+    return preview_strip(pool.x)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -353,7 +398,8 @@ def build_set(statuses: list[FileStatus], table: pd.DataFrame, *, size: tuple[in
         alpha = r["α"]
         models.append(SetModel(
             id=str(r["label"]) or r["file"], arch=ck.arch, alpha=None if pd.isna(alpha) else float(alpha),
-            module=ck.module, role="teacher" if r is teacher_row else "student", method="kd",
+            module=ck.module, role="teacher" if r is teacher_row else "student",
+            method="—" if r is teacher_row or alpha is None or pd.isna(alpha) else ("ce" if float(alpha) == 1.0 else "kd"),
             sha256=ck.sha256, params=ck.params,
         ))
     ids = [m.id for m in models]
@@ -369,3 +415,48 @@ def build_set(statuses: list[FileStatus], table: pd.DataFrame, *, size: tuple[in
     mset = ModelSet(key=UPLOADED, name="Uploaded models", task=task, models=tuple(models), input_shape=shape,
                     mean=tuple(mean), std=tuple(std), class_names=names, pool=pool, notes=tuple(problems))
     return mset, problems
+
+
+REMEMBERED = "kdviz_upload_files"  # session state: uploader key -> ((name, bytes), ...)
+EDITOR_TABLE = "kdviz_upload_editor_table"  # session state: (file digests, edited role/arch/α table)
+
+
+class RememberedFile:
+    """An uploaded file kept for the session (name and bytes), with the uploader's ``getvalue()``."""
+
+    def __init__(self, name: str, data: bytes) -> None:
+        self.name, self._data = name, data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def remembered_files(key: str, files: list[Any] | None) -> list[Any]:
+    """The uploader's files, kept for the session: Streamlit empties a file uploader when the user leaves
+    the page, so the files last uploaded come back from session state until new ones are uploaded or
+    :func:`forget_files` is called."""
+    store = st.session_state.setdefault(REMEMBERED, {})
+    if files:
+        store[key] = tuple((f.name, f.getvalue()) for f in files)
+        return list(files)
+    return [RememberedFile(name, data) for name, data in store.get(key, ())]
+
+
+def forget_files() -> None:
+    """Drop the remembered uploads and the editor's table (the "clear" button's callback)."""
+    st.session_state.pop(REMEMBERED, None)
+    st.session_state.pop(EDITOR_TABLE, None)
+
+
+def editor_start(digests: tuple[str, ...], fresh: pd.DataFrame, editor_key: str) -> pd.DataFrame:
+    """The table the role / architecture / α editor starts from: the user's last edits for these files
+    when coming back to the page (the editor's own state is gone then), else ``fresh``."""
+    saved = st.session_state.get(EDITOR_TABLE)
+    if editor_key not in st.session_state and saved is not None and saved[0] == digests:
+        st.session_state[EDITOR_TABLE + "_base"] = saved[1]
+    base = st.session_state.get(EDITOR_TABLE + "_base")
+    return base if base is not None and list(base["file"]) == list(fresh["file"]) else fresh
+
+
+def remember_editor(digests: tuple[str, ...], table: pd.DataFrame) -> None:
+    st.session_state[EDITOR_TABLE] = (digests, table.copy())

@@ -14,12 +14,14 @@ import streamlit as st
 from kdviz.metrics import format_metric
 from kdviz.plots import alpha_label, plotly_config
 from kdviz.ui.sets import UPLOADED, ModelSet, demo_set
-from kdviz.ui.sidebar import UPLOAD_SET, Settings
+from kdviz.ui.sidebar import K_SETTINGS, UPLOAD_SET, Settings
 
-__all__ = ["active_set", "alpha_filter", "chart", "choose_inputs", "guard", "numbers_table", "uploaded_images"]
+__all__ = ["active_set", "alpha_filter", "chart", "choose_inputs", "from_url", "guard", "link_to_view", "numbers_table",
+           "presenting", "uploaded_images"]
 
 log = logging.getLogger("kdviz.ui")
 UPLOADED_DATA = "kdviz_uploaded_data"  # InputPool of the user's uploaded inputs (images or series)
+PRESENT_FONT = 18  # chart font size in presentation mode
 
 
 class Stop(Exception):
@@ -41,9 +43,65 @@ def guard(what: str) -> Iterator[None]:
         st.error(f"Could not {what}: unexpected {type(err).__name__}: {err}. The details are in the server log.")
 
 
+def presenting() -> Settings | None:
+    """The sidebar's settings when presentation mode is on, else None."""
+    settings = st.session_state.get(K_SETTINGS)
+    return settings if settings is not None and settings.presenting else None
+
+
 def chart(fig: go.Figure, *, name: str, key: str | None = None) -> None:
-    """``st.plotly_chart`` with the PNG download button configured in the toolbar."""
-    st.plotly_chart(fig, config=plotly_config(f"kdviz_{name}"), key=key, theme=None)
+    """``st.plotly_chart`` with the download button configured in the toolbar (the sidebar's format).
+
+    In presentation mode the chart's fonts are larger and the download is a 16:9 image at 1920×1080.
+    """
+    settings = st.session_state.get(K_SETTINGS)
+    fmt = getattr(settings, "figure_format", "png")
+    if presenting():
+        fig = go.Figure(fig)  # a copy: the caller's (possibly cached) figure stays as it was
+        fig.update_layout(font={"size": PRESENT_FONT}, title_font={"size": PRESENT_FONT + 6},
+                          legend_font={"size": PRESENT_FONT})
+    st.plotly_chart(fig, config=plotly_config(f"kdviz_{name}", fmt=fmt, slide=presenting() is not None), key=key,
+                    theme=None)
+
+
+def from_url(key: str, *, kind: type = str, options: list | None = None, lo: float | None = None,
+             hi: float | None = None) -> None:
+    """Bind a page widget's value (by its ``key``) to the URL, so a view can be bookmarked or linked.
+
+    Call just before drawing the widget. Its current value goes to the URL; when the widget has no value
+    yet (the page was opened from a link), a value in the URL that parses and is allowed (``options``,
+    ``lo``–``hi``) becomes its starting value.
+    """
+    if key in st.session_state:
+        value = st.session_state[key]
+        text = str(int(value) if isinstance(value, bool) else value)
+        if st.query_params.get(key) != text:
+            st.query_params[key] = text
+        return
+    text = st.query_params.get(key)
+    if text is None:
+        return
+    try:
+        value = (text.lower() in ("1", "true")) if kind is bool else kind(float(text)) if kind is int else kind(text)
+    except ValueError:
+        return
+    if options is not None and value not in options:
+        return
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        return
+    st.session_state[key] = value
+
+
+def link_to_view() -> None:
+    """A "link to this view" popover in the sidebar: the page's address with every setting in it, with
+    Streamlit's copy button."""
+    from urllib.parse import urlencode
+
+    base = str(st.context.url or "").split("?", 1)[0]
+    query = urlencode(st.query_params.to_dict())
+    with st.sidebar.popover("🔗 Copy link to this view", width="stretch"):
+        st.caption("Opens this page with the sidebar's settings and this page's choices (copy with the icon).")
+        st.code(f"{base}?{query}" if query else base, language=None, wrap_lines=True)
 
 
 def active_set(settings: Settings) -> ModelSet:
@@ -94,6 +152,7 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, many: bool = 
     modes = ["by index", "by class", "where students disagree with the teacher", "uploaded"]
     if pool is None:
         modes = ["uploaded"]
+    from_url(f"{key}_mode", options=modes)
     mode = st.radio("Inputs", modes, horizontal=True, key=f"{key}_mode")
     if mode == "uploaded":
         got = uploaded_images(mset)
@@ -102,13 +161,18 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, many: bool = 
             raise Stop
         x, names = got
         idx = list(range(len(x)))
-        if not many:
+        if not many and len(idx) > 1:
+            from_url(f"{key}_up", kind=int, options=idx)
             idx = [st.selectbox("Uploaded input", idx, format_func=lambda i: names[i], key=f"{key}_up")]
+        elif not many:
+            st.caption(f"Uploaded input: {names[0]}")
         return x[idx], None, [names[i] for i in idx]
     assert pool is not None
     n_pool = len(pool)
     if mode == "by class" and pool.labels is not None:
-        cls = st.selectbox("Class", range(len(mset.class_names)), format_func=mset.class_name, key=f"{key}_cls")
+        classes = list(range(len(mset.class_names)))
+        from_url(f"{key}_cls", kind=int, options=classes)
+        cls = st.selectbox("Class", classes, format_func=mset.class_name, key=f"{key}_cls")
         candidates = np.flatnonzero(pool.labels == cls)
     elif mode == "where students disagree with the teacher":
         scan = min(n_pool, 200)
@@ -124,12 +188,21 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, many: bool = 
             candidates = np.arange(scan)
     else:
         candidates = np.arange(n_pool)
-    if many:
-        n = st.slider("Number of inputs", 1, int(min(64, len(candidates))), int(min(default_n, len(candidates))),
-                      key=f"{key}_n")
+    if len(candidates) == 0:
+        st.info("No inputs of this class in the set; showing the first input.")
+        candidates = np.arange(min(1, n_pool))
+    if len(candidates) == 1:  # one input: nothing to choose (a slider from 1 to 1 is an error in Streamlit)
+        idx = [int(candidates[0])]
+        st.caption(f"The only input here: {pool.names[idx[0]]}")
+    elif many:
+        top = int(min(64, len(candidates)))
+        from_url(f"{key}_n", kind=int, lo=1, hi=top)
+        n = st.slider("Number of inputs", 1, top, int(min(default_n, len(candidates))), key=f"{key}_n")
+        from_url(f"{key}_off", kind=int, lo=0, hi=len(candidates) - n)
         offset = st.number_input("Starting at", 0, max(0, len(candidates) - n), 0, key=f"{key}_off")
         idx = [int(i) for i in candidates[int(offset):int(offset) + n]]
     else:
+        from_url(f"{key}_pos", kind=int, lo=0, hi=len(candidates) - 1)
         pos = st.number_input(f"Input (0 – {len(candidates) - 1})", 0, len(candidates) - 1, 0, key=f"{key}_pos")
         idx = [int(candidates[int(pos)])]
     labels = None if pool.labels is None else pool.labels[idx]
@@ -144,7 +217,7 @@ def pool_predictions_safe(mset: ModelSet, x: np.ndarray, device: str) -> dict[st
 
 _DISPLAY_COLUMNS = {
     "model_id": "model", "role": "role", "arch": "architecture", "alpha": "α", "method": "training",
-    "pred_name": "prediction", "confidence": "confidence", "correct": "accuracy", "attention_rho": "attention ρ",
+    "pred_name": "prediction", "confidence": "confidence", "correct": "correct", "attention_rho": "attention ρ",
     "logit_rho": "logit ρ", "focus_ratio": "focus ratio", "focus_fraction": "focus (bounded)",
     "topk_overlap": "top-k overlap", "agree": "agreement", "kl_to_teacher": "KL(p_T‖p_S)", "ssim": "SSIM",
     "pearson": "Pearson r",
@@ -152,16 +225,35 @@ _DISPLAY_COLUMNS = {
 
 
 def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFrame:
-    """Show per-model numbers (NaN as "undefined"); returns the displayed frame (strings)."""
-    cols = [c for c in _DISPLAY_COLUMNS if c in summary.columns]
+    """Show per-model numbers, every row (NaN as "undefined"); returns the displayed frame (strings).
+
+    With one input, ``correct`` is ✓/✗ per model; with several it is the accuracy on those inputs. Where
+    the random-weights reference was computed, its value and the chance-corrected excess follow ρ.
+    """
+    one_input = "n_inputs" in summary.columns and len(summary) and int(summary["n_inputs"].max()) == 1
+    names = dict(_DISPLAY_COLUMNS)
+    if not one_input:
+        names["correct"] = "accuracy (these inputs)"
+    cols = [c for c in names if c in summary.columns]
+    for extra, after in (("attention_rho_excess", "attention_rho"), ("attention_rho_null", "attention_rho")):
+        if extra in summary.columns and summary[extra].notna().any() and after in cols:
+            cols.insert(cols.index(after) + 1, extra)
+    names.update({"attention_rho_null": "ρ random-weights", "attention_rho_excess": "ρ excess over random"})
     out = summary[cols].copy()
     for c in cols:
         if c in ("model_id", "role", "arch", "method", "pred_name"):
             continue
         if c == "alpha":
             out[c] = [alpha_label(a).removeprefix("α=") for a in out[c]]
+        elif c == "correct" and one_input:
+            out[c] = ["✓" if v == 1 else "✗" if v == 0 else "—" for v in out[c]]
         else:
             out[c] = [format_metric(v, digits=3) for v in out[c]]
-    out = out.rename(columns=_DISPLAY_COLUMNS)
-    st.dataframe(out, hide_index=True, key=key)
+    out = out.rename(columns=names)
+    st.dataframe(out, hide_index=True, key=key, height=table_height(len(out)))
     return out
+
+
+def table_height(rows: int) -> int:
+    """Pixel height that shows ``rows`` rows of ``st.dataframe`` and its header without scrolling."""
+    return 35 * (rows + 1) + 3

@@ -1,0 +1,116 @@
+"""What the Report page adds to ``kdviz.report``'s figures to show them in the app and on a slide.
+
+``kdviz.report`` builds the five views for any medium (HTML report, PNG); here they are fitted to the
+page's half-width columns (titles wrapped, the table tall enough for its wrapped cells), an axis that
+does not start at zero is marked, and the random-weights reference is drawn where the results have it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from kdviz.plots import add_null_bands
+from kdviz.ui.sidebar import Settings
+
+__all__ = ["fit_for_page", "load_results_bytes", "load_results_file", "result_for_set", "settings_differences",
+           "store_result"]
+
+RESULTS = "kdviz_report_results"  # session state: (set key, model hashes) -> EvaluationResult
+
+
+@st.cache_data(show_spinner="Reading results…", max_entries=8)
+def load_results_file(path: str, mtime: float) -> Any:
+    """``kdviz.evaluate.load_results`` of a file on the server (keyed by path and modification time)."""
+    from kdviz.evaluate import load_results
+
+    return load_results(path)
+
+
+@st.cache_data(show_spinner="Reading results…", max_entries=4)
+def load_results_bytes(data: bytes) -> Any:
+    """``load_results`` of an uploaded results file (parquet bytes)."""
+    from kdviz.evaluate import load_results
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "results.parquet").write_bytes(data)
+        return load_results(Path(tmp) / "results.parquet")
+
+
+def _wrap_title(fig: go.Figure) -> None:
+    """Put what follows " — " in a title on a second, smaller line (half-width columns cut long titles)."""
+    text = fig.layout.title.text or ""
+    if " — " in text:
+        head, tail = text.split(" — ", 1)
+        fig.update_layout(title={"text": f"{head}<br><sup>{tail}</sup>"}, margin={"t": 80})
+
+
+def fit_for_page(figures: dict[str, go.Figure], summary: pd.DataFrame) -> dict[str, go.Figure]:
+    """The report's figures, adjusted for the page (new figure objects; the inputs are left as they are)."""
+    out = {key: go.Figure(fig) for key, fig in figures.items()}
+    for fig in out.values():
+        _wrap_title(fig)
+    if "logit_table" in out:  # cells "mean [low, high]" wrap to two lines in a half-width column
+        fig = out["logit_table"]
+        rows = len(fig.data[0].cells.values[0]) if fig.data else 0
+        fig.update_traces(cells={"height": 46, "font": {"size": 12}}, header={"height": 32}, selector={"type": "table"})
+        fig.update_layout(height=130 + 32 + 50 * rows, margin={"l": 10, "r": 10, "b": 10})
+    if "accuracy" in out:
+        fig = out["accuracy"]
+        low = (fig.layout.yaxis.range or [0])[0]
+        if low and low > 0:  # a truncated axis is marked, not hidden
+            fig.update_layout(yaxis_title=f"test accuracy (%) — axis starts at {low:.0f}%")
+            fig.add_annotation(text=f"⋮ axis from {low:.0f}%", xref="paper", yref="y", x=0, y=low, showarrow=False,
+                               xanchor="left", yanchor="bottom", font={"size": 11, "color": "rgb(120, 120, 120)"})
+    if "attention" in out:
+        _null(out["attention"], summary, "attention_rho")
+    if "focus" in out:
+        _null(out["focus"], summary, "focus_ratio")
+    return out
+
+
+def _null(fig: go.Figure, summary: pd.DataFrame, metric: str) -> None:
+    """The random-weights band where the results have ``<metric>_null`` (older files have not: unchanged)."""
+    if f"{metric}_null" not in summary.columns:
+        return
+    s = summary.copy()
+    for suffix in ("low", "high"):  # kdviz.evaluate names bounds _low/_high, kdviz.plots _lo/_hi
+        if f"{metric}_null_{suffix}" in s:
+            s[f"{metric}_null_{suffix[:2]}"] = s[f"{metric}_null_{suffix}"]
+    add_null_bands(fig, s, metric)
+
+
+def settings_differences(result_settings: Any, sidebar: Settings, task: str) -> list[str]:
+    """How the results' method, parameters, parts and k differ from the sidebar's (empty when they agree)."""
+    out = []
+    if result_settings.method != sidebar.method:
+        out.append(f"method {result_settings.method} (sidebar: {sidebar.method})")
+    else:
+        for name, value in sidebar.params:
+            made = result_settings.method_params.get(name)
+            if made is not None and made != value:
+                out.append(f"{name.replace('_', ' ')} {made} (sidebar: {value})")
+    if result_settings.parts != sidebar.parts_for(task):
+        out.append(f"parts {result_settings.parts} (sidebar: {sidebar.parts_for(task)})")
+    if int(result_settings.k) != sidebar.k:
+        out.append(f"k = {result_settings.k} (sidebar: {sidebar.k})")
+    return out
+
+
+def _set_key(mset: Any) -> tuple:
+    return (mset.key, mset.hashes)
+
+
+def store_result(mset: Any, result: Any) -> None:
+    """Keep an evaluation's result for the model set it was made on (one per set in this session)."""
+    st.session_state.setdefault(RESULTS, {})[_set_key(mset)] = result
+
+
+def result_for_set(mset: Any) -> Any:
+    """The result of an evaluation run on ``mset`` in this session, or None (never another set's)."""
+    return st.session_state.get(RESULTS, {}).get(_set_key(mset))
