@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sd-beta", type=float, default=0.0, help="weight β of saliency distillation (0 = off)")
     p.add_argument("--sd-parts", type=int, default=None, help="K: grid cells (square number) or time segments")
     p.add_argument("--sd-tau", type=float, default=None, help="saliency softmax temperature τ")
+    p.add_argument("--sd-superfeatures", type=int, default=None, metavar="M",
+                   help="SD over the teacher's M superfeatures (superfeatures_M<M>.npy next to it) instead of --sd-parts")
     p.add_argument("--method", choices=("kd", "ked"), default="kd",
                    help="kd: KD (+ SD with --sd-beta); ked: Knowledge Explaining Distillation over the teacher's "
                    "superfeatures (kdviz.ked; needs superfeatures_M<M>.npy next to the teacher)")
@@ -97,10 +99,14 @@ def _ked_overrides(args: argparse.Namespace) -> dict[str, object]:
     if args.method != "ked":
         if any(getattr(args, k) is not None for k in ked_opts):
             raise SystemExit("kdviz distill: --ked-* options need --method ked")
+        if args.sd_superfeatures is not None:  # SD over the teacher's superfeatures (M stored as ked_m)
+            return {"sd_on_superfeatures": True, "ked_m": args.sd_superfeatures}
         return {}
     if args.teacher is None:
         raise SystemExit("kdviz distill: --method ked needs --teacher")
     out: dict[str, object] = {"ked": True}
+    if args.sd_superfeatures is not None:
+        raise SystemExit("kdviz distill: --sd-superfeatures is for --method kd with --sd-beta")
     if args.ked_lambda is not None:
         from kdviz.ked import alpha_from_lambda
 

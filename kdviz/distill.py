@@ -222,6 +222,7 @@ class TrainConfig:
     ked_mu: float = 0.5  # KED: share μ of the distillation weight on explanations
     ked_tau: float = 4.0  # KED: explanation temperature τ
     ked_m: int = 8  # KED: number of superfeatures M (also applied to sd_images_per_batch inputs per batch)
+    sd_on_superfeatures: bool = False  # SD over the teacher's superfeatures (passed to train) instead of sd_parts
     augment_shift: int = 0  # images: random shifts of up to this many pixels; 0 = no augmentation
     max_train: int | None = None  # use only the first n training examples (quick runs)
     max_test: int | None = None  # report accuracy on the first n test examples (quick runs)
@@ -361,6 +362,11 @@ def train(
     needs_teacher = config.alpha < 1.0 or config.sd_beta > 0 or config.ked
     if config.ked:
         _check_ked(config, superfeatures, ds)
+    sd_parts: int | torch.Tensor = config.sd_parts
+    if config.sd_on_superfeatures:
+        if superfeatures is None or tuple(np.shape(superfeatures)) != tuple(ds.input_shape[1:]):
+            raise ValueError("sd_on_superfeatures needs the teacher's superfeature labelling of the input's shape")
+        sd_parts = torch.as_tensor(np.asarray(superfeatures), dtype=torch.long)
     if needs_teacher and teacher is None:
         raise ValueError(f"teacher is required for alpha={config.alpha}, sd_beta={config.sd_beta}")
     if config.augment_shift and ds.task != "image":
@@ -385,7 +391,7 @@ def train(
         if not config.augment_shift and needs_teacher:
             teacher_logits = _predict(teacher, x_norm)
             if config.sd_beta > 0:
-                k = part_masks(tuple(x_raw.shape[2:]), config.sd_parts).shape[0]
+                k = part_masks(tuple(x_raw.shape[2:]), sd_parts).shape[0]
                 sal_cache = torch.zeros(n, k)
     ked_cache = _teacher_group_logits(teacher, x_norm, superfeatures, baseline) if config.ked else None
 
@@ -439,14 +445,14 @@ def train(
                     if len(todo):
                         with torch.no_grad():
                             sal_cache[todo] = occlusion_saliency(
-                                teacher, x_norm[todo], parts=config.sd_parts,  # type: ignore[arg-type]
+                                teacher, x_norm[todo], parts=sd_parts,  # type: ignore[arg-type]
                                 target=teacher_logits[todo].argmax(1), baseline=baseline,
                             )
                         sal_done[todo] = True
                     t_sal, target = sal_cache[sub], teacher_logits[sub].argmax(1)
                 with _frozen_bn_stats(model):
                     sd = saliency_distillation_loss(
-                        model, teacher, xs, parts=config.sd_parts, tau=config.sd_tau,  # type: ignore[arg-type]
+                        model, teacher, xs, parts=sd_parts, tau=config.sd_tau,  # type: ignore[arg-type]
                         baseline=baseline, teacher_saliency=t_sal, target=target,
                     )
                 loss = loss + config.sd_beta * sd

@@ -337,6 +337,8 @@ def distill_command(*, arch: str, data: str, config: TrainConfig, out: str, teac
     args += ["--arch", arch, "--alpha", f"{config.alpha:g}", "--temperature", f"{config.temperature:g}"]
     if config.sd_beta > 0:
         args += ["--sd-beta", f"{config.sd_beta:g}", "--sd-parts", str(config.sd_parts), "--sd-tau", f"{config.sd_tau:g}"]
+        if config.sd_on_superfeatures:
+            args[-4:-2] = ["--sd-superfeatures", str(config.ked_m)]
     if config.ked:
         args += ["--method", "ked", "--ked-mu", f"{config.ked_mu:g}", "--ked-tau", f"{config.ked_tau:g}",
                  "--ked-m", str(config.ked_m)]
@@ -377,11 +379,11 @@ def distill_to_file(
         ).module.float().eval()
     model = seeded_model(arch, seed=config.seed, num_classes=ds.num_classes, in_channels=ds.in_channels)
     superfeatures = None
-    if config.ked:  # KED: the teacher's superfeatures, stored next to its checkpoint (kdviz.superfeatures)
+    if config.ked or config.sd_on_superfeatures:  # the teacher's superfeatures, stored next to its checkpoint
         from kdviz.superfeatures import load_superfeatures
 
         if teacher is None:
-            raise ValueError("KED needs a teacher")
+            raise ValueError("KED and SD over superfeatures need a teacher")
         superfeatures = load_superfeatures(Path(teacher).parent, config.ked_m).labels
     result = train(model, ds, config, teacher=teacher_module, superfeatures=superfeatures)
     model_id = model_id or out.stem
@@ -407,12 +409,13 @@ def distill_to_file(
         command=distill_command(arch=arch, data=data, config=config, out=out.name, teacher=teacher_name),
         seed=config.seed,
         sha256=shipped.sha256,
-        parts=config.sd_parts if config.sd_beta > 0 else (config.ked_m if config.ked else None),
+        parts=(config.ked_m if config.sd_on_superfeatures else config.sd_parts) if config.sd_beta > 0
+        else (config.ked_m if config.ked else None),
         epochs=config.epochs,
         accuracy_curve=tuple(round(e.test_accuracy, 4) for e in result.history if math.isfinite(e.test_accuracy)),
         ked_mu=config.ked_mu if config.ked else None,
         ked_lambda=round((1.0 - config.alpha) / config.alpha, 6) if config.ked else None,
-        superfeatures=f"superfeatures_M{config.ked_m}.npy" if config.ked else None,
+        superfeatures=f"superfeatures_M{config.ked_m}.npy" if config.ked or config.sd_on_superfeatures else None,
     )
 
 

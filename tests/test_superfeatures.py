@@ -156,3 +156,26 @@ def test_superfeature_parts_in_compare_models(tmp_path):
     np.testing.assert_allclose(by_path.part_vectors["s"][:, 0], imp[:, :2].sum(1))
     with pytest.raises(ValueError, match="superfeatures_M5"):
         compare_models(teacher, [student], x, method="saliency", parts="superfeatures:5", k=2, null_copies=0)
+
+
+def test_saliency_distillation_over_superfeatures():
+    """SD training takes the superfeature labelling as its parts (K = M occluded copies per input)."""
+    from kdviz.data import Dataset
+    from kdviz.distill import TrainConfig, occlusion_saliency, train
+
+    g = np.random.default_rng(0)
+    x = g.normal(size=(40, 1, 6)).astype(np.float32)
+    y = (x[:, 0, 0] + x[:, 0, 1] > 0).astype(np.int64)
+    ds = Dataset("tiny", "timeseries", x[:32], y[:32], x[32:], y[32:], ("a", "b"), (0.0,), (1.0,))
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Flatten(), nn.Linear(6, 2)).eval()
+    student = nn.Sequential(nn.Flatten(), nn.Linear(6, 2))
+    labels = np.array([0, 0, 1, 1, 2, 3])
+    cfg = TrainConfig(epochs=2, batch_size=8, alpha=0.5, sd_beta=1.0, sd_on_superfeatures=True, progress=False)
+    with pytest.raises(ValueError, match="superfeature"):
+        train(student, ds, cfg, teacher=teacher)
+    train(student, ds, cfg, teacher=teacher, superfeatures=labels)
+    sal = occlusion_saliency(teacher, torch.from_numpy(x[:3]), parts=torch.as_tensor(labels), target=torch.zeros(3, dtype=torch.long))
+    assert sal.shape == (3, 4)
+    w = teacher[1].weight[0].detach().numpy()
+    np.testing.assert_allclose(sal[:, 0].detach().numpy(), x[:3, 0, :2] @ w[:2], rtol=1e-5)
