@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("kdviz.cli_inspect", "kdviz.cli_evaluate", "kdviz.cli_train")
+COMMAND_MODULES: tuple[str, ...] = ("kdviz.cli_inspect", "kdviz.cli_evaluate", "kdviz.cli_train", "kdviz.cli_sanity")
 
 
 def build_parser() -> argparse.ArgumentParser:
