@@ -10,6 +10,11 @@ Resumable: with ``cache_dir``, each finished batch is written to
 of recomputing them, so an interrupted run (Ctrl+C, a closed browser tab, an exception raised by the
 ``progress`` callback) loses at most the batch in flight.
 
+Precision: ``precision='bf16'|'fp16'`` runs every model under autocast (``kdviz.precision``; refused where
+the device does not compute in it natively). Distributed: ``cluster=ClusterOptions(...)`` (or a
+``kdviz.distributed.RayEvaluator``) computes the batches on a Ray cluster's workers; the driver still writes
+the cache and orders the rows, so the table is the single-process one.
+
 ``save_results`` writes the long table as Parquet with the settings in the schema metadata (key
 ``kdviz.settings``) and the summary as ``<stem>_summary.csv`` next to it; ``load_results`` reads both back.
 """
@@ -74,6 +79,7 @@ class EvalSettings:
     batch_size: int
     models: tuple[tuple[str, str], ...]  # (model id, checkpoint sha256) in zoo order, teacher first
     target: str = "teacher"
+    precision: str = "fp32"  # autocast precision of every model call (kdviz.precision)
     kdviz_version: str = kdviz.__version__
 
     def to_dict(self) -> dict[str, Any]:
@@ -95,6 +101,8 @@ class EvalSettings:
         (``--limit 1000`` after ``--limit 200``) reuses the batches a shorter one finished.
         """
         d = {k: v for k, v in self.to_dict().items() if k not in ("limit", "n_inputs")}
+        if d.get("precision") == "fp32":
+            del d["precision"]  # fp32 runs keep the keys they had before precision was a setting
         blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -185,7 +193,7 @@ def _teacher_and_students(zoo: Any) -> tuple[Any, list[Any]]:
 def make_settings(
     zoo: Any, *, dataset: str, n_available: int, method: str = "integrated_gradients",
     method_params: dict[str, Any] | None = None, parts: str = "slic:50", k: int = 5, limit: int | None = None,
-    batch_size: int = 50, target: str = "teacher",
+    batch_size: int = 50, precision: str = "fp32", target: str = "teacher",
 ) -> EvalSettings:
     """Validated settings for evaluating ``zoo`` (method parameters resolved against the method table)."""
     from kdviz.compare import parse_parts
@@ -198,13 +206,17 @@ def make_settings(
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     if k < 1:
         raise ValueError(f"k={k} must be >= 1")
+    from kdviz.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {list(PRECISIONS)}")
     teacher, students = _teacher_and_students(zoo)
     n = n_available if limit is None else min(int(limit), n_available)
     return EvalSettings(
         zoo=str(zoo.name), dataset=dataset, method=name, method_params=params, parts=str(parse_parts(parts)),
         k=int(k), limit=None if limit is None else int(limit), n_inputs=int(n), batch_size=int(batch_size),
         models=tuple((str(m.id), _sha256(m)) for m in [teacher, *students]),
-        target=target,
+        precision=precision, target=target,
     )
 
 
@@ -245,6 +257,9 @@ def evaluate_zoo(
     cache_dir: str | Path | None = None,
     progress: Callable[[EvalProgress], None] | None = None,
     progress_bar: bool = True,
+    precision: str = "fp32",
+    cluster: Any = None,
+    allow_emulated_precision: bool = False,
 ) -> EvalResult:
     """Evaluate every model of ``zoo`` against its teacher on the first ``limit`` test inputs.
 
@@ -260,7 +275,11 @@ def evaluate_zoo(
     cache_dir : folder for finished batches; a rerun with the same settings skips them (None = no resume)
     progress : called after every batch with an :class:`EvalProgress`; an exception it raises stops the run
         (finished batches stay in ``cache_dir``)
-    progress_bar : show a tqdm bar on stderr
+    progress_bar : show a tqdm bar on stderr (one step per batch)
+    precision : 'fp32' (default), 'bf16' or 'fp16' autocast; ValueError where the device lacks it
+        (``allow_emulated_precision`` lets a CPU emulate it, for fidelity measurements only)
+    cluster : None (this process), a ``kdviz.distributed.ClusterOptions`` or a ``RayEvaluator``: compute
+        the batches on Ray workers (same table, same cache)
 
     Returns
     -------
@@ -275,7 +294,7 @@ def evaluate_zoo(
     x_all, y_all = dataset.x_test, dataset.y_test
     settings = make_settings(
         zoo, dataset=str(dataset.name), n_available=len(x_all), method=method, method_params=method_params,
-        parts=parts, k=k, limit=limit, batch_size=batch_size,
+        parts=parts, k=k, limit=limit, batch_size=batch_size, precision=precision,
     )
     teacher, students = _teacher_and_students(zoo)
     folder = None if cache_dir is None else Path(cache_dir) / settings.key()
@@ -290,32 +309,59 @@ def evaluate_zoo(
     mean = np.asarray(source.mean, dtype=np.float32)
     std = np.asarray(source.std, dtype=np.float32)
     shape = (1, -1) + (1,) * (x_all.ndim - 2)
-    frames: list[pd.DataFrame] = []
+    if cluster is None:
+        from kdviz.attribution import resolve_device
+        from kdviz.precision import check_precision
+
+        check_precision(resolve_device(device), precision, allow_emulated=allow_emulated_precision)
+    jobs = [(b, b * bs, min(n, (b + 1) * bs)) for b in range(n_batches)]
+    frames: dict[int, pd.DataFrame] = {}
     start = time.perf_counter()
-    computed = resumed = 0
-    with tqdm(total=n, desc=f"evaluate {settings.zoo}", unit="input", disable=not progress_bar) as bar:
-        for b in range(n_batches):
-            lo, hi = b * bs, min(n, (b + 1) * bs)
+    done = computed = resumed = 0
+    cluster_facts: dict[str, Any] = {}
+    with tqdm(total=n_batches, desc=f"evaluate {settings.zoo}", unit="batch", disable=not progress_bar) as bar:
+
+        def finished(b: int, lo: int, hi: int, frame: pd.DataFrame, from_cache: bool) -> None:
+            nonlocal done
+            if not from_cache and folder is not None:
+                _write_atomic(frame, _batch_path(folder, lo, hi))
+            frames[b] = frame
+            done += hi - lo
+            bar.update(1)
+            if progress is not None:
+                progress(EvalProgress(b, n_batches, done, n, from_cache, time.perf_counter() - start))
+
+        todo = []
+        for b, lo, hi in jobs:
             path = None if folder is None else _batch_path(folder, lo, hi)
-            from_cache = path is not None and path.exists()
-            if from_cache:
-                frame = pd.read_parquet(path)
+            if path is not None and path.exists():
                 resumed += 1
+                finished(b, lo, hi, pd.read_parquet(path), True)
             else:
+                todo.append((b, lo, hi))
+        if cluster is None:
+            for b, lo, hi in todo:
                 frame = _evaluate_batch(
                     teacher, students, x_all[lo:hi], None if y_all is None else y_all[lo:hi], np.arange(lo, hi),
-                    mean.reshape(shape),
-                    std.reshape(shape), settings, device,
+                    mean.reshape(shape), std.reshape(shape), settings, device,
+                    allow_emulated=allow_emulated_precision,
                 )
                 computed += 1
-                if path is not None:
-                    _write_atomic(frame, path)
-            frames.append(frame)
-            bar.update(hi - lo)
-            if progress is not None:
-                progress(EvalProgress(b, n_batches, hi, n, from_cache, time.perf_counter() - start))
+                finished(b, lo, hi, frame, False)
+        elif todo:
+            from kdviz.distributed import evaluate_batches
+
+            data = {"x": x_all[:n], "y": None if y_all is None else y_all[:n], "mean": mean.reshape(shape),
+                    "std": std.reshape(shape)}
+            bounds = {b: (lo, hi) for b, lo, hi in todo}
+            for b, frame in evaluate_batches(
+                cluster, teacher=teacher, students=students, data=data, settings=settings, device=device,
+                jobs=todo, allow_emulated=allow_emulated_precision, facts=cluster_facts,
+            ):
+                computed += 1
+                finished(b, *bounds[b], frame, False)
     elapsed = time.perf_counter() - start
-    frame = _order(pd.concat(frames, ignore_index=True), settings)
+    frame = _order(pd.concat([frames[b] for b in sorted(frames)], ignore_index=True), settings)
     from kdviz.attribution import resolve_device
 
     run = {
@@ -323,23 +369,38 @@ def evaluate_zoo(
         "batches_resumed": resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "test_accuracy": {str(m.id): getattr(m, "test_accuracy", None) for m in zoo.models},
     }
+    if cluster_facts:
+        run["cluster"] = cluster_facts
+        run["device"] = str(cluster_facts.get("device", run["device"]))
     return EvalResult(frame=frame, summary=summarize(frame), settings=settings, run=run)
 
 
 def _evaluate_batch(
     teacher: Any, students: Sequence[Any], x: np.ndarray, y: np.ndarray | None, ids: np.ndarray, mean: np.ndarray,
-    std: np.ndarray, settings: EvalSettings, device: str | None,
+    std: np.ndarray, settings: EvalSettings, device: str | None, *, allow_emulated: bool = False,
 ) -> pd.DataFrame:
-    """One batch through ``compare_models``; ``input_id`` is the index in the test split."""
+    """One batch through ``compare_models`` in the settings' precision; ``input_id`` is the index in the test
+    split. The one function both a single process and every Ray worker run."""
     from kdviz.compare import compare_models
 
     model_in = ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
-    comparison = compare_models(
+    comparison = _with_precision(
+        compare_models, settings.precision, device, allow_emulated,
         teacher, students, model_in, labels=y, method=settings.method, method_params=settings.method_params,
         parts=settings.parts, k=settings.k, target=settings.target, device=device, images_for_slic=x,
         input_ids=[int(i) for i in ids],
     )
     return comparison.frame
+
+
+def _with_precision(fn: Callable[..., Any], precision: str, device: str | None, allow_emulated: bool, /,
+                    *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` under ``kdviz.precision.precision_context`` for the resolved device."""
+    from kdviz.attribution import resolve_device
+    from kdviz.precision import precision_context
+
+    with precision_context(resolve_device(device), precision, allow_emulated=allow_emulated):
+        return fn(*args, **kwargs)
 
 
 def _order(frame: pd.DataFrame, settings: EvalSettings) -> pd.DataFrame:
