@@ -203,7 +203,7 @@ def attention_grid(
     cells: dict[tuple[int, int], str] = {(0, 0): str(teacher["model_id"])}
     for r in students:
         cells.setdefault((archs.index(r["arch"]), 1 + variants.index(key(r))), str(r["model_id"]))
-    headers = ["teacher"] + [alpha_label(a, m) + {1.0: " (no KD)"}.get(a, "") if a is not None else "α unknown"
+    headers = [f"teacher ({teacher['arch']})"] + [alpha_label(a, m) + {1.0: " (no KD)"}.get(a, "") if a is not None else "α unknown"
                              for a, m in variants]
 
     tid = str(teacher["model_id"])

@@ -81,7 +81,7 @@ def test_attention_grid_layout_and_scales() -> None:
     assert cells["t"] == [min(y for y, _x in cells.values()), 0]  # teacher at the head: first row, first column
     assert all(x > 0 for mid, (_y, x) in cells.items() if mid != "t")  # students in the α columns after it
     assert cells["resnet20_1.0"][0] == cells["t"][0]  # no row of its own for the teacher
-    assert fig.layout.meta["columns"] == ["teacher", "α=1 (no KD)", "α=0.1", "α=0.5 +SD"]
+    assert fig.layout.meta["columns"] == ["teacher (resnet56)", "α=1 (no KD)", "α=0.1", "α=0.5 +SD"]
     assert cells["resnet20_1.0"][0] < cells["resnet8_1.0"][0]  # larger architecture above
     assert cells["resnet8_1.0"][1] < cells["resnet8_0.1"][1] < cells["resnet8_sd"][1]  # α 1 → 0.1, SD last
     assert any(a.text == "TEACHER CAPTION" for a in fig.layout.annotations)

@@ -76,6 +76,7 @@ class Settings:
 
 _SAVED = "kdviz_sidebar_saved"
 _URL_READ = "kdviz_url_read"
+_DEEP_LINK_QUERY = "kdviz_deep_link_query"
 # Sidebar settings in the URL (short names), so a view can be bookmarked or sent as a link.
 URL_NAMES = {K_SET: "set", K_DEVICE: "device", K_METHOD: "method", K_PARTS_KIND: "parts", K_SLIC_N: "slic",
              K_GRID_R: "rows", K_GRID_C: "cols", K_SEGMENTS: "segments", K_TOPK: "k", K_NULL: "null",
@@ -104,6 +105,9 @@ def read_url_once() -> None:
     if st.session_state.get(_URL_READ):
         return
     st.session_state[_URL_READ] = True
+    stashed = st.session_state.pop(_DEEP_LINK_QUERY, None)
+    if stashed:  # the link's query, kept across ensure_navigation's detour, goes back into the address bar
+        st.query_params.from_dict(stashed)
     saved = st.session_state.setdefault(_SAVED, {})
     by_name = {v: k for k, v in URL_NAMES.items()}
     for name, text in st.query_params.to_dict().items():
@@ -248,6 +252,7 @@ def ensure_navigation() -> None:
         page = _page_of_caller()
         if page is not None:
             st.session_state[DEEP_LINK] = page
+        st.session_state[_DEEP_LINK_QUERY] = st.query_params.to_dict()  # switch_page drops the query
         st.switch_page("app.py")
 
 
