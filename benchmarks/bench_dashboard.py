@@ -11,7 +11,9 @@ which is what ``make run`` runs), driven by Chromium through Playwright at 1500Ã
 
 Every figure is printed with ``uptime``'s load average: the machine is shared, say how busy it was.
 ``--extra`` passes options to ``streamlit run`` (``--extra=--server.fileWatcherType=auto`` reproduces the
-file watcher that issue 11 item 1 turned off).
+file watcher that issue 11 item 1 turned off); ``--root`` runs another checkout (the "before" column of
+issue 11's table ran ``git archive 65028cb`` with ``cp -al .venv`` inside it, so its watcher saw a
+project-local .venv/ exactly as ``make run`` makes it).
 
 ``compute``: the server-side cost of one cold grid through ``compare_models`` (no browser), as before.
 
@@ -76,10 +78,11 @@ def browser(args: argparse.Namespace) -> None:
 
     port = args.port
     url = f"http://127.0.0.1:{port}"
-    cmd = [str(ROOT / ".venv" / "bin" / "streamlit"), "run", "app.py", "--server.port", str(port), *args.extra]
+    root = Path(args.root).resolve()
+    cmd = [str(root / ".venv" / "bin" / "streamlit"), "run", "app.py", "--server.port", str(port), *args.extra]
     log = open(args.log, "w")  # noqa: SIM115 - closed below
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT)
     rows: list[tuple[str, float, str]] = []
 
     def record(name: str, value: float) -> None:
@@ -186,6 +189,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--extra", action="append", default=[], help="extra `streamlit run` option")
     parser.add_argument("--log", default="/tmp/kdviz_bench_streamlit.log")
+    parser.add_argument("--root", default=str(ROOT), help="browser: the checkout to run (e.g. an older commit's copy "
+                        "with its own .venv/ inside, to measure before and after on the same machine)")
     parser.add_argument("--inputs", type=int, default=5, help="compute: distinct inputs, each timed cold")
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="compute: torch threads (0 = torch's default)")

@@ -79,7 +79,7 @@ if result is not None:
     rule = getattr(report, "VERDICT_RULE", None)
     if isinstance(rule, str) and rule:
         st.caption(rule)
-    figures = fit_for_page(report.report_figures(summary, k=s.k), summary)
+    figures = fit_for_page(report.report_figures(summary, k=s.k))
     for i, (key, fig) in enumerate(figures.items()):
         if i % 2 == 0:
             columns = st.columns(2)

@@ -22,6 +22,7 @@ def _app(app_path: str, set_key: str, method: str = "integrated_gradients") -> A
     at.run()
     at.sidebar.selectbox(key="kdviz_set").set_value(set_key)
     at.sidebar.number_input(key="kdviz_p_integrated_gradients_n_steps").set_value(4)
+    at.sidebar.number_input(key="kdviz_null_copies").set_value(0)  # the null is tested in test_app_views
     at.run()
     if method != "integrated_gradients":
         at.sidebar.selectbox(key="kdviz_method").set_value(method).run()
@@ -48,6 +49,7 @@ def _numbers(at: AppTest, key: str):
     return tables[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("set_key", ["demo-image", "demo-series"])
 def test_every_page_renders(app_path: str, require_zoo, set_key: str) -> None:
     require_zoo(set_key)

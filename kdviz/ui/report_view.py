@@ -1,8 +1,9 @@
 """What the Report page adds to ``kdviz.report``'s figures to show them in the app and on a slide.
 
 ``kdviz.report`` builds the five views for any medium (HTML report, PNG); here they are fitted to the
-page's half-width columns (titles wrapped, the table tall enough for its wrapped cells), an axis that
-does not start at zero is marked, and the random-weights reference is drawn where the results have it.
+page's half-width columns (titles wrapped, the table tall enough for its wrapped cells), and an axis that
+does not start at zero is marked. (``kdviz.report`` draws the random-weights null itself where the
+results have it.)
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from kdviz.plots import add_null_bands
 from kdviz.ui.sidebar import Settings
 
 __all__ = ["fit_for_page", "load_results_bytes", "load_results_file", "result_for_set", "settings_differences",
@@ -50,7 +49,7 @@ def _wrap_title(fig: go.Figure) -> None:
         fig.update_layout(title={"text": f"{head}<br><sup>{tail}</sup>"}, margin={"t": 80})
 
 
-def fit_for_page(figures: dict[str, go.Figure], summary: pd.DataFrame) -> dict[str, go.Figure]:
+def fit_for_page(figures: dict[str, go.Figure]) -> dict[str, go.Figure]:
     """The report's figures, adjusted for the page (new figure objects; the inputs are left as they are)."""
     out = {key: go.Figure(fig) for key, fig in figures.items()}
     for fig in out.values():
@@ -67,22 +66,7 @@ def fit_for_page(figures: dict[str, go.Figure], summary: pd.DataFrame) -> dict[s
             fig.update_layout(yaxis_title=f"test accuracy (%) — axis starts at {low:.0f}%")
             fig.add_annotation(text=f"⋮ axis from {low:.0f}%", xref="paper", yref="y", x=0, y=low, showarrow=False,
                                xanchor="left", yanchor="bottom", font={"size": 11, "color": "rgb(120, 120, 120)"})
-    if "attention" in out:
-        _null(out["attention"], summary, "attention_rho")
-    if "focus" in out:
-        _null(out["focus"], summary, "focus_ratio")
     return out
-
-
-def _null(fig: go.Figure, summary: pd.DataFrame, metric: str) -> None:
-    """The random-weights band where the results have ``<metric>_null`` (older files have not: unchanged)."""
-    if f"{metric}_null" not in summary.columns:
-        return
-    s = summary.copy()
-    for suffix in ("low", "high"):  # kdviz.evaluate names bounds _low/_high, kdviz.plots _lo/_hi
-        if f"{metric}_null_{suffix}" in s:
-            s[f"{metric}_null_{suffix[:2]}"] = s[f"{metric}_null_{suffix}"]
-    add_null_bands(fig, s, metric)
 
 
 def settings_differences(result_settings: Any, sidebar: Settings, task: str) -> list[str]:
