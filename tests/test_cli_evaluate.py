@@ -65,3 +65,40 @@ def test_cli_reports_bad_options(tiny_zoo, tmp_path, capsys):
     assert main(["evaluate", "--zoo", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "zoo.json" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_auto_steps_and_precision(tiny_zoo, tmp_path, capsys):
+    from kdviz.precision import cpu_precision_support
+
+    out = tmp_path / "auto.parquet"
+    args = ["evaluate", "--zoo", str(tiny_zoo), *ARGS, "--steps", "auto", "--tolerance", "0.05", "--device", "cpu"]
+    assert main([*args, "--out", str(out)]) == 0
+    settings, _run = read_settings(out)
+    assert settings.method_params["auto_steps"] is True and settings.method_params["n_steps"] == 16
+    assert settings.method_params["tolerance"] == 0.05 and settings.precision == "fp32"
+    capsys.readouterr()
+
+    bf16 = tmp_path / "bf16.parquet"
+    status = main(["evaluate", "--zoo", str(tiny_zoo), *ARGS, "--device", "cpu", "--precision", "bf16",
+                   "--out", str(bf16)])
+    if cpu_precision_support("bf16").supported:
+        assert status == 0 and read_settings(bf16)[0].precision == "bf16"
+    else:  # this CPU cannot compute in bf16: refused with the reason, nothing written
+        assert status == 2 and not bf16.exists()
+        assert "avx512_bf16 or amx_bf16" in capsys.readouterr().err
+
+
+def test_cli_parses_ray_and_steps_options():
+    from kdviz.cli import build_parser
+
+    parse = build_parser().parse_args
+    base = ["evaluate", "--zoo", "z", "--out", "o.parquet"]
+    assert parse(base).ray is None and parse(base).steps == 32
+    assert parse([*base, "--ray"]).ray == "local"
+    assert parse([*base, "--ray", "auto", "--workers", "4"]).workers == 4
+    assert parse([*base, "--ray", "10.0.0.1:6379"]).ray == "10.0.0.1:6379"
+    assert parse([*base, "--steps", "auto"]).steps == "auto"
+    with pytest.raises(SystemExit):
+        parse([*base, "--steps", "many"])
+    with pytest.raises(SystemExit):
+        parse([*base, "--precision", "int8"])
