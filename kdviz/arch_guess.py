@@ -214,10 +214,11 @@ def _stray_optional(shapes: Mapping[str, tuple[int, ...]]) -> bool:
 
 def _timeseries_arch(shapes: Mapping[str, tuple[int, ...]]) -> str | None:
     """1D models share keys across widths; the width (a name suffix, not a registry entry) is in the shapes."""
-    if "features.0.0.weight" in shapes and "block1.conv1.0.weight" not in shapes:
-        return models.width_name("fcn", int(shapes["features.0.0.weight"][0]))
-    if "block1.conv1.0.weight" in shapes:
-        return models.width_name("resnet1d", int(shapes["block1.conv1.0.weight"][0]))
+    fcn, res = shapes.get("features.0.0.weight", ()), shapes.get("block1.conv1.0.weight", ())
+    if len(res) == 3:  # Conv1d weights only: torchvision's mobilenet_v2 also has features.0.0.weight (Conv2d)
+        return models.width_name("resnet1d", int(res[0]))
+    if len(fcn) == 3:
+        return models.width_name("fcn", int(fcn[0]))
     return None
 
 

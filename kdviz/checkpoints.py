@@ -29,7 +29,8 @@ from torch import nn
 
 from kdviz import arch_guess, models
 
-__all__ = ["CheckpointError", "LoadedCheckpoint", "load_checkpoint", "read_state_dict", "guess_arch"]
+__all__ = ["CheckpointError", "LoadedCheckpoint", "checkpoint_parts", "guess_arch", "load_checkpoint",
+           "load_checkpoint_parts", "read_contents", "read_state_dict"]
 
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "student", "module", "weights", "params", "ema")
 WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -59,6 +60,16 @@ class LoadedCheckpoint:
     metadata: dict[str, object] = field(default_factory=dict)  # epoch, accuracy, opt.model_s … as plain values
     part: str | None = None  # "student" / "teacher" when the file holds both
     parts: tuple[str, ...] = ()
+
+    def details(self) -> list[str]:
+        """What a person should see besides the architecture: near alternatives, and the container's numbers."""
+        out = []
+        if self.arch_alternatives:
+            out.append("next closest: " + ", ".join(f"{a} ({s:.0%} of tensors)" for a, s in self.arch_alternatives))
+        if self.metadata:
+            out.append("file says " + ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                                                for k, v in self.metadata.items()))
+        return out
 
     def summary(self) -> dict[str, object]:
         """JSON-ready description (what ``kdviz inspect`` prints)."""
@@ -450,6 +461,14 @@ def load_checkpoint(
     if name is None and not isinstance(source, (bytes, bytearray, memoryview)):
         name = str(source)
     return _build(contents, part, arch=arch, num_classes=num_classes, in_channels=in_channels, name=name)
+
+
+def checkpoint_parts(source: str | os.PathLike[str] | bytes) -> tuple[str, ...]:
+    """("student", "teacher") for a distiller's file that holds both, () for one model or a program."""
+    data = _read_source(source)
+    if _sniff(data) == "zip" and _zip_kind(data) in ("torchscript", "torch_export"):
+        return ()
+    return tuple(p for p in read_contents(data).parts if p)
 
 
 def load_checkpoint_parts(

@@ -18,7 +18,7 @@ torchvision ``VisionTransformer`` (``encoder.layers[i].self_attention``, one cla
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,7 +32,9 @@ __all__ = [
     "ModelKind",
     "TokenLayout",
     "attention_rollout",
+    "method_label",
     "model_kind",
+    "unavailable_methods",
     "token_layout",
     "vit_grad_cam",
 ]
@@ -77,6 +79,30 @@ def model_kind(model: nn.Module) -> ModelKind:
     if nn.Conv1d in kinds:
         return "series"
     return "other"
+
+
+def unavailable_methods(kinds: Iterable[str]) -> dict[str, str]:
+    """method -> why it is greyed out, for each method of ``kdviz.attribution.METHODS`` that does not apply to
+    every model kind in ``kinds`` (a model set mixing a ViT teacher with CNN students greys out both sides')."""
+    from kdviz.attribution import METHODS
+
+    kinds = sorted(set(kinds))
+    out = {}
+    for name, spec in METHODS.items():
+        reasons = [spec.reason_not_applicable(k) for k in kinds]
+        bad = [k for k, r in zip(kinds, reasons, strict=True) if r]
+        if bad:
+            out[name] = next(r for r in reasons if r) + f" ({', '.join(_KIND_WORDS.get(k, k) for k in bad)})"
+    return out
+
+
+_KIND_WORDS = {"cnn": "convolutional networks", "vit": "vision transformers", "series": "time-series models",
+               "other": "models without convolutions or attention"}
+
+
+def method_label(name: str, label: str, unavailable: dict[str, str]) -> str:
+    """A selectbox label that marks a method that does not apply: ``Attention rollout (n/a)``."""
+    return f"{label} (n/a)" if name in unavailable else label
 
 
 class _Grid(nn.Identity):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kdviz import models
+from kdviz import arch_guess, models
 
 ALL = models.list_models()
 SMALL_IMAGE = ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_1", "shufflenet_v2_x0_5", "vit_b_16"]
@@ -15,6 +15,17 @@ def test_registry_has_every_family():
         ["resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet8x4", "resnet32x4"]
     )
     assert models.list_models("timeseries") == ["fcn", "resnet1d"]
+    assert {"wrn_40_2", "wrn_16_2", "cifar_vgg8", "cifar_vgg13", "MobileNetV2", "ShuffleV1", "ShuffleV2",
+            "cifar_resnet50"} <= set(models.list_models("cifar_kd"))
+    assert {"deit_tiny_patch16_224", "deit_tiny_distilled_patch16_224", "vit_tiny_patch16_224"} <= set(
+        models.list_models("timm"))
+
+
+def test_any_timm_name_is_accepted_on_demand():
+    info = models.model_info("convnext_atto")
+    assert (info.family, info.input_kind) == ("timm", "image")
+    sig = models.state_dict_signature("convnext_atto", 4, 1)
+    assert sig["head.fc.weight"][0] == 4 and sig["stem.0.weight"][1] == 1
 
 
 @pytest.mark.parametrize("arch", ALL)
@@ -23,6 +34,11 @@ def test_every_registered_model_adapts_classes_and_channels(arch):
     sig = models.state_dict_signature(arch, 7, 1)
     state = {k: torch.empty(shape, device="meta") for k, shape in sig.items()}
     assert models.infer_dims_from_state_dict(state) == (7, 1)
+    # The shipped key index (kdviz.archs.key_index) still describes this architecture: same names, and the same
+    # shapes once the num_classes / in_channels axes it records are set aside.
+    entry = arch_guess.key_index()[arch]
+    assert arch_guess.fingerprint_of_keys(sig) == (entry.keys_sha, entry.n_keys)
+    assert arch_guess.shape_fingerprint(sig, entry.axes) == entry.shapes_sha
 
 
 @pytest.mark.parametrize("arch", models.list_models("cifar_resnet"))
