@@ -112,6 +112,30 @@ def _nested(marker: Path) -> bytes:
     return pickle.dumps(state)
 
 
+def _namespace_smuggling(marker: Path) -> bytes:
+    """RepDistiller's layout ({'opt': Namespace, 'model': …}), but one option builds os.system: the Namespace is
+    allowed, what it holds is not."""
+    import argparse
+
+    import torch
+
+    buffer = io.BytesIO()
+    opt = argparse.Namespace(model_s="resnet8", hook=_SystemExploit(marker))
+    torch.save({"opt": opt, "model": {"fc.weight": torch.zeros(2, 2)}}, buffer)
+    return buffer.getvalue()
+
+
+def _other_class(_: Path) -> bytes:
+    """A harmless class that is not argparse.Namespace (a pathlib path among the options): still refused."""
+    import pathlib
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save({"args": {"output_dir": pathlib.PurePosixPath("out")}, "model": {"fc.weight": torch.zeros(2, 2)}}, buffer)
+    return buffer.getvalue()
+
+
 def _torch_save(marker: Path, *, legacy: bool = False) -> bytes:
     import torch
 
@@ -392,6 +416,10 @@ CASES: tuple[HostileCase, ...] = (
     HostileCase("ckpt-torch-save-dict", "checkpoint", "resnet18_alpha0.5.pth", _torch_save, CHECKPOINT_REFUSAL, "posix.system"),
     HostileCase("ckpt-torch-save-legacy", "checkpoint", "legacy.pth", lambda m: _torch_save(m, legacy=True),
                 CHECKPOINT_REFUSAL, "posix.system"),
+    HostileCase("ckpt-namespace-smuggles-system", "checkpoint", "resnet8_last.pth", _namespace_smuggling,
+                CHECKPOINT_REFUSAL, "posix.system", note="argparse.Namespace is allowed; an os.system inside it is not"),
+    HostileCase("ckpt-other-class", "checkpoint", "paths.pth", _other_class, CHECKPOINT_REFUSAL, "pathlib.PurePosixPath",
+                note="only argparse.Namespace is allow-listed, no other class"),
     HostileCase("ckpt-pickle-named-safetensors", "checkpoint", "model.safetensors",
                 lambda m: pickle.dumps(_SystemExploit(m)), CHECKPOINT_REFUSAL, ""),
     HostileCase("ckpt-torchscript-untrusted", "checkpoint", "scripted.pt", _torchscript, CHECKPOINT_REFUSAL, "trust_code",

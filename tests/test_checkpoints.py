@@ -258,3 +258,57 @@ def test_programs_need_trust_code(tmp_path):
     assert loaded.format == "torch_export"
     with torch.no_grad():
         assert torch.allclose(loaded.module(x), model(x), atol=1e-5)
+
+
+# ---------------------------------------------------------------- containers of the distillation codebases
+
+
+def test_namespace_options_load_and_the_allow_list_is_scoped():
+    """RepDistiller's *_last.pth holds {'opt': Namespace, 'model': …}; Namespace is allowed for that load only."""
+    import argparse
+
+    model = _model("resnet8", num_classes=10, in_channels=1)
+    opt = argparse.Namespace(model_s="resnet8", distill="kd", alpha=0.9, gamma=0.1, kd_T=4, lr_decay_epochs=[150, 180])
+    loaded = load_checkpoint(_torch_bytes({"opt": opt, "model": model.state_dict()}))
+    assert loaded.arch == "resnet8"
+    assert {k: loaded.metadata[k] for k in ("opt.model_s", "opt.alpha", "opt.kd_T")} == {
+        "opt.model_s": "resnet8", "opt.alpha": 0.9, "opt.kd_T": 4}
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()
+    with pytest.raises(pickle.UnpicklingError):  # plain torch.load still refuses it: kdviz changed nothing globally
+        torch.load(io.BytesIO(_torch_bytes({"opt": opt})), weights_only=True)
+
+
+def test_tensor_metadata_is_read_as_numbers_and_not_taken_for_a_state_dict():
+    """{'model': sd, 'accuracy': tensor([73.5]), 'epoch': 240}: two of three values are tensors-or-numbers,
+    yet it is a container (the nested state dict decides), and the 1-element tensor is shown as 73.5."""
+    state = create_model("resnet8", num_classes=10).state_dict()
+    loaded = load_checkpoint(_torch_bytes({"model": state, "accuracy": torch.tensor([73.5]), "best_acc": torch.tensor(74.0)}))
+    assert loaded.arch == "resnet8" and loaded.metadata == {"accuracy": 73.5, "best_acc": 74.0}
+    assert "file says accuracy = 73.5" in "; ".join(loaded.details())
+
+
+def test_pytorch_0_4_checkpoints_without_num_batches_tracked_load_strictly_guessed():
+    model = _model("wrn_16_1", num_classes=100)
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    loaded = load_checkpoint(_torch_bytes({"model": state, "epoch": 240}))
+    assert loaded.arch == "wrn_16_1"
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(loaded.module(x), model(x))
+
+
+def test_extension_less_file_is_sniffed_by_content(tmp_path):
+    folder = tmp_path / "cifar100_baselines" / "kd,res32x4,res8x4"
+    folder.mkdir(parents=True)
+    torch.save({"model": create_model("resnet8x4", num_classes=100).state_dict()}, folder / "student_240")
+    assert load_checkpoint(folder / "student_240").arch == "resnet8x4"
+    save_path = folder / "student_best"
+    save_path.write_bytes(save_safetensors(create_model("ShuffleV2", num_classes=100).state_dict()))
+    loaded = load_checkpoint(save_path)
+    assert (loaded.arch, loaded.format) == ("ShuffleV2", "safetensors")
+
+
+def test_part_that_is_not_there_is_explained():
+    data = _torch_bytes(create_model("resnet8", num_classes=10).state_dict())
+    with pytest.raises(CheckpointError, match="part='teacher' is not in the file; it holds one model"):
+        load_checkpoint(data, part="teacher")
