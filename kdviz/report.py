@@ -42,10 +42,14 @@ __all__ = [
     "figure_html",
     "findings",
     "findings_table",
+    "judge",
+    "VERDICT_RULE",
+    "VERDICTS",
     "focus_figure",
     "format_reference_table",
     "logit_table",
     "logit_table_figure",
+    "output_alignment_column",
     "report_figures",
     "report_html",
     "report_tables",
@@ -188,16 +192,39 @@ def focus_figure(summary: pd.DataFrame, *, metric: str = "focus_ratio", k: int =
         raise ValueError(f"metric={metric!r} must be 'focus_ratio' or 'focus_fraction'")
     t = _teacher(summary)
     label = "M_in / M_out" if metric == "focus_ratio" else "M_in / (M_in + M_out)"
-    return _grouped_bars(
+    fig = _grouped_bars(
         summary, metric, title=f"(b) Focus on the teacher's top-{k} parts", yaxis=f"focus ({label})",
         reference=None if t is None else float(t[metric]), reference_label="teacher's own focus",
     )
+    if metric == "focus_ratio":
+        _add_null(fig, summary, "focus_ratio")
+    return fig
+
+
+def _add_null(fig: go.Figure, summary: pd.DataFrame, col: str) -> None:
+    """The random-weights null per architecture (mean over its students' inputs) as a wide black tick."""
+    null = f"{col}_null"
+    if null not in summary:
+        return
+    students = _students(summary)
+    archs = [a for a in arch_order(summary) if a in set(students["arch"].astype(str))]
+    values = [float(np.nanmean(v)) if np.isfinite(v := students.loc[students["arch"].astype(str) == a, null]
+                                                   .to_numpy(dtype=float)).any() else np.nan for a in archs]
+    if not np.isfinite(values).any():
+        return
+    fig.add_trace(go.Scatter(
+        x=archs, y=values, mode="markers", name="untrained network of the same architecture (null)",
+        marker={"symbol": "line-ew-open", "size": 56, "line": {"width": 3, "color": "#212121"}},
+        hovertemplate="%{x}: random-weights null %{y:.3f}<extra></extra>",
+    ))
 
 
 def attention_figure(summary: pd.DataFrame) -> go.Figure:
-    """(c) Attention rank alignment: mean Spearman ρ between student and teacher part importance."""
+    """(c) Attention rank alignment: mean Spearman ρ between student and teacher part importance, with the
+    random-weights null per architecture (what an untrained network of that architecture scores)."""
     fig = _grouped_bars(summary, "attention_rho", title=FIGURES["attention"],
                         yaxis="attention rank alignment (Spearman ρ)")
+    _add_null(fig, summary, "attention_rho")
     fig.update_yaxes(range=[min(0.0, _finite_min(summary, "attention_rho_low")), 1.05])
     return fig
 
@@ -206,6 +233,15 @@ def _finite_min(frame: pd.DataFrame, col: str) -> float:
     v = frame[col].to_numpy(dtype=float) if col in frame else np.array([0.0])
     v = v[np.isfinite(v)]
     return float(v.min()) if v.size else 0.0
+
+
+def output_alignment_column(summary: pd.DataFrame) -> str:
+    """``logit_rho``, or ``margin_rho`` when logit alignment is undefined for every student (2-class tasks:
+    ``kdviz.metrics.undefined_reason``)."""
+    students = _students(summary)
+    if "logit_rho" in students and np.isfinite(students["logit_rho"].to_numpy(dtype=float)).any():
+        return "logit_rho"
+    return "margin_rho" if "margin_rho" in summary else "logit_rho"
 
 
 def logit_table(summary: pd.DataFrame, *, column: str = "logit_rho") -> pd.DataFrame:
@@ -231,9 +267,10 @@ def format_reference_table(table: pd.DataFrame, *, digits: int = 2) -> str:
 
 def logit_table_figure(summary: pd.DataFrame) -> go.Figure:
     """(d) The logit alignment table drawn as a Plotly table, cells "mean [low, high]"."""
-    mean = logit_table(summary)
-    low = logit_table(summary, column="logit_rho_low") if "logit_rho_low" in summary else mean
-    high = logit_table(summary, column="logit_rho_high") if "logit_rho_high" in summary else mean
+    col = output_alignment_column(summary)
+    mean = logit_table(summary, column=col)
+    low = logit_table(summary, column=f"{col}_low") if f"{col}_low" in summary else mean
+    high = logit_table(summary, column=f"{col}_high") if f"{col}_high" in summary else mean
 
     def cell(m: float, lo: float, hi: float) -> str:
         if pd.isna(m):
@@ -248,7 +285,10 @@ def logit_table_figure(summary: pd.DataFrame) -> go.Figure:
                 "align": "center"},
         cells={"values": columns, "align": "center", "height": 28},
     ))
-    fig.update_layout(title=FIGURES["logit_table"] + " — mean Spearman ρ [95% CI]", template=TEMPLATE,
+    title = (FIGURES["logit_table"] + " — mean Spearman ρ [95% CI]" if col == "logit_rho" else
+             "(d) Output (margin) alignment (architecture × α) — Spearman ρ over inputs [95% CI]; logit alignment "
+             "is undefined with 2 classes")
+    fig.update_layout(title=title, template=TEMPLATE,
                       margin={"t": 60, "b": 10}, height=120 + 32 * len(mean))
     return fig
 
@@ -277,7 +317,7 @@ def covariation_figure(summary: pd.DataFrame) -> go.Figure:
                                  legendgrouptitle_text="architecture",
                                  marker={"size": 10, "symbol": symbol, "color": "#616161"}))
     rho, p = _across_models(students)
-    x = students["logit_rho"].to_numpy(dtype=float)
+    x = students[output_alignment_column(students)].to_numpy(dtype=float)
     y = students["attention_rho"].to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
@@ -298,7 +338,10 @@ def _p(p: float) -> str:
 
 
 def _across_models(students: pd.DataFrame) -> tuple[float, float]:
-    x = students["logit_rho"].to_numpy(dtype=float)
+    col = output_alignment_column(students)
+    if col not in students or "attention_rho" not in students:
+        return math.nan, math.nan
+    x = students[col].to_numpy(dtype=float)
     y = students["attention_rho"].to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
@@ -312,45 +355,112 @@ def _across_models(students: pd.DataFrame) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------------
 
 
+VERDICTS = ("holds", "partly", "does not hold", "not enough evidence")
+VERDICT_RULE = (
+    "How a finding is judged. Per architecture, the plain-KD students are ordered by α from 1.0 (no KD) to the "
+    "smallest α. An architecture SUPPORTS the claim when every step towards smaller α moves the mean the claimed "
+    "way, the 95% intervals of α = 1.0 and the smallest α do not overlap (intervals resample training seeds, "
+    "then inputs, when the zoo has seed replicates), and — for alignment and focus — the smallest-α student is "
+    "above the random-weights null (its chance-corrected excess interval lies above 0; its focus interval above "
+    "the null's focus). It CONTRADICTS the claim when the two intervals separate the other way. The claim "
+    "HOLDS when every architecture supports it; PARTLY when more than half do; it DOES NOT HOLD when at least "
+    "half contradict it, or none supports it and one contradicts it; otherwise there is NOT ENOUGH EVIDENCE. "
+    "Co-variation holds when Spearman ρ across students is positive with p < 0.05, does not hold when it is "
+    "negative with p < 0.05, and otherwise there is not enough evidence."
+)
+
+
 @dataclass(frozen=True)
 class Finding:
-    """One claim of the reference study and whether the evaluated zoo agrees (yes / partly / no / undefined)."""
+    """One claim of the reference study and whether the evaluated zoo bears it out (``VERDICTS``)."""
 
     claim: str
     verdict: str
     evidence: str
 
 
-def _strongest_vs_none(students: pd.DataFrame, col: str, archs: list[str]) -> tuple[list[str], int, int, int]:
-    """Per arch: plain-KD student at the smallest α vs α=1.0. Lines of evidence, #up, #clearly up, #compared."""
-    lines, up, clear, n = [], 0, 0, 0
-    kd = students[~students["method"].astype(str).isin(("kd+sd", "ked")) & students["alpha"].notna()]
+def _number(row: pd.Series, col: str) -> float:
+    v = row.get(col, np.nan)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _above_null(row: pd.Series, col: str) -> bool | None:
+    """Whether ``row`` clears the random-weights null for ``col`` (None when the summary has no null)."""
+    if col == "attention_rho":
+        low = _number(row, "attention_rho_excess_low")
+        return None if not np.isfinite(low) else low > 0
+    if col == "focus_ratio":
+        null, low = _number(row, "focus_ratio_null"), _number(row, "focus_ratio_low")
+        return None if not (np.isfinite(null) and np.isfinite(low)) else low > null
+    return None
+
+
+@dataclass(frozen=True)
+class _ArchTrend:
+    arch: str
+    supports: bool
+    contradicts: bool
+    text: str
+
+
+def _arch_trends(students: pd.DataFrame, col: str, archs: list[str]) -> list[_ArchTrend]:
+    """Per architecture: plain-KD students from α = 1.0 to the smallest α, judged by ``VERDICT_RULE``."""
+    out = []
+    if col not in students:
+        return out
+    kd = students[(students["method"].astype(str).isin(["kd", "ce"])) & students["alpha"].notna()]
     for arch in archs:
         rows = kd[kd["arch"].astype(str) == arch].sort_values("alpha", ascending=False)
         if len(rows) < 2 or float(rows["alpha"].iloc[0]) != 1.0:
             continue
-        base, strong = rows.iloc[0], rows.iloc[-1]
-        d = float(strong[col]) - float(base[col])
-        if not np.isfinite(d):
+        means = rows[col].to_numpy(dtype=float)
+        if not np.isfinite(means).all():
             continue
-        n += 1
-        up += d > 0
-        separated = float(strong.get(f"{col}_low", np.nan)) > float(base.get(f"{col}_high", np.nan))
-        clear += bool(separated)
-        trend = " → ".join(format_metric(v, digits=3) for v in rows[col])
+        base, strong = rows.iloc[0], rows.iloc[-1]
+        monotone = bool(np.all(np.diff(means) > 0))
+        up_separated = _number(strong, f"{col}_low") > _number(base, f"{col}_high")
+        down_separated = _number(strong, f"{col}_high") < _number(base, f"{col}_low")
+        null_ok = _above_null(strong, col)
+        supports = monotone and up_separated and null_ok is not False
+        trend = " → ".join(format_metric(v, digits=3) for v in means)
         alphas = "/".join(variant_label(a).removeprefix("α=") for a in rows["alpha"])
-        lines.append(f"{arch} (α {alphas}): {trend}" + (" (intervals separate)" if separated else ""))
-    return lines, up, clear, n
+        notes = ["intervals separate" if up_separated or down_separated else "intervals overlap"]
+        if not monotone and not down_separated:
+            notes.append("not monotone")
+        if null_ok is False:
+            notes.append("within the null")
+        seeds = int(_number(strong, "n_seeds")) if np.isfinite(_number(strong, "n_seeds")) else 1
+        if seeds > 1:
+            notes.append(f"{seeds} seeds")
+        out.append(_ArchTrend(arch, supports, down_separated, f"{arch} (α {alphas}): {trend} ({', '.join(notes)})"))
+    return out
 
 
-def _verdict(up: int, n: int) -> str:
+def judge(trends: list[_ArchTrend]) -> str:
+    """The verdict of ``VERDICT_RULE`` from per-architecture trends."""
+    n = len(trends)
     if n == 0:
-        return "undefined"
-    return "yes" if up == n else ("no" if up == 0 else "partly")
+        return "not enough evidence"
+    support = sum(t.supports for t in trends)
+    against = sum(t.contradicts for t in trends)
+    if support == n:
+        return "holds"
+    if support > n / 2:
+        return "partly"
+    if against >= n / 2 or (support == 0 and against > 0):
+        return "does not hold"
+    return "not enough evidence"
 
 
 def findings(summary: pd.DataFrame) -> list[Finding]:
-    """The reference study's four findings, checked on this summary (α=0.1 plain KD vs α=1.0, per arch)."""
+    """The reference study's four findings, judged on this summary by ``VERDICT_RULE``.
+
+    ``summary`` is a per-model or per-variant summary (``kdviz.aggregate``); with seed replicates pass the
+    per-variant one, so intervals carry training-seed variation.
+    """
     students = _students(summary)
     t = _teacher(summary)
     archs = [a for a in arch_order(summary) if a in set(students["arch"].astype(str))]
@@ -361,14 +471,19 @@ def findings(summary: pd.DataFrame) -> list[Finding]:
         ("Stronger KD raises explanation (attention rank) alignment to the teacher", "attention_rho", archs),
         ("Stronger KD concentrates student attribution on the teacher's top parts", "focus_ratio", archs),
     ):
-        lines, up, clear, n = _strongest_vs_none(students, col, pool)
-        head = f"higher at the smallest α on {up} of {n} architectures ({clear} with separate 95% intervals)"
-        out.append(Finding(claim, _verdict(up, n), head + ("; " + "; ".join(lines) if lines else "")))
+        trends = _arch_trends(students, col, pool)
+        support = sum(tr.supports for tr in trends)
+        against = sum(tr.contradicts for tr in trends)
+        head = (f"supported by {support} of {len(trends)} architectures, contradicted by {against}"
+                if trends else "no architecture has students at α = 1.0 and a smaller α")
+        out.append(Finding(claim, judge(trends), head + ("; " + "; ".join(tr.text for tr in trends) if trends else "")))
     rho, p = _across_models(students)
     if not np.isfinite(rho):
-        verdict = "undefined"
+        verdict = "not enough evidence"
+    elif p < 0.05:
+        verdict = "holds" if rho > 0 else "does not hold"
     else:
-        verdict = "yes" if rho > 0 and p < 0.05 else "no"  # a positive trend that could be chance is not one
+        verdict = "not enough evidence"  # a trend that could be chance is not one
     out.append(Finding(
         "Outputs and explanations co-vary (logit vs attention alignment across students)", verdict,
         f"Spearman ρ across {len(students)} students = {format_metric(rho)} (p = {_p(p)})",
@@ -397,8 +512,10 @@ def report_figures(summary: pd.DataFrame, *, k: int = 5, focus_metric: str = "fo
     }
 
 
-_SUMMARY_COLUMNS = ("model_id", "role", "arch", "alpha", "method", "n", "accuracy", "attention_rho", "logit_rho",
-                    "focus_ratio", "focus_fraction", "topk_overlap", "agree", "kl_to_teacher", "ssim", "pearson")
+_SUMMARY_COLUMNS = ("model_id", "role", "arch", "alpha", "method", "n_seeds", "n", "accuracy", "attention_rho",
+                    "attention_rho_null", "attention_rho_excess", "logit_rho", "margin_rho", "focus_ratio",
+                    "focus_ratio_null", "focus_fraction", "topk_overlap", "topk_overlap_null", "topk_overlap_excess",
+                    "agree", "kl_to_teacher", "ssim", "pearson")
 
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
@@ -446,6 +563,7 @@ def report_html(
     parts.append(_settings_html(settings, run or {}))
     parts.append("<h2>Findings of the reference study on this zoo</h2>")
     parts.append(findings_table(summary).to_html(index=False, escape=True))
+    parts.append(f"<p><small>{html.escape(VERDICT_RULE)}</small></p>")
     for i, (key, fig) in enumerate(figs.items()):
         parts.append(f"<h2>{html.escape(FIGURES[key])}</h2>")
         parts.append(pio.to_html(fig, include_plotlyjs=(i == 0), full_html=False, div_id=f"kdviz-{key}"))
