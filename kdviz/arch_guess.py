@@ -64,11 +64,9 @@ def _top_modules(keys: Sequence[str] | Mapping[str, object]) -> frozenset[str]:
 
 
 def _library_versions() -> dict[str, str]:
-    import timm
-    import torchvision
+    from importlib.metadata import version  # not `import timm`: that alone costs seconds
 
-    return {"torch": torch.__version__.split("+")[0], "torchvision": torchvision.__version__.split("+")[0],
-            "timm": timm.__version__}
+    return {name: version(name).split("+")[0] for name in ("torch", "torchvision", "timm")}
 
 
 Axes = tuple[tuple[str, int, str], ...]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-import timm
 from torch import nn
 
 from kdviz.models import register_model
@@ -28,6 +27,8 @@ def timm_builder(name: str) -> Callable[..., nn.Module]:
     """``build(*, num_classes, in_channels, **kwargs)`` for timm model ``name``, random weights."""
 
     def build(*, num_classes: int, in_channels: int, **kwargs: object) -> nn.Module:
+        import timm  # imported on first use: `import kdviz` stays fast
+
         return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
 
     return build
@@ -50,6 +51,8 @@ def timm_vit_candidates(*, embed_dim: int, patch: int, tokens: int) -> list[str]
     Only names that can hold these weights are returned, so the caller builds a handful of models rather
     than all ~200 ViTs.
     """
+    import timm
+
     found = []
     for name in timm.list_models(["vit_*", "deit_*", "deit3_*"]):
         m = _VIT_NAME.match(name)
