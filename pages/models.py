@@ -22,7 +22,8 @@ st.caption("Checkpoints (.safetensors, .pt/.pth/.bin/.ckpt state dicts) or a zoo
            "png/jpg images (or one ImageFolder zip) or series (.ts, .csv, .npy). Pickled code is never run"
            + ("." if not up.trust_programs() else "; TorchScript/torch.export programs are allowed by the operator."))
 ck_files = up.remembered_files("up_ckpt", st.file_uploader(
-    "Checkpoints or a zoo (.zip)", type=up.CHECKPOINT_TYPES, accept_multiple_files=True, key="up_ckpt"))
+    "Checkpoints or a zoo (.zip)", type=None, accept_multiple_files=True, key="up_ckpt",  # any name: content decides
+    help="mdistiller's files have no extension (student_best), timm's end in .pth.tar"))
 data_files = up.remembered_files("up_data", st.file_uploader("Inputs", type=up.DATA_TYPES, accept_multiple_files=True,
                                                              key="up_data"))
 if (ck_files or data_files) and not (st.session_state.get("up_ckpt") or st.session_state.get("up_data")):
