@@ -38,6 +38,7 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "correct", "confidence", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
     "kl_to_teacher", "agree", "ssim", "pearson",
     "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
+    "ig_completeness_error", "ig_steps",
 )
 VARIANT_KEYS = ("role", "arch", "alpha", "method")
 _MODEL_COLUMNS = ("model_id", "role", "arch", "alpha", "method")

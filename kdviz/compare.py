@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from kdviz.attribution import Attribution, attribute, predict_logits, resolve_device
+from kdviz.ig_steps import completeness_column, steps_column
 from kdviz.metrics import (
     agreement,
     attention_rank_alignment,
@@ -51,6 +52,7 @@ FRAME_COLUMNS = (
     "confidence", "attention_rho", "logit_rho", "logit_margin", "focus_ratio", "focus_fraction", "topk_overlap",
     "kl_to_teacher", "agree", "ssim", "pearson",
     "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
+    "ig_completeness_error", "ig_steps",
 )
 # Columns of the random-weights reference (NaN on the teacher's rows and when the null is off).
 NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
@@ -392,6 +394,9 @@ def compare_models(
             "topk_overlap_null": nan if null is None else null["topk_overlap"],
             "topk_overlap_excess": nan if null is None else chance_corrected(overlap, null["topk_overlap"]),
             "focus_ratio_null": nan if null is None else null["focus_ratio"],
+            # IG only (NaN/NA otherwise): |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)| and the steps used
+            "ig_completeness_error": completeness_column(attrs[mid], n),
+            "ig_steps": steps_column(attrs[mid], n),
         }
         rows.append(pd.DataFrame(cols))
     frame = pd.concat(rows, ignore_index=True)[list(FRAME_COLUMNS)]

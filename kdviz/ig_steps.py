@@ -22,7 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["MAX_STEPS", "attribute_auto_steps", "completeness_error", "step_ladder", "steps_cost"]
+__all__ = [
+    "MAX_STEPS", "attribute_auto_steps", "completeness_column", "completeness_error", "step_ladder", "steps_column",
+    "steps_cost",
+]
 
 MAX_STEPS = 512  # the largest step count IG's parameter table allows
 _GAP_FLOOR = 1e-8  # |f(x) − f(baseline)| below this counts as this (an input the baseline already explains)
@@ -34,6 +37,22 @@ def completeness_error(raw: np.ndarray, delta: np.ndarray) -> np.ndarray:
     delta = np.asarray(delta, dtype=np.float64).reshape(-1)
     gap = raw.reshape(raw.shape[0], -1).sum(axis=1) - delta
     return np.abs(delta) / np.maximum(np.abs(gap), _GAP_FLOOR)
+
+
+def completeness_column(attr: Any, n: int) -> np.ndarray:
+    """(n,) completeness error of an ``Attribution`` for a results table; NaN for methods without a delta."""
+    err = getattr(attr, "completeness_error", None)
+    return np.full(n, np.nan) if err is None else np.asarray(err, dtype=np.float64)
+
+
+def steps_column(attr: Any, n: int) -> Any:
+    """(n,) IG steps per input (``auto_steps``' choice, else the fixed ``n_steps``); NA for other methods."""
+    import pandas as pd
+
+    if getattr(attr, "method", None) != "integrated_gradients":
+        return pd.array([pd.NA] * n, dtype="Int64")
+    steps = attr.steps if getattr(attr, "steps", None) is not None else np.full(n, attr.params["n_steps"])
+    return pd.array(np.asarray(steps, dtype=np.int64), dtype="Int64")
 
 
 def step_ladder(start: int, max_steps: int = MAX_STEPS) -> tuple[int, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,3 +173,43 @@ def test_shipped_results_agree_with_a_fresh_evaluation(name):
     assert (old["pred"] == new["pred"]).all()
     for col in ("confidence", "attention_rho", "logit_rho", "focus_fraction", "kl_to_teacher", "pearson", "ssim"):
         np.testing.assert_allclose(new[col], old[col], atol=2e-3, rtol=1e-3, err_msg=col)
+
+
+def test_ig_completeness_and_auto_steps_are_stored_per_row(tiny):
+    zoo, data = tiny
+    fixed = ev.evaluate_zoo(zoo, dataset=data, limit=3, batch_size=3, progress_bar=False, **FAST)
+    assert (fixed.frame["ig_steps"] == 4).all()
+    err = fixed.frame["ig_completeness_error"].to_numpy(dtype=float)
+    assert np.isfinite(err).all() and (err >= 0).all()
+    assert "ig_completeness_error" in fixed.summary and "ig_steps" in fixed.summary
+
+    auto = dict(FAST, method_params={"n_steps": 4, "auto_steps": True, "tolerance": 0.05})
+    res = ev.evaluate_zoo(zoo, dataset=data, limit=3, batch_size=3, progress_bar=False, **auto)
+    steps = res.frame["ig_steps"].to_numpy(dtype=int)
+    err = res.frame["ig_completeness_error"].to_numpy(dtype=float)
+    assert set(steps) <= {4, 8, 16, 32, 64, 128, 256, 512}
+    assert ((err <= 0.05) | (steps == 512)).all()
+    assert res.settings.key() != fixed.settings.key()
+
+
+def test_precision_is_a_setting_and_unsupported_precision_is_refused(tiny):
+    from kdviz.precision import cpu_precision_support
+
+    zoo, data = tiny
+    fp32 = ev.make_settings(zoo, dataset="tiny", n_available=7, **FAST)
+    bf16 = ev.make_settings(zoo, dataset="tiny", n_available=7, precision="bf16", **FAST)
+    assert fp32.precision == "fp32" and bf16.key() != fp32.key()
+    # an fp32 key hashes exactly what keys hashed before precision was a setting, so older caches still resume
+    old = {k: v for k, v in fp32.to_dict().items() if k not in ("limit", "n_inputs", "precision")}
+    assert fp32.key() == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    with pytest.raises(ValueError, match="precision"):
+        ev.make_settings(zoo, dataset="tiny", n_available=7, precision="int8", **FAST)
+    opts = dict(dataset=data, limit=2, batch_size=2, progress_bar=False, precision="bf16", device="cpu", **FAST)
+    if not cpu_precision_support("bf16").supported:
+        with pytest.raises(ValueError, match="avx512_bf16"):
+            ev.evaluate_zoo(zoo, **opts)
+    res = ev.evaluate_zoo(zoo, allow_emulated_precision=True, **opts)
+    ref = ev.evaluate_zoo(zoo, **dict(opts, precision="fp32"))
+    assert res.settings.precision == "bf16"
+    assert list(res.frame["input_id"]) == list(ref.frame["input_id"])
+    assert not np.allclose(res.frame["pearson"], ref.frame["pearson"], atol=1e-7, rtol=0)  # bf16 really ran
