@@ -40,6 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--parts", default=None,
                    help="slic:N, grid:RxC or segments:N (default slic:50 for images, segments:10 for series)")
     p.add_argument("--k", type=int, default=5, help="teacher's top-k parts for focus and overlap (default 5)")
+    p.add_argument("--null-copies", type=int, default=3,
+                   help="random-weights copies per student architecture for the null (default 3; 0 = off)")
     p.add_argument("--limit", type=int, help="evaluate only the first N test inputs")
     p.add_argument("--batch-size", type=int, default=50, help="inputs per batch, the resume unit (default 50)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_zoo(
             zoo, dataset=dataset, method=args.method, method_params=_method_params(args.method, args.steps, args.internal_batch_size, args.tolerance),
             parts=parts, k=args.k, limit=args.limit, batch_size=args.batch_size, device=args.device,
-            cache_dir=partial, progress_bar=not args.quiet, precision=args.precision, cluster=cluster,
+            cache_dir=partial, progress_bar=not args.quiet, precision=args.precision, cluster=cluster, null_copies=args.null_copies,
         )
     except (ValueError, FileNotFoundError, ConnectionError) as exc:
         print(f"kdviz evaluate: {exc}", file=sys.stderr)

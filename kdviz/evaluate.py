@@ -60,6 +60,7 @@ RUN_KEY = b"kdviz.run"
 METRIC_COLUMNS: tuple[str, ...] = (
     "correct", "confidence", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
     "kl_to_teacher", "agree", "ssim", "pearson",
+    "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
 )
 _MODEL_COLUMNS = ("model_id", "role", "arch", "alpha", "method")
 
@@ -81,6 +82,7 @@ class EvalSettings:
     target: str = "teacher"
     precision: str = "fp32"  # autocast precision of every model call (kdviz.precision)
     kdviz_version: str = kdviz.__version__
+    null_copies: int = 3  # random-weights copies per student architecture (kdviz.nulls); 0 = no null
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -91,6 +93,7 @@ class EvalSettings:
     def from_dict(cls, d: dict[str, Any]) -> EvalSettings:
         d = dict(d)
         d["models"] = tuple(tuple(m) for m in d.get("models", ()))
+        d.setdefault("null_copies", 0)  # files written before the random-weights null have none
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -139,34 +142,16 @@ class EvalResult:
 
 
 def summarize(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
-    """Per-model means of ``METRIC_COLUMNS`` with percentile-bootstrap intervals (``metrics.bootstrap_ci``).
+    """Per-model means with percentile-bootstrap intervals: ``kdviz.aggregate.summarize_models``.
 
     One row per model (in order of first appearance): ``model_id, role, arch, alpha, method, n``, then for
-    each metric ``m``: ``m``, ``m_low``, ``m_high``; ``accuracy`` (= mean of ``correct``) with its interval.
-    Infinite focus ratios (no mass outside the teacher's top parts) are left out of its mean and counted
-    in ``focus_ratio_n_inf``; NaN (undefined) values are left out and the mean is over the rest.
+    each metric ``m``: ``m``, ``m_low``, ``m_high``; ``accuracy`` (= mean of ``correct``) with its interval,
+    the random-weights null and excess columns, and ``margin_rho`` (output alignment across inputs).
+    Replicates of one variant (several seeds) are summarised together by ``kdviz.aggregate.summarize_variants``.
     """
-    from kdviz.metrics import mean_ci
+    from kdviz.aggregate import summarize_models
 
-    rows = []
-    for model_id, g in frame.groupby("model_id", sort=False):
-        first = g.iloc[0]
-        row: dict[str, Any] = {c: first[c] for c in _MODEL_COLUMNS if c in g}
-        row["model_id"] = model_id
-        row["n"] = len(g)
-        for col in METRIC_COLUMNS:
-            if col not in g:
-                continue
-            v = pd.to_numeric(g[col].astype("Float64"), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-            if col == "focus_ratio":
-                row["focus_ratio_n_inf"] = int(np.isinf(v).sum())
-                v = np.where(np.isinf(v), np.nan, v)
-            name = "accuracy" if col == "correct" else col
-            row[name], row[f"{name}_low"], row[f"{name}_high"] = mean_ci(
-                v, confidence=confidence, n_resamples=n_resamples
-            )
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return summarize_models(frame, confidence=confidence, n_resamples=n_resamples)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,7 +178,7 @@ def _teacher_and_students(zoo: Any) -> tuple[Any, list[Any]]:
 def make_settings(
     zoo: Any, *, dataset: str, n_available: int, method: str = "integrated_gradients",
     method_params: dict[str, Any] | None = None, parts: str = "slic:50", k: int = 5, limit: int | None = None,
-    batch_size: int = 50, precision: str = "fp32", target: str = "teacher",
+    batch_size: int = 50, precision: str = "fp32", target: str = "teacher", null_copies: int = 3,
 ) -> EvalSettings:
     """Validated settings for evaluating ``zoo`` (method parameters resolved against the method table)."""
     from kdviz.compare import parse_parts
@@ -210,13 +195,15 @@ def make_settings(
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {list(PRECISIONS)}")
+    if null_copies < 0:
+        raise ValueError(f"null_copies={null_copies} must be >= 0 (0 = no random-weights reference)")
     teacher, students = _teacher_and_students(zoo)
     n = n_available if limit is None else min(int(limit), n_available)
     return EvalSettings(
         zoo=str(zoo.name), dataset=dataset, method=name, method_params=params, parts=str(parse_parts(parts)),
         k=int(k), limit=None if limit is None else int(limit), n_inputs=int(n), batch_size=int(batch_size),
         models=tuple((str(m.id), _sha256(m)) for m in [teacher, *students]),
-        precision=precision, target=target,
+        precision=precision, target=target, null_copies=int(null_copies),
     )
 
 
@@ -260,6 +247,7 @@ def evaluate_zoo(
     precision: str = "fp32",
     cluster: Any = None,
     allow_emulated_precision: bool = False,
+    null_copies: int = 3,
 ) -> EvalResult:
     """Evaluate every model of ``zoo`` against its teacher on the first ``limit`` test inputs.
 
@@ -280,6 +268,8 @@ def evaluate_zoo(
         (``allow_emulated_precision`` lets a CPU emulate it, for fidelity measurements only)
     cluster : None (this process), a ``kdviz.distributed.ClusterOptions`` or a ``RayEvaluator``: compute
         the batches on Ray workers (same table, same cache)
+    null_copies : random-weights copies per student architecture for the ``*_null`` / ``*_excess`` columns
+        (``kdviz.nulls``; 0 turns the null off)
 
     Returns
     -------
@@ -294,7 +284,7 @@ def evaluate_zoo(
     x_all, y_all = dataset.x_test, dataset.y_test
     settings = make_settings(
         zoo, dataset=str(dataset.name), n_available=len(x_all), method=method, method_params=method_params,
-        parts=parts, k=k, limit=limit, batch_size=batch_size, precision=precision,
+        parts=parts, k=k, limit=limit, batch_size=batch_size, precision=precision, null_copies=null_copies,
     )
     teacher, students = _teacher_and_students(zoo)
     folder = None if cache_dir is None else Path(cache_dir) / settings.key()
@@ -388,7 +378,7 @@ def _evaluate_batch(
         compare_models, settings.precision, device, allow_emulated,
         teacher, students, model_in, labels=y, method=settings.method, method_params=settings.method_params,
         parts=settings.parts, k=settings.k, target=settings.target, device=device, images_for_slic=x,
-        input_ids=[int(i) for i in ids],
+        input_ids=[int(i) for i in ids], null_copies=settings.null_copies,
     )
     return comparison.frame
 
