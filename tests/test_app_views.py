@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from kdviz.models import create_model
+
 PAGES = ["models", "attention_maps", "temporal_saliency", "part_focus", "alignment", "report"]
 
 
@@ -155,3 +157,22 @@ def test_report_result_belongs_to_its_set(app_path: str, tiny_image_set) -> None
     at.session_state["kdviz_upload_set"] = first
     at.run()
     assert any("2 test inputs × 3 models" in i.value for i in at.info)  # its own comes back
+
+
+def test_an_image_with_fewer_parts_than_k_uses_what_it_has(app_path: str, tiny_image_set) -> None:
+    """Colour noise gives SLIC a single superpixel (measured: 1 for 3×32×32 noise at n=50): the page says so
+    and uses k = 1 instead of failing with "k=5 exceeds the number of parts"."""
+    from kdviz.parts import slic_labels
+
+    noise = np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32)
+    assert slic_labels(noise, n_segments=50).max() == 0  # the premise: one part
+    models = tuple(dataclasses.replace(m, module=create_model(m.arch, num_classes=10, in_channels=3).eval(),
+                                       sha256=f"rgb-{m.sha256}") for m in tiny_image_set.models)
+    pool = dataclasses.replace(tiny_image_set.pool, x=noise, labels=tiny_image_set.pool.labels[:1], names=("noise",))
+    rgb = dataclasses.replace(tiny_image_set, models=models, pool=pool, input_shape=(3, 32, 32),
+                              mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    at = _app(app_path, rgb)
+    at.switch_page("pages/attention_maps.py").run()
+    _ok(at)
+    assert any("only 1 part" in w.value and "k = 1" in w.value for w in at.warning)
+    assert at.get("plotly_chart")

@@ -213,9 +213,17 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
     input_hash = array_hash(x, display)
     start = time.perf_counter()
 
+    with st.spinner("Splitting the inputs into parts…"):
+        part_lab = _part_labels_cached(parts, array_hash(display), x, display, superfeature_parts(mset, parts))
+    n_parts = int(part_lab.max()) + 1
+    k = min(settings.k, n_parts)
+    if k < settings.k:  # e.g. SLIC finds few superpixels in a small or flat image
+        st.warning(f"These inputs have only {n_parts} part(s) with parts {parts}, so k = {k} is used instead of "
+                   f"{settings.k}; more parts (a larger n, or a grid) give the focus ratio more to work with.")
+
     def run(device: str) -> Comparison:
         use = usable_set(mset, x, device)
-        key = (use.hashes, input_hash, settings.method, settings.params, parts, settings.k, device, lab,
+        key = (use.hashes, input_hash, settings.method, settings.params, parts, k, device, lab,
                tuple(str(i) for i in ids), copies)
         found = _comparisons().get(key)
         if found is not None:
@@ -226,8 +234,6 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
             return _attribution_cached(_model_key(entry, model_keys), input_hash, settings.method, settings.params,
                                        tuple(int(t) for t in targets), dev, entry.module, xb)
 
-        with st.spinner("Splitting the inputs into parts…"):
-            part_lab = _part_labels_cached(parts, array_hash(display), x, display, superfeature_parts(mset, parts))
         bar = st.progress(0.0, text=f"{settings.method_label}: starting…")
 
         def progress(done: int, total: int, model_id: str) -> None:
@@ -238,7 +244,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
         try:
             result = compare_models(
                 use.teacher, list(use.students), x, labels=None if lab is None else np.asarray(lab),
-                method=settings.method, method_params=settings.method_params, parts=parts, k=settings.k,
+                method=settings.method, method_params=settings.method_params, parts=parts, k=k,
                 device=device, input_ids=list(ids), null_copies=copies, attribute_fn=attribute_fn,
                 progress=progress, part_labels=part_lab,
             )
