@@ -48,8 +48,9 @@ PRESETS: dict[str, InputPreset] = {
 def guess_preset(arch: str, num_classes: int) -> InputPreset | None:
     """The preset a checkpoint of ``arch`` with ``num_classes`` outputs was most likely trained with.
 
-    CIFAR families: CIFAR-10 for 10 classes, else CIFAR-100 (the benchmark's dataset); timm and torchvision:
-    ImageNet. None for time-series models and architectures outside the registry (trusted programs).
+    CIFAR families: CIFAR-10 for 10 classes, else CIFAR-100 (the benchmark's dataset); torchvision: ImageNet;
+    timm: what timm records for the model (ImageNet for DeiT, mean = std = 0.5 for ViT). None for time-series
+    models and architectures outside the registry (trusted programs).
     """
     try:
         family = models.model_info(arch).family
@@ -57,9 +58,27 @@ def guess_preset(arch: str, num_classes: int) -> InputPreset | None:
         return None
     if family in ("cifar_resnet", "cifar_kd"):
         return PRESETS["CIFAR-10" if num_classes == 10 else "CIFAR-100"]
-    if family in ("timm", "torchvision"):
+    if family == "timm":
+        return _timm_preset(arch)
+    if family == "torchvision":
         return PRESETS["ImageNet"]
     return None
+
+
+def _timm_preset(arch: str) -> InputPreset:
+    """The input size and statistics timm records for ``arch`` (its pretrained config, read offline); timm's
+    train.py normalises with these by default, so a model trained from scratch with timm expects them too.
+    ``vit_*`` models use mean = std = 0.5, DeiT uses ImageNet's; ``*_384`` models take 384×384."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(arch)
+    if cfg is None:
+        return PRESETS["ImageNet"]
+    size = (int(cfg.input_size[1]), int(cfg.input_size[2]))
+    preset = InputPreset(f"timm {arch}", size, tuple(cfg.mean), tuple(cfg.std))
+    imagenet = PRESETS["ImageNet"]
+    same = (size, preset.mean, preset.std) == (imagenet.size, imagenet.mean, imagenet.std)
+    return imagenet if same else preset
 
 
 def display_scale(height: int, width: int, *, min_side: int = 160) -> int:
