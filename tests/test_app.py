@@ -50,6 +50,7 @@ def _numbers(at: AppTest, key: str):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the first test to load a demo zoo; bounded, but a busy 2-core box needs > 300 s
 @pytest.mark.parametrize("set_key", ["demo-image", "demo-series"])
 def test_every_page_renders(app_path: str, require_zoo, set_key: str) -> None:
     require_zoo(set_key)
