@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    "MAX_STEPS", "attribute_auto_steps", "completeness_column", "completeness_error", "step_ladder", "steps_column",
+    "MAX_STEPS", "attribute_auto_steps", "completeness_caption", "completeness_column", "completeness_error", "step_ladder", "steps_column",
     "steps_cost",
 ]
 
@@ -53,6 +53,23 @@ def steps_column(attr: Any, n: int) -> Any:
         return pd.array([pd.NA] * n, dtype="Int64")
     steps = attr.steps if getattr(attr, "steps", None) is not None else np.full(n, attr.params["n_steps"])
     return pd.array(np.asarray(steps, dtype=np.int64), dtype="Int64")
+
+
+def completeness_caption(frame: Any, *, tolerance: float = 0.01) -> str:
+    """One line for the IG maps of a comparison frame (``ig_completeness_error``, ``ig_steps``, ``model_id``):
+    the worst completeness error and whose it is, and what to do when it is above ``tolerance``."""
+    err = np.asarray(frame["ig_completeness_error"], dtype=np.float64)
+    if err.size == 0 or not np.isfinite(err).any():
+        return ""
+    worst = int(np.nanargmax(err))
+    steps = sorted({int(s) for s in frame["ig_steps"].dropna()})
+    text = (f"IG completeness error |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)|: median "
+            f"{np.nanmedian(err):.1%}, worst {err[worst]:.1%} ({frame['model_id'].iloc[worst]}); steps "
+            f"{', '.join(map(str, steps))}.")
+    if err[worst] > tolerance:
+        text += (f" Above {tolerance:.0%} a map does not yet add up to the output change it explains: raise the "
+                 "steps, or turn on auto_steps.")
+    return text
 
 
 def step_ladder(start: int, max_steps: int = MAX_STEPS) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ import torch
 __all__ = [
     "PRECISIONS",
     "PrecisionSupport",
+    "available_precisions",
     "check_precision",
     "cpu_flags",
     "cpu_precision_support",
@@ -107,6 +108,12 @@ def precision_support(device: str | torch.device, precision: str) -> PrecisionSu
     if dev.type == "mps" and precision == "fp16":
         return PrecisionSupport(precision, str(dev), True, "MPS autocast fp16")
     return PrecisionSupport(precision, str(dev), False, f"{precision} autocast is not supported on {dev.type}")
+
+
+def available_precisions(device: str | torch.device) -> tuple[list[str], list[PrecisionSupport]]:
+    """Precisions that run natively on ``device`` (fp32 first), and the support records of those that do not."""
+    supports = [precision_support(device, p) for p in PRECISIONS]
+    return [s.precision for s in supports if s.supported], [s for s in supports if not s.supported]
 
 
 def check_precision(device: str | torch.device, precision: str, *, allow_emulated: bool = False) -> None:

@@ -3,6 +3,7 @@ architecture, columns = α)."""
 
 import streamlit as st
 
+from kdviz.ig_steps import completeness_caption
 from kdviz.metrics import format_metric
 from kdviz.plots import attention_grid
 from kdviz.ui.compute import compare, summarise
@@ -28,7 +29,7 @@ with guard("draw the attention maps"):
         st.info("This model set works on time series: see the **Temporal saliency** page.")
         raise Stop
     st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)} · k = {settings.k}")
-    pick, look, scale_col, more = st.columns([4, 2, 2, 2])
+    pick, look, scale_col, more = st.columns([4, 2, 2, 3])
     with pick:
         display, labels, names = choose_inputs(mset, settings, key="att")
     with look:
@@ -68,12 +69,14 @@ with guard("draw the attention maps"):
         display[0], {mid: comp.attributions[mid].importance[0] for mid in show}, frame,
         captions=captions, overlay=overlay.startswith("overlay"), shared_scale=scale == "shared", difference=diff,
         title=f"{names[0]}{truth} — {settings.method_label}", differs=differs,
-        width_px=1420 if big else 1100, max_height_px=760 if big else 700, font_size=15 if big else 11,
+        width_px=1420 if big else 1100, max_height_px=700 if big else 640, font_size=15 if big else 11,
     )
     chart(fig, name="attention_maps")
     st.caption(f"Each caption: the model's prediction (confidence) · ρ = attention rank alignment to the teacher "
                f"(Spearman of part importances) · focus = mass in the teacher's top-{settings.k} parts / mass outside. "
                "A red frame and ≠ mark a student that predicts another class than the teacher. Hover for values.")
+    if settings.method == "integrated_gradients":
+        st.caption(completeness_caption(frame))
     with st.expander("Numbers", expanded=True):
         summary = summarise(frame)
         summary["pred_name"] = list(frame.drop_duplicates("model_id")["pred_name"])

@@ -89,3 +89,16 @@ def test_fixed_steps_report_the_error_and_no_steps(demo_student):
     assert out.steps is None and out.completeness_error.shape == (2,)
     assert attribute(model, x[:2], method="saliency", target=None).completeness_error is None
     assert MAX_STEPS == 512
+
+
+def test_completeness_caption_names_the_worst_map_and_what_to_do():
+    import pandas as pd
+
+    from kdviz.ig_steps import completeness_caption
+
+    frame = pd.DataFrame({"model_id": ["t", "s1", "s2"], "ig_completeness_error": [0.002, 0.036, 0.004],
+                          "ig_steps": pd.array([64, 64, 64], dtype="Int64")})
+    text = completeness_caption(frame)
+    assert "worst 3.6% (s1)" in text and "steps 64" in text and "auto_steps" in text
+    assert "auto_steps" not in completeness_caption(frame.assign(ig_completeness_error=[0.001, 0.002, 0.003]))
+    assert completeness_caption(frame.assign(ig_completeness_error=np.nan)) == ""

@@ -92,3 +92,12 @@ def test_bf16_maps_rank_like_fp32_on_demo_models(zoo, file, classes, bound):
     rho = [scipy.stats.spearmanr(a.ravel(), b.ravel())[0] for a, b in zip(fp32.importance, bf16.importance, strict=True)]
     assert min(rho) >= bound, rho
     assert not np.array_equal(fp32.raw, bf16.raw)  # bf16 really ran
+
+
+def test_available_precisions_on_the_cpu_follow_its_flags():
+    from kdviz.precision import available_precisions
+
+    ok, missing = available_precisions("cpu")
+    assert ok[0] == "fp32"
+    assert ("bf16" in ok) is cpu_precision_support("bf16").supported
+    assert {m.precision for m in missing} | set(ok) == {"fp32", "bf16", "fp16"}

@@ -29,6 +29,7 @@ from kdviz.attribution import Attribution, attribute, predict_logits
 from kdviz.compare import Comparison, compare_models, parse_parts
 from kdviz.compare import _part_labels as part_labels_for  # the same labelling compare_models does
 from kdviz.metrics import mean_ci
+from kdviz.precision import precision_context
 from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.sidebar import Settings
 from kdviz.ui.superfeatures import superfeature_parts
@@ -60,13 +61,14 @@ _configure_threads()
 
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _attribution_cached(model_key: str, input_hash: str, method: str, params: tuple, targets: tuple[int, ...],
-                        device: str, _module: Any, _x: np.ndarray) -> Attribution:
+                        device: str, _module: Any, _x: np.ndarray, precision: str = "fp32") -> Attribution:
     """One model's attribution of one batch, keyed by (model, inputs, method, parameters, targets, device).
 
     Parts and k are not in the key: changing them reuses every attribution and recomputes only metrics.
     """
-    return attribute(_module, _x, method=method, target=np.asarray(targets, dtype=np.int64), device=device,
-                     **dict(params))
+    with precision_context(device, precision):
+        return attribute(_module, _x, method=method, target=np.asarray(targets, dtype=np.int64), device=device,
+                         **dict(params))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -224,7 +226,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
     def run(device: str) -> Comparison:
         use = usable_set(mset, x, device)
         key = (use.hashes, input_hash, settings.method, settings.params, parts, k, device, lab,
-               tuple(str(i) for i in ids), copies)
+               tuple(str(i) for i in ids), copies, settings.precision)
         found = _comparisons().get(key)
         if found is not None:
             return found
@@ -232,7 +234,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
 
         def attribute_fn(entry: Any, xb: np.ndarray, targets: np.ndarray, dev: str) -> Attribution:
             return _attribution_cached(_model_key(entry, model_keys), input_hash, settings.method, settings.params,
-                                       tuple(int(t) for t in targets), dev, entry.module, xb)
+                                       tuple(int(t) for t in targets), dev, entry.module, xb, settings.precision)
 
         bar = st.progress(0.0, text=f"{settings.method_label}: starting…")
 

@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from kdviz.attribution import METHODS, ParamSpec
+from kdviz.precision import available_precisions
 from kdviz.transformer_attribution import method_label, model_kind, unavailable_methods
 from kdviz.ui.sets import DEMO_SETS, UPLOADED
 from kdviz.ui.superfeatures import available_m
@@ -23,6 +24,7 @@ __all__ = ["Settings", "current_settings", "render_sidebar", "method_param_widge
 
 K_SET = "kdviz_set"
 K_DEVICE = "kdviz_device"
+K_PRECISION = "kdviz_precision"
 K_METHOD = "kdviz_method"
 K_PARTS_KIND = "kdviz_parts_kind"
 K_SLIC_N = "kdviz_slic_n"
@@ -40,6 +42,9 @@ UPLOAD_SET = "kdviz_upload_set"  # the ModelSet built on the Models page
 # Parameters a presenter rarely touches: shown in an "advanced" expander.
 _ADVANCED = frozenset({"internal_batch_size", "seed", "integration", "blur_sigma"})
 DEFAULT_METHOD = "integrated_gradients"
+COMPACT_CSS = """<style>
+[data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
+</style>"""
 PRESENTATION_CSS = """<style>
 [data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p { font-size: 1.15rem !important; }
 [data-testid="stMarkdownContainer"] p, [data-testid="stWidgetLabel"] p { font-size: 1.15rem; }
@@ -61,6 +66,7 @@ class Settings:
     null_copies: int = 3  # R random-weights copies per student architecture (0 = no reference)
     presenting: bool = False  # presentation mode: larger fonts, folded sidebar, 16:9 downloads
     figure_format: str = "png"  # download format of the charts' camera button: png | svg
+    precision: str = "fp32"  # autocast precision of attributions (kdviz.precision): fp32 | bf16 | fp16
 
     def parts_for(self, task: str) -> str:
         return self.parts_series if task == "timeseries" else self.parts_image
@@ -275,6 +281,12 @@ def render_sidebar() -> Settings:
                      format_func=devices.get,
                      help="where attributions are computed (the first GPU is chosen when there is one)")
     sb.caption(f"Computing on **{devices[device]}**")
+    precisions, missing = available_precisions(device)
+    precision = _widget(sb.selectbox, K_PRECISION, "fp32", "Precision", precisions, options=precisions,
+                        help="bf16/fp16 autocast: faster where the device computes in it natively; maps move a "
+                             "little (benchmarks/bench_precision.py measures how much)")
+    if missing:
+        sb.caption(" · ".join(f"{m.precision} unavailable: {m.reason.split(';')[0]}" for m in missing))
 
     sb.subheader("Attribution")
     names = list(METHODS)
@@ -348,10 +360,11 @@ def render_sidebar() -> Settings:
                             horizontal=True, format_func=str.upper,
                             help="the format of each chart's camera button")
     settings = Settings(set_key, device, method, tuple(sorted(params.items())), parts_image,
-                        parts_series, int(k), int(null_copies), bool(presenting), figure_format)
+                        parts_series, int(k), int(null_copies), bool(presenting), figure_format, precision)
     st.session_state[K_SETTINGS] = settings
-    if presenting:  # larger captions and text for a projector (charts: kdviz.ui.widgets.chart)
-        st.markdown(PRESENTATION_CSS, unsafe_allow_html=True)
+    # Less empty space above the title on every page (Streamlit's default is 6rem), so a grid fits one screen;
+    # in presentation mode, larger captions and text for a projector (charts: kdviz.ui.widgets.chart).
+    st.html(COMPACT_CSS + (PRESENTATION_CSS if presenting else ""))
     saved = st.session_state[_SAVED]
     url = {URL_NAMES[key]: saved[key] for key in URL_NAMES if key in saved}
     url.update({"p_" + name: value for name, value in params.items()})
