@@ -183,3 +183,33 @@ def test_registry_attributes() -> None:
         assert fn.category in ("parts", "logits", "maps"), name
         assert fn.label
     assert METRICS["predictive_divergence"].higher_is_better is False
+
+
+def test_two_class_logit_alignment_is_undefined_with_a_reason() -> None:
+    from kdviz.metrics import logit_alignment, undefined_reason
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    assert np.isnan(logit_alignment(a, b)).all()  # ranks of two logits are ±1 whatever the model
+    assert "2 classes" in undefined_reason("logit_rho", n_classes=2)
+    assert undefined_reason("logit_rho", n_classes=10) is None
+    assert "parts" in undefined_reason("attention_rho", n_parts=2)
+    three = rng.normal(size=(6, 3))
+    assert np.isfinite(logit_alignment(three, three + 0.1 * rng.normal(size=(6, 3)))).all()
+
+
+def test_logit_margins_and_margin_alignment_against_scipy() -> None:
+    from kdviz.metrics import logit_margin, margin_alignment, output_margin_class
+
+    z = np.array([[2.0, 0.5, 1.0], [0.0, 3.0, -1.0]])
+    np.testing.assert_allclose(logit_margin(z, np.array([0, 2])), [1.0, -4.0])  # z_c − max_{j≠c} z_j
+    binary = np.array([[0.2, 1.2], [2.0, -1.0]])
+    np.testing.assert_array_equal(output_margin_class(binary), [1, 1])  # log-odds of class 1
+    np.testing.assert_allclose(logit_margin(binary, output_margin_class(binary)), [1.0, -3.0])
+    np.testing.assert_array_equal(output_margin_class(z), [0, 1])  # ≥ 3 classes: the teacher's prediction
+    rng = np.random.default_rng(4)
+    t = rng.normal(size=50)
+    s = t + rng.normal(size=50)
+    assert margin_alignment(s, t) == pytest.approx(scipy.stats.spearmanr(s, t).statistic, abs=1e-12)
+    assert math.isnan(margin_alignment(s[:2], t[:2]))
+    assert math.isnan(margin_alignment(np.ones(10), t[:10]))
