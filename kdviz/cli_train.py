@@ -57,6 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--jobs", type=int, default=1, help="train students in N worker processes")
     b.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
     b.add_argument("--resume", action="store_true", help="reuse models already finished in --out")
+    b.add_argument("--seeds", type=int, default=1,
+                   help="training-seed replicates of the recipe's replicate architectures at every α (default 1)")
     b.set_defaults(func=run_zoo_build)
 
     sfp = zsub.add_parser("superfeatures", help="build the teacher's M superfeatures and store them with a zoo")
@@ -126,7 +128,7 @@ def run_zoo_build(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     manifest = build_zoo(args.name, Path(args.out), quick=args.quick, jobs=args.jobs, threads=args.threads,
-                         resume=args.resume, log=lambda s: print(s, flush=True))
+                         resume=args.resume, seeds=args.seeds, log=lambda s: print(s, flush=True))
     print(f"wrote {Path(args.out) / 'zoo.json'}: {len(manifest.models)} models in {time.perf_counter() - start:.0f} s")
     return 0
 

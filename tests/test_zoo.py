@@ -134,3 +134,20 @@ def test_distill_command_trains_one_student(tmp_path: Path, capsys: pytest.Captu
     assert loaded.num_classes == 2 and loaded.params > 0
     with pytest.raises(SystemExit, match="teacher"):
         main(["distill", "--arch", "fcn_w8", "--alpha", "0.5", "--data", "gunpoint", "--out", str(out)])
+
+
+def test_seed_replicates_plan() -> None:
+    from kdviz.zoo import ZOO_RECIPES, _plan
+
+    _, one = _plan(ZOO_RECIPES["mnist"], quick=False)
+    _, three = _plan(ZOO_RECIPES["mnist"], quick=False, seeds=3)
+    ids = [job[0] for job in three]
+    assert len(three) == len(one) + 2 * 3  # resnet8: 3 seeds × 3 α instead of 1 × 3
+    assert {f"resnet8_a{a}_s{s}" for a in ("1", "0.5", "0.1") for s in (1, 2, 3)} <= set(ids)
+    assert "resnet20_a0.5" in ids and "resnet20_a0.5_s2" not in ids  # only the recipe's replicate archs
+    seeds = {job[0]: job[2].seed for job in three}
+    assert seeds["resnet8_a0.5_s3"] == 3 and seeds["resnet20_a0.5"] == 1
+    epochs = {job[0]: job[2].epochs for job in three}
+    assert epochs["resnet8_a0.1_s2"] == 12 and epochs["resnet20_a0.1"] == 3
+    with pytest.raises(ValueError, match="seeds"):
+        _plan(ZOO_RECIPES["mnist"], quick=False, seeds=0)
