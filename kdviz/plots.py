@@ -465,7 +465,7 @@ def add_null_bands(fig: go.Figure, summary: pd.DataFrame, metric: str, *, label:
         return fig
     students = summary[summary["role"] != "teacher"]
     archs = [a for a in (fig.data[0].x if fig.data and fig.data[0].x is not None else [])]
-    first = True
+    first, banded = True, False
     for i, arch in enumerate(archs):
         rows = students[(students["arch"] == arch) & students[col].notna()]
         if rows.empty:
@@ -474,13 +474,14 @@ def add_null_bands(fig: go.Figure, summary: pd.DataFrame, metric: str, *, label:
         lo = float(rows[f"{col}_lo"].mean()) if f"{col}_lo" in rows else mean
         hi = float(rows[f"{col}_hi"].mean()) if f"{col}_hi" in rows else mean
         if hi > lo:
+            banded = True
             fig.add_shape(type="rect", x0=i - 0.45, x1=i + 0.45, y0=lo, y1=hi, xref="x", yref="y",
                           fillcolor=NULL_COLOUR, line_width=0, layer="below")
         fig.add_shape(type="line", x0=i - 0.45, x1=i + 0.45, y0=mean, y1=mean, xref="x", yref="y",
                       line={"color": "rgb(90, 90, 90)", "dash": "dash", "width": 2}, layer="above")
         first = False
     if not first:  # one legend entry for the bands (shapes have none)
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"{label} (band: 95% interval)",
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=label + (" (band: 95% interval)" if banded else ""),
                                  line={"color": "rgb(90, 90, 90)", "dash": "dash", "width": 2},
                                  hoverinfo="skip"))
     return fig
