@@ -38,7 +38,8 @@ class ArchGuess:
     score : fraction of tensors with the same name and shape (1.0 when exact).
     dims : (num_classes, in_channels) ``arch`` needs to hold the weights.
     ties : other architectures that fit exactly as well; the weights cannot tell them apart.
-    alternatives : nearest non-exact architectures with their scores, best first.
+    alternatives : nearest non-exact architectures with their scores, best first (looked for only when
+        nothing fits exactly: scoring them means building them).
     """
 
     arch: str | None
@@ -205,6 +206,15 @@ def _score(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> tuple[float, tup
     return score, dims
 
 
+def _index_verdict(arch: str, shapes: Mapping[str, tuple[int, ...]]) -> bool | None:
+    """Whether ``shapes`` (already known to have ``arch``'s key names) fit ``arch`` exactly, from the index
+    alone; None when the index cannot say (the architecture must be built)."""
+    entry = key_index().get(arch)
+    if entry is None or entry.shapes_sha is None:
+        return None
+    return not _stray_optional(shapes) and shape_fingerprint(shapes, entry.axes) == entry.shapes_sha
+
+
 def _stray_optional(shapes: Mapping[str, tuple[int, ...]]) -> bool:
     """An optional buffer (``bn.num_batches_tracked``) outside a batch-norm layer: not from this family."""
     return any(k.endswith(OPTIONAL) and k.rsplit(".", 1)[0] + ".running_mean" not in shapes for k in shapes)
@@ -246,9 +256,13 @@ def guess(state: Mapping[str, torch.Tensor] | Mapping[str, tuple[int, ...]], *,
     same_keys = [a for a, e in index.items() if e.keys_sha == sha]
     live = [a for a in _timm_vit_candidates(shapes) if a not in index]
     same_keys += [a for a in live if models.key_fingerprint(a)[0] == sha]
-    scored = {a: _score(a, shapes) for a in same_keys}
+    verdicts = {a: _index_verdict(a, shapes) for a in same_keys}
+    scored = {a: (1.0, dims_for(a, shapes)) for a, v in verdicts.items() if v}
+    scored |= {a: _score(a, shapes) for a, v in verdicts.items() if v is None}  # not in the index: build
     exact = sorted(a for a, (s, d) in scored.items() if s == 1.0 and d is not None)
-    if not exact:  # nearest by shared top-level modules, then by tensors that fit
+    if not exact:  # nearest by shared top-level modules, then by tensors that fit (these are built)
+        for a in same_keys:
+            scored.setdefault(a, _score(a, shapes))
         top = _top_modules(shapes)
         overlap = {a: len(top & e.top) / len(top | e.top) for a, e in index.items() if top | e.top}
         pool = sorted((a for a in overlap if overlap[a] >= 0.5), key=lambda a: -overlap[a])[:8]
