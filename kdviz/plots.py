@@ -452,7 +452,7 @@ def _model_label(row: pd.Series) -> str:
 NULL_COLOUR = "rgba(120, 120, 120, 0.25)"
 
 
-def add_null_bands(fig: go.Figure, summary: pd.DataFrame, metric: str, *, label: str = "random weights") -> go.Figure:
+def add_null_bands(fig: go.Figure, summary: pd.DataFrame, metric: str, *, label: str = "untrained") -> go.Figure:
     """Draw the random-weights reference of ``metric`` on a bar chart whose x axis is the architecture.
 
     For each student architecture with a value in ``<metric>_null``: a grey band over its bars from the
@@ -481,7 +481,7 @@ def add_null_bands(fig: go.Figure, summary: pd.DataFrame, metric: str, *, label:
                       line={"color": "rgb(90, 90, 90)", "dash": "dash", "width": 2}, layer="above")
         first = False
     if not first:  # one legend entry for the bands (shapes have none)
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=label + (" (band: 95% interval)" if banded else ""),
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=label + (" ±95%" if banded else ""),
                                  line={"color": "rgb(90, 90, 90)", "dash": "dash", "width": 2},
                                  hoverinfo="skip"))
     return fig
