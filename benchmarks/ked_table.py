@@ -44,7 +44,8 @@ def main() -> None:
     p.add_argument("--null", type=int, default=3, help="random-weights copies of the architecture")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--batch", type=int, default=100)
-    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--start", type=int, default=0, help="first test input (split a long run over processes)")
+    p.add_argument("--limit", type=int, default=None, help="last test input + 1 (default: the whole split)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -55,7 +56,7 @@ def main() -> None:
     ds = load_dataset(zoo.dataset)
     students = [m for m in zoo.students if m.arch == args.arch and m.alpha == args.alpha]
     print(f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; students: {[m.id for m in students]}", flush=True)
-    x_all, y_all = ds.x_test[: args.limit], ds.y_test[: args.limit]
+    x_all, y_all = ds.x_test[args.start : args.limit], ds.y_test[args.start : args.limit]
     params = {"n_steps": args.steps}
     frames: dict[str, list[pd.DataFrame]] = {parts: [] for parts in args.parts}
     for lo in range(0, len(x_all), args.batch):
@@ -73,7 +74,8 @@ def main() -> None:
             comp = compare_models(zoo.teacher, students, x, labels=y, method="integrated_gradients",
                                   method_params=params, parts=parts, k=args.k, null_copies=args.null,
                                   images_for_slic=x_disp if x_disp.ndim == 4 else None,
-                                  input_ids=list(range(lo, lo + len(x))), attribute_fn=attribute_fn)
+                                  input_ids=list(range(args.start + lo, args.start + lo + len(x))),
+                                  attribute_fn=attribute_fn)
             frames[parts].append(comp.frame)
         print(f"[{time.perf_counter() - start:6.0f}s] inputs {lo}..{lo + len(x) - 1} done", flush=True)
     for parts, chunks in frames.items():
