@@ -62,7 +62,7 @@ class RandomisationResult:
 
     blocks : the re-initialised blocks, top (output) first — the cascading order.
     cascading_rho : (n_blocks, N) ρ after re-initialising ``blocks[:i+1]``, mean over seeds; the last row is
-        the fully randomised teacher.
+        the fully randomised teacher (only that row with ``full_only``).
     independent_rho : (n_blocks, N) ρ with only ``blocks[i]`` re-initialised, mean over seeds.
     """
 
@@ -172,6 +172,7 @@ def randomisation_test(
     attribute_fn: AttributeFn | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     parts_name: str = "",
+    full_only: bool = False,
 ) -> RandomisationResult:
     """Cascading and independent randomisation of ``teacher`` (architecture ``arch``) on ``inputs``.
 
@@ -183,7 +184,10 @@ def randomisation_test(
     part_labels : (N, H, W) / (N, L) parts shared by every copy (e.g. ``compare.Comparison.part_labels``)
     seeds : one fully random network per seed; ρ is averaged over seeds
     attribute_fn : ``(entry, x, targets, device) -> Attribution`` (a cached one from a UI); default
-        ``kdviz.attribution.attribute`` with ``method`` and ``method_params``
+        ``kdviz.attribution.attribute`` with ``method`` and ``method_params``. Copies' ids name the architecture,
+        seed and blocks, not the teacher: a cache must key on the teacher too.
+    full_only : only the fully randomised teacher (what the verdict needs): ``cascading_rho`` then has one row
+        and ``independent_rho`` none — 1 attribution per seed instead of 2 × blocks
     """
     from kdviz.distill import seeded_model
 
@@ -209,20 +213,23 @@ def randomisation_test(
         return part_importance(attr.importance, labels, n_parts=n_parts)
 
     v_teacher = run(_Copy(f"teacher:{arch}", arch, teacher, role="teacher"))
-    total = 2 * len(blocks) * len(seeds)
+    steps = [len(blocks) - 1] if full_only else list(range(len(blocks)))
+    total = (1 if full_only else 2 * len(blocks)) * len(seeds)
     done = 0
-    cascading = np.zeros((len(seeds), len(blocks), x.shape[0]))
-    independent = np.zeros_like(cascading)
+    cascading = np.zeros((len(seeds), len(steps), x.shape[0]))
+    independent = np.zeros((len(seeds), 0 if full_only else len(blocks), x.shape[0]))
     for si, seed in enumerate(seeds):
         random_model = seeded_model(arch, seed=seed, num_classes=logits.shape[1], in_channels=x.shape[1]).float()
-        for step, block in enumerate(blocks):
-            for kind, chosen, out in (("cascading", blocks[: step + 1], cascading),
-                                      ("independent", [block], independent)):
+        for row, step in enumerate(steps):
+            kinds = [("cascading", blocks[: step + 1], cascading)]
+            if not full_only:
+                kinds.append(("independent", [blocks[step]], independent))
+            for kind, chosen, out in kinds:
                 copy_id = f"randomised:{arch}:seed{seed}:{kind}:{'+'.join(chosen)}"
                 if progress is not None:
                     progress(done, total, copy_id)
                 module = randomised_copy(teacher, random_model, chosen)
-                out[si, step] = attention_rank_alignment(run(_Copy(copy_id, arch, module)), v_teacher)
+                out[si, row] = attention_rank_alignment(run(_Copy(copy_id, arch, module)), v_teacher)
                 done += 1
     if progress is not None:
         progress(done, total, "")

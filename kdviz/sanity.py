@@ -75,7 +75,8 @@ def sanity_row(
     comp = compare_models(teacher, students, x, method=setting.method, method_params=params, parts=setting.parts,
                           images_for_slic=images_for_slic, null_copies=null_copies, device=device)
     test = randomisation_test(teacher.module, teacher.arch, x, part_labels=comp.part_labels, method=setting.method,
-                              method_params=params, seeds=seeds, device=device, parts_name=comp.parts)
+                              method_params=params, seeds=seeds, device=device, parts_name=comp.parts,
+                              full_only=True)
     s = comp.frame[comp.frame["role"] != "teacher"]
     excess = s["attention_rho_excess"].to_numpy(dtype=float)
     ex_mean, ex_lo, ex_hi = mean_ci(excess)

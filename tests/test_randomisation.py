@@ -72,3 +72,16 @@ def test_flags_input_x_gradient_and_passes_grad_cam_on_mnist(mnist_digits) -> No
     assert np.all(cam.cascading_means() < 0.75)
     assert cam.cascading_means().mean() < ixg.cascading_means().mean() - 0.3
     assert "fails on this data" in ixg.explanation() and "passes" in cam.explanation()
+
+
+def test_full_only_equals_the_last_cascading_step() -> None:
+    from kdviz.parts import grid_labels
+
+    model = seeded_model("resnet8", seed=5, num_classes=10, in_channels=1).eval()
+    x = np.random.default_rng(0).normal(size=(4, 1, 16, 16)).astype(np.float32)
+    labels = np.broadcast_to(grid_labels(16, 16, rows=4, cols=4), (4, 16, 16)).copy()
+    full = randomisation_test(model, "resnet8", x, part_labels=labels, method="saliency", seeds=(7,))
+    quick = randomisation_test(model, "resnet8", x, part_labels=labels, method="saliency", seeds=(7,), full_only=True)
+    assert quick.cascading_rho.shape == (1, 4) and quick.independent_rho.shape == (0, 4)
+    np.testing.assert_allclose(quick.cascading_rho[0], full.cascading_rho[-1])
+    assert quick.verdict == full.verdict and quick.full_rho == pytest.approx(full.full_rho)
