@@ -57,7 +57,7 @@ def idle_cpu_percent(pid: int, seconds: float = 5.0) -> float:
     return 100.0 * (process_cpu_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
-def _settled(page, predicate: str, timeout_s: float = 300) -> None:
+def _settled(page, predicate: str, timeout_s: float = 900) -> None:
     """Wait for ``predicate`` (JS) and for Streamlit's running indicator to be gone."""
     page.wait_for_function(predicate, timeout=timeout_s * 1000)
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout_s * 1000)
@@ -146,7 +146,11 @@ def browser(args: argparse.Namespace) -> None:
             browser.close()
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a busy machine can take longer to stop it
+            proc.kill()
+            proc.wait()
         log.close()
     overflow = Path(args.log).read_text(errors="replace").count("Inotify queue overflow")
     print(f"'Inotify queue overflowed' lines in the server log: {overflow}")
