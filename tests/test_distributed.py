@@ -73,7 +73,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, demo, ref
                 ray.kill(pool.actors[0])
                 killed.append("yes")
 
-        res = ev.evaluate_zoo(zoo, dataset=data, limit=5, batch_size=1, progress=kill_a_busy_worker,
+        # 3 batches on 2 workers: when the first is reported, both workers hold one (the reference's batches,
+        # so the numbers are computed on the same inputs together)
+        res = ev.evaluate_zoo(zoo, dataset=data, limit=5, batch_size=2, progress=kill_a_busy_worker,
                               progress_bar=False, cluster=pool, **FAST)
         assert pool.workers_lost == 1 and len(pool.retried_batches) == 1
     assert killed and res.run["cluster"]["workers_lost"] == 1
