@@ -27,6 +27,7 @@ from kdviz.metrics import margin_alignment, mean_ci, spearman_rows
 __all__ = [
     "SUMMARY_METRICS",
     "VARIANT_KEYS",
+    "has_replicates",
     "hierarchical_ci",
     "margin_rho_ci",
     "summarize_models",
@@ -151,6 +152,14 @@ def _variant_label(key: tuple) -> str:
         return f"teacher {arch}"
     a = "" if pd.isna(alpha) else f" α={float(alpha):g}"
     return f"{arch}{a} {method}"
+
+
+def has_replicates(frame: pd.DataFrame) -> bool:
+    """Whether some variant (role, arch, α, method) of ``frame`` holds more than one model (training seeds)."""
+    if frame.empty or not set(VARIANT_KEYS) <= set(frame.columns):
+        return False
+    keys = frame.assign(_a=frame["alpha"].astype(float).round(6).fillna(-1.0))
+    return bool((keys.groupby(["role", "arch", "_a", "method"])["model_id"].nunique() > 1).any())
 
 
 def summarize_variants(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:

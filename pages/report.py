@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from kdviz import report
+from kdviz.aggregate import has_replicates, summarize_variants
 from kdviz.attribution import METHODS
 from kdviz.evaluate import evaluate_zoo
 from kdviz.ui.report_view import (
@@ -61,6 +62,11 @@ with guard("load the results"):
 
 if result is not None:
     s, summary = result.settings, result.summary
+    if has_replicates(result.frame) and not st.toggle(
+            "Show training-seed replicates separately", key="rp_seeds",
+            help="Off: each variant (architecture, α, method) is the mean of its seeds' means, with 95% intervals "
+                 "that resample seeds, then inputs."):
+        summary = summarize_variants(result.frame)
     steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
     made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
     subset = s.limit is not None and s.limit <= s.n_inputs

@@ -21,10 +21,11 @@ import streamlit as st
 __all__ = ["DEMO_SETS", "InputPool", "ModelSet", "array_hash", "demo_set"]
 
 ROOT = Path(__file__).resolve().parents[2]
-ZOO_ROOT_ENV = "KDVIZ_DEMO_ZOOS"  # folder holding mnist/ and gunpoint/ (default: assets/zoo)
+ZOO_ROOT_ENV = "KDVIZ_DEMO_ZOOS"  # folder holding mnist/, gunpoint/, mnist-seeds/ (default: assets/zoo)
 DEMO_SETS: dict[str, tuple[str, str]] = {
     "demo-image": ("Demo: MNIST digits (image zoo)", "mnist"),
     "demo-series": ("Demo: GunPoint (time-series zoo)", "gunpoint"),
+    "demo-seeds": ("Demo: MNIST resnet8 × 3 training seeds", "mnist-seeds"),
 }
 
 
