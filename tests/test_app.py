@@ -21,6 +21,7 @@ def _app(app_path: str, set_key: str, method: str = "integrated_gradients") -> A
     at = AppTest.from_file(app_path, default_timeout=240)
     at.run()
     at.sidebar.selectbox(key="kdviz_set").set_value(set_key)
+    at.sidebar.selectbox(key="kdviz_method").set_value("integrated_gradients").run()
     at.sidebar.number_input(key="kdviz_p_integrated_gradients_n_steps").set_value(4)
     at.sidebar.number_input(key="kdviz_null_copies").set_value(0)  # the null is tested in test_app_views
     at.run()

@@ -61,6 +61,7 @@ def test_upload_flow_with_a_bad_file(files: dict[str, bytes], app_path: str) -> 
     assert at.session_state["kdviz_upload_set"].input_shape == (3, 64, 64)
     at.button(key="up_use").click().run()
     assert at.session_state["kdviz_set"] == "uploaded"
+    at.sidebar.selectbox(key="kdviz_method").set_value("integrated_gradients").run()
     at.sidebar.number_input(key="kdviz_p_integrated_gradients_n_steps").set_value(4)
     at.switch_page("pages/attention_maps.py").run()
     assert not at.exception, [e.value for e in at.exception]
