@@ -151,3 +151,15 @@ def test_seed_replicates_plan() -> None:
     assert epochs["resnet8_a0.1_s2"] == 12 and epochs["resnet20_a0.1"] == 3
     with pytest.raises(ValueError, match="seeds"):
         _plan(ZOO_RECIPES["mnist"], quick=False, seeds=0)
+
+
+def test_seed_replicate_zoo_layout() -> None:
+    manifest = read_manifest(ASSETS / "mnist-seeds")
+    students = [m for m in manifest.models if m.role == "student"]
+    assert {(m.arch, m.alpha, m.seed) for m in students} == {
+        ("resnet8", a, s) for a in (1.0, 0.5, 0.1) for s in (1, 2, 3)}
+    for m in students:
+        assert m.epochs == 12 and len(m.accuracy_curve) == 12
+        # levelled off: the last five epochs stay within 2 points of the final accuracy
+        assert max(abs(a - m.accuracy_curve[-1]) for a in m.accuracy_curve[-5:]) < 0.02, m.id
+        assert f"--seed {m.seed}" in m.command and f"--alpha {m.alpha:g}" in m.command
