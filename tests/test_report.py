@@ -174,3 +174,11 @@ def test_report_tables_export_as_csv(tmp_path):
         back = pd.read_csv(path)
         assert len(back) == len(t) and len(back.columns) == len(t.columns)
     assert list(tables["logit_alignment"].columns) == ["α", *ARCHS]
+
+
+def test_covariation_over_three_students_is_not_evidence() -> None:
+    s = _trend_summary({"a": (0.5, 0.6, 0.7)})
+    s["logit_rho"] = [1.0, 0.2, 0.4, 0.6]
+    rho, p = report._across_models(report._students(s))
+    assert rho == pytest.approx(1.0) and p == pytest.approx(1 / 3)  # exact: 2 of 6 orderings are as extreme
+    assert report.findings(s)[3].verdict == "not enough evidence"
