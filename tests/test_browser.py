@@ -166,7 +166,7 @@ def test_idle_server_is_quiet_and_the_drawn_grid_fits_one_screen(server, require
                                   " return {scale: g._fullLayout.coloraxis.colorscale,"
                                   " cells: Object.keys(g.layout.meta.cells).length}; }")
             assert drawn["scale"] == MAP_SCALE  # not Streamlit's placeholder swap (#000004 -> #ab63fa)
-            assert drawn["cells"] == 14
+            assert drawn["cells"] == 15  # teacher + 13 KD/SD students + the KED student
             box = page.locator(".js-plotly-plot").first.bounding_box()
             page.screenshot(path=str(ARTIFACTS / "attention_grid_1500x1000.png"))
             assert box["width"] <= 1500 and 400 <= box["height"] <= 800, box  # one screen, maps not tiny

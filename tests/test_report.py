@@ -182,3 +182,15 @@ def test_covariation_over_three_students_is_not_evidence() -> None:
     rho, p = report._across_models(report._students(s))
     assert rho == pytest.approx(1.0) and p == pytest.approx(1 / 3)  # exact: 2 of 6 orderings are as extreme
     assert report.findings(s)[3].verdict == "not enough evidence"
+
+
+def test_exact_spearman_p_equals_scipys_permutation_test() -> None:
+    import scipy.stats
+
+    rng = np.random.default_rng(1)
+    x, y = rng.random(6), rng.random(6)
+    rho = scipy.stats.spearmanr(x, y).statistic
+    ref = scipy.stats.permutation_test(
+        (y,), lambda b: scipy.stats.spearmanr(x, b).statistic, permutation_type="pairings", n_resamples=np.inf,
+        vectorized=False, alternative="two-sided").pvalue
+    assert report._exact_spearman_p(x, y, rho) == pytest.approx(ref)

@@ -126,5 +126,5 @@ def test_report_page_runs_an_evaluation_with_a_progress_bar(tmp_path, monkeypatc
     at.button(key="rp_run").click().run()
     assert not at.exception, at.exception
     assert len(at.get("plotly_chart")) == 5
-    assert "the first 3 test inputs × 8 models" in at.info[0].value
+    assert "the first 3 test inputs × 9 models" in at.info[0].value
     assert any(p.proto.value == 100 for p in at.get("progress"))

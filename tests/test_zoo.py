@@ -46,12 +46,12 @@ def test_shipped_zoo_layout() -> None:
     mnist = read_manifest(ASSETS / "mnist")
     ids = {m.id for m in mnist.models}
     assert {f"resnet{d}_a{a}" for d in (56, 32, 20, 8) for a in ("1", "0.5", "0.1")} <= ids
-    assert {"teacher_resnet56", "resnet8_a0.5_sd"} <= ids and len(ids) == 14
+    assert {"teacher_resnet56", "resnet8_a0.5_sd", "resnet8_a0.5_ked"} <= ids and len(ids) == 15
     sd = next(m for m in mnist.models if m.method == "kd+sd")
     assert (sd.arch, sd.alpha, sd.parts) == ("resnet8", 0.5, 16) and sd.beta > 0 and sd.tau
     gun = read_manifest(ASSETS / "gunpoint")
     tsd = next(m for m in gun.models if m.method == "kd+sd")
-    assert tsd.parts == 10 and len(gun.models) == 8
+    assert tsd.parts == 10 and len(gun.models) == 9  # + fcn_w8_a0.5_ked
 
 
 @pytest.mark.parametrize(
