@@ -389,9 +389,11 @@ def _prefix_summary(keys: set[str], limit: int = 3) -> str:
     return text + (f" and {len(ordered) - limit} more" if len(ordered) > limit else "")
 
 
-def _mismatch_message(arch: str, state: Mapping[str, torch.Tensor], num_classes: int, in_channels: int) -> str | None:
-    """None when ``state`` fits ``arch`` exactly, else a message a person can act on."""
-    sig = _signature(arch, num_classes, in_channels)
+def _mismatch_message(arch: str, state: Mapping[str, torch.Tensor], num_classes: int, in_channels: int,
+                      signature: Mapping[str, tuple[int, ...]] | None = None) -> str | None:
+    """None when ``state`` fits ``arch`` exactly, else a message a person can act on. ``signature``: the
+    names and shapes of an ``arch`` already built (else built on the meta device)."""
+    sig = _signature(arch, num_classes, in_channels) if signature is None else signature
     shapes = _shapes(state)
     missing = _required(sig) - set(shapes)
     unexpected = set(shapes) - set(sig)
@@ -530,12 +532,13 @@ def _build(
         if given is not None and given != seen:
             raise CheckpointError(f"{label}={given} was given but the weights have {label}={seen}")
     num_classes, in_channels = num_classes_seen, in_channels_seen
+    module = models.create_model(arch, num_classes=num_classes, in_channels=in_channels)
     if not guessed:
-        problem = _mismatch_message(arch, state, num_classes, in_channels)
+        # checked against the model just built: a meta-device build initialises weights through torch._refs,
+        # which imports torch._dynamo (~3 s on the first checkpoint the dashboard loads)
+        problem = _mismatch_message(arch, state, num_classes, in_channels, _shapes(module.state_dict()))
         if problem:
             raise CheckpointError(problem)
-
-    module = models.create_model(arch, num_classes=num_classes, in_channels=in_channels)
     optional_missing = [k for k in module.state_dict() if k.endswith(OPTIONAL_SUFFIXES) and k not in state]
     if optional_missing:  # PyTorch 0.4.0 checkpoints: keep the fresh buffers, load the rest strictly
         state = {**state, **{k: module.state_dict()[k] for k in optional_missing}}

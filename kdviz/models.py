@@ -27,7 +27,6 @@ from functools import cache
 from typing import Literal
 
 import torch
-import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
@@ -81,11 +80,16 @@ def register_model(
 
 def list_models(family: Family | None = None) -> list[str]:
     """Registered architecture names, sorted; optionally one family only."""
+    if family in (None, "torchvision"):
+        _register_torchvision()
     return sorted(n for n, info in _REGISTRY.items() if family is None or info.family == family)
 
 
 def model_info(arch: str) -> ModelInfo:
     """Registry entry for ``arch`` (width variants like ``fcn_w32`` included)."""
+    if arch in _REGISTRY:
+        return _REGISTRY[arch]
+    _register_torchvision()
     if arch in _REGISTRY:
         return _REGISTRY[arch]
     match = _WIDTH_NAME.match(arch)
@@ -161,6 +165,8 @@ def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
         if name in ("googlenet", "inception_v3"):
             kwargs.setdefault("aux_logits", False)
             kwargs.setdefault("init_weights", True)
+        import torchvision
+
         model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
         if in_channels != 3:
             _replace_first_conv(model, in_channels)
@@ -171,10 +177,25 @@ def _torchvision_builder(name: str) -> Callable[..., nn.Module]:
     return build
 
 
-for _name in torchvision.models.list_models(module=torchvision.models):
-    register_model(_name, family="torchvision", input_kind="image", default_in_channels=3)(
-        _torchvision_builder(_name)
-    )
+_torchvision_registered = False
+
+
+def _register_torchvision() -> None:
+    """Register every torchvision classification model, on first need.
+
+    Importing torchvision pulls in torch._dynamo (~2.6 s on the 2-core box): the dashboard's demo zoos never
+    need it, so the first grid no longer waits for it. ``list_models`` and ``model_info`` call this first.
+    """
+    global _torchvision_registered
+    if _torchvision_registered:
+        return
+    _torchvision_registered = True
+    import torchvision
+
+    for name in torchvision.models.list_models(module=torchvision.models):
+        register_model(name, family="torchvision", input_kind="image", default_in_channels=3)(
+            _torchvision_builder(name)
+        )
 
 
 # --------------------------------------------------------------------------------------------------
