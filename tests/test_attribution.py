@@ -431,3 +431,26 @@ def test_inference_twin_folds_batchnorm_and_tracks_weight_changes() -> None:
     flipped = attribute(model, x, method="integrated_gradients", target=2, device="cpu", n_steps=16)
     reference = IntegratedGradients(model).attribute(x, target=2, n_steps=16)
     np.testing.assert_allclose(flipped.raw, reference.numpy(), atol=1e-4 * reference.abs().max().item())
+
+
+def test_inference_twin_is_built_only_when_the_work_pays_for_it() -> None:
+    """Saliency on one input makes one gradient pass: folding the model would cost more than it saves.
+    IG over 32 steps × 2 inputs (64 passes) builds the twin, and from then on every method uses it."""
+    from captum.attr import Saliency
+
+    from kdviz.attribution import _TWINS, TWIN_MIN_PASSES, _gradient_passes
+    from kdviz.models import create_model
+
+    assert _gradient_passes({"n_steps": 32}, 2) == 64 >= TWIN_MIN_PASSES
+    assert _gradient_passes({"nt_samples": 10, "base": "saliency", "n_steps": 16}, 1) == 10
+    assert _gradient_passes({"nt_samples": 10, "base": "integrated_gradients", "n_steps": 16}, 1) == 160
+    assert _gradient_passes({"n_samples": 16}, 3) == 48
+    torch.manual_seed(0)
+    model = create_model("resnet8", num_classes=10, in_channels=1).eval()
+    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    one = attribute(model, x[:1], method="saliency", target=3, device="cpu")
+    assert model not in _TWINS
+    np.testing.assert_allclose(one.raw, Saliency(model).attribute(x[:1], target=3, abs=True).numpy(), rtol=1e-5,
+                               atol=1e-7)
+    attribute(model, x, method="integrated_gradients", target=3, device="cpu", n_steps=32)
+    assert model in _TWINS
