@@ -45,7 +45,7 @@ from kdviz.metrics import (
 from kdviz.nulls import DEFAULT_NULL_COPIES, RandomCopy, chance_corrected, random_copies
 from kdviz.parts import grid_labels, mask_labels, part_importance, segment_labels, slic_labels, top_k_parts
 
-__all__ = ["FRAME_COLUMNS", "NULL_COLUMNS", "Comparison", "ModelEntry", "PartSpec", "compare_models", "parse_parts"]
+__all__ = ["FRAME_COLUMNS", "NULL_COLUMNS", "Comparison", "ModelEntry", "PartSpec", "compare_models", "label_parts", "parse_parts"]
 
 FRAME_COLUMNS = (
     "model_id", "role", "arch", "alpha", "method", "attr_method", "input_id", "label", "pred", "correct",
@@ -59,6 +59,7 @@ NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null
                 "focus_ratio_null")
 AttributeFn = Callable[[Any, np.ndarray, np.ndarray, str], Attribution]
 ProgressFn = Callable[[int, int, str], None]
+LogitsFn = Callable[[Any, np.ndarray, str], np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,8 +128,11 @@ def parse_parts(spec: str | PartSpec) -> PartSpec:
                      "(or a PartSpec)")
 
 
-def _part_labels(spec: PartSpec, x: np.ndarray, images_for_slic: np.ndarray | None) -> np.ndarray:
-    """Labels (N, H, W) or (N, L) for the batch ``x`` (N, C, ...)."""
+def label_parts(spec: PartSpec | str, x: np.ndarray, images_for_slic: np.ndarray | None = None) -> np.ndarray:
+    """Part labels (N, H, W) or (N, L) of the batch ``x`` (N, C, …) under ``spec`` — the labelling
+    :func:`compare_models` uses, for callers that cache it (the dashboard) and pass it back as
+    ``part_labels``. ``images_for_slic``: display images for SLIC (default: ``x`` min-max scaled)."""
+    spec = parse_parts(spec)
     n, spatial = x.shape[0], x.shape[2:]
     is_image = len(spatial) == 2
     if spec.kind == "mask":
@@ -256,6 +260,7 @@ def compare_models(
     input_ids: Sequence[Any] | None = None,
     null_copies: int = DEFAULT_NULL_COPIES,
     attribute_fn: AttributeFn | None = None,
+    logits_fn: LogitsFn | None = None,
     progress: ProgressFn | None = None,
     part_labels: np.ndarray | None = None,
 ) -> Comparison:
@@ -277,6 +282,7 @@ def compare_models(
         (``kdviz.nulls``); 0 turns it off (the ``*_null`` / ``*_excess`` columns are then NaN)
     attribute_fn : ``(entry, x, targets, device) -> Attribution`` used instead of ``kdviz.attribution.attribute``
         for every model and null copy (a UI passes a cached one); ``entry.id`` identifies the model
+    logits_fn : ``(entry, x, device) -> logits (N, classes)`` used instead of ``predict_logits``, likewise
     progress : ``(done, total, model_id)`` called before each model is attributed, and once at the end with
         ``model_id=""``; an exception it raises stops the comparison between models
     part_labels : precomputed labels (N, H, W) / (N, L) (e.g. cached SLIC); ``parts`` then only names them
@@ -308,7 +314,7 @@ def compare_models(
 
     spec = parse_parts(parts)
     if part_labels is None:
-        part_lab = _part_labels(_stored_superfeatures(spec, teacher), x, images_for_slic)
+        part_lab = label_parts(_stored_superfeatures(spec, teacher), x, images_for_slic)
     else:
         part_lab = _checked_labels(part_labels, x)
     n_parts = int(part_lab.max()) + 1
@@ -322,11 +328,15 @@ def compare_models(
     def default_attribute(entry: Any, xb: np.ndarray, targets: np.ndarray, device_name: str) -> Attribution:
         return attribute(entry.module, xb, method=method, target=targets, device=device_name, **params)
 
+    def default_logits(entry: Any, xb: np.ndarray, device_name: str) -> np.ndarray:
+        return predict_logits(entry.module, xb, device=device_name)
+
     run_attribution = attribute_fn or default_attribute
+    run_logits = logits_fn or default_logits
     tid = model_ids[0]
     logits: dict[str, np.ndarray] = {}
-    for mid, _arch, _alpha, module, _role, _m in entries:
-        logits[mid] = predict_logits(module, x, device=dev)
+    for entry, (mid, *_rest) in zip([teacher, *students], entries, strict=True):
+        logits[mid] = run_logits(entry, x, str(dev))
     teacher_pred = logits[tid].argmax(axis=1)
 
     def targets_for(lg: np.ndarray) -> np.ndarray:
@@ -350,7 +360,7 @@ def compare_models(
         for copy in copies:
             if progress is not None:
                 progress(done, total, copy.id)
-            lg = predict_logits(copy.module, x, device=dev)
+            lg = run_logits(copy, x, str(dev))
             attr = run_attribution(copy, x, targets_for(lg), str(dev))
             null_vectors[copy.id] = part_importance(attr.importance, part_lab, n_parts=n_parts)
             done += 1

@@ -129,3 +129,27 @@ def test_bad_options_are_named(image_models) -> None:
         compare_models(teacher, [teacher], x, method="saliency", parts="grid:2x2", k=1, device="cpu")
     with pytest.raises(ValueError, match="labels"):
         compare_models(teacher, students, x, labels=[1, 2], method="saliency", parts="grid:2x2", k=1)
+
+
+def test_logits_fn_and_label_parts_replace_the_defaults_exactly(image_models) -> None:
+    """A caller's logits (the dashboard caches them) are used for every model once, and precomputed part
+    labels from ``label_parts`` give the same frame as labelling inside ``compare_models``."""
+    from kdviz.attribution import predict_logits
+    from kdviz.compare import label_parts
+
+    teacher, students, x = image_models
+    calls: list[str] = []
+
+    def logits_fn(entry, xb, device):
+        calls.append(entry.id)
+        return predict_logits(entry.module, xb, device=device)
+
+    plain = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=3, device="cpu",
+                           null_copies=0)
+    labels = label_parts("grid:3x3", x.numpy())
+    via = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=3, device="cpu",
+                         null_copies=0, logits_fn=logits_fn, part_labels=labels)
+    assert calls == ["t", "twin", "s"]
+    np.testing.assert_array_equal(labels, grid_labels(12, 12, rows=3, cols=3)[None].repeat(4, axis=0))
+    cols = ["attention_rho", "logit_rho", "focus_ratio", "topk_overlap", "pred"]
+    np.testing.assert_allclose(via.frame[cols].to_numpy(float), plain.frame[cols].to_numpy(float))

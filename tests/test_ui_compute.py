@@ -115,3 +115,26 @@ def test_compare_on_gpu_oom_reruns_on_cpu(tiny_image_set, monkeypatch) -> None:
     assert devices == ["cuda:0", "cpu"]
     assert len(comp.frame) == 2 * len(mset.models)
     assert len(warnings) == 1 and "on the CPU instead" in warnings[0]
+
+
+def test_summarise_means_skip_undefined_and_infinite_values() -> None:
+    """Per-model means equal numpy's nanmean over each model's rows, with +∞ focus ratios left out; the
+    teacher comes first whatever the frame's order."""
+    import pandas as pd
+
+    frame = pd.DataFrame({
+        "model_id": ["s", "s", "s", "t", "t", "t"], "role": ["student"] * 3 + ["teacher"] * 3,
+        "arch": ["resnet8"] * 3 + ["resnet56"] * 3, "alpha": [0.5] * 3 + [None] * 3, "method": ["kd"] * 6,
+        "attention_rho": [0.2, np.nan, 0.6, 1.0, 1.0, 1.0],
+        "focus_ratio": [2.0, np.inf, 4.0, 3.0, 5.0, np.inf],
+        "correct": [1.0, 0.0, 1.0, 1.0, 1.0, 0.0],
+    })
+    out = compute.summarise(frame)
+    assert list(out["model_id"]) == ["t", "s"] and list(out["n_inputs"]) == [3, 3]
+    s = out.set_index("model_id")
+    assert s.loc["s", "attention_rho"] == pytest.approx(0.4)
+    assert s.loc["s", "focus_ratio"] == pytest.approx(3.0) and s.loc["t", "focus_ratio"] == pytest.approx(4.0)
+    assert s.loc["s", "correct"] == pytest.approx(2 / 3)
+    assert "logit_rho" not in out.columns  # a column the frame lacks is left out, not an error
+    with_ci = compute.summarise(frame, ci=True).set_index("model_id")
+    assert with_ci.loc["s", "attention_rho_lo"] <= 0.4 <= with_ci.loc["s", "attention_rho_hi"]

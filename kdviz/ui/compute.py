@@ -3,7 +3,8 @@
 Three levels of cache, so each change recomputes only what it changes:
 
 * attributions, one model at a time, with ``st.cache_data`` keyed by (model hash, input hash, method,
-  parameters, targets, device): a parts or k change reuses all of them;
+  parameters, targets, device): a parts or k change reuses all of them; logits likewise by (model, inputs,
+  device);
 * part labels (SLIC is the slow one) keyed by (parts, inputs);
 * finished comparisons (metrics included) by everything, in a per-process LRU of objects.
 
@@ -26,8 +27,7 @@ import pandas as pd
 import streamlit as st
 
 from kdviz.attribution import Attribution, attribute, predict_logits
-from kdviz.compare import Comparison, compare_models, parse_parts
-from kdviz.compare import _part_labels as part_labels_for  # the same labelling compare_models does
+from kdviz.compare import Comparison, compare_models, label_parts, parse_parts
 from kdviz.metrics import mean_ci
 from kdviz.precision import precision_context
 from kdviz.ui.sets import ModelSet, array_hash
@@ -42,17 +42,20 @@ THREADS_ENV = "KDVIZ_TORCH_THREADS"
 
 
 def _configure_threads() -> None:
-    """Torch's CPU threads for the dashboard's computations: ``KDVIZ_TORCH_THREADS`` when set.
+    """Torch's CPU threads for the dashboard: ``KDVIZ_TORCH_THREADS`` (a number, or ``auto``: one fewer than
+    torch's default of one per core, at least one); unset: torch's default.
 
-    The default (torch's: one per core) is fastest for one presenter on an idle machine — the demo
-    grid for one input takes 1.4–1.7 s with 2 threads against 2.9 s with 1 on the 2-core box
-    (benchmarks/bench_dashboard.py). On a machine shared with other heavy jobs, 2 threads were
-    measured 2–5× slower than 1 (oversubscription): set KDVIZ_TORCH_THREADS=1 there.
+    ``make run`` (kdviz.ui.launch) sets ``auto``: the browser and Streamlit's own threads share the machine
+    with every computation. Measured in Chromium on the 2-core box (benchmarks/bench_dashboard.py, idle
+    machine, same run order): with torch's 2 threads a method change took 3.5 s (2.8 s of it the server's
+    run) and a k change 1.6 s; with 1 thread 2.1 s (1.2 s) and 0.8 s.
     """
     import torch
 
-    wanted = os.environ.get(THREADS_ENV)
-    if wanted:
+    wanted = os.environ.get(THREADS_ENV, "").strip().lower()
+    if wanted == "auto":
+        torch.set_num_threads(max(1, torch.get_num_threads() - 1))
+    elif wanted:
         torch.set_num_threads(max(1, int(wanted)))
 
 
@@ -71,13 +74,19 @@ def _attribution_cached(model_key: str, input_hash: str, method: str, params: tu
                          **dict(params))
 
 
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _logits_cached(model_key: str, input_hash: str, device: str, _module: Any, _x: np.ndarray) -> np.ndarray:
+    """One model's logits on one batch: a parts or k change needs them again but they cannot change."""
+    return predict_logits(_module, _x, device=device)
+
+
 @st.cache_data(show_spinner=False, max_entries=128)
 def _part_labels_cached(parts: str, input_hash: str, _x: np.ndarray, _display: np.ndarray,
                         _spec: Any = None) -> np.ndarray:
     """The part labelling (SLIC, grid, segments, stored superfeatures in ``_spec``) of a batch, keyed by the
     parts spec and the inputs."""
     spec = parse_parts(parts if _spec is None else _spec)  # superfeature_parts gives a str or a PartSpec
-    return part_labels_for(spec, _x, _display if _display.ndim == 4 else None)
+    return label_parts(spec, _x, _display if _display.ndim == 4 else None)
 
 
 class _LRU:
@@ -236,6 +245,9 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
             return _attribution_cached(_model_key(entry, model_keys), input_hash, settings.method, settings.params,
                                        tuple(int(t) for t in targets), dev, entry.module, xb, settings.precision)
 
+        def logits_fn(entry: Any, xb: np.ndarray, dev: str) -> np.ndarray:
+            return _logits_cached(_model_key(entry, model_keys), input_hash, dev, entry.module, xb)
+
         bar = st.progress(0.0, text=f"{settings.method_label}: starting…")
 
         def progress(done: int, total: int, model_id: str) -> None:
@@ -248,7 +260,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
                 use.teacher, list(use.students), x, labels=None if lab is None else np.asarray(lab),
                 method=settings.method, method_params=settings.method_params, parts=parts, k=k,
                 device=device, input_ids=list(ids), null_copies=copies, attribute_fn=attribute_fn,
-                progress=progress, part_labels=part_lab,
+                logits_fn=logits_fn, progress=progress, part_labels=part_lab,
             )
         finally:
             bar.empty()
@@ -294,23 +306,25 @@ CI_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "attention_rho_null",
 
 
 def summarise(frame: pd.DataFrame, *, ci: bool = False) -> pd.DataFrame:
-    """One row per model (teacher first): means over inputs, and 95% bootstrap bounds when ``ci``."""
-    rows: list[dict[str, Any]] = []
-    for mid, grp in frame.groupby("model_id", sort=False):
-        first = grp.iloc[0]
-        row: dict[str, Any] = {c: first[c] for c in ("model_id", "role", "arch", "alpha", "method")}
-        row["n_inputs"] = len(grp)
-        for c in METRIC_COLUMNS + tuple(c for c in NULL_COLUMNS if c in grp.columns):
-            vals = pd.to_numeric(grp[c], errors="coerce").astype(float).replace([np.inf], np.nan).to_numpy()
-            if c in ("focus_ratio", "focus_ratio_null"):  # an infinite ratio (no mass outside) is left out of the mean
-                vals = vals[np.isfinite(vals) | np.isnan(vals)]
-            if ci and c in CI_COLUMNS:
-                mean, lo, hi = mean_ci(vals)
-                row[c], row[f"{c}_lo"], row[f"{c}_hi"] = mean, lo, hi
-            else:
-                row[c] = float(np.nanmean(vals)) if np.isfinite(vals).any() else np.nan
-        rows.append(row)
-        del mid
-    out = pd.DataFrame(rows)
-    out["_t"] = out["role"] != "teacher"
-    return out.sort_values("_t", kind="stable").drop(columns="_t").reset_index(drop=True)
+    """One row per model (teacher first): means over inputs, and 95% bootstrap bounds when ``ci``.
+
+    Means skip NaN (undefined values) and +∞ (a focus ratio with no mass outside the top parts).
+    """
+    columns = [c for c in METRIC_COLUMNS + NULL_COLUMNS if c in frame.columns]
+    values = frame[columns].apply(pd.to_numeric, errors="coerce").astype(float).replace([np.inf], np.nan)
+    for c in ("focus_ratio", "focus_ratio_null"):
+        if c in values.columns:
+            values[c] = values[c].replace([-np.inf], np.nan)
+    values["model_id"] = frame["model_id"].to_numpy()
+    groups = values.groupby("model_id", sort=False)
+    out = frame.groupby("model_id", sort=False)[["role", "arch", "alpha", "method"]].first().reset_index()
+    out.insert(5, "n_inputs", groups.size().to_numpy())
+    means = groups.mean()  # skips NaN, like np.nanmean; all-NaN gives NaN
+    for c in columns:
+        out[c] = means[c].to_numpy()
+        if ci and c in CI_COLUMNS:
+            bounds = [mean_ci(grp[c].to_numpy()) for _, grp in groups]
+            out[c] = [b[0] for b in bounds]
+            out[f"{c}_lo"], out[f"{c}_hi"] = [b[1] for b in bounds], [b[2] for b in bounds]
+    teacher_last = out["role"] != "teacher"
+    return out.assign(_t=teacher_last).sort_values("_t", kind="stable").drop(columns="_t").reset_index(drop=True)
