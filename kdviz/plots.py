@@ -146,6 +146,13 @@ def _to_grey(image: np.ndarray) -> np.ndarray:
     return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
 
 
+def _text_width_px(html: str, font_size: float) -> float:
+    """Width in px of the widest line of a Plotly annotation (tags dropped; bold counted wider)."""
+    lines = re.split(r"<br\s*/?>", html)
+    widest = max((len(re.sub(r"<[^>]+>", "", line)) for line in lines), default=0)
+    return widest * font_size * (0.62 if "<b>" in html else 0.56)
+
+
 def attention_grid(
     image: np.ndarray,
     maps: Mapping[str, np.ndarray],
@@ -212,9 +219,22 @@ def attention_grid(
     n_lines = max((captions.get(mid, mid).count("<br>") + 1 for mid in cells.values()), default=1)
     caption_px, header_px, label_px, gap_px = (n_lines * 1.35 + 0.5) * font_size, 2.2 * font_size, 28, 8
     title_px = 50 if title else 10
-    cell_px = min((width_px - label_px - 110) / n_cols - gap_px,  # 110 px: the colour bars
-                  (max_height_px - title_px - header_px - 20) / n_rows - caption_px)
+    # A column is as wide as its widest caption or header line, so neighbouring texts never overlap.
+    def widest_text(size: float) -> float:
+        return max([_text_width_px(captions.get(mid, mid), size) for mid in cells.values()]
+                   + [_text_width_px(f"<b>{label}</b>", size + 2) for label in headers])
+
+    text_px = widest_text(font_size)
+    # 110 px: the colour bars; the first column's caption may stick out left of its map by half its excess
+    pitch_px = (width_px - label_px - 110 - max(0.0, text_px / 2 - 20)) / n_cols
+    if text_px + 6 > pitch_px:  # many columns: smaller captions rather than overlapping ones
+        font_size = max(8, int(font_size * (pitch_px - 6) / text_px))
+        text_px = widest_text(font_size)
+        caption_px, header_px = (n_lines * 1.35 + 0.5) * font_size, 2.2 * font_size
+    cell_px = min(pitch_px - gap_px, (max_height_px - title_px - header_px - 20) / n_rows - caption_px)
     cell_px = max(40.0, min(cell_px, 6.0 * max(h, w), 420.0))
+    gap_px = max(gap_px, text_px + 6 - cell_px)
+    overhang_px = max(0.0, (text_px - cell_px) / 2)  # left of the first column's maps
     unit = max(h, w) / cell_px  # data units per pixel
     gx, gy, top = gap_px * unit, caption_px * unit, header_px * unit
     big_h, big_w = top + n_rows * (h + gy), n_cols * (w + gx) - gx
@@ -259,7 +279,8 @@ def attention_grid(
                             "yref": "y", "xanchor": "center", "yanchor": "top", "showarrow": False,
                             "font": {"size": font_size + 2}})
     for r, label in enumerate(archs):
-        annotations.append({"text": f"<b>{label}</b>", "x": -0.5 - gx, "y": top + r * (h + gy) + gy + h / 2,
+        annotations.append({"text": f"<b>{label}</b>", "x": -0.5 - (overhang_px + 6) * unit,
+                            "y": top + r * (h + gy) + gy + h / 2,
                             "xref": "x", "yref": "y", "xanchor": "right", "yanchor": "middle", "showarrow": False,
                             "textangle": -90, "font": {"size": font_size + 1}})
     hover = "%{customdata}<br>x=%{x}, y=%{y}<br>"
@@ -273,7 +294,7 @@ def attention_grid(
         "hovertemplate": hover + ("importance %{z:.4g}" if shared_scale else "relative importance %{z:.2f}")
         + "<extra></extra>",
     })
-    label_units = label_px * unit
+    label_units = (label_px + overhang_px) * unit
     height = round(title_px + 20 + big_h / unit)
     layout: dict = {
         "annotations": annotations, "shapes": shapes,
