@@ -12,7 +12,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 run: install  ## set up and open the dashboard on the shipped demo zoos
 	@echo "kdviz: open http://localhost:$(PORT) in your browser (Ctrl+C stops the app)"
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m kdviz.ui.launch --server.port $(PORT)  # = streamlit run app.py, imports warmed meanwhile
 
 test: dev chromium  ## set up and run the whole test suite (lint + pytest, browser tests included)
 	$(BIN)/ruff check .

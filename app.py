@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from kdviz.ui.runlog import run_page
+
 # Presentation mode (a sidebar toggle, kdviz.ui.sidebar) folds the sidebar; its own effects live in kdviz.ui.
 _saved = st.session_state.get("kdviz_sidebar_saved")
 _presenting = str(_saved.get("kdviz_present") if _saved else st.query_params.get("present")) in ("True", "1")
@@ -25,4 +27,4 @@ page = st.navigation(PAGES)
 deep_link = st.session_state.pop("kdviz_deep_link", None)  # set by kdviz.ui.sidebar.ensure_navigation
 if deep_link:
     st.switch_page(deep_link)
-page.run()
+run_page(page)  # page.run(), timed in the server log when KDVIZ_LOG_RUNS=1 (benchmarks)
