@@ -6,6 +6,7 @@ import streamlit as st
 from kdviz.metrics import format_metric
 from kdviz.plots import alignment_bars, alignment_scatter, logit_table
 from kdviz.ui.compute import compare, summarise
+from kdviz.ui.sanity_view import randomisation_section
 from kdviz.ui.sidebar import render_sidebar
 from kdviz.ui.superfeatures import superfeature_section
 from kdviz.ui.widgets import (
@@ -40,6 +41,7 @@ with guard("compute the alignment"):
                        "excess over it, (ρ − ρ_random) / (1 − ρ_random).")
     with right:
         chart(alignment_bars(summary, metric="logit_rho", label="logit alignment (ρ)"), name="logit_alignment")
+    randomisation_section(mset, display, comp, settings, key="al")
     left, right = st.columns([2, 3])
     with left:
         st.subheader("Logit alignment table")
