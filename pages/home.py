@@ -28,6 +28,7 @@ st.caption("Definitions (README and kdviz.metrics): focus ratio = M_in / M_out o
            "undefined values (e.g. ρ of a constant map) are shown as “undefined”.")
 
 # Drawn after the page text: importing the attribution stack (torch) must not delay the first page.
-from kdviz.ui.sidebar import render_sidebar  # noqa: E402
+from kdviz.ui.sidebar import flush_url, render_sidebar  # noqa: E402
 
 render_sidebar()
+flush_url()  # the sidebar's settings into the address bar (other pages: link_to_view)

@@ -125,6 +125,28 @@ def test_url_holds_the_view_and_restores_it(app_path: str, tiny_image_set) -> No
     assert bad.sidebar.number_input(key="kdviz_k").value == 5
 
 
+def test_an_address_changed_from_outside_wins_over_the_session(app_path: str, tiny_image_set) -> None:
+    """What the back button does (Streamlit reruns with the older query string): the sidebar and the page's
+    choices follow the address; one run writes one complete query (no stale method parameters)."""
+    at = _app(app_path, tiny_image_set)
+    at.switch_page("pages/attention_maps.py").run()
+    at.radio(key="att_overlay").set_value("map alone").run()
+    at.sidebar.number_input(key="kdviz_k").set_value(3).run()
+    older = {k: v[0] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    assert older["k"] == "3" and older["att_overlay"] == "map alone"
+    at.sidebar.number_input(key="kdviz_k").set_value(4).run()
+    at.radio(key="att_overlay").set_value("overlay on the input").run()
+    for key, value in older.items():  # "back": the address holds the older view again
+        at.query_params[key] = value
+    at.run()
+    _ok(at)
+    assert at.sidebar.number_input(key="kdviz_k").value == 3
+    assert at.radio(key="att_overlay").value == "map alone"
+    at.sidebar.selectbox(key="kdviz_method").set_value("integrated_gradients").run()
+    url = {k: v[0] if isinstance(v, list) else v for k, v in at.query_params.items()}
+    assert url["method"] == "integrated_gradients" and "p_n_steps" in url and "p_abs" not in url
+
+
 def test_presentation_mode_and_full_tables(app_path: str, tiny_image_set) -> None:
     at = _app(app_path, tiny_image_set)
     at.switch_page("pages/attention_maps.py").run()

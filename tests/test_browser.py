@@ -1,4 +1,5 @@
-"""Real browser: `streamlit run app.py` headless, every page opened in Chromium through Playwright.
+"""Real browser: the app as `make run` starts it (`streamlit run app.py` via kdviz.ui.launch), headless,
+every page opened in Chromium through Playwright.
 
 Needs Debian's /usr/bin/chromium (Playwright's own download does not work offline). Skipped when it is
 missing, unless the environment variable CI is set (then it fails). Screenshots go to test-artifacts/.
@@ -47,9 +48,10 @@ def server():
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / "streamlit.log", "w")  # noqa: SIM115 - closed in the finaliser below
-    # Started as the README starts it (`streamlit run app.py`): .streamlit/config.toml decides the rest.
+    # Started as the README starts it (`make run` runs kdviz.ui.launch: `streamlit run app.py` with warmed
+    # imports); .streamlit/config.toml decides the rest.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+        [sys.executable, "-m", "kdviz.ui.launch", "--server.port", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -193,6 +195,37 @@ def test_deep_link_restores_the_view(server, require_zoo) -> None:
             title = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.title.text")
             assert title.startswith("test #2 ")
             assert "k=3" in page.url and "method=saliency" in page.url
+        finally:
+            browser.close()
+
+
+def test_back_button_undoes_a_setting_change(server, require_zoo) -> None:
+    """Item 9: each run writes the view into the address in one history entry, and the browser's back button
+    brings the previous settings back (Streamlit reruns the page with the older query string)."""
+    require_zoo("demo-image")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        try:
+            page.goto(f"{server.url}/attention_maps?method=saliency&k=5&null=0", wait_until="domcontentloaded")
+            page.wait_for_function(GRID, timeout=300_000)
+            _settle(page)
+            page.wait_for_function("location.search.includes('att_pos=0')", timeout=60_000)
+            box = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInput"]').filter(has_text="top-k")
+            box.locator("input").fill("3")
+            box.locator("input").press("Enter")
+            page.wait_for_function("location.search.includes('k=3')", timeout=120_000)
+            _settle(page)
+            assert "· k = 3" in page.inner_text("body")
+            page.go_back()
+            page.wait_for_function("location.search.includes('k=5')", timeout=120_000)
+            page.wait_for_function("document.body.innerText.includes('· k = 5')", timeout=120_000)
+            _settle(page)
+            assert "method=saliency" in page.url and "k=5" in page.url
+            page.go_forward()
+            page.wait_for_function("document.body.innerText.includes('· k = 3')", timeout=120_000)
+            assert "k=3" in page.url
         finally:
             browser.close()
 

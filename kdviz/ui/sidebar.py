@@ -92,6 +92,14 @@ URL_NAMES = {K_SET: "set", K_DEVICE: "device", K_METHOD: "method", K_PARTS_KIND:
              K_PRESENT: "present", K_FORMAT: "format"}
 _PARAM_PREFIX = "kdviz_p_"
 _URL_PARAMS = "kdviz_url_method_params"
+_URL_QUEUE = "kdviz_url_queue"  # values to write at the end of the run (flush_url)
+_URL_LAST = "kdviz_url_last"  # the query string kdviz last wrote (follow_history compares with it)
+_URL_BOUND = "kdviz_url_bound"  # page widget keys this run binds to the URL (kdviz.ui.widgets.from_url)
+
+
+def bind_to_url(key: str) -> None:
+    """Put the page widget ``key``'s value into the address bar at the end of this run (:func:`flush_url`)."""
+    st.session_state.setdefault(_URL_BOUND, set()).add(key)
 
 
 def _typed(text: str, like: Any) -> Any:
@@ -106,25 +114,50 @@ def _typed(text: str, like: Any) -> Any:
 
 
 def read_url_once() -> None:
-    """On a session's first run, seed the saved sidebar values from the URL's query parameters.
+    """On a session's first run, seed the saved sidebar values from the URL's query parameters; on later
+    runs, again whenever the address changed without kdviz writing it (see :func:`follow_history`).
 
-    Later runs leave the URL to :func:`write_url`; values that do not parse or are not offered are ignored
-    (``_restore`` falls back to the default).
+    Values that do not parse or are not offered are ignored (``_restore`` falls back to the default).
     """
     if st.session_state.get(_URL_READ):
+        follow_history()
         return
     st.session_state[_URL_READ] = True
     stashed = st.session_state.pop(_DEEP_LINK_QUERY, None)
     if stashed:  # the link's query, kept across ensure_navigation's detour, goes back into the address bar
         st.query_params.from_dict(stashed)
+    _seed_from_url(st.query_params.to_dict())
+
+
+def _seed_from_url(query: dict[str, str]) -> None:
     saved = st.session_state.setdefault(_SAVED, {})
     by_name = {v: k for k, v in URL_NAMES.items()}
-    for name, text in st.query_params.to_dict().items():
+    pending = st.session_state.setdefault("kdviz_url_pending", set())
+    for name, text in query.items():
         if name in by_name:
             saved[by_name[name]] = text  # typed in _restore_url below, when the widget's default is known
+            pending.add(by_name[name])
         elif name.startswith("p_"):
             st.session_state[_URL_PARAMS] = {**st.session_state.get(_URL_PARAMS, {}), name[2:]: text}
-    st.session_state["kdviz_url_pending"] = set(saved)
+
+
+def follow_history() -> None:
+    """The browser's back and forward buttons (and an address edited by hand): when the query string differs
+    from the one kdviz last wrote and names kdviz settings, it wins. Sidebar values are seeded from it and the
+    page's own choices in it are dropped from the session, so the page's ``from_url`` reads them again.
+
+    Streamlit pushes one history entry per change of the query string and, on back/forward, reruns the
+    page with the entry's query string; without this the next run would write the session's values back.
+    """
+    last = st.session_state.get(_URL_LAST)
+    query = st.query_params.to_dict()
+    if last is None or query == last or not set(query) & set(URL_NAMES.values()):
+        return  # nothing new, or a page opened from the navigation (no query yet): the session's values stay
+    _seed_from_url(query)
+    for name in query:
+        if name not in URL_NAMES.values() and not name.startswith("p_") and name in st.session_state:
+            del st.session_state[name]  # a page widget: its from_url() seeds it from the address again
+    st.session_state[_URL_LAST] = query
 
 
 def _seed_method_params(method: str) -> None:
@@ -151,12 +184,31 @@ def _restore_url(key: str, default: Any) -> None:
 
 
 def write_url(values: dict[str, Any]) -> None:
-    """Put ``values`` (URL name → value) into the address bar, changing only what differs."""
-    current = st.query_params.to_dict()
+    """Queue ``values`` (URL name → value) for the address bar; :func:`flush_url` writes them."""
+    queue = st.session_state.setdefault(_URL_QUEUE, {})
     for name, value in values.items():
-        text = str(int(value) if isinstance(value, bool) else value)
-        if current.get(name) != text:
-            st.query_params[name] = text
+        queue[name] = str(int(value) if isinstance(value, bool) else value)
+
+
+def flush_url() -> None:
+    """Make the address bar hold exactly this run's settings: the sidebar's, the chosen method's parameters
+    (``p_…``) and this page's choices, in one change (one browser history entry per run, so the back button
+    undoes one change). Every page calls this once, at its end (``kdviz.ui.widgets.link_to_view`` does).
+
+    Built from what this run queued, not from the current query: after a page switch Streamlit's server still
+    holds the previous page's query while the browser shows none.
+    """
+    queue = st.session_state.pop(_URL_QUEUE, {})
+    for key in st.session_state.pop(_URL_BOUND, ()):  # page widgets bound by from_url, drawn by now
+        if key in st.session_state:
+            value = st.session_state[key]
+            queue[key] = str(int(value) if isinstance(value, bool) else value)
+    current = st.query_params.to_dict()
+    wanted = {name: text for name, text in current.items() if name.lower().startswith("embed")}  # Streamlit's own
+    wanted.update(queue)
+    if wanted != current:
+        st.query_params.from_dict(wanted)
+    st.session_state[_URL_LAST] = wanted
 
 
 def _restore(key: str, default: Any, options: list | None = None) -> None:

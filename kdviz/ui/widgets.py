@@ -14,7 +14,7 @@ import streamlit as st
 from kdviz.metrics import format_metric
 from kdviz.plots import alpha_label, plotly_config
 from kdviz.ui.sets import UPLOADED, ModelSet, demo_set
-from kdviz.ui.sidebar import K_SETTINGS, UPLOAD_SET, Settings
+from kdviz.ui.sidebar import K_SETTINGS, UPLOAD_SET, Settings, bind_to_url, flush_url
 
 __all__ = ["active_set", "alpha_filter", "chart", "choose_inputs", "from_url", "guard", "link_to_view", "numbers_table",
            "presenting", "uploaded_images"]
@@ -72,11 +72,8 @@ def from_url(key: str, *, kind: type = str, options: list | None = None, lo: flo
     yet (the page was opened from a link), a value in the URL that parses and is allowed (``options``,
     ``lo``–``hi``) becomes its starting value.
     """
+    bind_to_url(key)  # its value, once drawn, goes to the address bar with the sidebar's (link_to_view)
     if key in st.session_state:
-        value = st.session_state[key]
-        text = str(int(value) if isinstance(value, bool) else value)
-        if st.query_params.get(key) != text:
-            st.query_params[key] = text
         return
     text = st.query_params.get(key)
     if text is None:
@@ -93,10 +90,12 @@ def from_url(key: str, *, kind: type = str, options: list | None = None, lo: flo
 
 
 def link_to_view() -> None:
-    """A "link to this view" popover in the sidebar: the page's address with every setting in it, with
-    Streamlit's copy button."""
+    """Write this run's settings into the address bar (one history entry) and offer a "link to this view"
+    popover in the sidebar: the page's address with every setting in it, with Streamlit's copy button.
+    Every page calls it last."""
     from urllib.parse import urlencode
 
+    flush_url()
     base = str(st.context.url or "").split("?", 1)[0]
     query = urlencode(st.query_params.to_dict())
     with st.sidebar.popover("🔗 Copy link to this view", width="stretch"):
