@@ -25,7 +25,7 @@ ZOO_ROOT_ENV = "KDVIZ_DEMO_ZOOS"  # folder holding mnist/, gunpoint/, mnist-seed
 DEMO_SETS: dict[str, tuple[str, str]] = {
     "demo-image": ("Demo: MNIST digits (image zoo)", "mnist"),
     "demo-series": ("Demo: GunPoint (time-series zoo)", "gunpoint"),
-    "demo-seeds": ("Demo: MNIST resnet8 × 3 training seeds", "mnist-seeds"),
+    "demo-seeds": ("Demo: MNIST resnet8 / resnet20 × 3 training seeds", "mnist-seeds"),
 }
 
 
