@@ -647,7 +647,7 @@ def randomisation_curve(result: Any, *, title: str = "") -> go.Figure:
                                       "arrayminus": [max(0.0, result.full_rho - result.full_rho_low)]},
                              marker={"color": TEACHER_COLOUR, "size": 1}))
     fig.add_hline(y=PASS_MAX_RHO, line={"dash": "dash", "color": DIFFERS_COLOUR},
-                  annotation_text=f"pass threshold ρ ≤ {PASS_MAX_RHO}", annotation_position="bottom right")
+                  annotation_text=f"passes at or below ρ = {PASS_MAX_RHO}", annotation_position="bottom left")
     verdict = {"passes": "passes", "fails": "fails on this data"}.get(result.verdict, result.verdict)
     fig.update_layout(
         title=title or f"Teacher randomisation test — {verdict} (fully random teacher: ρ {result.full_rho:.2f})",

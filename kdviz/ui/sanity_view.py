@@ -96,13 +96,14 @@ def randomisation_section(mset: ModelSet, display: np.ndarray, comp: Comparison,
         result = _get(test_key)
         if result is None and st.button(f"Run the test on {n} input{'s' if n != 1 else ''}", key=f"{key}_rand_run",
                                         help="2 attributions of the teacher per block (cascading and independent)"):
-            result = _run(mset, x, labels, comp.parts, settings)
-            _put(test_key, result)
+            _put(test_key, _run(mset, x, labels, comp.parts, settings))
+            st.rerun()  # drawn without the button from the kept result
         if result is None:
             return
         text = result.explanation()
         (st.success if result.verdict == "passes" else st.warning)(
-            f"**{settings.method_label}** {text}", icon="✅" if result.verdict == "passes" else "⚠️")
+            f"**{settings.method_label}** {text}",
+            icon=":material/check_circle:" if result.verdict == "passes" else ":material/warning:")
         chart(_figure(result), name="randomisation_test")
         st.caption(VERDICT_RULE + " The README's table \"Which method to trust\" gives the verdict of every "
                    "method on both demo zoos (`kdviz sanity`).")

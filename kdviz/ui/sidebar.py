@@ -95,6 +95,9 @@ _URL_PARAMS = "kdviz_url_method_params"
 _URL_QUEUE = "kdviz_url_queue"  # values to write at the end of the run (flush_url)
 _URL_LAST = "kdviz_url_last"  # the query string kdviz last wrote (follow_history compares with it)
 _URL_BOUND = "kdviz_url_bound"  # page widget keys this run binds to the URL (kdviz.ui.widgets.from_url)
+# The page choices last written, by widget key: a page left and opened again starts from them (Streamlit
+# forgets a widget's state on a run that does not draw it, and the address then holds another page's view).
+PAGE_CHOICES = "kdviz_page_choices"
 
 
 def bind_to_url(key: str) -> None:
@@ -199,10 +202,11 @@ def flush_url() -> None:
     holds the previous page's query while the browser shows none.
     """
     queue = st.session_state.pop(_URL_QUEUE, {})
+    remembered = st.session_state.setdefault(PAGE_CHOICES, {})
     for key in st.session_state.pop(_URL_BOUND, ()):  # page widgets bound by from_url, drawn by now
         if key in st.session_state:
             value = st.session_state[key]
-            queue[key] = str(int(value) if isinstance(value, bool) else value)
+            queue[key] = remembered[key] = str(int(value) if isinstance(value, bool) else value)
     current = st.query_params.to_dict()
     wanted = {name: text for name, text in current.items() if name.lower().startswith("embed")}  # Streamlit's own
     wanted.update(queue)

@@ -14,7 +14,7 @@ import streamlit as st
 from kdviz.metrics import format_metric
 from kdviz.plots import alpha_label, plotly_config
 from kdviz.ui.sets import UPLOADED, ModelSet, demo_set
-from kdviz.ui.sidebar import K_SETTINGS, UPLOAD_SET, Settings, bind_to_url, flush_url
+from kdviz.ui.sidebar import K_SETTINGS, PAGE_CHOICES, UPLOAD_SET, Settings, bind_to_url, flush_url
 
 __all__ = ["active_set", "alpha_filter", "chart", "choose_inputs", "from_url", "guard", "link_to_view", "numbers_table",
            "presenting", "uploaded_images"]
@@ -68,14 +68,15 @@ def from_url(key: str, *, kind: type = str, options: list | None = None, lo: flo
              hi: float | None = None) -> None:
     """Bind a page widget's value (by its ``key``) to the URL, so a view can be bookmarked or linked.
 
-    Call just before drawing the widget. Its current value goes to the URL; when the widget has no value
-    yet (the page was opened from a link), a value in the URL that parses and is allowed (``options``,
-    ``lo``–``hi``) becomes its starting value.
+    Call just before drawing the widget. Its value goes to the URL at the end of the run; when the widget
+    has no value yet (the page was opened from a link, or opened again), a value in the URL, else the one
+    this session last chose on the page, that parses and is allowed (``options``, ``lo``–``hi``) becomes
+    its starting value.
     """
     bind_to_url(key)  # its value, once drawn, goes to the address bar with the sidebar's (link_to_view)
     if key in st.session_state:
         return
-    text = st.query_params.get(key)
+    text = st.query_params.get(key) or st.session_state.get(PAGE_CHOICES, {}).get(key)
     if text is None:
         return
     try:
