@@ -122,6 +122,8 @@ def read_url_once() -> None:
 
     Values that do not parse or are not offered are ignored (``_restore`` falls back to the default).
     """
+    for stale in (_URL_QUEUE, _URL_BOUND):  # what a run stopped by a newer change queued is not this run's
+        st.session_state.pop(stale, None)
     if st.session_state.get(_URL_READ):
         follow_history()
         return
