@@ -81,6 +81,13 @@ def _settle(page) -> None:
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
+def _open_grid(page, url: str) -> None:
+    """Open ``url`` (an Attention-maps address) and wait until its grid is drawn and the run has finished."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_function(GRID, timeout=300_000)
+    _settle(page)
+
+
 def _choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the sidebar select box labelled ``label``."""
     box = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').filter(has_text=label)
@@ -154,9 +161,7 @@ def test_idle_server_is_quiet_and_the_drawn_grid_fits_one_screen(server, require
     with sync_playwright() as p:
         browser, page = _browser(p)
         try:
-            page.goto(f"{server.url}/attention_maps?method=saliency", wait_until="domcontentloaded")
-            page.wait_for_function(GRID, timeout=300_000)
-            _settle(page)
+            _open_grid(page, f"{server.url}/attention_maps?method=saliency")
             page.wait_for_timeout(2000)  # let torch's worker threads go to sleep
             c0, t0 = _cpu_seconds(server.pid), time.monotonic()
             time.sleep(5)
@@ -208,9 +213,7 @@ def test_back_button_undoes_a_setting_change(server, require_zoo) -> None:
     with sync_playwright() as p:
         browser, page = _browser(p)
         try:
-            page.goto(f"{server.url}/attention_maps?method=saliency&k=5&null=0", wait_until="domcontentloaded")
-            page.wait_for_function(GRID, timeout=300_000)
-            _settle(page)
+            _open_grid(page, f"{server.url}/attention_maps?method=saliency&k=5&null=0")
             page.wait_for_function("location.search.includes('att_pos=0')", timeout=60_000)
             box = page.locator('[data-testid="stSidebar"] [data-testid="stNumberInput"]').filter(has_text="top-k")
             box.locator("input").fill("3")
