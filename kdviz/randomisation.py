@@ -96,7 +96,10 @@ class RandomisationResult:
 
     def explanation(self) -> str:
         """One sentence for the UI: the verdict with its number."""
-        rho = f"{self.full_rho:.2f} [{self.full_rho_low:.2f}, {self.full_rho_high:.2f}]"
+        if np.isfinite(self.full_rho_low) and np.isfinite(self.full_rho_high):
+            rho = f"{self.full_rho:.2f} [{self.full_rho_low:.2f}, {self.full_rho_high:.2f}]"
+        else:  # one input: no interval, and the verdict rests on that input alone
+            rho = f"{self.full_rho:.2f}, no interval from {self.n_inputs} input"
         if self.verdict == "passes":
             return (f"passes: a fully randomised teacher ranks the parts differently (mean ρ {rho} ≤ {PASS_MAX_RHO} "
                     f"over {self.n_inputs} inputs).")

@@ -85,3 +85,13 @@ def test_full_only_equals_the_last_cascading_step() -> None:
     assert quick.cascading_rho.shape == (1, 4) and quick.independent_rho.shape == (0, 4)
     np.testing.assert_allclose(quick.cascading_rho[0], full.cascading_rho[-1])
     assert quick.verdict == full.verdict and quick.full_rho == pytest.approx(full.full_rho)
+
+
+def test_explanation_of_a_single_input_gives_no_interval() -> None:
+    from kdviz.randomisation import RandomisationResult
+
+    one = RandomisationResult(method="grad_cam", parts="grid:4x4", blocks=("fc", "conv1"),
+                              cascading_rho=np.array([[0.6], [0.3]]), independent_rho=np.array([[0.7], [0.4]]),
+                              seeds=(1,), n_inputs=1)
+    assert one.verdict == "passes" and "nan" not in one.explanation()
+    assert "no interval from 1 input" in one.explanation()
