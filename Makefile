@@ -14,8 +14,9 @@ run: install  ## set up and open the dashboard on the shipped demo zoos
 	@echo "kdviz: open http://localhost:$(PORT) in your browser (Ctrl+C stops the app)"
 	$(BIN)/python -m kdviz.ui.launch --server.port $(PORT)  # = streamlit run app.py, imports warmed meanwhile
 
-test: dev chromium  ## set up and run the whole test suite (lint + pytest, browser tests included)
+test: dev chromium  ## set up and run the whole test suite (lint, import contracts, pytest with browser tests)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 install: $(VENV)/.app-installed
@@ -42,6 +43,7 @@ chromium:  ## Debian's Chromium for the real-browser tests (Playwright's own dow
 
 lint: dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

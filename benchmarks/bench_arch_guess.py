@@ -1,8 +1,8 @@
 """Benchmark: guessing an architecture from a state dict, with the shipped key index and without it.
 
 For each architecture below, the shapes of its state dict (100 classes, 3 channels; ImageNet models 1000) go
-through ``kdviz.arch_guess.guess`` in a fresh process-level cache state: "index" uses
-``kdviz/archs/key_index.py``; "no index" first computes every registered architecture's key names by building
+through ``kdviz.models.arch_guess.guess`` in a fresh process-level cache state: "index" uses
+``kdviz/models/key_index.py``; "no index" first computes every registered architecture's key names by building
 it on the meta device (what the guesser would do without the index, once per process). Prints a markdown
 table; say how busy the machine was (``uptime``) when quoting it.
 
@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import time
 
-from kdviz import arch_guess, models
+from kdviz import models
+from kdviz.models import arch_guess
 
 ARCHS = ["resnet8x4", "wrn_40_2", "ShuffleV1", "cifar_resnet50", "MobileNetV2", "resnet50", "vit_b_16",
          "deit_tiny_distilled_patch16_224", "vit_tiny_patch16_224"]

@@ -3,7 +3,7 @@
 Default (CPU): every model of the demo image zoo (``assets/zoo/mnist``), 16 images, Integrated Gradients
 with 32 steps. "Naive" is the way captum is usually called from a notebook: one
 ``IntegratedGradients(model).attribute(x[i:i+1], target=t_i, n_steps=32)`` per image per model. "Engine" is
-``kdviz.attribution.attribute(model, x, method="integrated_gradients", ...)``: one call per model for all 16
+``kdviz.attribution.engine.attribute(model, x, method="integrated_gradients", ...)``: one call per model for all 16
 images. Prints a markdown table with both timings, the speed-up and the max abs difference.
 
     python benchmarks/bench_attribution.py              # the shipped zoo (random models if it is missing)
@@ -30,7 +30,7 @@ from captum.attr import IntegratedGradients
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdviz.attribution import attribute  # noqa: E402
+from kdviz.attribution.engine import attribute  # noqa: E402
 
 RANDOM_ARCHS = ("resnet56", "resnet32", "resnet20", "resnet8")
 
@@ -50,7 +50,7 @@ def zoo_models(path: Path) -> tuple[list[tuple[str, str, torch.nn.Module]], tupl
     """The zoo's models as (id, arch, module) and its (mean, std) normalisation; None without a zoo."""
     if not (path / "zoo.json").exists():
         return None
-    from kdviz.zoo import load_zoo
+    from kdviz.io.zoo import load_zoo
 
     zoo = load_zoo(path)
     models = [(str(m.id), str(m.arch), m.module.eval()) for m in zoo.models]

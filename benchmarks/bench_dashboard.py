@@ -196,9 +196,9 @@ def browser(args: argparse.Namespace) -> None:
 def compute(args: argparse.Namespace) -> None:
     import torch
 
-    from kdviz.compare import compare_models
-    from kdviz.data import load_dataset
-    from kdviz.zoo import load_zoo
+    from kdviz.analysis.compare import compare_models
+    from kdviz.io.datasets import load_dataset
+    from kdviz.io.zoo import load_zoo
 
     if args.threads:
         torch.set_num_threads(args.threads)

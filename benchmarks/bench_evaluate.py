@@ -22,9 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdviz.attribution import attribute  # noqa: E402
-from kdviz.data import load_dataset  # noqa: E402
-from kdviz.evaluate import evaluate_zoo  # noqa: E402
+from kdviz.attribution.engine import attribute  # noqa: E402
+from kdviz.evaluation.evaluate import evaluate_zoo  # noqa: E402
+from kdviz.io.datasets import load_dataset  # noqa: E402
 from kdviz.models import create_model  # noqa: E402
 
 MNIST_RECIPE = [("teacher", "resnet56", 1.0, "ce")] + [
@@ -72,7 +72,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.zoo:
-        from kdviz.zoo import load_zoo
+        from kdviz.io.zoo import load_zoo
 
         zoo = load_zoo(args.zoo)
     else:

@@ -2,7 +2,7 @@
 
 Ceiling: a 2048×2048 matrix multiply (2·n³ FLOP) timed in fp32 and in bf16. Engine: Integrated Gradients
 (``--steps``) on ``--images`` MNIST digits for every model of the demo zoo, through
-``kdviz.attribution.attribute`` as ``kdviz evaluate`` calls it. The engine's work is counted as DESIGN.md
+``kdviz.attribution.engine.attribute`` as ``kdviz evaluate`` calls it. The engine's work is counted as DESIGN.md
 counts it: forward + input-gradient backward per IG row (the backward of a conv/linear layer with respect to
 its input costs what its forward costs; weight gradients are not computed), plus the two forwards of the
 convergence delta: ``F · N · (2·steps + 2)``, where ``F`` is one input's forward FLOPs measured by PyTorch's
@@ -28,8 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdviz.attribution import attribute  # noqa: E402
-from kdviz.precision import precision_context, precision_support  # noqa: E402
+from kdviz.attribution.engine import attribute  # noqa: E402
+from kdviz.attribution.precision import precision_context, precision_support  # noqa: E402
 
 
 def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from kdviz.data import load_dataset
-    from kdviz.zoo import load_zoo
+    from kdviz.io.datasets import load_dataset
+    from kdviz.io.zoo import load_zoo
 
     zoo = load_zoo(args.zoo)
     ds = load_dataset(zoo.dataset)

@@ -23,8 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdviz.attribution import attribute  # noqa: E402
-from kdviz.ig_steps import step_ladder, steps_cost  # noqa: E402
+from kdviz.attribution.engine import attribute  # noqa: E402
+from kdviz.attribution.ig_steps import step_ladder, steps_cost  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from kdviz.data import load_dataset
-    from kdviz.zoo import load_zoo
+    from kdviz.io.datasets import load_dataset
+    from kdviz.io.zoo import load_zoo
 
     tol = args.tolerance
     print(f"{torch.get_num_threads()} threads; tolerance {tol:.0%}; load average before {os.getloadavg()}")

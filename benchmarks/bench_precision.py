@@ -1,6 +1,6 @@
 """Fidelity of a lower precision, measured: bf16 (or fp16) autocast against fp32 on the demo zoos.
 
-For each zoo, the first ``--images`` test inputs go through ``kdviz.compare.compare_models`` twice, in fp32
+For each zoo, the first ``--images`` test inputs go through ``kdviz.analysis.compare.compare_models`` twice, in fp32
 and under autocast, with the same settings (IG, its steps, the zoo's default parts, k = 5). Prints per model
 the Spearman ρ between the two precisions' importance maps (mean and minimum over inputs) and the IG
 completeness error in each, then per summary metric the fp32 mean, the bf16 mean and the largest change
@@ -30,11 +30,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdviz.compare import compare_models  # noqa: E402
-from kdviz.data import load_dataset  # noqa: E402
-from kdviz.evaluate import summarize  # noqa: E402
-from kdviz.precision import precision_context, precision_support  # noqa: E402
-from kdviz.zoo import load_zoo  # noqa: E402
+from kdviz.analysis.compare import compare_models  # noqa: E402
+from kdviz.attribution.precision import precision_context, precision_support  # noqa: E402
+from kdviz.evaluation.evaluate import summarize  # noqa: E402
+from kdviz.io.datasets import load_dataset  # noqa: E402
+from kdviz.io.zoo import load_zoo  # noqa: E402
 
 METRICS = ("accuracy", "confidence", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
            "kl_to_teacher", "agree", "ssim", "pearson", "ig_completeness_error")

@@ -34,7 +34,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdviz.evaluate import EvalProgress, evaluate_zoo  # noqa: E402
+from kdviz.evaluation.evaluate import EvalProgress, evaluate_zoo  # noqa: E402
 
 
 def timed(zoo, data, opts: dict, **kwargs) -> tuple[float, float, pd.DataFrame, dict]:
@@ -55,9 +55,9 @@ def timed(zoo, data, opts: dict, **kwargs) -> tuple[float, float, pd.DataFrame, 
 def cpu(args: argparse.Namespace) -> None:
     import ray
 
-    from kdviz.data import load_dataset
-    from kdviz.distributed import ClusterOptions
-    from kdviz.zoo import load_zoo
+    from kdviz.evaluation.distributed import ClusterOptions
+    from kdviz.io.datasets import load_dataset
+    from kdviz.io.zoo import load_zoo
 
     zoo = load_zoo(args.zoo)
     data = load_dataset(zoo.dataset)
@@ -118,7 +118,7 @@ def resnet50_zoo(students: int, images: int, device: str) -> tuple[types.SimpleN
 def gpu(args: argparse.Namespace) -> None:
     import ray
 
-    from kdviz.distributed import ClusterOptions
+    from kdviz.evaluation.distributed import ClusterOptions
 
     n_gpus = torch.cuda.device_count()
     if args.device == "cuda" and n_gpus == 0:

@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdviz.data import load_dataset  # noqa: E402
-from kdviz.distill import sd_baseline  # noqa: E402
-from kdviz.group_explanations import explain_groups  # noqa: E402
-from kdviz.superfeatures import build_superfeatures, default_base, load_superfeatures  # noqa: E402
-from kdviz.zoo import load_zoo  # noqa: E402
+from kdviz.analysis.superfeatures import build_superfeatures, default_base, load_superfeatures  # noqa: E402
+from kdviz.attribution.groups import explain_groups  # noqa: E402
+from kdviz.io.datasets import load_dataset  # noqa: E402
+from kdviz.io.zoo import load_zoo  # noqa: E402
+from kdviz.training.loop import sd_baseline  # noqa: E402
 
 
 def picture(zoo_dir: Path, m: int, out: Path) -> None:

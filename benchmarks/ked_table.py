@@ -5,10 +5,10 @@
 
 For every student of ``--arch`` at ``--alpha`` (each seed replicate of KD, SD and KED), against the zoo's
 teacher, on the whole test split: accuracy, attention rank alignment and its chance-corrected excess over
-the random-weights null (``null_copies`` untrained copies of the architecture, kdviz.nulls), focus ratio on
+the random-weights null (``null_copies`` untrained copies of the architecture, kdviz.analysis.nulls), focus ratio on
 the teacher's top-k parts, and logit alignment. Attributions are computed once per (model, batch) and reused
 for every parts spec. Writes ``<out>_<parts>.csv`` (per model) and ``<out>_<parts>_variants.csv`` (per
-variant, seeds pooled with hierarchical intervals, kdviz.aggregate) and prints them.
+variant, seeds pooled with hierarchical intervals, kdviz.analysis.aggregate) and prints them.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdviz.aggregate import summarize_models, summarize_variants  # noqa: E402
-from kdviz.attribution import attribute  # noqa: E402
-from kdviz.compare import compare_models  # noqa: E402
-from kdviz.data import load_dataset  # noqa: E402
-from kdviz.zoo import load_zoo  # noqa: E402
+from kdviz.analysis.aggregate import summarize_models, summarize_variants  # noqa: E402
+from kdviz.analysis.compare import compare_models  # noqa: E402
+from kdviz.attribution.engine import attribute  # noqa: E402
+from kdviz.io.datasets import load_dataset  # noqa: E402
+from kdviz.io.zoo import load_zoo  # noqa: E402
 
 COLUMNS = ["model_id", "method", "n", "accuracy", "attention_rho", "attention_rho_null", "attention_rho_excess",
            "attention_rho_excess_low", "attention_rho_excess_high", "focus_ratio", "logit_rho", "margin_rho"]

@@ -3,22 +3,14 @@
 import pandas as pd
 import streamlit as st
 
-from kdviz.metrics import format_metric
-from kdviz.plots import alignment_bars, alignment_scatter, logit_table
-from kdviz.ui.compute import compare, summarise
+from kdviz.analysis.metrics import format_metric
+from kdviz.report.figures import alignment_bars, alignment_scatter, logit_table
+from kdviz.ui.charts import chart
+from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sanity_view import randomisation_section
 from kdviz.ui.sidebar import render_sidebar
 from kdviz.ui.superfeatures import superfeature_section
-from kdviz.ui.widgets import (
-    active_set,
-    alpha_filter,
-    chart,
-    choose_inputs,
-    guard,
-    link_to_view,
-    numbers_table,
-    table_height,
-)
+from kdviz.ui.widgets import active_set, alpha_filter, choose_inputs, guard, link_to_view, numbers_table, table_height
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Alignment")
@@ -27,7 +19,7 @@ with guard("compute the alignment"):
     st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)}. Attention rank "
                "alignment = Spearman ρ of part importances to the teacher; logit alignment = Spearman ρ of logits. "
                "Means over the chosen inputs with 95% bootstrap intervals.")
-    display, labels, names = choose_inputs(mset, settings, key="al", many=True, default_n=16)
+    display, labels, names = choose_inputs(mset, settings, key="al", predict=pool_predictions, many=True, default_n=16)
     show = alpha_filter(mset, key="al_alpha")
     comp = compare(mset, display, labels, names, settings)
     summary = summarise(comp.frame[comp.frame["model_id"].isin(show)], ci=True)

@@ -3,23 +3,13 @@ architecture, columns = α)."""
 
 import streamlit as st
 
-from kdviz.ig_steps import completeness_caption
-from kdviz.metrics import format_metric
-from kdviz.plots import attention_grid
-from kdviz.ui.compute import compare, summarise
+from kdviz.analysis.metrics import format_metric
+from kdviz.attribution.ig_steps import completeness_caption
+from kdviz.report.figures import attention_grid
+from kdviz.ui.charts import chart, presenting
+from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import (
-    Stop,
-    active_set,
-    alpha_filter,
-    chart,
-    choose_inputs,
-    from_url,
-    guard,
-    link_to_view,
-    numbers_table,
-    presenting,
-)
+from kdviz.ui.widgets import Stop, active_set, alpha_filter, choose_inputs, from_url, guard, link_to_view, numbers_table
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages and live in the URL
 st.title("Attention maps")
@@ -31,7 +21,7 @@ with guard("draw the attention maps"):
     st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)} · k = {settings.k}")
     pick, look, scale_col, more = st.columns([4, 2, 2, 3])
     with pick:
-        display, labels, names = choose_inputs(mset, settings, key="att")
+        display, labels, names = choose_inputs(mset, settings, key="att", predict=pool_predictions)
     with look:
         from_url("att_overlay", options=["overlay on the input", "map alone"])
         overlay = st.radio("Show", ["overlay on the input", "map alone"], key="att_overlay")

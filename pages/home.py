@@ -24,7 +24,7 @@ st.page_link("pages/part_focus.py", label="Part focus — mass inside the teache
 st.page_link("pages/alignment.py", label="Alignment — attention vs logit alignment by architecture × α", icon=":material/compare_arrows:")
 st.page_link("pages/report.py", label="Report — the four views over a whole test split, ready for a slide",
              icon=":material/summarize:")
-st.caption("Definitions (README and kdviz.metrics): focus ratio = M_in / M_out on the teacher's top-k parts; "
+st.caption("Definitions (README and kdviz.analysis.metrics): focus ratio = M_in / M_out on the teacher's top-k parts; "
            "undefined values (e.g. ρ of a constant map) are shown as “undefined”.")
 
 # Drawn after the page text: importing the attribution stack (torch) must not delay the first page.

@@ -4,7 +4,8 @@ import streamlit as st
 
 from kdviz.models import list_models
 from kdviz.ui import uploads as up
-from kdviz.ui.sidebar import K_SET, UPLOAD_SET, render_sidebar, set_choice
+from kdviz.ui.sidebar import render_sidebar, set_choice
+from kdviz.ui.state import K_SET, UPLOAD_SET
 from kdviz.ui.widgets import UPLOADED_DATA, Stop, active_set, guard, link_to_view, table_height
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages

@@ -2,20 +2,12 @@
 
 import streamlit as st
 
-from kdviz.plots import focus_bars, parts_figure
-from kdviz.ui.compute import compare, summarise
+from kdviz.report.figures import focus_bars, parts_figure
+from kdviz.ui.charts import chart
+from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar
 from kdviz.ui.superfeatures import superfeature_section
-from kdviz.ui.widgets import (
-    active_set,
-    alpha_filter,
-    chart,
-    choose_inputs,
-    from_url,
-    guard,
-    link_to_view,
-    numbers_table,
-)
+from kdviz.ui.widgets import active_set, alpha_filter, choose_inputs, from_url, guard, link_to_view, numbers_table
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Part focus")
@@ -24,7 +16,7 @@ with guard("compute the part focus"):
     parts = settings.parts_for(mset.task)
     st.caption(f"{mset.name} · {settings.method_label} · parts {parts} · k = {settings.k}. Focus ratio = "
                "the model's attribution mass inside the teacher's top-k parts / the mass outside.")
-    display, labels, names = choose_inputs(mset, settings, key="pf", many=True, default_n=8)
+    display, labels, names = choose_inputs(mset, settings, key="pf", predict=pool_predictions, many=True, default_n=8)
     show = alpha_filter(mset, key="pf_alpha")
     comp = compare(mset, display, labels, names, settings)
     left, right = st.columns([2, 3])

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from kdviz import report
-from kdviz.aggregate import has_replicates, summarize_variants
-from kdviz.attribution import METHODS
-from kdviz.evaluate import evaluate_zoo
+from kdviz.analysis.aggregate import has_replicates, summarize_variants
+from kdviz.attribution.engine import METHODS
+from kdviz.evaluation.evaluate import evaluate_zoo
+from kdviz.report import study as report
+from kdviz.ui.charts import chart
 from kdviz.ui.report_view import (
     fit_for_page,
     load_results_bytes,
@@ -20,7 +21,7 @@ from kdviz.ui.report_view import (
 )
 from kdviz.ui.sets import DEMO_SETS, demo_folder
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import active_set, chart, from_url, guard, link_to_view, table_height
+from kdviz.ui.widgets import active_set, from_url, guard, link_to_view, table_height
 
 SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
 settings = render_sidebar()  # the shared sidebar; its values persist across pages

@@ -3,10 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from kdviz.plots import segment_bars, series_saliency
-from kdviz.ui.compute import compare, summarise
+from kdviz.report.figures import segment_bars, series_saliency
+from kdviz.ui.charts import chart
+from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import Stop, active_set, alpha_filter, chart, choose_inputs, guard, link_to_view, numbers_table
+from kdviz.ui.widgets import Stop, active_set, alpha_filter, choose_inputs, guard, link_to_view, numbers_table
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Temporal saliency")
@@ -19,7 +20,7 @@ with guard("draw the temporal saliency"):
     st.caption(f"{mset.name} · {settings.method_label} · {settings.parts_for(mset.task)} · k = {settings.k}")
     left, right = st.columns([3, 2])
     with left:
-        display, labels, names = choose_inputs(mset, settings, key="ts")
+        display, labels, names = choose_inputs(mset, settings, key="ts", predict=pool_predictions)
     with right:
         n_channels = display.shape[1]
         channel = st.selectbox("Channel", ["all channels (sum of |A|)", *[f"channel {c}" for c in range(n_channels)]],

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from kdviz.uploads import (
+from kdviz.io.untrusted import (
     ArchiveBombError,
     DataPathError,
     ImageError,
@@ -41,8 +41,8 @@ from kdviz.uploads import (
 
 Kind = Literal["zip", "image", "series", "checkpoint", "path"]
 
-# Named, not imported: kdviz.checkpoints pulls in torch, which the other kinds do not need.
-CHECKPOINT_REFUSAL = "kdviz.checkpoints.CheckpointError"
+# Named, not imported: kdviz.io.checkpoints pulls in torch, which the other kinds do not need.
+CHECKPOINT_REFUSAL = "kdviz.io.checkpoints.CheckpointError"
 
 
 @dataclass(frozen=True)
@@ -444,17 +444,17 @@ def call_library(case: HostileCase, data: bytes, *, workdir: Path) -> Any:
     """Run ``case`` through the kdviz library (path cases read ``KDVIZ_DATA_ROOT`` from the env)."""
     options = dict(case.options)
     if case.kind == "zip":
-        from kdviz.safezip import extract_zip
+        from kdviz.io.safezip import extract_zip
 
         return extract_zip(data, workdir / "extracted", **options)
     if case.kind == "image":
-        from kdviz.imageio import load_image, load_image_folder
+        from kdviz.io.images import load_image, load_image_folder
 
         if case.filename.endswith(".zip"):
             return load_image_folder(data, **options)
         return load_image(data, name=case.filename, **options)
     if case.kind == "series":
-        from kdviz.seriesio import check_series_fits, load_series
+        from kdviz.io.series import check_series_fits, load_series
 
         fits = {k: options.pop(k) for k in ("in_channels", "length") if k in options}
         loaded = load_series(data, name=case.filename, **options)
@@ -462,11 +462,11 @@ def call_library(case: HostileCase, data: bytes, *, workdir: Path) -> Any:
             check_series_fits(loaded.x, **fits)
         return loaded
     if case.kind == "path":
-        from kdviz.paths import resolve_data_path
+        from kdviz.io.paths import resolve_data_path
 
         return resolve_data_path(case.filename)
     if case.kind == "checkpoint":
-        from kdviz.checkpoints import load_checkpoint  # the lead's module; imported lazily
+        from kdviz.io.checkpoints import load_checkpoint  # the lead's module; imported lazily
 
         path = workdir / case.filename
         path.write_bytes(data)

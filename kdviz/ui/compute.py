@@ -26,12 +26,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kdviz.attribution import Attribution, attribute, predict_logits
-from kdviz.compare import Comparison, compare_models, label_parts, parse_parts
-from kdviz.metrics import mean_ci
-from kdviz.precision import precision_context
+from kdviz.analysis.compare import Comparison, compare_models
+from kdviz.analysis.metrics import mean_ci
+from kdviz.analysis.parts import label_parts, parse_parts
+from kdviz.attribution.engine import Attribution, attribute, predict_logits
+from kdviz.attribution.precision import precision_context
 from kdviz.ui.sets import ModelSet, array_hash
-from kdviz.ui.sidebar import Settings
+from kdviz.ui.state import Settings
 from kdviz.ui.superfeatures import superfeature_parts
 
 __all__ = ["compare", "model_problems", "on_device_or_cpu", "pool_predictions", "summarise", "LAST_TIMING"]
@@ -299,7 +300,7 @@ def pool_predictions(mset: ModelSet, display: np.ndarray, device: str) -> dict[s
 
 METRIC_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
                   "kl_to_teacher", "agree", "ssim", "pearson", "correct", "confidence")
-# The random-weights reference (kdviz.nulls via compare_models), summarised where the frame has it.
+# The random-weights reference (kdviz.analysis.nulls via compare_models), summarised where the frame has it.
 NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
                 "focus_ratio_null")
 CI_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "attention_rho_null", "attention_rho_excess")

@@ -1,8 +1,8 @@
-"""What the Report page adds to ``kdviz.report``'s figures to show them in the app and on a slide.
+"""What the Report page adds to ``kdviz.report.study``'s figures to show them in the app and on a slide.
 
-``kdviz.report`` builds the five views for any medium (HTML report, PNG); here they are fitted to the
+``kdviz.report.study`` builds the five views for any medium (HTML report, PNG); here they are fitted to the
 page's half-width columns (titles wrapped, the table tall enough for its wrapped cells), and an axis that
-does not start at zero is marked. (``kdviz.report`` draws the random-weights null itself where the
+does not start at zero is marked. (``kdviz.report.study`` draws the random-weights null itself where the
 results have it.)
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 import streamlit as st
 
-from kdviz.ui.sidebar import Settings
+from kdviz.ui.state import Settings
 
 __all__ = ["fit_for_page", "load_results_bytes", "load_results_file", "result_for_set", "settings_differences",
            "store_result"]
@@ -25,8 +25,8 @@ RESULTS = "kdviz_report_results"  # session state: (set key, model hashes) -> Ev
 
 @st.cache_data(show_spinner="Reading results…", max_entries=8)
 def load_results_file(path: str, mtime: float) -> Any:
-    """``kdviz.evaluate.load_results`` of a file on the server (keyed by path and modification time)."""
-    from kdviz.evaluate import load_results
+    """``kdviz.evaluation.evaluate.load_results`` of a file on the server (keyed by path and modification time)."""
+    from kdviz.evaluation.evaluate import load_results
 
     return load_results(path)
 
@@ -34,7 +34,7 @@ def load_results_file(path: str, mtime: float) -> Any:
 @st.cache_data(show_spinner="Reading results…", max_entries=4)
 def load_results_bytes(data: bytes) -> Any:
     """``load_results`` of an uploaded results file (parquet bytes)."""
-    from kdviz.evaluate import load_results
+    from kdviz.evaluation.evaluate import load_results
 
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "results.parquet").write_bytes(data)

@@ -1,6 +1,6 @@
 """The teacher randomisation test on a page: can the sidebar's method be trusted on these inputs?
 
-Adebayo et al.'s cascading and independent randomisation (``kdviz.randomisation``) of the active set's
+Adebayo et al.'s cascading and independent randomisation (``kdviz.analysis.randomisation``) of the active set's
 teacher, on the page's inputs and parts, with the method and parameters of the sidebar. Run on request
 (a full cascade is 2 × blocks attributions of the teacher) under a progress bar; results are kept per
 process by everything that changes them, so a revisit shows the last result at once.
@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from kdviz.compare import Comparison
+from kdviz.analysis.compare import Comparison
+from kdviz.analysis.randomisation import VERDICT_RULE, RandomisationResult, randomisation_test
 from kdviz.models import model_info
-from kdviz.randomisation import VERDICT_RULE, RandomisationResult, randomisation_test
+from kdviz.ui.charts import chart
 from kdviz.ui.sets import ModelSet, array_hash
-from kdviz.ui.sidebar import Settings
-from kdviz.ui.widgets import chart
+from kdviz.ui.state import Settings
 
 __all__ = ["randomisation_section", "MAX_INPUTS"]
 
@@ -110,7 +110,7 @@ def randomisation_section(mset: ModelSet, display: np.ndarray, comp: Comparison,
 
 
 def _figure(result: RandomisationResult) -> Any:
-    from kdviz.plots import randomisation_curve
+    from kdviz.report.figures import randomisation_curve
 
     return randomisation_curve(result)
 

@@ -3,41 +3,43 @@
 Every page calls :func:`render_sidebar` first (one line), which draws the same widgets and returns the
 :class:`Settings`. Streamlit gives widgets on different pages different identities, so the values are
 kept in a plain session-state dict and restored on the next page: a choice made on one page holds on
-all of them. Method parameter widgets are built from ``kdviz.attribution.METHODS``: adding a method or a
+all of them. Method parameter widgets are built from ``kdviz.attribution.engine.METHODS``: adding a method or a
 parameter to the table adds its widget here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
 
-from kdviz.attribution import METHODS, ParamSpec
-from kdviz.precision import available_precisions
-from kdviz.transformer_attribution import method_label, model_kind, unavailable_methods
+from kdviz.attribution.engine import METHODS, ParamSpec
+from kdviz.attribution.precision import available_precisions
+from kdviz.attribution.vision_transformer import method_label, model_kind, unavailable_methods
 from kdviz.ui.sets import DEMO_SETS, UPLOADED
+from kdviz.ui.state import (
+    K_DEVICE,
+    K_FORMAT,
+    K_GRID_C,
+    K_GRID_R,
+    K_METHOD,
+    K_NULL,
+    K_PARTS_KIND,
+    K_PRECISION,
+    K_PRESENT,
+    K_SEGMENTS,
+    K_SET,
+    K_SETTINGS,
+    K_SF_SERIES,
+    K_SLIC_N,
+    K_TOPK,
+    PAGE_CHOICES,
+    UPLOAD_SET,
+    Settings,
+)
 from kdviz.ui.superfeatures import available_m
 
 __all__ = ["Settings", "current_settings", "render_sidebar", "method_param_widget"]
-
-K_SET = "kdviz_set"
-K_DEVICE = "kdviz_device"
-K_PRECISION = "kdviz_precision"
-K_METHOD = "kdviz_method"
-K_PARTS_KIND = "kdviz_parts_kind"
-K_SLIC_N = "kdviz_slic_n"
-K_GRID_R = "kdviz_grid_rows"
-K_GRID_C = "kdviz_grid_cols"
-K_SEGMENTS = "kdviz_segments"
-K_SF_SERIES = "kdviz_sf_series"
-K_TOPK = "kdviz_k"
-K_NULL = "kdviz_null_copies"
-K_PRESENT = "kdviz_present"
-K_FORMAT = "kdviz_figure_format"
-K_SETTINGS = "kdviz_settings"
-UPLOAD_SET = "kdviz_upload_set"  # the ModelSet built on the Models page
 
 # Parameters a presenter rarely touches: shown in an "advanced" expander.
 _ADVANCED = frozenset({"internal_batch_size", "seed", "integration", "blur_sigma"})
@@ -55,34 +57,6 @@ h1 { font-size: 2.6rem !important; }
 </style>"""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the sidebar decides; each page gets it from :func:`render_sidebar`."""
-
-    set_key: str
-    device: str
-    method: str
-    params: tuple[tuple[str, Any], ...]
-    parts_image: str  # 'slic:50' | 'grid:4x4'
-    parts_series: str  # 'segments:10'
-    k: int
-    null_copies: int = 3  # R random-weights copies per student architecture (0 = no reference)
-    presenting: bool = False  # presentation mode: larger fonts, folded sidebar, 16:9 downloads
-    figure_format: str = "png"  # download format of the charts' camera button: png | svg
-    precision: str = "fp32"  # autocast precision of attributions (kdviz.precision): fp32 | bf16 | fp16
-
-    def parts_for(self, task: str) -> str:
-        return self.parts_series if task == "timeseries" else self.parts_image
-
-    @property
-    def method_params(self) -> dict[str, Any]:
-        return dict(self.params)
-
-    @property
-    def method_label(self) -> str:
-        return METHODS[self.method].label
-
-
 _SAVED = "kdviz_sidebar_saved"
 _URL_READ = "kdviz_url_read"
 _DEEP_LINK_QUERY = "kdviz_deep_link_query"
@@ -95,9 +69,6 @@ _URL_PARAMS = "kdviz_url_method_params"
 _URL_QUEUE = "kdviz_url_queue"  # values to write at the end of the run (flush_url)
 _URL_LAST = "kdviz_url_last"  # the query string kdviz last wrote (follow_history compares with it)
 _URL_BOUND = "kdviz_url_bound"  # page widget keys this run binds to the URL (kdviz.ui.widgets.from_url)
-# The page choices last written, by widget key: a page left and opened again starts from them (Streamlit
-# forgets a widget's state on a run that does not draw it, and the address then holds another page's view).
-PAGE_CHOICES = "kdviz_page_choices"
 
 
 def bind_to_url(key: str) -> None:

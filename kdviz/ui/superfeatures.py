@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kdviz.compare import PartSpec, parse_parts
+from kdviz.analysis.parts import PartSpec, parse_parts
 from kdviz.ui.sets import DEMO_SETS, ModelSet, array_hash, demo_folder
 
 __all__ = ["available_m", "set_superfeatures", "superfeature_parts", "superfeature_section"]
@@ -38,7 +38,7 @@ def available_m(mset: ModelSet | None = None, *, key: str | None = None) -> list
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _load(folder: str, m: int, stamp: float) -> tuple[np.ndarray, str, float, int]:
-    from kdviz.superfeatures import load_superfeatures
+    from kdviz.analysis.superfeatures import load_superfeatures
 
     sf = load_superfeatures(folder, m)
     return sf.labels, sf.base, sf.seconds, sf.n_inputs
@@ -70,7 +70,7 @@ def _explain(model_hashes: tuple[str, ...], input_hash: str, m: int, tau: float,
     """Shapley values and exp_m of each chosen model on one input, for the teacher's predicted class."""
     import torch
 
-    from kdviz.group_explanations import explain_groups
+    from kdviz.attribution.groups import explain_groups
 
     x = torch.as_tensor(_x)
     base = _baseline(_mset)
@@ -87,7 +87,7 @@ def _explain(model_hashes: tuple[str, ...], input_hash: str, m: int, tau: float,
 
 def _baseline(mset: ModelSet):
     """Black pixel for images, 0 (the series mean) for z-normalised series, in model-input space (the
-    baseline KED and SD train with, kdviz.distill.sd_baseline)."""
+    baseline KED and SD train with, kdviz.training.loop.sd_baseline)."""
     import torch
 
     mean = torch.tensor(mset.mean, dtype=torch.float32)
@@ -109,8 +109,8 @@ def superfeature_section(mset: ModelSet, parts: str, display: np.ndarray, names:
 
     Drawn when ``parts`` is ``superfeatures:M`` (otherwise a one-line hint), so other part kinds keep the
     page as it was."""
-    from kdviz.plots_superfeatures import superfeature_explanations, superfeature_layout
-    from kdviz.ui.widgets import chart
+    from kdviz.report.superfeature_figures import superfeature_explanations, superfeature_layout
+    from kdviz.ui.charts import chart
 
     ms = available_m(mset)
     spec = parse_parts(parts)

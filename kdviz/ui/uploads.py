@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kdviz.checkpoints import CheckpointError, LoadedCheckpoint, checkpoint_parts, load_checkpoint
+from kdviz.io.checkpoints import CheckpointError, LoadedCheckpoint, checkpoint_parts, load_checkpoint
+from kdviz.io.presets import PRESETS, guess_preset, preset_names, preview_strip
+from kdviz.io.untrusted import UploadError, check_size, content_hash
 from kdviz.models import list_models, model_info
-from kdviz.presets import PRESETS, guess_preset, preset_names, preview_strip
 from kdviz.ui.sets import LOAD_LOCK, UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
-from kdviz.uploads import UploadError, check_size, content_hash
 
 __all__ = ["DataUpload", "FileStatus", "check_inputs", "default_normalisation", "fit_pool", "guess_from_filename",
            "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo", "trust_programs", "upload_limit_bytes"]
@@ -157,9 +157,9 @@ def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) ->
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
-    from kdviz.safezip import extract_zip
-    from kdviz.uploads import upload_workspace
-    from kdviz.zoo import load_zoo
+    from kdviz.io.safezip import extract_zip
+    from kdviz.io.untrusted import upload_workspace
+    from kdviz.io.zoo import load_zoo
 
     with upload_workspace() as folder:
         extract_zip(_data, folder)
@@ -170,7 +170,7 @@ def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
             zoo = load_zoo(manifests[0].parent)
     pool = None
     try:
-        from kdviz.data import load_dataset
+        from kdviz.io.datasets import load_dataset
 
         ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
         pool = InputPool(np.asarray(ds.x_test), np.asarray(ds.y_test),
@@ -206,7 +206,7 @@ def default_normalisation(arch: str, in_channels: int, *, kind: str | None = Non
                           preset: str | None = None,
                           ) -> tuple[tuple[int, int] | None, tuple[float, ...], tuple[float, ...]]:
     """Input size and mean/std: the named ``preset``, else the one guessed from the architecture family
-    (kdviz.presets: CIFAR-10/100 for the CIFAR benchmark zoo, ImageNet for timm and torchvision; CIFAR-100 for
+    (kdviz.io.presets: CIFAR-10/100 for the CIFAR benchmark zoo, ImageNet for timm and torchvision; CIFAR-100 for
     programs); zeros and ones for series."""
     if kind == "series" or (arch in list_models() and model_info(arch).input_kind == "series"):
         return None, (0.0,) * in_channels, (1.0,) * in_channels
@@ -234,8 +234,8 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
     Keyed by the files' bytes (content), never by their names alone. A bad image or series file becomes an
     ``"ERROR …"`` note and is skipped; UploadError when no file can be used.
     """
-    from kdviz.imageio import load_image, load_image_folder
-    from kdviz.seriesio import check_series_fits, load_series
+    from kdviz.io.images import load_image, load_image_folder
+    from kdviz.io.series import check_series_fits, load_series
 
     mode = "L" if channels == 1 else "RGB"
     notes: list[str] = []

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from kdviz.metrics import format_metric
-from kdviz.plots import alpha_label, plotly_config
+from kdviz.analysis.metrics import format_metric
+from kdviz.report.figures import alpha_label
 from kdviz.ui.sets import UPLOADED, ModelSet, demo_set
-from kdviz.ui.sidebar import K_SETTINGS, PAGE_CHOICES, UPLOAD_SET, Settings, bind_to_url, flush_url
+from kdviz.ui.sidebar import bind_to_url, flush_url
+from kdviz.ui.state import PAGE_CHOICES, UPLOAD_SET, Settings
 
-__all__ = ["active_set", "alpha_filter", "chart", "choose_inputs", "from_url", "guard", "link_to_view", "numbers_table",
-           "presenting", "uploaded_images"]
+__all__ = ["Predictor", "active_set", "alpha_filter", "choose_inputs", "from_url", "guard", "link_to_view", "numbers_table",
+           "uploaded_images"]
 
 log = logging.getLogger("kdviz.ui")
+# predicted class per model id for inputs x on a device (kdviz.ui.compute.pool_predictions)
+Predictor = Callable[[ModelSet, np.ndarray, str], dict[str, np.ndarray]]
 UPLOADED_DATA = "kdviz_uploaded_data"  # InputPool of the user's uploaded inputs (images or series)
-PRESENT_FONT = 18  # chart font size in presentation mode
 
 
 class Stop(Exception):
@@ -41,27 +42,6 @@ def guard(what: str) -> Iterator[None]:
     except Exception as err:  # noqa: BLE001 - anything else: a short message here, the traceback in the log
         log.exception("%s failed", what)
         st.error(f"Could not {what}: unexpected {type(err).__name__}: {err}. The details are in the server log.")
-
-
-def presenting() -> Settings | None:
-    """The sidebar's settings when presentation mode is on, else None."""
-    settings = st.session_state.get(K_SETTINGS)
-    return settings if settings is not None and settings.presenting else None
-
-
-def chart(fig: go.Figure, *, name: str, key: str | None = None) -> None:
-    """``st.plotly_chart`` with the download button configured in the toolbar (the sidebar's format).
-
-    In presentation mode the chart's fonts are larger and the download is a 16:9 image at 1920×1080.
-    """
-    settings = st.session_state.get(K_SETTINGS)
-    fmt = getattr(settings, "figure_format", "png")
-    if presenting():
-        fig = go.Figure(fig)  # a copy: the caller's (possibly cached) figure stays as it was
-        fig.update_layout(font={"size": PRESENT_FONT}, title_font={"size": PRESENT_FONT + 6},
-                          legend_font={"size": PRESENT_FONT})
-    st.plotly_chart(fig, config=plotly_config(f"kdviz_{name}", fmt=fmt, slide=presenting() is not None), key=key,
-                    theme=None)
 
 
 def from_url(key: str, *, kind: type = str, options: list | None = None, lo: float | None = None,
@@ -142,9 +122,12 @@ def uploaded_images(mset: ModelSet) -> tuple[np.ndarray, list[str]] | None:
     return fit_pool(pool, mset)
 
 
-def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, many: bool = False,
+def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, predict: Predictor, many: bool = False,
                   default_n: int = 8) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Input picker: by index, by class, where students disagree with the teacher, or uploaded.
+
+    ``predict(mset, x, device)`` gives every model's predicted classes (the page passes
+    ``kdviz.ui.compute.pool_predictions``: widgets do not import the compute layer).
 
     Returns displayed inputs (N, C, …), labels (or None) and names. ``many`` picks several inputs.
     """
@@ -176,7 +159,7 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, many: bool = 
         candidates = np.flatnonzero(pool.labels == cls)
     elif mode == "where students disagree with the teacher":
         scan = min(n_pool, 200)
-        preds = pool_predictions_safe(mset, pool.x[:scan], settings.device)
+        preds = predict(mset, pool.x[:scan], settings.device)
         t = preds[mset.teacher.id]
         disagree = sum((p != t).astype(int) for mid, p in preds.items() if mid != mset.teacher.id)
         order = np.argsort(-disagree, kind="stable")
@@ -207,12 +190,6 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, many: bool = 
         idx = [int(candidates[int(pos)])]
     labels = None if pool.labels is None else pool.labels[idx]
     return pool.x[idx], labels, [pool.names[i] for i in idx]
-
-
-def pool_predictions_safe(mset: ModelSet, x: np.ndarray, device: str) -> dict[str, np.ndarray]:
-    from kdviz.ui.compute import pool_predictions
-
-    return pool_predictions(mset, x, device)
 
 
 _DISPLAY_COLUMNS = {

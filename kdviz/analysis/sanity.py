@@ -1,0 +1,119 @@
+"""Which attribution setting to trust on which data: the randomisation test and the null, side by side.
+
+For each (method, parts, baseline) setting, :func:`sanity_row` measures on the same inputs
+
+* the teacher randomisation test (``kdviz.analysis.randomisation``): ρ of the fully randomised teacher and the verdict;
+* the random-weights null (``kdviz.analysis.nulls``): mean ρ of untrained copies of the students' architectures;
+* the trained students' raw attention ρ and their chance-corrected excess over the null.
+
+``kdviz sanity`` prints these as a table; the README's "which method to trust" table was made with it, and
+``choose_default`` picks the setting the demo opens with: among settings that pass the randomisation test,
+the one whose trained students stand furthest above the null (largest mean excess).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kdviz.analysis.compare import compare_models
+from kdviz.analysis.parts import parse_parts
+from kdviz.analysis.randomisation import randomisation_test
+
+__all__ = ["SanityRow", "Setting", "choose_default", "sanity_row", "sanity_table"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One attribution setting: method, its parameters (e.g. IG's baseline) and the parts."""
+
+    method: str
+    params: tuple[tuple[str, Any], ...]
+    parts: str
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(f"{k}={v}" for k, v in self.params)
+        return f"{self.method}" + (f" ({extra})" if extra else "") + f", {self.parts}"
+
+
+@dataclass(frozen=True)
+class SanityRow:
+    """The numbers of one setting (means over inputs; students pooled)."""
+
+    method: str
+    params: str
+    parts: str
+    teacher_randomised_rho: float
+    teacher_randomised_rho_low: float
+    teacher_randomised_rho_high: float
+    verdict: str
+    null_rho: float
+    students_rho: float
+    students_excess: float
+    students_excess_low: float
+    students_excess_high: float
+    n_inputs: int
+    n_students: int
+    seconds: float
+
+
+def sanity_row(
+    teacher: Any, students: Sequence[Any], x: np.ndarray, setting: Setting, *, images_for_slic: np.ndarray | None,
+    null_copies: int = 2, seeds: Sequence[int] = (20_000,), device: str | None = None,
+) -> SanityRow:
+    """Randomisation test, null and trained students' alignment for one setting on inputs ``x``."""
+    import time
+
+    from kdviz.analysis.metrics import mean_ci
+
+    start = time.perf_counter()
+    params = dict(setting.params)
+    comp = compare_models(teacher, students, x, method=setting.method, method_params=params, parts=setting.parts,
+                          images_for_slic=images_for_slic, null_copies=null_copies, device=device)
+    test = randomisation_test(teacher.module, teacher.arch, x, part_labels=comp.part_labels, method=setting.method,
+                              method_params=params, seeds=seeds, device=device, parts_name=comp.parts,
+                              full_only=True)
+    s = comp.frame[comp.frame["role"] != "teacher"]
+    excess = s["attention_rho_excess"].to_numpy(dtype=float)
+    ex_mean, ex_lo, ex_hi = mean_ci(excess)
+    return SanityRow(
+        method=setting.method, params=", ".join(f"{k}={v}" for k, v in setting.params), parts=comp.parts,
+        teacher_randomised_rho=test.full_rho, teacher_randomised_rho_low=test.full_rho_low,
+        teacher_randomised_rho_high=test.full_rho_high, verdict=test.verdict,
+        null_rho=float(np.nanmean(s["attention_rho_null"].to_numpy(dtype=float))),
+        students_rho=float(np.nanmean(s["attention_rho"].to_numpy(dtype=float))),
+        students_excess=ex_mean, students_excess_low=ex_lo, students_excess_high=ex_hi,
+        n_inputs=int(x.shape[0]), n_students=len(students), seconds=round(time.perf_counter() - start, 1),
+    )
+
+
+def sanity_table(
+    teacher: Any, students: Sequence[Any], x: np.ndarray, settings: Sequence[Setting], *,
+    images_for_slic: np.ndarray | None = None, null_copies: int = 2, seeds: Sequence[int] = (20_000,),
+    device: str | None = None, log: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """:func:`sanity_row` for every setting, as a DataFrame (one row per setting)."""
+    rows = []
+    for i, setting in enumerate(settings):
+        parse_parts(setting.parts)  # fail early on a bad spec
+        row = sanity_row(teacher, students, x, setting, images_for_slic=images_for_slic, null_copies=null_copies,
+                         seeds=seeds, device=device)
+        rows.append(asdict(row))
+        if log is not None:
+            log(f"[{i + 1}/{len(settings)}] {setting.label}: randomised teacher ρ {row.teacher_randomised_rho:.2f} "
+                f"({row.verdict}), null ρ {row.null_rho:.2f}, students ρ {row.students_rho:.2f}, "
+                f"excess {row.students_excess:.2f} ({row.seconds:.0f} s)")
+    return pd.DataFrame(rows)
+
+
+def choose_default(table: pd.DataFrame) -> pd.Series | None:
+    """The passing setting with the largest mean excess of trained students over the null (None if none pass)."""
+    passing = table[table["verdict"] == "passes"]
+    if passing.empty:
+        return None
+    return passing.sort_values("students_excess", ascending=False).iloc[0]

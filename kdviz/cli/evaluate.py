@@ -1,0 +1,136 @@
+"""``kdviz evaluate --zoo DIR``: every model of a zoo against its teacher over a test split, into Parquet.
+
+Writes ``--out`` (one row per model × input, settings in the file's metadata) and ``<stem>_summary.csv``
+(per-model means with 95% bootstrap intervals). Finished batches are kept in ``<out>.partial/`` so an
+interrupted run resumes where it stopped; the folder is removed after a successful run (``--keep-partial``
+keeps it).
+
+``--ray [ADDRESS]`` computes the batches on a Ray cluster (a local one without ADDRESS; ``auto`` or
+``host:6379`` joins a running one) and writes the same files; ``--precision bf16|fp16`` runs the models under
+autocast where the device computes in it natively; ``--steps auto`` picks IG's steps per input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from kdviz.attribution.engine import METHODS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a zoo over its test split (alignment metrics per model and input) into Parquet"
+    )
+    p.add_argument("--zoo", required=True, help="zoo folder (with zoo.json)")
+    p.add_argument("--data", help="dataset name (default: the zoo's own, e.g. mnist or gunpoint)")
+    p.add_argument("--method", default="ig",
+                   help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default ig)")
+    p.add_argument("--steps", type=_parse_steps, default=32,
+                   help="integration steps for ig (default 32), or 'auto': per input, 16 steps doubled until the "
+                        "completeness error |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)| is ≤ --tolerance "
+                        "(at most 512)")
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="completeness error that --steps auto aims for (default 0.01 = 1%%)")
+    p.add_argument("--internal-batch-size", type=int, default=0,
+                   help="rows per forward/backward pass for ig (0 = the attribution engine's memory-based choice; "
+                        "on CPU, ~64-256 rows is often faster)")
+    p.add_argument("--parts", default=None,
+                   help="slic:N, grid:RxC or segments:N (default slic:50 for images, segments:10 for series)")
+    p.add_argument("--k", type=int, default=5, help="teacher's top-k parts for focus and overlap (default 5)")
+    p.add_argument("--null-copies", type=int, default=3,
+                   help="random-weights copies per student architecture for the null (default 3; 0 = off)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N test inputs")
+    p.add_argument("--batch-size", type=int, default=50, help="inputs per batch, the resume unit (default 50)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a busy CPU); "
+                                                "with --ray, threads per CPU worker (default 1)")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="autocast precision (default fp32); bf16 on a CPU needs AVX-512 BF16 or AMX, and is refused "
+                        "elsewhere")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="compute the batches on a Ray cluster: a local one (no ADDRESS), or join 'auto' / host:6379")
+    p.add_argument("--workers", type=int,
+                   help="Ray workers (default: one per GPU of the cluster, else its CPUs // --threads)")
+    p.add_argument("--out", required=True, help="results file (.parquet); the summary CSV goes next to it")
+    p.add_argument("--keep-partial", action="store_true", help="keep the finished batches after success")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _parse_steps(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--steps must be an integer or 'auto', got {text!r}") from None
+
+
+AUTO_FIRST_STEPS = 16  # the first rung of --steps auto (kdviz.attribution.ig_steps.step_ladder)
+
+
+def _method_params(method: str, steps: int | str, rows: int = 0, tolerance: float = 0.01) -> dict[str, object]:
+    from kdviz.evaluation.evaluate import canonical_method
+
+    names = {p.name for p in METHODS[canonical_method(method)].params}
+    params: dict[str, object] = {}
+    if steps == "auto":
+        if "auto_steps" not in names:
+            raise ValueError(f"--steps auto is for integrated gradients, not {method!r}")
+        params = {"n_steps": AUTO_FIRST_STEPS, "auto_steps": True, "tolerance": tolerance}
+    elif "n_steps" in names:
+        params = {"n_steps": steps}
+    if rows and "internal_batch_size" in names:
+        params["internal_batch_size"] = rows
+    return params
+
+
+def run(args: argparse.Namespace) -> int:
+    from kdviz.evaluation.evaluate import evaluate_zoo, save_results
+    from kdviz.io.zoo import load_zoo
+    from kdviz.report.study import format_reference_table, logit_table
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        zoo = load_zoo(args.zoo)
+        dataset = None
+        if args.data:
+            from kdviz.io.datasets import load_dataset
+
+            dataset = load_dataset(args.data)
+        parts = args.parts or ("segments:10" if getattr(zoo, "task", "image") == "timeseries" else "slic:50")
+        cluster = None
+        if args.ray is not None:
+            from kdviz.evaluation.distributed import ClusterOptions
+
+            cluster = ClusterOptions(address=None if args.ray == "local" else args.ray, workers=args.workers,
+                                     threads=args.threads or 1)
+        result = evaluate_zoo(
+            zoo, dataset=dataset, method=args.method, method_params=_method_params(args.method, args.steps, args.internal_batch_size, args.tolerance),
+            parts=parts, k=args.k, limit=args.limit, batch_size=args.batch_size, device=args.device,
+            cache_dir=partial, progress_bar=not args.quiet, precision=args.precision, cluster=cluster, null_copies=args.null_copies,
+        )
+    except (ValueError, FileNotFoundError, ConnectionError) as exc:
+        print(f"kdviz evaluate: {exc}", file=sys.stderr)
+        return 2
+    save_results(result, out)
+    if not args.keep_partial:
+        shutil.rmtree(partial, ignore_errors=True)
+    s = result.settings
+    print(f"kdviz evaluate: {s.n_inputs} inputs × {len(s.models)} models in {result.run['elapsed_s']:.1f} s "
+          f"({result.run['batches_resumed']} batches resumed) -> {out}")
+    if "cluster" in result.run:
+        c = result.run["cluster"]
+        print(f"ray {c['ray_version']}: {c['workers']} workers ({c['device']}) on {c['nodes']} node(s), "
+              f"{c['workers_lost']} lost, batches retried: {c['retried_batches'] or 'none'}")
+    if result.summary["logit_rho"].notna().any():
+        print("logit alignment, " + format_reference_table(logit_table(result.summary)))
+    return 0

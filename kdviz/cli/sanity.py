@@ -1,0 +1,108 @@
+"""``kdviz sanity --zoo DIR``: which attribution setting to trust on this data (``kdviz.analysis.sanity``).
+
+For every method × parts × IG baseline asked for, on the first ``--n`` test inputs: the teacher randomisation
+test (Adebayo et al. 2018) with its verdict, the random-weights null and the trained students' raw and excess
+attention alignment. Prints a table and writes it as CSV with ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from kdviz.attribution.engine import BASELINES, METHODS
+
+DEFAULT_METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "deeplift", "occlusion", "grad_cam")
+_BASELINE_METHODS = ("integrated_gradients", "deeplift", "occlusion", "gradient_shap")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sanity", help="teacher randomisation test + random-weights null for each attribution setting on a zoo",
+        description="Which attribution method to trust on this data: for each method × parts × IG baseline, the "
+        "teacher randomisation test's verdict, the null and the trained students' excess alignment.",
+    )
+    p.add_argument("--zoo", required=True, help="zoo folder (with zoo.json)")
+    p.add_argument("--n", type=int, default=16, help="first N test inputs (default 16)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated, from {', '.join(sorted(METHODS))}")
+    p.add_argument("--parts", default=None,
+                   help="comma-separated part specs (default slic:50,grid:4x4 for images, segments:10 for series)")
+    p.add_argument("--baselines", default="zeros",
+                   help=f"comma-separated baselines for IG (others use zeros), from {', '.join(BASELINES)}")
+    p.add_argument("--students", default=None, help="comma-separated student ids (default: every student)")
+    p.add_argument("--steps", type=int, default=32, help="IG integration steps (default 32)")
+    p.add_argument("--null-copies", type=int, default=2, help="random copies per student architecture (default 2)")
+    p.add_argument("--seeds", type=int, default=1, help="fully random teachers in the randomisation test (default 1)")
+    p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", help="write the table as CSV here")
+    p.set_defaults(func=run_sanity)
+
+
+def _settings(args: argparse.Namespace, task: str) -> list:
+    from kdviz.analysis.sanity import Setting
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"kdviz sanity: unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    parts = args.parts or ("slic:50,grid:4x4" if task == "image" else "segments:10")
+    baselines = [b.strip() for b in args.baselines.split(",") if b.strip()]
+    bad = [b for b in baselines if b not in BASELINES]
+    if bad:
+        raise SystemExit(f"kdviz sanity: unknown baseline(s) {bad}; choose from {list(BASELINES)}")
+    out = []
+    for spec in (p.strip() for p in parts.split(",") if p.strip()):
+        for method in methods:
+            extra: tuple = (("n_steps", args.steps),) if method == "integrated_gradients" else ()
+            for baseline in (baselines if method == "integrated_gradients" else ["zeros"]):
+                params = extra + ((("baseline", baseline),) if method in _BASELINE_METHODS else ())
+                out.append(Setting(method, params, spec))
+    return out
+
+
+def run_sanity(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from kdviz.analysis.sanity import choose_default, sanity_table
+    from kdviz.io.datasets import load_dataset
+    from kdviz.io.zoo import load_zoo
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        zoo = load_zoo(args.zoo)
+    except ValueError as exc:
+        raise SystemExit(f"kdviz sanity: {exc}") from exc
+    settings = _settings(args, zoo.task)
+    students = list(zoo.students)
+    if args.students:
+        wanted = [s.strip() for s in args.students.split(",") if s.strip()]
+        try:
+            students = [zoo.get(s) for s in wanted]
+        except ValueError as exc:
+            raise SystemExit(f"kdviz sanity: {exc}") from exc
+    ds = load_dataset(zoo.dataset)
+    n = min(args.n, len(ds.x_test))
+    display = ds.x_test[:n]
+    shape = (1, -1) + (1,) * (display.ndim - 2)
+    x = (display - np.asarray(zoo.mean, np.float32).reshape(shape)) / np.asarray(zoo.std, np.float32).reshape(shape)
+    start = time.perf_counter()
+    table = sanity_table(
+        zoo.teacher, students, x.astype(np.float32), settings, images_for_slic=display if zoo.task == "image" else None,
+        null_copies=args.null_copies, seeds=tuple(20_000 + i for i in range(args.seeds)), device=args.device,
+        log=lambda s: print(s, file=sys.stderr, flush=True),
+    )
+    cols = ["method", "params", "parts", "teacher_randomised_rho", "verdict", "null_rho", "students_rho",
+            "students_excess", "students_excess_low", "students_excess_high", "seconds"]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    best = choose_default(table)
+    print("\nchosen default: " + ("none passes the randomisation test on this data" if best is None else
+                                  f"{best['method']} ({best['params']}), {best['parts']}"))
+    print(f"{len(settings)} settings × {n} inputs in {time.perf_counter() - start:.0f} s")
+    if args.out:
+        table.to_csv(args.out, index=False)
+    return 0

@@ -1,0 +1,373 @@
+"""Dataset-level evaluation: every model of a zoo against its teacher over a test split, batch by batch.
+
+``evaluate_zoo(zoo, ...)`` walks the test split in batches, calls ``kdviz.analysis.compare.compare_models`` on each
+(teacher + every student on the same inputs), and returns an :class:`EvalResult`: a long DataFrame with one
+row per (model, input) (``kdviz.analysis.compare.FRAME_COLUMNS``), a per-model summary (means with 95% bootstrap
+intervals, accuracy) and the :class:`EvalSettings` that say how it was made.
+
+Resumable: with ``cache_dir``, each finished batch is written to
+``cache_dir/<settings key>/batch_<first>_<end>.parquet``; a rerun with the same settings reads those back instead
+of recomputing them, so an interrupted run (Ctrl+C, a closed browser tab, an exception raised by the
+``progress`` callback) loses at most the batch in flight.
+
+Precision: ``precision='bf16'|'fp16'`` runs every model under autocast (``kdviz.attribution.precision``; refused where
+the device does not compute in it natively). Distributed: ``cluster=ClusterOptions(...)`` (or a
+``kdviz.evaluation.distributed.RayEvaluator``) computes the batches on a Ray cluster's workers; the driver still writes
+the cache and orders the rows, so the table is the single-process one.
+
+``save_results`` writes the long table as Parquet with the settings in the schema metadata (key
+``kdviz.settings``) and the summary as ``<stem>_summary.csv`` next to it; ``load_results`` reads both back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from kdviz.attribution.methods import METHODS
+from kdviz.evaluation.batch import EvalSettings, evaluate_batch
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "SETTINGS_KEY",
+    "EvalProgress",
+    "EvalResult",
+    "EvalSettings",
+    "evaluate_zoo",
+    "load_results",
+    "read_settings",
+    "save_results",
+    "summarize",
+    "summary_path",
+]
+
+SETTINGS_KEY = b"kdviz.settings"
+RUN_KEY = b"kdviz.run"
+
+# Per-(model, input) numbers averaged in the summary (bool columns become fractions).
+METRIC_COLUMNS: tuple[str, ...] = (
+    "correct", "confidence", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
+    "kl_to_teacher", "agree", "ssim", "pearson",
+    "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
+)
+_MODEL_COLUMNS = ("model_id", "role", "arch", "alpha", "method")
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Reported after every batch: inputs done so far out of the total, and whether it came from cache."""
+
+    batch: int
+    n_batches: int
+    done: int
+    total: int
+    resumed: bool
+    elapsed_s: float
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """A finished evaluation: long table, per-model summary, settings, and run facts (time, device)."""
+
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    settings: EvalSettings
+    run: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------------------------------
+
+
+def summarize(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
+    """Per-model means with percentile-bootstrap intervals: ``kdviz.analysis.aggregate.summarize_models``.
+
+    One row per model (in order of first appearance): ``model_id, role, arch, alpha, method, n``, then for
+    each metric ``m``: ``m``, ``m_low``, ``m_high``; ``accuracy`` (= mean of ``correct``) with its interval,
+    the random-weights null and excess columns, and ``margin_rho`` (output alignment across inputs).
+    Replicates of one variant (several seeds) are summarised together by ``kdviz.analysis.aggregate.summarize_variants``.
+    """
+    from kdviz.analysis.aggregate import summarize_models
+
+    return summarize_models(frame, confidence=confidence, n_resamples=n_resamples)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+def canonical_method(method: str) -> str:
+    aliases = {"ig": "integrated_gradients", "sg": "smoothgrad", "ixg": "input_x_gradient",
+               "gradcam": "grad_cam", "shap": "gradient_shap"}
+    name = aliases.get(method.strip().lower(), method.strip().lower())
+    if name not in METHODS:
+        raise ValueError(f"method={method!r} is not one of {sorted(METHODS)} (or {sorted(aliases)})")
+    return name
+
+
+def _teacher_and_students(zoo: Any) -> tuple[Any, list[Any]]:
+    teachers = [m for m in zoo.models if m.role == "teacher"]
+    if len(teachers) != 1:
+        raise ValueError(f"zoo {zoo.name!r} must have exactly one teacher, has {len(teachers)}")
+    return teachers[0], [m for m in zoo.models if m.role != "teacher"]
+
+
+def make_settings(
+    zoo: Any, *, dataset: str, n_available: int, method: str = "integrated_gradients",
+    method_params: dict[str, Any] | None = None, parts: str = "slic:50", k: int = 5, limit: int | None = None,
+    batch_size: int = 50, precision: str = "fp32", target: str = "teacher", null_copies: int = 3,
+) -> EvalSettings:
+    """Validated settings for evaluating ``zoo`` (method parameters resolved against the method table)."""
+    from kdviz.analysis.parts import parse_parts
+
+    name = canonical_method(method)
+    params = METHODS[name].resolve(dict(method_params or {}))
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit={limit} must be >= 1 (or None for the whole test split)")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    if k < 1:
+        raise ValueError(f"k={k} must be >= 1")
+    from kdviz.attribution.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not one of {list(PRECISIONS)}")
+    if null_copies < 0:
+        raise ValueError(f"null_copies={null_copies} must be >= 0 (0 = no random-weights reference)")
+    teacher, students = _teacher_and_students(zoo)
+    n = n_available if limit is None else min(int(limit), n_available)
+    return EvalSettings(
+        zoo=str(zoo.name), dataset=dataset, method=name, method_params=params, parts=str(parse_parts(parts)),
+        k=int(k), limit=None if limit is None else int(limit), n_inputs=int(n), batch_size=int(batch_size),
+        models=tuple((str(m.id), _sha256(m)) for m in [teacher, *students]),
+        precision=precision, target=target, null_copies=int(null_copies),
+    )
+
+
+def _sha256(model: Any) -> str:
+    """The model's checkpoint sha256: from the manifest, else hashed from its file (``path``), else ""."""
+    digest = str(getattr(model, "sha256", "") or "")
+    path = getattr(model, "path", None)
+    if not digest and path is not None and Path(path).is_file():
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        digest = h.hexdigest()
+    return digest
+
+
+def _batch_path(folder: Path, lo: int, hi: int) -> Path:
+    return folder / f"batch_{lo:06d}_{hi:06d}.parquet"
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def evaluate_zoo(
+    zoo: Any,
+    *,
+    dataset: Any = None,
+    method: str = "integrated_gradients",
+    method_params: dict[str, Any] | None = None,
+    parts: str = "slic:50",
+    k: int = 5,
+    limit: int | None = None,
+    batch_size: int = 50,
+    device: str | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[EvalProgress], None] | None = None,
+    progress_bar: bool = True,
+    precision: str = "fp32",
+    cluster: Any = None,
+    allow_emulated_precision: bool = False,
+    null_copies: int = 3,
+) -> EvalResult:
+    """Evaluate every model of ``zoo`` against its teacher on the first ``limit`` test inputs.
+
+    Parameters
+    ----------
+    zoo : ``kdviz.io.zoo.Zoo`` or a ``kdviz.ui.sets.ModelSet``: ``name``, ``mean``, ``std`` and ``models`` with
+        id, role, arch, alpha, method, module, sha256 (``dataset`` names its data when none is given)
+    dataset : ``kdviz.io.datasets.Dataset`` or anything with ``name``, ``x_test`` (N, C, ...) as displayed (images in
+        [0, 1]) and ``y_test`` (N,) or None; default ``load_dataset(zoo.dataset)``
+    method, method_params : attribution method (``'ig'`` is accepted for integrated_gradients) and parameters
+    parts, k : part spec (``'slic:50'``, ``'grid:4x4'``, ``'segments:10'``) and the teacher's top-k
+    limit : first N inputs of the test split (None = all); batch_size : inputs per batch (the resume unit)
+    cache_dir : folder for finished batches; a rerun with the same settings skips them (None = no resume)
+    progress : called after every batch with an :class:`EvalProgress`; an exception it raises stops the run
+        (finished batches stay in ``cache_dir``)
+    progress_bar : show a tqdm bar on stderr (one step per batch)
+    precision : 'fp32' (default), 'bf16' or 'fp16' autocast; ValueError where the device lacks it
+        (``allow_emulated_precision`` lets a CPU emulate it, for fidelity measurements only)
+    cluster : None (this process), a ``kdviz.evaluation.distributed.ClusterOptions`` or a ``RayEvaluator``: compute
+        the batches on Ray workers (same table, same cache)
+    null_copies : random-weights copies per student architecture for the ``*_null`` / ``*_excess`` columns
+        (``kdviz.analysis.nulls``; 0 turns the null off)
+
+    Returns
+    -------
+    EvalResult
+    """
+    from tqdm.auto import tqdm
+
+    if dataset is None:
+        from kdviz.io.datasets import load_dataset
+
+        dataset = load_dataset(zoo.dataset)
+    x_all, y_all = dataset.x_test, dataset.y_test
+    settings = make_settings(
+        zoo, dataset=str(dataset.name), n_available=len(x_all), method=method, method_params=method_params,
+        parts=parts, k=k, limit=limit, batch_size=batch_size, precision=precision, null_copies=null_copies,
+    )
+    teacher, students = _teacher_and_students(zoo)
+    folder = None if cache_dir is None else Path(cache_dir) / settings.key()
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "settings.json").write_text(json.dumps(settings.to_dict(), indent=1, default=str))
+        # the key leaves out the limit: the settings file says what the batches were made with
+
+    n, bs = settings.n_inputs, settings.batch_size
+    n_batches = math.ceil(n / bs)
+    source = zoo if hasattr(zoo, "mean") else dataset  # the models' normalisation
+    mean = np.asarray(source.mean, dtype=np.float32)
+    std = np.asarray(source.std, dtype=np.float32)
+    shape = (1, -1) + (1,) * (x_all.ndim - 2)
+    if cluster is None:
+        from kdviz.attribution.engine import resolve_device
+        from kdviz.attribution.precision import check_precision
+
+        check_precision(resolve_device(device), precision, allow_emulated=allow_emulated_precision)
+    jobs = [(b, b * bs, min(n, (b + 1) * bs)) for b in range(n_batches)]
+    frames: dict[int, pd.DataFrame] = {}
+    start = time.perf_counter()
+    done = computed = resumed = 0
+    cluster_facts: dict[str, Any] = {}
+    with tqdm(total=n_batches, desc=f"evaluate {settings.zoo}", unit="batch", disable=not progress_bar) as bar:
+
+        def finished(b: int, lo: int, hi: int, frame: pd.DataFrame, from_cache: bool) -> None:
+            nonlocal done
+            if not from_cache and folder is not None:
+                _write_atomic(frame, _batch_path(folder, lo, hi))
+            frames[b] = frame
+            done += hi - lo
+            bar.update(1)
+            if progress is not None:
+                progress(EvalProgress(b, n_batches, done, n, from_cache, time.perf_counter() - start))
+
+        todo = []
+        for b, lo, hi in jobs:
+            path = None if folder is None else _batch_path(folder, lo, hi)
+            if path is not None and path.exists():
+                resumed += 1
+                finished(b, lo, hi, pd.read_parquet(path), True)
+            else:
+                todo.append((b, lo, hi))
+        if cluster is None:
+            for b, lo, hi in todo:
+                frame = evaluate_batch(
+                    teacher, students, x_all[lo:hi], None if y_all is None else y_all[lo:hi], np.arange(lo, hi),
+                    mean.reshape(shape), std.reshape(shape), settings, device,
+                    allow_emulated=allow_emulated_precision,
+                )
+                computed += 1
+                finished(b, lo, hi, frame, False)
+        elif todo:
+            from kdviz.evaluation.distributed import evaluate_batches
+
+            data = {"x": x_all[:n], "y": None if y_all is None else y_all[:n], "mean": mean.reshape(shape),
+                    "std": std.reshape(shape)}
+            bounds = {b: (lo, hi) for b, lo, hi in todo}
+            for b, frame in evaluate_batches(
+                cluster, teacher=teacher, students=students, data=data, settings=settings, device=device,
+                jobs=todo, allow_emulated=allow_emulated_precision, facts=cluster_facts,
+            ):
+                computed += 1
+                finished(b, *bounds[b], frame, False)
+    elapsed = time.perf_counter() - start
+    frame = _order(pd.concat([frames[b] for b in sorted(frames)], ignore_index=True), settings)
+    from kdviz.attribution.engine import resolve_device
+
+    run = {
+        "elapsed_s": round(elapsed, 3), "device": str(resolve_device(device)), "batches_computed": computed,
+        "batches_resumed": resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "test_accuracy": {str(m.id): getattr(m, "test_accuracy", None) for m in zoo.models},
+    }
+    if cluster_facts:
+        run["cluster"] = cluster_facts
+        run["device"] = str(cluster_facts.get("device", run["device"]))
+    return EvalResult(frame=frame, summary=summarize(frame), settings=settings, run=run)
+
+
+def _order(frame: pd.DataFrame, settings: EvalSettings) -> pd.DataFrame:
+    """Rows grouped by model in zoo order (teacher first), inputs ascending within each model."""
+    order = {mid: i for i, (mid, _sha) in enumerate(settings.models)}
+    key = frame["model_id"].map(order).fillna(len(order)).astype(int)
+    out = frame.assign(_m=key).sort_values(["_m", "input_id"], kind="stable").drop(columns="_m")
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------
+
+
+def summary_path(path: str | Path) -> Path:
+    """Where the summary of ``results.parquet`` lives: ``results_summary.csv`` next to it."""
+    p = Path(path)
+    return p.with_name(f"{p.stem}_summary.csv")
+
+
+def save_results(result: EvalResult, path: str | Path) -> Path:
+    """Write the long table (Parquet, settings in the schema metadata) and the summary CSV next to it."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(result.frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[SETTINGS_KEY] = json.dumps(result.settings.to_dict(), default=str).encode()
+    meta[RUN_KEY] = json.dumps(result.run, default=str).encode()
+    tmp = p.with_name(p.name + ".tmp")
+    pq.write_table(table.replace_schema_metadata(meta), tmp)
+    os.replace(tmp, p)
+    result.summary.to_csv(summary_path(p), index=False)
+    return p
+
+
+def read_settings(path: str | Path) -> tuple[EvalSettings, dict[str, Any]]:
+    """Settings and run facts stored in a results file, without reading its rows."""
+    meta = pq.read_schema(path).metadata or {}
+    if SETTINGS_KEY not in meta:
+        raise ValueError(f"{path}: not a kdviz results file (no {SETTINGS_KEY.decode()} metadata)")
+    settings = EvalSettings.from_dict(json.loads(meta[SETTINGS_KEY]))
+    run = json.loads(meta[RUN_KEY]) if RUN_KEY in meta else {}
+    return settings, run
+
+
+def load_results(path: str | Path) -> EvalResult:
+    """Read a results file written by ``save_results`` (the summary is recomputed if its CSV is missing)."""
+    settings, run = read_settings(path)
+    frame = pq.read_table(path).to_pandas()
+    sp = summary_path(path)
+    summary = pd.read_csv(sp) if sp.exists() else summarize(frame)
+    return EvalResult(frame=frame, summary=summary, settings=settings, run=run)

@@ -1,0 +1,5 @@
+"""Reading and writing what users bring, refusing what cannot be read safely: checkpoints
+(:mod:`~kdviz.io.checkpoints`, ``torch.load(weights_only=True)`` only), zip archives (:mod:`~kdviz.io.safezip`),
+images (:mod:`~kdviz.io.images`), series (:mod:`~kdviz.io.series`), server paths (:mod:`~kdviz.io.paths`),
+size limits and scratch folders (:mod:`~kdviz.io.untrusted`), input presets (:mod:`~kdviz.io.presets`),
+offline datasets (:mod:`~kdviz.io.datasets`) and zoo manifests (:mod:`~kdviz.io.zoo`)."""
