@@ -8,13 +8,13 @@ BIN    := $(VENV)/bin
 PORT   ?= 8501
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install dev chromium lint clean
+.PHONY: run test install dev chromium fashion-mnist lint clean
 
-run: install  ## set up and open the dashboard on the shipped demo zoos
+run: install fashion-mnist  ## set up and open the dashboard on the shipped demo zoos
 	@echo "kdviz: open http://localhost:$(PORT) in your browser (Ctrl+C stops the app)"
 	$(BIN)/python -m kdviz.ui.launch --server.port $(PORT)  # = streamlit run app.py, imports warmed meanwhile
 
-test: dev chromium  ## set up and run the whole test suite (lint, import contracts, pytest with browser tests)
+test: dev chromium fashion-mnist  ## set up and run the whole test suite (lint, import contracts, pytest with browser tests)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
@@ -40,6 +40,14 @@ chromium:  ## Debian's Chromium for the real-browser tests (Playwright's own dow
 	  echo "kdviz: installing Debian's chromium for the browser tests"; \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium) || \
 	  { if [ -n "$$CI" ]; then exit 1; else echo "kdviz: chromium not installed; browser tests will be skipped"; fi; }; }
+
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+
+fashion-mnist:  ## Debian's Fashion-MNIST (MIT, 31 MB) for the KED zoo: idx files under /usr/share/datasets/fashion-mnist
+	@test -f $(FASHION_MNIST) || { \
+	  echo "kdviz: installing Debian's dataset-fashion-mnist"; \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) || \
+	  { if [ -n "$$CI" ]; then exit 1; else echo "kdviz: dataset-fashion-mnist not installed; the Fashion-MNIST zoo and its tests are skipped"; fi; }; }
 
 lint: dev
 	$(BIN)/ruff check .

@@ -40,12 +40,17 @@ import torch
 from torch import nn
 
 __all__ = [
+    "LouvainCountError",
     "Superfeatures",
     "base_feature_labels",
+    "build_paper_superfeatures",
     "build_superfeatures",
     "feature_interactions",
     "group_features",
+    "hessian_graph",
     "load_superfeatures",
+    "log_prob_hessian",
+    "louvain_exact",
     "save_superfeatures",
     "superfeature_file",
 ]
@@ -72,6 +77,7 @@ class Superfeatures:
     step: float
     seed: int
     seconds: float
+    resolution: float = math.nan  # Louvain resolution that gave M communities (the authors' recipe); NaN otherwise
 
     @property
     def m(self) -> int:
@@ -90,6 +96,9 @@ class Superfeatures:
 def base_feature_labels(spatial_shape: tuple[int, ...], base: str) -> np.ndarray:
     """Labels of the base features: ``'grid:RxC'`` cells for (H, W) or ``'segments:N'`` windows for (L,)."""
     from kdviz.analysis.parts import grid_labels, parse_parts, segment_labels
+
+    if base == "pixels":  # every pixel / timestep its own base feature (the authors' MLP superfeatures)
+        return np.arange(int(np.prod(spatial_shape)), dtype=np.int64).reshape(spatial_shape)
 
     spec = parse_parts(base)
     if len(spatial_shape) == 2 and spec.kind == "grid":
@@ -255,6 +264,10 @@ def _record_file(m: int) -> str:
     return f"superfeatures_M{int(m)}.json"
 
 
+def _graph_file(m: int) -> str:
+    return f"superfeatures_M{int(m)}_graph.npy"
+
+
 def save_superfeatures(sf: Superfeatures, root: str | os.PathLike[str], *, teacher: str = "") -> dict[str, object]:
     """Write ``superfeatures_M<M>.npy`` (labels, int64) and ``.json`` (how they were made) into ``root``.
 
@@ -264,9 +277,14 @@ def save_superfeatures(sf: Superfeatures, root: str | os.PathLike[str], *, teach
     record = {
         "m": sf.m, "file": superfeature_file(sf.m), "teacher": teacher, "base": sf.base,
         "groups": [list(c) for c in sf.groups], "sizes": list(sf.sizes), "n_inputs": sf.n_inputs,
-        "step": sf.step, "seed": sf.seed, "seconds": sf.seconds,
-        "interactions": np.round(sf.interactions, 6).tolist(),
+        "step": None if math.isnan(sf.step) else sf.step, "seed": sf.seed, "seconds": sf.seconds,
     }
+    if sf.base == "pixels":  # D×D with D = every pixel: too large for JSON; stored as float16 .npy
+        record["resolution"] = sf.resolution
+        np.save(root / _graph_file(sf.m), np.asarray(sf.interactions, dtype=np.float16), allow_pickle=False)
+        record["graph_file"] = _graph_file(sf.m)
+    else:
+        record["interactions"] = np.round(sf.interactions, 6).tolist()
     (root / _record_file(sf.m)).write_text(json.dumps(record) + "\n", encoding="utf-8")
     return record
 
@@ -291,10 +309,15 @@ def load_superfeatures(root: str | os.PathLike[str], m: int) -> Superfeatures:
     if len(groups) != int(labels.max()) + 1:
         raise ValueError(f"{path}: {int(labels.max()) + 1} superfeatures but the record lists {len(groups)} groups")
     base_lab = base_feature_labels(labels.shape, base) if base else labels.astype(np.int64)
-    inter = np.asarray(rec.get("interactions", np.zeros((len(groups),) * 2)), dtype=np.float64)
+    graph = root / str(rec.get("graph_file", ""))
+    if rec.get("graph_file") and graph.is_file():
+        inter = np.load(graph, allow_pickle=False).astype(np.float64)
+    else:
+        inter = np.asarray(rec.get("interactions", np.zeros((len(groups),) * 2)), dtype=np.float64)
     return Superfeatures(labels=labels.astype(np.int64), base_labels=base_lab, groups=groups, interactions=inter,
-                         base=base, n_inputs=int(rec.get("n_inputs", 0)), step=float(rec.get("step", math.nan)),
-                         seed=int(rec.get("seed", 0)), seconds=float(rec.get("seconds", math.nan)))
+                         base=base, n_inputs=int(rec.get("n_inputs", 0)), step=float(rec.get("step") if rec.get("step") is not None else math.nan),
+                         seed=int(rec.get("seed", 0)), seconds=float(rec.get("seconds", math.nan)),
+                         resolution=float(rec.get("resolution", math.nan)))
 
 
 
@@ -336,3 +359,95 @@ def build_for_zoo(
     parse_manifest(raw, source=str(path))
     path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     return sf
+
+
+# --------------------------------------------------------------------------------------------------
+# Superfeatures as the KED authors build them (GitHub scbwn/ked, MNIST.ipynb): exact input Hessian of
+# Σ_c log p_c averaged over training inputs, W = |H| + |H|ᵀ with a zero diagonal, scikit-network's Louvain
+# with the resolution stepped by ±0.01 until exactly M communities come out.
+
+PAPER_N_INPUTS = 1000  # the authors' N_hess
+PAPER_LOUVAIN_SEED = 100  # the authors' random_state
+
+
+class LouvainCountError(ValueError):
+    """Louvain did not give exactly M communities within the allowed resolution steps."""
+
+
+def log_prob_hessian(model: nn.Module, x: torch.Tensor | np.ndarray, *, batch_size: int = 32) -> np.ndarray:
+    """Mean over the inputs ``x`` (N, C, …) of the Hessian of ``Σ_c log p_c(x)`` w.r.t. the flattened input.
+
+    Exact second derivatives (``torch.func.hessian``, forward-over-reverse), vmapped over ``batch_size``
+    inputs at a time; for ReLU networks only the log-softmax curvature survives, ``−C·Jᵀ(diag p − ppᵀ)J``.
+    Returns (D, D) float64, D = the number of input features (C·H·W).
+    """
+    xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+    shape = tuple(xt.shape[1:])
+    d = int(np.prod(shape))
+
+    def objective(flat: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(model(flat.view(1, *shape)), dim=1).sum()
+
+    per_input = torch.func.vmap(torch.func.hessian(objective))
+    was_training = model.training
+    model.eval()
+    total = torch.zeros(d, d, dtype=torch.float64)
+    try:
+        for start in range(0, len(xt), batch_size):
+            total += per_input(xt[start : start + batch_size].reshape(-1, d)).sum(dim=0).detach().double()
+    finally:
+        model.train(was_training)
+    return (total / len(xt)).numpy()
+
+
+def hessian_graph(hessian: np.ndarray) -> np.ndarray:
+    """The authors' graph weights ``W = |H| + |H|ᵀ`` with a zero diagonal."""
+    h = np.abs(np.asarray(hessian, dtype=np.float64))
+    w = h + h.T
+    np.fill_diagonal(w, 0.0)
+    return w
+
+
+def louvain_exact(weights: np.ndarray, m: int, *, resolution: float = 1.0, step: float = 0.01,
+                  max_tries: int = 100, seed: int = PAPER_LOUVAIN_SEED) -> tuple[np.ndarray, float]:
+    """Labels (D,) 0..M−1 from scikit-network's Louvain on ``weights``, stepping the resolution by ``step``
+    (up when too few communities, down when too many) until exactly ``m`` come out; also the resolution.
+
+    Raises :class:`LouvainCountError` after ``max_tries`` fits, as the authors' ``compute_sf`` does.
+    """
+    from scipy import sparse
+    from sknetwork.clustering import Louvain
+
+    w = sparse.csr_matrix(np.asarray(weights, dtype=np.float64))
+    if w.shape[0] != w.shape[1]:
+        raise ValueError(f"weights must be square, got shape {w.shape}")
+    if not 1 <= m <= w.shape[0]:
+        raise ValueError(f"m={m} must be between 1 and the number of features {w.shape[0]}")
+    counts = []
+    for _ in range(max_tries):
+        labels = np.asarray(Louvain(resolution=resolution, random_state=seed).fit_predict(w), dtype=np.int64)
+        n = int(labels.max()) + 1
+        counts.append(n)
+        if n == m:
+            return labels, round(resolution, 6)
+        resolution += step if n < m else -step
+    raise LouvainCountError(f"Louvain never gave {m} communities in {max_tries} tries (counts {counts[-5:]} …)")
+
+
+def build_paper_superfeatures(model: nn.Module, x: torch.Tensor | np.ndarray, *, m: int,
+                              seed: int = PAPER_LOUVAIN_SEED, batch_size: int = 32) -> Superfeatures:
+    """The authors' superfeatures of ``model`` from the inputs ``x`` (N, C, H, W): every pixel a base feature.
+
+    ``interactions`` holds the (D, D) graph W; ``labels`` the superfeature of every pixel (channels share a
+    pixel's label only when C = 1, the MLP setting)."""
+    start = time.perf_counter()
+    spatial = tuple(np.shape(x)[2:])
+    if np.shape(x)[1] != 1:
+        raise ValueError("pixel superfeatures need single-channel inputs (the authors' MLP setting)")
+    weights = hessian_graph(log_prob_hessian(model, x, batch_size=batch_size))
+    labels, resolution = louvain_exact(weights, m, seed=seed)
+    groups = tuple(tuple(int(v) for v in np.flatnonzero(labels == k)) for k in range(m))
+    return Superfeatures(labels=labels.reshape(spatial), base_labels=np.arange(labels.size).reshape(spatial),
+                         groups=groups, interactions=weights, base="pixels", n_inputs=int(np.shape(x)[0]),
+                         step=math.nan, seed=seed, seconds=round(time.perf_counter() - start, 2),
+                         resolution=resolution)

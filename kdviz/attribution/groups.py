@@ -26,6 +26,7 @@ from torch import nn
 __all__ = [
     "EXACT_MAX",
     "GroupExplanation",
+    "explain_branches",
     "explain_groups",
     "group_distributions",
     "group_logits",
@@ -246,3 +247,38 @@ def explain_groups(
     finally:
         model.train(was_training)
     return GroupExplanation(values, exact, dist.numpy(), tgt.numpy(), float(tau))
+
+
+def explain_branches(
+    model: nn.Module,
+    x: torch.Tensor | np.ndarray,
+    *,
+    target: torch.Tensor | np.ndarray | int | None = None,
+    tau: float = 1.0,
+) -> GroupExplanation:
+    """An explaining network's own explanation (KED, arXiv 2310.02572): no masking, its branches speak.
+
+    ``distributions`` (N, M, C): branch i's class distribution softened as in KED, ``softmax(log p_i / τ)``.
+    ``shapley`` (N, M): branch i's additive share of the target's total logit, ``log p_i(c) − log π_c`` (π the
+    class prior, 0 for networks without one). The total logit is ``Σ_i log p_i − (M−1)·log π``, so these are
+    exactly the Shapley values of the branches when an absent branch says "the prior"; they sum to
+    ``logit_c − log π_c``. ``model`` needs ``branch_log_probs`` (``kdviz.models.ked_family``).
+    """
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau}")
+    if not hasattr(model, "branch_log_probs"):
+        raise ValueError(f"{type(model).__name__} has no explaining branches (branch_log_probs)")
+    xt = _as_tensor(x)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            lp = model.branch_log_probs(xt)  # type: ignore[operator]
+            tgt = _targets(model, xt, target)
+            prior = getattr(model, "log_prior", None)
+            prior_c = prior[tgt].unsqueeze(1) if prior is not None else torch.zeros(len(tgt), 1)
+            share = lp.gather(2, tgt.view(-1, 1, 1).expand(-1, lp.shape[1], 1)).squeeze(2) - prior_c
+            dist = torch.softmax(lp / tau, dim=2)
+    finally:
+        model.train(was_training)
+    return GroupExplanation(share.numpy(), True, dist.numpy(), tgt.numpy(), float(tau))

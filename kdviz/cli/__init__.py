@@ -11,7 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("kdviz.cli.inspect", "kdviz.cli.evaluate", "kdviz.cli.train", "kdviz.cli.sanity")
+COMMAND_MODULES: tuple[str, ...] = ("kdviz.cli.inspect", "kdviz.cli.evaluate", "kdviz.cli.train", "kdviz.cli.sanity",
+                                     "kdviz.cli.ked_zoo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Datasets kdviz can load offline: bundled MNIST digits and UCR time series.
+"""Datasets kdviz can load offline: bundled MNIST digits, Fashion-MNIST (Debian's package) and UCR time series.
 
 Arrays are numpy (``float32`` inputs, ``int64`` labels) so a :class:`Dataset` pickles cheaply
 (``st.cache_data``) and stays framework-neutral; convert with ``torch.from_numpy`` where needed.
@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["Dataset", "list_datasets", "load_dataset"]
+__all__ = ["FASHION_MNIST_DIR", "Dataset", "list_datasets", "load_dataset", "load_fashion_mnist", "read_idx"]
 
 Task = Literal["image", "timeseries"]
 
@@ -78,7 +78,7 @@ class Dataset:
 
 def list_datasets() -> tuple[str, ...]:
     """Names :func:`load_dataset` accepts (other aeon UCR names are tried as well)."""
-    return ("mnist",) + UCR_DATASETS
+    return ("mnist", "fashion-mnist") + UCR_DATASETS
 
 
 @lru_cache(maxsize=8)
@@ -87,7 +87,12 @@ def load_dataset(name: str) -> Dataset:
     key = name.strip().lower()
     if not key:
         raise ValueError(f"name must be one of {', '.join(list_datasets())}, got {name!r}")
-    ds = _load_mnist() if key == "mnist" else _load_ucr(key, _UCR_NAMES.get(key, name.strip()))
+    if key == "mnist":
+        ds = _load_mnist()
+    elif key in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
+        ds = load_fashion_mnist()
+    else:
+        ds = _load_ucr(key, _UCR_NAMES.get(key, name.strip()))
     for arr in (ds.x_train, ds.y_train, ds.x_test, ds.y_test):
         arr.setflags(write=False)
     return ds
@@ -159,4 +164,57 @@ def _load_ucr(key: str, aeon_name: str) -> Dataset:
         class_names=names,
         mean=(0.0,) * channels,
         std=(1.0,) * channels,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Fashion-MNIST: Debian's dataset-fashion-mnist (MIT; `make fashion-mnist` installs it)
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                         "Bag", "Ankle boot")
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an IDX file (LeCun's MNIST format; ``.gz`` or raw): 2 zero bytes, a type code, the number of
+    dimensions, each dimension as a big-endian uint32, then the values in C order."""
+    import gzip
+
+    path = Path(path)
+    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"{path}: not an IDX file (magic bytes {raw[:4].hex()})")
+    ndim = raw[3]
+    dims = tuple(int(v) for v in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    offset = 4 + 4 * ndim  # 16 for images (3 dims), 8 for labels (1 dim)
+    count = int(np.prod(dims)) if dims else 0
+    if len(raw) - offset != count * dtype.itemsize:
+        raise ValueError(f"{path}: header says {dims} × {dtype.itemsize} bytes, file holds {len(raw) - offset}")
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(dims)
+
+
+def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR) -> Dataset:
+    """Full Fashion-MNIST (60,000 / 10,000, 28×28, 10 classes) with its own train/test split."""
+    root = Path(root)
+    files = {f"{split}_{kind}": root / f"{split}-{kind}-ubyte.gz"
+             for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")}
+    missing = [str(p) for p in files.values() if not p.is_file()]
+    if missing:
+        raise ValueError(f"name='fashion-mnist': {', '.join(missing)} not found; install Debian's "
+                         "dataset-fashion-mnist (`make fashion-mnist`, or apt-get install dataset-fashion-mnist)")
+    x_train = (read_idx(files["train_images-idx3"]).astype(np.float32) / 255.0)[:, None]
+    x_test = (read_idx(files["t10k_images-idx3"]).astype(np.float32) / 255.0)[:, None]
+    mean, std = float(x_train.mean()), float(x_train.std())
+    return Dataset(
+        name="fashion-mnist",
+        task="image",
+        x_train=np.ascontiguousarray(x_train),
+        y_train=read_idx(files["train_labels-idx1"]).astype(np.int64),
+        x_test=np.ascontiguousarray(x_test),
+        y_test=read_idx(files["t10k_labels-idx1"]).astype(np.int64),
+        class_names=FASHION_MNIST_CLASSES,
+        mean=(round(mean, 6),),
+        std=(round(std, 6),),
     )

@@ -6,7 +6,7 @@ Importing this package imports every family (each registers itself), then re-exp
 so ``from kdviz.models import create_model`` builds any registered architecture.
 """
 
-from kdviz.models import cifar_kd, cifar_resnet, timeseries, timm_family, torchvision_family  # noqa: F401  (register)
+from kdviz.models import cifar_kd, cifar_resnet, ked_family, timeseries, timm_family, torchvision_family  # noqa: F401  (register)
 from kdviz.models.registry import (
     OPTIONAL_KEY_SUFFIXES,
     ModelInfo,

@@ -6,10 +6,22 @@ Definitions follow DESIGN.md exactly:
   (α = 1 is plain cross-entropy, 0.5 mild KD, 0.1 strong KD).
 * occlusion saliency ``sal_k = f_c(x) − f_c(x with part k set to the baseline)``, c = the teacher's class;
   ``L_SD = τ²·KL(softmax(sal_T/τ) ‖ softmax(sal_S/τ))``; total ``L = L_KD + β·L_SD``.
-* KED (Knowledge Explaining Distillation), below.
+* KED (Knowledge Explaining Distillation): two forms, below — kdviz's black-box variant (manifest method
+  ``ked-blackbox``) and the paper's own (method ``ked``, :func:`ked_paper_loss`).
 
-KED, black-box form
-===================
+KED as its authors build it (method ``ked``)
+============================================
+
+Read from GitHub ``scbwn/ked`` (``MNIST.ipynb``, ``notMNIST.ipynb``, ``kd/kd_resnet.py``): explaining teacher
+and student (:mod:`kdviz.models.ked_family`), M branches each ending in a softmax ``p_i``, and::
+
+    L = (1−λ)·CE + λ(1−μ)·T²·KL(t ‖ s at T) + Σ_i (λμ/M)·τ²·KL(branch_i^T ‖ branch_i^S at τ)
+
+softened as ``softmax(log p / T)``, with λ = μ = 0.7, T = τ = 10 on every dataset. Their KD student:
+``(1−λ)·CE + λ·T²·KL``, i.e. :func:`kd_loss` at α = 1 − λ = 0.3.
+
+KED, black-box form (method ``ked-blackbox``)
+=============================================
 
 The paper's loss, with M superfeatures and ``exp_m`` the class distribution superfeature m alone supports::
 
@@ -58,16 +70,23 @@ __all__ = [
     "DEFAULT_M",
     "DEFAULT_MU",
     "DEFAULT_TAU",
+    "KED_LAMBDA",
+    "KED_MU",
+    "KED_T",
+    "KED_TAU",
     "alpha_from_lambda",
     "explanation_kl",
     "frozen_bn_stats",
     "kd_loss",
+    "kd_paper_loss",
     "ked_explanation_loss",
     "ked_loss",
+    "ked_paper_loss",
     "lambda_from_alpha",
     "occlusion_saliency",
     "part_masks",
     "saliency_distillation_loss",
+    "soften",
 ]
 
 
@@ -302,3 +321,59 @@ def ked_explanation_loss(
     masked copies go through it as one batch (differentiable); the teacher's group logits come precomputed."""
     student_groups = group_logits(student, x, labels=labels, baseline=baseline)
     return explanation_kl(student_groups, teacher_group_logits, tau=tau)
+
+# --------------------------------------------------------------------------------------------------
+# KED as its authors build it (arXiv 2310.02572, GitHub scbwn/ked): explaining teacher and student
+
+
+KED_LAMBDA = 0.7  # the authors' λ (L in their code), every dataset
+KED_MU = 0.7  # the authors' μ
+KED_T = 10.0  # the authors' T (predictions)
+KED_TAU = 10.0  # the authors' τ (branch explanations)
+
+
+def soften(log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The authors' ``custom_T``: ``log softmax(log p / T)`` for log-probabilities (…, C)."""
+    return F.log_softmax(log_probs / temperature, dim=-1)
+
+
+def ked_paper_loss(
+    student_logits: torch.Tensor,
+    student_branch_log_probs: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    teacher_branch_log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    lam: float = KED_LAMBDA,
+    mu: float = KED_MU,
+    temperature: float = KED_T,
+    tau: float = KED_TAU,
+) -> torch.Tensor:
+    """``(1−λ)·CE + λ(1−μ)·T²·KL(t ‖ s) + Σ_i (λμ/M)·τ²·KL(branch_i^T ‖ branch_i^S)``, batch means.
+
+    Logits are the explaining networks' total logits (N, C); branch log-probabilities (N, M, C). Each
+    distribution is softened as ``softmax(log p / T)`` (τ for branches); for the total prediction this equals
+    ``softmax(logit / T)``. Teacher tensors are detached. ``λ = 0`` is plain cross-entropy.
+    """
+    if not 0.0 <= lam <= 1.0 or not 0.0 <= mu <= 1.0:
+        raise ValueError(f"lam and mu must be in [0, 1], got lam={lam}, mu={mu}")
+    if not temperature > 0 or not tau > 0:
+        raise ValueError(f"temperature and tau must be > 0, got {temperature}, {tau}")
+    if student_branch_log_probs.shape != teacher_branch_log_probs.shape or student_branch_log_probs.ndim != 3:
+        raise ValueError(f"branch log-probabilities must both be (N, M, C), got "
+                         f"{tuple(student_branch_log_probs.shape)} and {tuple(teacher_branch_log_probs.shape)}")
+    n, m = student_branch_log_probs.shape[:2]
+    ce = F.cross_entropy(student_logits, targets)
+    kl_pred = F.kl_div(soften(F.log_softmax(student_logits, dim=1), temperature),
+                       soften(F.log_softmax(teacher_logits.detach(), dim=1), temperature),
+                       reduction="batchmean", log_target=True)
+    kl_branches = F.kl_div(soften(student_branch_log_probs, tau), soften(teacher_branch_log_probs.detach(), tau),
+                           reduction="sum", log_target=True) / n  # Σ_i of per-branch batch means
+    return ((1.0 - lam) * ce + lam * (1.0 - mu) * temperature**2 * kl_pred
+            + (lam * mu / m) * tau**2 * kl_branches)
+
+
+def kd_paper_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, targets: torch.Tensor, *,
+                  lam: float = KED_LAMBDA, temperature: float = KED_T) -> torch.Tensor:
+    """The authors' KD student: ``(1−λ)·CE + λ·T²·KL(t ‖ s)`` = :func:`kd_loss` with α = 1 − λ."""
+    return kd_loss(student_logits, teacher_logits, targets, alpha=1.0 - lam, temperature=temperature)
