@@ -1,0 +1,245 @@
+"""Teacher vs students on texts: word attributions, every alignment metric, the random-weights null, VADER.
+
+Parts of a text are its words (``kdviz.attribution.text``): each model's token attributions are summed into
+word-importance vectors (N, W), NaN beyond a text's words, so models with different tokenizers compare word by
+word. All models are attributed to the *teacher's* predicted class. Per (model, text):
+
+- ``topk_overlap`` (k = 5): ``|topk(v_S) ∩ topk(v_T)| / k``; NaN for a text of at most k words (every word
+  would be in both top-k);
+- ``rho``: attention rank alignment (Spearman ρ over words); ``focus``: focus fraction on the teacher's top-k;
+- ``agreement`` (same predicted class). Logit alignment (Spearman ρ of the logit vectors) is computed too, but
+  is undefined for two classes (``kdviz.analysis.metrics.undefined_reason``);
+- ``vader``: share of the model's top-k words in VADER's lexicon (the outside reference for rationales).
+
+The null: R untrained copies of each student architecture (``random_text_copy``, seeds ``NULL_SEED_BASE + r``),
+attributed and scored identically. Per metric: ``*_null`` (mean over copies, per text), ``*_excess``
+(``chance_corrected``), and per model the copies' mean and SD of their text-mean, z and the one-sided rank
+``p = (1 + #{copies ≥ model}) / (R + 1)`` (DESIGN.md, "The null as a distribution").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kdviz.analysis.metrics import (
+    agreement,
+    attention_rank_alignment,
+    focus_fraction,
+    logit_alignment,
+    mean_ci,
+    topk_overlap,
+)
+from kdviz.analysis.nulls import NULL_SEED_BASE, chance_corrected
+from kdviz.analysis.parts import top_k_parts
+from kdviz.attribution.text import Encoded, TextAttribution, attribute_text, encode_words
+from kdviz.models.hf_text import random_text_copy
+
+__all__ = [
+    "NULL_METRICS",
+    "NullStats",
+    "TextComparison",
+    "TextEntry",
+    "compare_text_models",
+    "null_stats",
+    "top_words",
+    "word_vectors",
+]
+
+NULL_METRICS = ("topk_overlap", "rho", "focus", "vader")
+
+
+@dataclass(frozen=True, eq=False)
+class TextEntry:
+    """A model to compare: id, role, architecture label, α, method, the module and its tokenizer."""
+
+    id: str
+    role: str
+    arch: str
+    alpha: float | None
+    method: str
+    model: Any = field(repr=False)
+    tokenizer: Any = field(repr=False)
+
+
+@dataclass(frozen=True)
+class NullStats:
+    """A model's text-mean of one metric against R copies' text-means."""
+
+    value: float
+    null_mean: float
+    null_sd: float
+    z: float
+    p: float
+    copies: int
+
+
+def null_stats(value: float, copy_values: Sequence[float]) -> NullStats:
+    """Mean, SD (ddof 1), z and one-sided rank ``p = (1 + #{copies ≥ value}) / (R + 1)`` of the copies."""
+    c = np.asarray([v for v in copy_values if np.isfinite(v)], dtype=np.float64)
+    if c.size == 0 or not math.isfinite(value):
+        return NullStats(value, math.nan, math.nan, math.nan, math.nan, int(c.size))
+    sd = float(c.std(ddof=1)) if c.size > 1 else math.nan
+    z = (value - float(c.mean())) / sd if sd and math.isfinite(sd) and sd > 0 else math.nan
+    return NullStats(value, float(c.mean()), sd, z, (1 + int((c >= value).sum())) / (c.size + 1), int(c.size))
+
+
+def word_vectors(attr: TextAttribution, width: int) -> np.ndarray:
+    """(N, width) word importance: padded with NaN or cut to ``width``."""
+    v = attr.words
+    if v.shape[1] >= width:
+        return v[:, :width]
+    return np.pad(v, ((0, 0), (0, width - v.shape[1])), constant_values=np.nan)
+
+
+def top_words(v: np.ndarray, n_words: np.ndarray, k: int) -> np.ndarray:
+    """(N, k) indices of each row's k most important words, -1 where a text has fewer words."""
+    top = top_k_parts(np.where(np.isnan(v), -np.inf, v), min(k, v.shape[1])) if v.shape[1] else np.zeros((len(v), 0), int)
+    out = np.full((len(v), k), -1, dtype=np.int64)
+    out[:, : top.shape[1]] = np.where(top < np.asarray(n_words)[:, None], top, -1)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class TextComparison:
+    """Result of :func:`compare_text_models`.
+
+    frame : one row per (model, text): id, role, arch, alpha, method, text, topk_overlap, rho, focus,
+        agreement, logit_rho, vader, and for students ``<metric>_null`` / ``<metric>_excess``.
+    summary : one row per model (``id`` = ``model_id``): text-means with 95% bootstrap bounds (``<m>_lo``/``_hi``)
+        and, per null metric, the copies' mean ``<m>_null``, SD, 2.5–97.5% range (``_null_lo``/``_hi``), ``<m>_z``,
+        ``<m>_p`` and the mean excess ``<m>_excess``.
+    attributions : model id -> TextAttribution; words : the words of each text; teacher_top : (N, k).
+    """
+
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    attributions: dict[str, TextAttribution]
+    words: tuple[tuple[str, ...], ...]
+    teacher_top: np.ndarray
+    k: int
+    method: str
+    null_copies: int
+
+
+def _encode(entry_tokenizer: Any, texts: Sequence[str], cache: dict[int, Encoded], max_length: int) -> Encoded:
+    key = id(entry_tokenizer)
+    if key not in cache:
+        cache[key] = encode_words(entry_tokenizer, texts, max_length=max_length)
+    return cache[key]
+
+
+def _vocab_fingerprint(tokenizer: Any) -> str:
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    return hashlib.sha256("\n".join(t for t, _ in vocab).encode("utf-8")).hexdigest()
+
+
+def _special_ids(tokenizer: Any) -> dict[str, int]:
+    return {n: int(getattr(tokenizer, f"{n}_token_id")) for n in ("pad", "mask")
+            if getattr(tokenizer, f"{n}_token_id", None) is not None}
+
+
+def _scores(v: np.ndarray, top: np.ndarray, v_t: np.ndarray, n_words: np.ndarray, k: int,
+            lexicon: frozenset[str] | None, words: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+    enough = n_words > k
+    kk = min(k, v.shape[1])
+    nan = np.full(len(v), np.nan)
+    out = {
+        "topk_overlap": np.where(enough, topk_overlap(v, v_t, k=kk), np.nan) if kk else nan,
+        "rho": attention_rank_alignment(v, v_t),
+        "focus": np.where(enough, focus_fraction(v, v_t, k=kk), np.nan) if kk else nan,
+    }
+    if lexicon is not None:
+        out["vader"] = np.array([np.mean([words[i][j].lower() in lexicon for j in row if j >= 0])
+                                 if (row >= 0).any() else np.nan for i, row in enumerate(top)])
+    return out
+
+
+def compare_text_models(teacher: TextEntry, students: Sequence[TextEntry], texts: Sequence[str], *,
+                        method: str = "grad_x_embedding", k: int = 5, null_copies: int = 0,
+                        lexicon: frozenset[str] | None = None, max_length: int = 64,
+                        **params: Any) -> TextComparison:
+    """Attribute every model on ``texts`` and score it against the teacher (module doc).
+
+    ``null_copies`` R > 0 adds the random-weights null per student architecture; ``lexicon`` adds the
+    VADER share. ``params`` go to ``attribute_text`` (e.g. ``n_steps`` for IG).
+    """
+    if not texts:
+        raise ValueError("texts is empty")
+    encodings: dict[int, Encoded] = {}
+    enc_t = _encode(teacher.tokenizer, texts, encodings, max_length)
+    attr_t = attribute_text(teacher.model, enc_t, method=method, special_ids=_special_ids(teacher.tokenizer), **params)
+    target = attr_t.target
+    width = max(int(enc_t.n_words.max()), 1)
+    n_words = enc_t.n_words
+    v_t = word_vectors(attr_t, width)
+    t_top = top_words(v_t, n_words, k)
+    words = enc_t.words
+    attributions = {teacher.id: attr_t}
+    rows: list[pd.DataFrame] = []
+    summary: list[dict[str, Any]] = []
+    null_cache: dict[str, list[dict[str, np.ndarray]]] = {}
+
+    for entry in (teacher, *students):
+        if entry is teacher:
+            attr = attr_t
+        else:
+            enc = _encode(entry.tokenizer, texts, encodings, max_length)
+            attr = attribute_text(entry.model, enc, method=method, target=target,
+                                  special_ids=_special_ids(entry.tokenizer), **params)
+            attributions[entry.id] = attr
+        v = word_vectors(attr, width)
+        top = top_words(v, n_words, k)
+        scores = _scores(v, top, v_t, n_words, k, lexicon, words)
+        scores["agreement"] = agreement(attr.logits, attr_t.logits)
+        scores["logit_rho"] = logit_alignment(attr.logits, attr_t.logits)
+        frame = pd.DataFrame({"id": entry.id, "role": entry.role, "arch": entry.arch, "alpha": entry.alpha,
+                              "method": entry.method, "text": list(range(len(texts))), **scores})
+        row: dict[str, Any] = {"id": entry.id, "model_id": entry.id, "role": entry.role, "arch": entry.arch,
+                               "alpha": entry.alpha, "method": entry.method}
+        for m, s in scores.items():
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(s) if len(s) > 1 else (float(np.nanmean(s)),) * 3
+        if entry is not teacher and null_copies > 0:
+            config = entry.model.config
+            shape = {k: v for k, v in config.to_dict().items() if k not in ("_name_or_path", "name_or_path")}
+            key = f"{sorted(shape.items())}:{_vocab_fingerprint(entry.tokenizer)}"
+            if key not in null_cache:
+                enc = _encode(entry.tokenizer, texts, encodings, max_length)
+                null_cache[key] = []
+                for r in range(null_copies):
+                    copy = random_text_copy(config, NULL_SEED_BASE + r)
+                    a = attribute_text(copy, enc, method=method, target=target,
+                                       special_ids=_special_ids(entry.tokenizer), **params)
+                    vc = word_vectors(a, width)
+                    null_cache[key].append(_scores(vc, top_words(vc, n_words, k), v_t, n_words, k, lexicon, words))
+            copies = null_cache[key]
+            for m in NULL_METRICS:
+                if m not in scores:
+                    continue
+                per_copy = np.stack([c[m] for c in copies])  # (R, N)
+                with warnings.catch_warnings():  # a text without the metric in any copy: NaN, quietly
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    m_null = np.nanmean(per_copy, axis=0)
+                frame[f"{m}_null"] = m_null
+                if m != "vader":
+                    frame[f"{m}_excess"] = chance_corrected(scores[m], m_null)
+                copy_means = [float(np.nanmean(c)) if np.isfinite(c).any() else math.nan for c in per_copy]
+                stats = null_stats(row[m], copy_means)
+                finite = [c for c in copy_means if math.isfinite(c)]
+                lo, hi = (np.percentile(finite, [2.5, 97.5]) if finite else (math.nan, math.nan))
+                row.update({f"{m}_null": stats.null_mean, f"{m}_null_sd": stats.null_sd, f"{m}_null_lo": float(lo),
+                            f"{m}_null_hi": float(hi), f"{m}_z": stats.z, f"{m}_p": stats.p})
+                if m != "vader":
+                    ex = frame[f"{m}_excess"].to_numpy()
+                    row[f"{m}_excess"] = float(np.nanmean(ex)) if np.isfinite(ex).any() else math.nan
+        rows.append(frame)
+        summary.append(row)
+    return TextComparison(pd.concat(rows, ignore_index=True), pd.DataFrame(summary), attributions, words, t_top, k,
+                          method, null_copies)
