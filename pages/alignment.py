@@ -3,8 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from kdviz.analysis.metrics import format_metric
+from kdviz.analysis.metrics import format_metric, undefined_reason
 from kdviz.report.figures import alignment_bars, alignment_scatter, logit_table
+from kdviz.report.study import output_alignment_column
 from kdviz.ui.charts import chart
 from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sanity_view import randomisation_section
@@ -23,6 +24,11 @@ with guard("compute the alignment"):
     show = alpha_filter(mset, key="al_alpha")
     comp = compare(mset, display, labels, names, settings)
     summary = summarise(comp.frame[comp.frame["model_id"].isin(show)], ci=True)
+    out = output_alignment_column(summary)  # margin ρ over inputs where logit ρ is undefined (2 classes)
+    out_label = "logit alignment (ρ)" if out == "logit_rho" else "output (margin) alignment (ρ over inputs)"
+    reason = undefined_reason("logit_rho", n_classes=comp.logits[comp.teacher_id].shape[1])
+    if reason:
+        st.info(reason)
     left, right = st.columns(2)
     with left:
         chart(alignment_bars(summary, metric="attention_rho", label="attention rank alignment (ρ)"),
@@ -32,19 +38,19 @@ with guard("compute the alignment"):
                        "against the teacher (random-weights reference, 95% interval). The numbers table gives the "
                        "excess over it, (ρ − ρ_random) / (1 − ρ_random).")
     with right:
-        chart(alignment_bars(summary, metric="logit_rho", label="logit alignment (ρ)"), name="logit_alignment")
+        chart(alignment_bars(summary, metric=out, label=out_label), name="logit_alignment")
     randomisation_section(mset, display, comp, settings, key="al")
     left, right = st.columns([2, 3])
     with left:
-        st.subheader("Logit alignment table")
+        st.subheader("Logit alignment table" if out == "logit_rho" else "Output (margin) alignment table")
         st.caption("Rows α, columns student architecture (as in the reference study); — = no such student in "
                    "this set.")
-        table = logit_table(summary)
+        table = logit_table(summary, metric=out)
         st.dataframe(table.map(lambda v: "—" if pd.isna(v) else format_metric(v)), key="al_logit_table",
                      height=table_height(len(table)))
         st.download_button("Download table (CSV)", table.to_csv().encode(), "logit_alignment.csv", "text/csv")
     with right:
-        chart(alignment_scatter(summary), name="alignment_scatter")
+        chart(alignment_scatter(summary, x=out, x_label=out_label), name="alignment_scatter")
     with st.expander("Numbers", expanded=True):
         numbers_table(summary, key="al_numbers")
     superfeature_section(mset, settings.parts_for(mset.task), display, names, key="al")

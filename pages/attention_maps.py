@@ -9,7 +9,17 @@ from kdviz.report.figures import attention_grid
 from kdviz.ui.charts import chart, presenting
 from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import Stop, active_set, alpha_filter, choose_inputs, from_url, guard, link_to_view, numbers_table
+from kdviz.ui.widgets import (
+    Stop,
+    active_set,
+    alpha_filter,
+    choose_inputs,
+    from_url,
+    guard,
+    link_to_view,
+    numbers_table,
+    seed_filter,
+)
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages and live in the URL
 st.title("Attention maps")
@@ -38,6 +48,7 @@ with guard("draw the attention maps"):
                                 "architecture get, 1 = the teacher's ranking (needs the random-weights reference)")
         with st.popover("Students shown", width="stretch"):
             show = alpha_filter(mset, key="att_alpha")
+        show, seed = seed_filter(mset, show, key="att_seed")
 
     comp = compare(mset, display, labels, names, settings, null_copies=settings.null_copies if excess else 0)
     show = [mid for mid in show if mid in comp.attributions]  # compare leaves out models that fail
@@ -51,14 +62,17 @@ with guard("draw the attention maps"):
             return f"ρ excess {format_metric(r.attention_rho_excess)}"
         return f"ρ {format_metric(r.attention_rho)}"
 
+    seed_text = {} if seed is None else {m.id: f" · seed {m.seed}" for m in mset.students if m.seed is not None}
     captions = {r.model_id: f"<b>{r.pred_name}</b> ({r.confidence:.0%}) · {rho_text(r)}<br>"
-                            f"focus {format_metric(r.focus_ratio)}" for r in frame.itertuples()}
+                            f"focus {format_metric(r.focus_ratio)}{seed_text.get(r.model_id, '')}"
+                for r in frame.itertuples()}
     truth = "" if labels is None else f" · true class {mset.class_name(int(labels[0]))}"
     big = presenting() is not None
     fig = attention_grid(
         display[0], {mid: comp.attributions[mid].importance[0] for mid in show}, frame,
         captions=captions, overlay=overlay.startswith("overlay"), shared_scale=scale == "shared", difference=diff,
-        title=f"{names[0]}{truth} — {settings.method_label}", differs=differs,
+        title=f"{names[0]}{truth} — {settings.method_label}" + ("" if seed is None else f" — training seed {seed}"),
+        differs=differs,
         width_px=1420 if big else 1100, max_height_px=700 if big else 640, font_size=15 if big else 11,
     )
     chart(fig, name="attention_maps")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from kdviz.analysis.parts import topk_ties_note
 from kdviz.report.figures import focus_bars, parts_figure
 from kdviz.ui.charts import chart
 from kdviz.ui.compute import compare, pool_predictions, summarise
@@ -25,9 +26,12 @@ with guard("compute the part focus"):
         i = st.selectbox("Input drawn", range(len(names)), format_func=lambda j: names[j], key="pf_input")
         base = display[i] if mset.task == "image" else display[i].mean(axis=0)
         chart(parts_figure(base, comp.part_labels[i], comp.teacher_topk[i],
-                           title=f"{parts} — teacher's top-{settings.k} highlighted"), name="parts")
+                           title=f"{parts} — teacher's top-{comp.k} highlighted"), name="parts")
+        ties = topk_ties_note(comp.part_vectors[comp.teacher_id][i], comp.k)
+        if ties:
+            st.caption(f"ⓘ {ties}")
     frame = comp.frame[comp.frame["model_id"].isin(show)]
-    summary = summarise(frame)
+    summary = summarise(frame, ci=True)
     with right:
         chart(focus_bars(summary, k=settings.k,
                          title=f"Focus on the teacher's top-{settings.k} parts (mean over {len(names)} "
@@ -35,7 +39,8 @@ with guard("compute the part focus"):
               name="focus_ratio")
         if "focus_ratio_null" in summary and summary["focus_ratio_null"].notna().any():
             st.caption(f"Dashed line and grey band: the focus of {settings.null_copies} untrained copies of each "
-                       "architecture (random-weights reference) — what focus is worth by chance.")
+                       "architecture (random-weights reference, mean and 95% interval) — what focus is worth by "
+                       "chance. Error bars: 95% bootstrap intervals over the inputs.")
     with st.expander("Numbers", expanded=True):
         numbers_table(summary.drop(columns=["ssim", "pearson"]), key="pf_numbers")
     superfeature_section(mset, parts, display, names, key="pf")

@@ -28,6 +28,7 @@ __all__ = [
     "segment_labels",
     "slic_labels",
     "top_k_parts",
+    "topk_ties_note",
 ]
 
 
@@ -203,6 +204,31 @@ def top_k_parts(v: np.ndarray, k: int) -> np.ndarray:
         raise ValueError(f"k={k} exceeds the number of parts K={n_parts}")
     key = np.where(np.isnan(arr), np.inf, -arr)
     return np.argsort(key, axis=-1, kind="stable")[..., :k].astype(np.int64)
+
+
+def topk_ties_note(v: np.ndarray, k: int) -> str | None:
+    """Why the teacher's top-k of one part vector ``v`` (K,) is partly arbitrary, or None when it is not.
+
+    ``top_k_parts`` breaks ties by the lower part index. When fewer than k parts carry any importance (the
+    rest are 0, as with Grad-CAM or saliency on flat time-series segments), or the k-th and (k+1)-th parts
+    tie, some of the "top-k" are picked by index, not by importance: a note says how many.
+    """
+    arr = np.asarray(v, dtype=np.float64).ravel()
+    arr = arr[np.isfinite(arr)]
+    if k < 1 or arr.size <= k:
+        return None
+    desc = np.sort(arr)[::-1]
+    positive = int((desc > 0).sum())
+    if positive < k:
+        return (f"only {positive} of {arr.size} parts have non-zero importance for the teacher here: the other "
+                f"{k - positive} of its top-{k} are ties at zero, picked by position (lowest part index first).")
+    kth = desc[k - 1]
+    same = np.isclose(arr, kth, rtol=1e-9, atol=0.0)
+    tied, above = int(same.sum()), int(((arr > kth) & ~same).sum())
+    if np.isclose(desc[k], kth, rtol=1e-9, atol=0.0):
+        return (f"{tied} parts tie at the teacher's k-th importance ({kth:.3g}) for {k - above} place(s) in its "
+                f"top-{k}: those are picked by position (lowest part index first).")
+    return None
 
 
 # --------------------------------------------------------------------------------------------------

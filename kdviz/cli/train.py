@@ -30,8 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sd-tau", type=float, default=None, help="saliency softmax temperature τ")
     p.add_argument("--sd-superfeatures", type=int, default=None, metavar="M",
                    help="SD over the teacher's M superfeatures (superfeatures_M<M>.npy next to it) instead of --sd-parts")
-    p.add_argument("--method", choices=("kd", "ked"), default="kd",
-                   help="kd: KD (+ SD with --sd-beta); ked: Knowledge Explaining Distillation over the teacher's "
+    p.add_argument("--method", choices=("kd", "ked-blackbox"), default="kd",
+                   help="kd: KD (+ SD with --sd-beta); ked-blackbox: kdviz's black-box KED (the paper's: kdviz ked-zoo) "
+                   "over the teacher's "
                    "superfeatures (kdviz.training.losses; needs superfeatures_M<M>.npy next to the teacher)")
     p.add_argument("--ked-lambda", type=float, default=None,
                    help="KED: the paper's λ; sets α = 1/(1+λ) (default: from --alpha, λ = (1−α)/α)")
@@ -102,16 +103,16 @@ def run_distill(args: argparse.Namespace) -> int:
 
 
 def _ked_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """TrainConfig fields of ``--method ked`` (λ → α = 1/(1+λ)); SystemExit on contradicting options."""
+    """TrainConfig fields of ``--method ked-blackbox`` (λ → α = 1/(1+λ)); SystemExit on contradicting options."""
     ked_opts = ("ked_lambda", "ked_mu", "ked_tau", "ked_m")
-    if args.method != "ked":
+    if args.method != "ked-blackbox":
         if any(getattr(args, k) is not None for k in ked_opts):
-            raise SystemExit("kdviz distill: --ked-* options need --method ked")
+            raise SystemExit("kdviz distill: --ked-* options need --method ked-blackbox")
         if args.sd_superfeatures is not None:  # SD over the teacher's superfeatures (M stored as ked_m)
             return {"sd_on_superfeatures": True, "ked_m": args.sd_superfeatures}
         return {}
     if args.teacher is None:
-        raise SystemExit("kdviz distill: --method ked needs --teacher")
+        raise SystemExit("kdviz distill: --method ked-blackbox needs --teacher")
     out: dict[str, object] = {"ked": True}
     if args.sd_superfeatures is not None:
         raise SystemExit("kdviz distill: --sd-superfeatures is for --method kd with --sd-beta")

@@ -33,7 +33,7 @@ __all__ = [
 MANIFEST = "zoo.json"
 FORMAT_VERSION = 1
 Role = Literal["teacher", "student"]
-Method = Literal["ce", "kd", "kd+sd", "ked"]
+Method = Literal["ce", "kd", "kd+sd", "ked", "ked-blackbox"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def _float_list(value: object, where: str) -> tuple[float, ...]:
 def parse_model(obj: object, where: str) -> ModelEntry:
     if not isinstance(obj, dict):
         raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
-    method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd", "ked"), f"{where}.method")
+    method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd", "ked", "ked-blackbox"), f"{where}.method")
     tau = obj.get("tau")
     parts = obj.get("parts")
     checkpoint = _string(_need(obj, "checkpoint", where), f"{where}.checkpoint")

@@ -39,6 +39,7 @@ __all__ = [
     "label_positions",
     "parts_figure",
     "plotly_config",
+    "rho_range",
     "segment_bars",
     "series_saliency",
 ]
@@ -102,6 +103,8 @@ def alpha_label(alpha: float | None, method: str | None = None) -> str:
         text += " +SD"
     elif method == "ked":
         text += " +KED"
+    elif method == "ked-blackbox":
+        text += " +KED (black-box)"
     return text
 
 
@@ -111,7 +114,7 @@ def alpha_colour(alpha: float | None, *, role: str = "student", method: str | No
         return TEACHER_COLOUR
     if method and "sd" in method:
         return "#009E73"
-    if method == "ked":  # knowledge explaining distillation: reddish purple (Okabe–Ito)
+    if method in ("ked", "ked-blackbox"):  # knowledge explaining distillation: reddish purple (Okabe–Ito)
         return "#CC79A7"
     if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
         return "#999999"
@@ -439,7 +442,9 @@ def parts_figure(
                               annotation_text=f"#{rank[part]}", annotation_position="top left")
             else:
                 fig.add_vline(x=s - 0.5, line={"color": "#bbb", "width": 1})
-        fig.update_layout(title=title or None, height=320, xaxis_title="time step", showlegend=False)
+        _topk_legend(fig, len(rank), boundary="#bbb")
+        fig.update_layout(title=title or None, height=340, xaxis_title="time step", showlegend=True,
+                          legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
         return fig
     from skimage.segmentation import find_boundaries
 
@@ -461,10 +466,21 @@ def parts_figure(
         z=np.where(bounds, 1.0, np.nan), colorscale=[[0, "#56B4E9"], [1, "#56B4E9"]], showscale=False,
         opacity=0.9, hoverinfo="skip",
     ))
+    _topk_legend(fig, len(rank), boundary="#56B4E9")
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, ticks="", showgrid=False)
     fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
-    fig.update_layout(title=title or None, height=420, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    fig.update_layout(title=title or None, height=440, margin={"l": 10, "r": 10, "t": 50, "b": 10}, showlegend=True,
+                      legend={"orientation": "h", "yanchor": "top", "y": -0.02, "x": 0})
     return fig
+
+
+def _topk_legend(fig: go.Figure, k: int, *, boundary: str) -> None:
+    """Legend entries for what :func:`parts_figure` draws: the teacher's top-k parts and the part boundaries."""
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"teacher's top-{k} parts (rank in the hover)",
+                             marker={"symbol": "square", "size": 14, "color": "#E69F00", "opacity": 0.6},
+                             hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name="part boundary", hoverinfo="skip",
+                             line={"color": boundary, "width": 2}))
 
 
 def _model_label(row: pd.Series) -> str:
@@ -520,24 +536,49 @@ def focus_bars(summary: pd.DataFrame, *, k: int = 5, title: str = "") -> go.Figu
     students = summary[summary["role"] != "teacher"]
     archs = arch_order(list(students["arch"]))
     for (alpha, method), grp in students.groupby(["alpha", "method"], sort=False, dropna=False):
-        grp = grp.set_index("arch").reindex(archs)
+        grp = _one_per_arch(grp, archs)
+        y = grp["focus_ratio"].to_numpy(float)
+        bar: dict[str, Any] = {}
+        if "focus_ratio_lo" in grp and "focus_ratio_hi" in grp:  # 95% bootstrap interval over inputs (and seeds)
+            lo, hi = grp["focus_ratio_lo"].to_numpy(float), grp["focus_ratio_hi"].to_numpy(float)
+            bar["error_y"] = {"type": "data", "symmetric": False, "array": np.nan_to_num(hi - y),
+                              "arrayminus": np.nan_to_num(y - lo), "thickness": 1.2}
         fig.add_trace(go.Bar(
-            x=archs, y=grp["focus_ratio"], name=alpha_label(alpha, method),
+            x=archs, y=y, name=alpha_label(alpha, method),
             marker_color=alpha_colour(alpha, method=method),
             customdata=np.stack([grp["focus_fraction"].to_numpy(float), grp["model_id"].astype(str)], axis=-1),
             hovertemplate="%{customdata[1]}<br>focus ratio %{y:.2f}<br>M_in/(M_in+M_out) %{customdata[0]:.3f}"
-                          "<extra></extra>",
+                          "<extra></extra>", **bar,
         ))
     if len(teacher):
         t = teacher.iloc[0]
-        fig.add_hline(y=float(t["focus_ratio"]), line={"color": TEACHER_COLOUR, "dash": "dash"},
-                      annotation_text=f"teacher {float(t['focus_ratio']):.2f} "
-                                      f"(bounded {float(t['focus_fraction']):.2f})",
-                      annotation_position="top right")
+        value = float(t["focus_ratio"])
+        fig.add_hline(y=value, line={"color": TEACHER_COLOUR, "dash": "dot", "width": 2})
+        # named in the legend, not written over the bars
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line={"color": TEACHER_COLOUR, "dash": "dot"},
+                                 name=f"teacher {value:.2f} (bounded {float(t['focus_fraction']):.2f})",
+                                 hoverinfo="skip"))
     fig.update_layout(barmode="group", title=title or f"Focus on the teacher's top-{k} parts",
                       yaxis_title="focus ratio M_in / M_out", xaxis_title="student architecture",
                       height=420, legend_title="distillation", margin={"t": 60})
     return add_null_bands(fig, summary, "focus_ratio")
+
+
+def _one_per_arch(grp: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
+    """Rows of one variant indexed by ``archs``. Several rows of one architecture (training-seed replicates
+    summarised per model) are a caller's mistake: say so rather than pandas' "duplicate labels"."""
+    if grp["arch"].duplicated().any():
+        raise ValueError("several models per architecture × α (training seeds?): summarise them per variant "
+                         "first (kdviz.analysis.aggregate.summarize_variants)")
+    return grp.set_index("arch").reindex(archs)
+
+
+def rho_range(*values: Any) -> list[float]:
+    """A fixed y range for a Spearman ρ axis: [0, 1] when every value is ≥ 0, else [−1, 1] (a little margin),
+    so a ρ of −0.02 is drawn as the small number it is, not as a full-height bar."""
+    v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in values]) if values else np.zeros(1)
+    v = v[np.isfinite(v)]
+    return [-1.05 if v.size and v.min() < 0 else 0.0, 1.05]
 
 
 def alignment_bars(summary: pd.DataFrame, *, metric: str, label: str, title: str = "") -> go.Figure:
@@ -548,10 +589,12 @@ def alignment_bars(summary: pd.DataFrame, *, metric: str, label: str, title: str
     fig = go.Figure()
     students = summary[summary["role"] != "teacher"]
     archs = arch_order(list(students["arch"]))
+    extremes = []
     for (alpha, method), grp in students.groupby(["alpha", "method"], sort=False, dropna=False):
-        grp = grp.set_index("arch").reindex(archs)
+        grp = _one_per_arch(grp, archs)
         y = grp[metric].to_numpy(float)
         lo, hi = grp[f"{metric}_lo"].to_numpy(float), grp[f"{metric}_hi"].to_numpy(float)
+        extremes += [y, lo]
         fig.add_trace(go.Bar(
             x=archs, y=y, name=alpha_label(alpha, method), marker_color=alpha_colour(alpha, method=method),
             error_y={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - y),
@@ -562,6 +605,7 @@ def alignment_bars(summary: pd.DataFrame, *, metric: str, label: str, title: str
         ))
     fig.update_layout(barmode="group", title=title or label, yaxis_title=label, xaxis_title="student architecture",
                       height=400, legend_title="distillation", margin={"t": 60})
+    fig.update_yaxes(range=rho_range(*extremes), zeroline=True, zerolinecolor="#888", zerolinewidth=1)
     return add_null_bands(fig, summary, metric)
 
 
@@ -578,22 +622,26 @@ def logit_table(summary: pd.DataFrame, *, metric: str = "logit_rho", include_tea
     return table.reindex(index=list(dict.fromkeys(order_rows)), columns=arch_order(list(table.columns)))
 
 
-def alignment_scatter(summary: pd.DataFrame, *, title: str = "") -> go.Figure:
-    """Logit alignment (x) against attention rank alignment (y), one point per student model."""
+def alignment_scatter(summary: pd.DataFrame, *, title: str = "", x: str = "logit_rho",
+                      x_label: str = "logit alignment (Spearman ρ)") -> go.Figure:
+    """Output alignment ``x`` (logit ρ; margin ρ on 2-class tasks) against attention rank alignment (y), one point
+    per student model; both axes fixed to ρ's range."""
     fig = go.Figure()
     students = summary[summary["role"] != "teacher"]
-    positions = label_positions(students["logit_rho"].to_numpy(float), students["attention_rho"].to_numpy(float))
+    positions = label_positions(students[x].to_numpy(float), students["attention_rho"].to_numpy(float))
     students = students.assign(_pos=positions)
     for (alpha, method), grp in students.groupby(["alpha", "method"], sort=False, dropna=False):
         fig.add_trace(go.Scatter(
-            x=grp["logit_rho"], y=grp["attention_rho"], mode="markers+text", text=grp["arch"],
+            x=grp[x], y=grp["attention_rho"], mode="markers+text", text=grp["arch"],
             textposition=list(grp["_pos"]), textfont={"size": 11}, name=alpha_label(alpha, method),
             marker={"size": 12, "color": alpha_colour(alpha, method=method), "line": {"width": 1, "color": "#333"}},
             customdata=grp["model_id"].astype(str),
-            hovertemplate="%{customdata}<br>logit ρ %{x:.3f}<br>attention ρ %{y:.3f}<extra></extra>",
+            hovertemplate="%{customdata}<br>" + x_label + " %{x:.3f}<br>attention ρ %{y:.3f}<extra></extra>",
         ))
-    fig.update_layout(title=title or "Outputs and explanations co-vary?", xaxis_title="logit alignment (Spearman ρ)",
+    fig.update_layout(title=title or "Outputs and explanations co-vary?", xaxis_title=x_label,
                       yaxis_title="attention rank alignment (Spearman ρ)", height=420, legend_title="distillation")
+    fig.update_xaxes(range=rho_range(students[x]))
+    fig.update_yaxes(range=rho_range(students["attention_rho"]))
     return fig
 
 

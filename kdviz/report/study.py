@@ -30,7 +30,7 @@ import plotly.io as pio
 import scipy.stats
 
 from kdviz.analysis.metrics import format_metric, pearson_rows
-from kdviz.report.figures import alpha_colour
+from kdviz.report.figures import alpha_colour, rho_range
 from kdviz.report.figures import arch_order as _plots_arch_order
 
 __all__ = [
@@ -78,7 +78,7 @@ FIGURES: dict[str, str] = {
 def variant_label(alpha: Any, method: Any = "kd") -> str:
     """Row label of a student: ``α=0.5``, ``α=0.1 + SD`` (saliency distillation), ``α=0.5 + KED`` (knowledge
     explaining distillation), ``CE`` without α."""
-    suffix = {"kd+sd": " + SD", "ked": " + KED"}.get(str(method), "")
+    suffix = {"kd+sd": " + SD", "ked": " + KED", "ked-blackbox": " + KED (black-box)"}.get(str(method), "")
     if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
         return "CE" + suffix
     a = float(alpha)
@@ -107,7 +107,7 @@ def _variant_order(students: pd.DataFrame) -> list[str]:
     keys = {}
     for a, m, v in zip(students["alpha"], students["method"], students["variant"], strict=True):
         alpha = -1.0 if pd.isna(a) else float(a)
-        keys[v] = ({"kd+sd": 1, "ked": 2}.get(str(m), 0), -alpha)
+        keys[v] = ({"kd+sd": 1, "ked": 2, "ked-blackbox": 3}.get(str(m), 0), -alpha)
     return sorted(keys, key=keys.get)
 
 
@@ -161,9 +161,12 @@ def _grouped_bars(
         fig.add_hline(y=ref, line_dash="dash", line_color="#424242",
                       annotation_text=f"{reference_label}: {format_metric(ref, digits=1 if percent else 2)}",
                       annotation_position="top right")
+    # The legend goes below the plot: on the right, a long entry (the null's) took most of a half-width column.
     fig.update_layout(
         title=title, barmode="group", template=TEMPLATE, xaxis_title="architecture", yaxis_title=yaxis,
-        legend_title_text="distillation", margin={"t": 60, "b": 40},
+        legend={"title": {"text": "distillation"}, "orientation": "h", "yanchor": "top", "y": -0.2, "x": 0,
+                "xanchor": "left"},
+        margin={"t": 60, "b": 40, "r": 20},
     )
     return fig
 
@@ -226,7 +229,7 @@ def attention_figure(summary: pd.DataFrame) -> go.Figure:
     fig = _grouped_bars(summary, "attention_rho", title=FIGURES["attention"],
                         yaxis="attention rank alignment (Spearman ρ)")
     _add_null(fig, summary, "attention_rho")
-    fig.update_yaxes(range=[min(0.0, _finite_min(summary, "attention_rho_low")), 1.05])
+    fig.update_yaxes(range=rho_range(summary.get("attention_rho_low", [0.0]), summary["attention_rho"]))  # [0, 1], or [−1, 1] with a negative ρ
     return fig
 
 
@@ -300,25 +303,27 @@ def covariation_figure(summary: pd.DataFrame) -> go.Figure:
     The title gives Spearman ρ across students; a least-squares line shows the trend.
     """
     students = _students(summary)
+    out = output_alignment_column(students)  # margin ρ where logit ρ is undefined (2 classes)
+    out_name = "logit alignment" if out == "logit_rho" else "output (margin) alignment"
     archs = [a for a in arch_order(summary) if a in set(students["arch"].astype(str))]
     symbols = {a: _SYMBOLS[i % len(_SYMBOLS)] for i, a in enumerate(archs)}
     fig = go.Figure()
     for variant in _variant_order(students):
         rows = students[students["variant"] == variant]
         fig.add_trace(go.Scatter(
-            x=rows["logit_rho"], y=rows["attention_rho"], mode="markers", name=_legend_name(variant),
+            x=rows[out], y=rows["attention_rho"], mode="markers", name=_legend_name(variant),
             text=rows["arch"], legendgroup="alpha", legendgrouptitle_text="distillation",
             marker={"size": 12, "color": _colour(students, variant), "line": {"width": 1, "color": "white"},
                     "symbol": [symbols[a] for a in rows["arch"].astype(str)]},
-            error_x=_err(rows, "logit_rho"), error_y=_err(rows, "attention_rho"),
-            hovertemplate="%{text} " + variant + "<br>logit ρ %{x:.3f}<br>attention ρ %{y:.3f}<extra></extra>",
+            error_x=_err(rows, out), error_y=_err(rows, "attention_rho"),
+            hovertemplate="%{text} " + variant + f"<br>{out_name} ρ " + "%{x:.3f}<br>attention ρ %{y:.3f}<extra></extra>",
         ))
     for arch, symbol in symbols.items():  # legend entries for the marker shapes
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=arch, legendgroup="arch",
                                  legendgrouptitle_text="architecture",
                                  marker={"size": 10, "symbol": symbol, "color": "#616161"}))
     rho, p = _across_models(students)
-    x = students[output_alignment_column(students)].to_numpy(dtype=float)
+    x = students[out].to_numpy(dtype=float)
     y = students["attention_rho"].to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
     if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
@@ -328,9 +333,11 @@ def covariation_figure(summary: pd.DataFrame) -> go.Figure:
                                  line={"dash": "dot", "color": "#616161"}, hoverinfo="skip"))
     fig.update_layout(
         title=f"{FIGURES['covariation']} — Spearman ρ across students {format_metric(rho)} (p = {_p(p)})",
-        template=TEMPLATE, xaxis_title="logit alignment (Spearman ρ)",
+        template=TEMPLATE, xaxis_title=f"{out_name} (Spearman ρ)" + ("" if out == "logit_rho" else " over inputs"),
         yaxis_title="attention rank alignment (Spearman ρ)",
     )
+    fig.update_xaxes(range=rho_range(x))
+    fig.update_yaxes(range=rho_range(y))
     return fig
 
 

@@ -94,9 +94,10 @@ class TrainConfig:
 
     @property
     def method(self) -> str:
-        """'ce', 'kd' or 'kd+sd' — the zoo manifest's vocabulary."""
+        """'ce', 'kd', 'kd+sd' or 'ked-blackbox' — the zoo manifest's vocabulary ('ked' is the paper's KED,
+        trained by kdviz.training.explaining)."""
         if self.ked:
-            return "ked"
+            return "ked-blackbox"
         if self.sd_beta > 0:
             return "kd+sd"
         return "ce" if self.alpha == 1.0 else "kd"

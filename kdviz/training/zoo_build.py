@@ -41,7 +41,7 @@ def distill_command(*, arch: str, data: str, config: TrainConfig, out: str, teac
         if config.sd_on_superfeatures:
             args[-4:-2] = ["--sd-superfeatures", str(config.ked_m)]
     if config.ked:
-        args += ["--method", "ked", "--ked-mu", f"{config.ked_mu:g}", "--ked-tau", f"{config.ked_tau:g}",
+        args += ["--method", "ked-blackbox", "--ked-mu", f"{config.ked_mu:g}", "--ked-tau", f"{config.ked_tau:g}",
                  "--ked-m", str(config.ked_m)]
     args += ["--data", data, "--epochs", str(config.epochs)]
     if config.augment_shift:

@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from kdviz.analysis.aggregate import has_replicates, margin_rho_ci, summarize_variants
 from kdviz.analysis.compare import Comparison, compare_models
-from kdviz.analysis.metrics import mean_ci
+from kdviz.analysis.metrics import margin_alignment, mean_ci
 from kdviz.analysis.parts import label_parts, parse_parts
 from kdviz.attribution.engine import Attribution, attribute, predict_logits
 from kdviz.attribution.precision import precision_context
@@ -35,7 +36,7 @@ from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.state import Settings
 from kdviz.ui.superfeatures import superfeature_parts
 
-__all__ = ["compare", "model_problems", "on_device_or_cpu", "pool_predictions", "summarise", "LAST_TIMING"]
+__all__ = ["compare", "model_problems", "on_device_or_cpu", "pool_predictions", "seed_means", "summarise", "LAST_TIMING"]
 T = TypeVar("T")
 
 LAST_TIMING = "kdviz_last_timing"
@@ -303,14 +304,53 @@ METRIC_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "focus_fraction",
 # The random-weights reference (kdviz.analysis.nulls via compare_models), summarised where the frame has it.
 NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
                 "focus_ratio_null")
-CI_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "attention_rho_null", "attention_rho_excess")
+CI_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "attention_rho_null", "attention_rho_excess",
+              "focus_ratio_null")
 
 
-def summarise(frame: pd.DataFrame, *, ci: bool = False) -> pd.DataFrame:
+def _margin_rho(frame: pd.DataFrame, out: pd.DataFrame, *, ci: bool) -> None:
+    """Output (margin) alignment per model over the inputs (``kdviz.analysis.aggregate.margin_rho_ci``): what
+    the Alignment page shows where logit alignment is undefined (2 classes). Adds ``margin_rho`` (+ bounds)."""
+    teacher = frame[frame["role"] == "teacher"]
+    if "logit_margin" not in frame.columns or teacher.empty or "input_id" not in frame.columns:
+        return
+    t = pd.to_numeric(teacher["logit_margin"], errors="coerce").astype(float)
+    t.index = teacher["input_id"].astype(str).to_numpy()
+    values = []
+    for mid in out["model_id"]:
+        g = frame[frame["model_id"] == mid]
+        mine = pd.to_numeric(g["logit_margin"], errors="coerce").astype(float)
+        mine.index = g["input_id"].astype(str).to_numpy()
+        pair = pd.concat([mine, t], axis=1, join="inner").to_numpy()
+        values.append(margin_rho_ci(pair[:, 0], pair[:, 1], n_resamples=500) if ci
+                      else (margin_alignment(pair[:, 0], pair[:, 1]) if len(pair) else np.nan, np.nan, np.nan))
+    out["margin_rho"] = [v[0] for v in values]
+    if ci:
+        out["margin_rho_lo"], out["margin_rho_hi"] = [v[1] for v in values], [v[2] for v in values]
+
+
+def seed_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant (architecture, α, training) of a frame with training-seed replicates: the mean of
+    the seeds' means with hierarchical 95% intervals (``kdviz.analysis.aggregate.summarize_variants``), in the
+    dashboard's column names (``m``, ``m_lo``, ``m_hi``, ``correct``, ``n_inputs`` per model, ``n_seeds``)."""
+    out = summarize_variants(frame, n_resamples=1000)
+    out = out.rename(columns={c: c.removesuffix("_low") + "_lo" for c in out.columns if c.endswith("_low")})
+    out = out.rename(columns={c: c.removesuffix("_high") + "_hi" for c in out.columns if c.endswith("_high")})
+    out = out.rename(columns={"accuracy": "correct", "accuracy_lo": "correct_lo", "accuracy_hi": "correct_hi"})
+    out.insert(5, "n_inputs", (out.pop("n") // out["n_seeds"].clip(lower=1)).astype(int))
+    teacher_last = out["role"] != "teacher"
+    return out.assign(_t=teacher_last).sort_values("_t", kind="stable").drop(columns="_t").reset_index(drop=True)
+
+
+def summarise(frame: pd.DataFrame, *, ci: bool = False, seeds: bool = True) -> pd.DataFrame:
     """One row per model (teacher first): means over inputs, and 95% bootstrap bounds when ``ci``.
 
-    Means skip NaN (undefined values) and +∞ (a focus ratio with no mass outside the top parts).
+    Means skip NaN (undefined values) and +∞ (a focus ratio with no mass outside the top parts). When the
+    frame holds training-seed replicates (several models of one architecture × α × training) and ``seeds``,
+    one row per variant instead (:func:`seed_means`), so charts by architecture × α get one bar per cell.
     """
+    if seeds and has_replicates(frame):
+        return seed_means(frame)
     columns = [c for c in METRIC_COLUMNS + NULL_COLUMNS if c in frame.columns]
     values = frame[columns].apply(pd.to_numeric, errors="coerce").astype(float).replace([np.inf], np.nan)
     for c in ("focus_ratio", "focus_ratio_null"):
@@ -327,5 +367,6 @@ def summarise(frame: pd.DataFrame, *, ci: bool = False) -> pd.DataFrame:
             bounds = [mean_ci(grp[c].to_numpy()) for _, grp in groups]
             out[c] = [b[0] for b in bounds]
             out[f"{c}_lo"], out[f"{c}_hi"] = [b[1] for b in bounds], [b[2] for b in bounds]
+    _margin_rho(frame, out, ci=ci)
     teacher_last = out["role"] != "teacher"
     return out.assign(_t=teacher_last).sort_values("_t", kind="stable").drop(columns="_t").reset_index(drop=True)

@@ -76,6 +76,7 @@ class SetModel:
     sha256: str
     params: int = 0
     test_accuracy: float | None = None
+    seed: int | None = None  # the training seed (zoo manifests record it): replicates differ only in it
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,7 +123,8 @@ class ModelSet:
             if m.role == "teacher":
                 return {"ce": "cross-entropy"}.get(m.method, "—" if m.method in ("kd", "", "—") else m.method)
             return {"ce": "cross-entropy (no KD)", "kd": "KD", "kd+sd": "KD + saliency distillation",
-                    "ked": "KED (KD + explanations over superfeatures)"}.get(
+                    "ked": "KED as in the paper (explaining branches over superfeatures)",
+                    "ked-blackbox": "KED, black-box (KD + masked explanations over superfeatures)"}.get(
                 m.method, m.method or "—")
 
         return pd.DataFrame(
@@ -134,6 +136,25 @@ class ModelSet:
                 for m in self.models
             ]
         )
+
+    def seed_replicates(self) -> dict[int, list[str]]:
+        """Training seed -> the ids of its students, when some variant (architecture, α, training) holds
+        several students (training-seed replicates); empty otherwise. Students of a variant with one model
+        are listed under every seed."""
+        variants: dict[tuple, list[SetModel]] = {}
+        for m in self.students:
+            variants.setdefault((m.arch, m.alpha, m.method), []).append(m)
+        if not any(len(v) > 1 for v in variants.values()):
+            return {}
+        seeds = sorted({int(m.seed) if m.seed is not None else i for v in variants.values() if len(v) > 1
+                        for i, m in enumerate(v)})
+        out: dict[int, list[str]] = {s: [] for s in seeds}
+        for v in variants.values():
+            for i, m in enumerate(v):
+                own = int(m.seed) if m.seed is not None else i
+                for s in (seeds if len(v) == 1 else [own]):
+                    out[s].append(m.id)
+        return out
 
     def class_name(self, index: int) -> str:
         return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
@@ -163,7 +184,7 @@ def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> Mode
             id=str(m.id), arch=str(m.arch), alpha=None if m.alpha is None else float(m.alpha), module=m.module,
             role="teacher" if i == 0 else "student", method=str(getattr(m, "method", "kd") or "kd"),
             sha256=_model_hash(m), params=int(getattr(m, "params", 0) or 0),
-            test_accuracy=getattr(m, "test_accuracy", None),
+            test_accuracy=getattr(m, "test_accuracy", None), seed=getattr(m, "seed", None),
         )
         for i, m in enumerate(models)
     )

@@ -97,7 +97,7 @@ def _baseline(mset: ModelSet):
 
 def _default_models(mset: ModelSet) -> list[str]:
     """Teacher, the KED and SD students, and the KD students of the same architecture and α."""
-    variants = [s for s in mset.students if s.method in ("ked", "kd+sd")]
+    variants = [s for s in mset.students if s.method in ("ked", "ked-blackbox", "kd+sd")]
     siblings = [s for s in mset.students if s.method == "kd"
                 and any(s.arch == v.arch and s.alpha == v.alpha for v in variants)]
     picked = [mset.teacher.id] + [s.id for s in siblings[:1]] + [s.id for s in variants[:3]]

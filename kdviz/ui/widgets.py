@@ -17,7 +17,7 @@ from kdviz.ui.sidebar import bind_to_url, flush_url
 from kdviz.ui.state import PAGE_CHOICES, UPLOAD_SET, Settings
 
 __all__ = ["Predictor", "active_set", "alpha_filter", "choose_inputs", "from_url", "guard", "link_to_view", "numbers_table",
-           "uploaded_images"]
+           "seed_filter", "uploaded_images"]
 
 log = logging.getLogger("kdviz.ui")
 # predicted class per model id for inputs x on a device (kdviz.ui.compute.pool_predictions)
@@ -112,6 +112,21 @@ def alpha_filter(mset: ModelSet, *, key: str) -> list[str]:
     return [mset.teacher.id] + [mid for v in chosen for mid in variants[v]]
 
 
+def seed_filter(mset: ModelSet, show: list[str], *, key: str) -> tuple[list[str], int | None]:
+    """On a set with training-seed replicates, a "Training seed" picker; returns the ids of ``show`` that
+    belong to the chosen seed (one model per architecture × α) and the seed, or ``(show, None)`` elsewhere."""
+    seeds = mset.seed_replicates()
+    if not seeds:
+        return show, None
+    options = list(seeds)
+    from_url(key, kind=int, options=options)
+    seed = st.selectbox("Training seed", options, key=key, format_func=lambda s: f"seed {s}",
+                        help="This set holds several students per architecture × α, trained with different seeds: "
+                             "the grid shows one seed at a time (Part focus and Alignment average over seeds).")
+    mine = {mset.teacher.id, *seeds[seed]}
+    return [mid for mid in show if mid in mine], seed
+
+
 def uploaded_images(mset: ModelSet) -> tuple[np.ndarray, list[str]] | None:
     """The user's uploaded inputs resized/converted for ``mset`` (from the Models page), or None."""
     pool = st.session_state.get(UPLOADED_DATA)
@@ -195,7 +210,7 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, predict: Pred
 _DISPLAY_COLUMNS = {
     "model_id": "model", "role": "role", "arch": "architecture", "alpha": "α", "method": "training",
     "pred_name": "prediction", "confidence": "confidence", "correct": "correct", "attention_rho": "attention ρ",
-    "logit_rho": "logit ρ", "focus_ratio": "focus ratio", "focus_fraction": "focus (bounded)",
+    "logit_rho": "logit ρ", "margin_rho": "margin ρ (over inputs)", "n_seeds": "seeds", "focus_ratio": "focus ratio", "focus_fraction": "focus (bounded)",
     "topk_overlap": "top-k overlap", "agree": "agreement", "kl_to_teacher": "KL(p_T‖p_S)", "ssim": "SSIM",
     "pearson": "Pearson r",
 }

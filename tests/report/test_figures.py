@@ -223,3 +223,28 @@ def test_randomisation_curve_draws_the_cascade_the_independent_points_and_the_th
                                     seeds=(1,), n_inputs=3)
     fig = randomisation_curve(full_only)
     assert list(fig.data[0].x) == ["trained", "fully random"] and "fails" in fig.layout.title.text
+
+
+def test_rho_axes_are_fixed_and_focus_has_intervals_and_a_teacher_legend() -> None:
+    """Issue 23 items 10–11: a logit ρ of −0.018 is a small bar on [−1, 1] (not a full-height bar on an
+    auto-scaled axis); focus bars carry their intervals; the teacher's reference is named in the legend."""
+    s = _summary()
+    s.loc[s["role"] != "teacher", "logit_rho"] = -0.018
+    s["logit_rho_lo"], s["logit_rho_hi"] = s["logit_rho"] - 0.002, s["logit_rho"] + 0.002
+    assert list(plots.alignment_bars(s, metric="logit_rho", label="ρ").layout.yaxis.range) == [-1.05, 1.05]
+    s["attention_rho"] = s["attention_rho"].clip(0.1, 0.9)
+    s["attention_rho_lo"] = s["attention_rho"] - 0.05
+    assert list(plots.alignment_bars(s, metric="attention_rho", label="ρ").layout.yaxis.range) == [0.0, 1.05]
+    fig = plots.focus_bars(s, k=5)
+    assert fig.data[0].error_y.array is not None and np.allclose(fig.data[0].error_y.array, 0.1)
+    assert any(str(t.name).startswith("teacher ") for t in fig.data)  # in the legend, not over the bars
+    assert not fig.layout.annotations
+    twice = pd.concat([s, s[s["role"] != "teacher"]])  # two seeds per cell, summarised per model
+    with pytest.raises(ValueError, match="per variant"):
+        plots.focus_bars(twice)
+
+
+def test_parts_figure_has_a_legend_for_the_top_k() -> None:
+    labels = np.repeat(np.arange(4), 5)
+    fig = plots.parts_figure(np.arange(20.0), labels, [2, 0])
+    assert fig.layout.showlegend and any("top-2" in str(t.name) for t in fig.data)

@@ -194,3 +194,21 @@ def test_exact_spearman_p_equals_scipys_permutation_test() -> None:
         (y,), lambda b: scipy.stats.spearmanr(x, b).statistic, permutation_type="pairings", n_resamples=np.inf,
         vectorized=False, alternative="two-sided").pvalue
     assert report._exact_spearman_p(x, y, rho) == pytest.approx(ref)
+
+
+def test_bar_views_keep_their_plot_area_wide_and_two_class_covariation_uses_margins():
+    """Issue 23 items 3–4: the legend (with the long null entry) goes below the bars, not beside them; on a
+    2-class task (logit ρ undefined) view (e) plots margin alignment and says so on its axis."""
+    s = make_summary()
+    s["attention_rho_null"] = 0.2
+    for name in ("accuracy", "focus", "attention"):
+        legend = report.report_figures(s)[name].layout.legend
+        assert legend.orientation == "h" and legend.y < 0, name
+    s["logit_rho"] = np.nan
+    s["margin_rho"] = np.linspace(0.1, 0.9, len(s))
+    s["margin_rho_low"], s["margin_rho_high"] = s["margin_rho"] - 0.05, s["margin_rho"] + 0.05
+    fig = report.covariation_figure(s)
+    points = [t for t in fig.data if t.x is not None and any(v is not None for v in t.x) and t.mode == "markers"]
+    assert points and all(np.isfinite(np.asarray(t.x, dtype=float)).all() for t in points)
+    assert "margin" in fig.layout.xaxis.title.text
+    assert list(fig.layout.xaxis.range) == [0.0, 1.05]

@@ -104,7 +104,7 @@ def test_training_with_ked_lowers_the_loss_and_needs_superfeatures():
     student = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 2))
     cfg = TrainConfig(epochs=20, batch_size=16, optimizer="adam", lr=3e-2, weight_decay=0.0, alpha=0.5, ked=True,
                       ked_m=4, ked_mu=0.5, ked_tau=2.0, sd_images_per_batch=8, progress=False)
-    assert cfg.method == "ked"
+    assert cfg.method == "ked-blackbox"
     with pytest.raises(ValueError, match="superfeature"):
         train(student, ds, cfg, teacher=teacher)
     result = train(student, ds, cfg, teacher=teacher, superfeatures=LABELS)
