@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-__all__ = ["DEMO_SETS", "InputPool", "ModelSet", "array_hash", "demo_set"]
+__all__ = ["DEMO_MODEL_KINDS", "DEMO_SETS", "InputPool", "ModelSet", "array_hash", "demo_set"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ZOO_ROOT_ENV = "KDVIZ_DEMO_ZOOS"  # folder holding mnist/, gunpoint/, mnist-seeds/ (default: assets/zoo)
@@ -26,7 +26,10 @@ DEMO_SETS: dict[str, tuple[str, str]] = {
     "demo-image": ("Demo: MNIST digits (image zoo)", "mnist"),
     "demo-series": ("Demo: GunPoint (time-series zoo)", "gunpoint"),
     "demo-seeds": ("Demo: MNIST resnet8 / resnet20 × 3 training seeds", "mnist-seeds"),
+    "demo-ked": ("Demo: Fashion-MNIST, KED as in the paper (explaining MLPs × 3 seeds)", "fashion-mnist-ked"),
 }
+# Model kind of each demo set's networks where it is not 'cnn' (greys out methods that do not apply, e.g. Grad-CAM)
+DEMO_MODEL_KINDS: dict[str, str] = {"demo-series": "series", "demo-ked": "other"}
 
 
 def demo_folder(key: str) -> Path:

@@ -16,7 +16,7 @@ import streamlit as st
 from kdviz.attribution.engine import METHODS, ParamSpec
 from kdviz.attribution.precision import available_precisions
 from kdviz.attribution.vision_transformer import method_label, model_kind, unavailable_methods
-from kdviz.ui.sets import DEMO_SETS, UPLOADED
+from kdviz.ui.sets import DEMO_MODEL_KINDS, DEMO_SETS, UPLOADED
 from kdviz.ui.state import (
     K_DEVICE,
     K_FORMAT,
@@ -324,7 +324,7 @@ def render_sidebar() -> Settings:
     names = list(METHODS)
     uploaded = st.session_state.get(UPLOAD_SET) if set_key == UPLOADED else None
     off = unavailable_methods({model_kind(m.module) for m in uploaded.models} if uploaded else
-                              {"series" if set_key == "demo-series" else "cnn"})
+                              {DEMO_MODEL_KINDS.get(set_key, "cnn")})
     method = _widget(sb.selectbox, K_METHOD, DEFAULT_METHOD, "Method", names, options=names,
                      format_func=lambda n: method_label(n, METHODS[n].label, off), help="attribution method (captum)")
     if method in off:

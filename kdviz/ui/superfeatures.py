@@ -67,10 +67,14 @@ def superfeature_parts(mset: ModelSet, parts: str) -> str | PartSpec:
 @st.cache_data(show_spinner=False, max_entries=32)
 def _explain(model_hashes: tuple[str, ...], input_hash: str, m: int, tau: float, _mset: ModelSet,
              _x: np.ndarray, _labels: np.ndarray, _ids: tuple[str, ...]) -> dict[str, tuple]:
-    """Shapley values and exp_m of each chosen model on one input, for the teacher's predicted class."""
+    """Shapley values and exp_m of each chosen model on one input, for the teacher's predicted class.
+
+    An explaining network (KED as in the paper) whose branches are these superfeatures explains itself: each
+    branch's class distribution and its share of the total logit (``explain_branches``); every other model is
+    explained by masking (``explain_groups``)."""
     import torch
 
-    from kdviz.attribution.groups import explain_groups
+    from kdviz.attribution.groups import explain_branches, explain_groups
 
     x = torch.as_tensor(_x)
     base = _baseline(_mset)
@@ -80,9 +84,19 @@ def _explain(model_hashes: tuple[str, ...], input_hash: str, m: int, tau: float,
     out = {}
     for model in _mset.models:
         if model.id in _ids:
-            exp = explain_groups(model.module, x, labels=_labels, target=target, tau=tau, baseline=base)
+            if _own_branches(model.module, _labels):
+                exp = explain_branches(model.module, x, target=target, tau=tau)
+            else:
+                exp = explain_groups(model.module, x, labels=_labels, target=target, tau=tau, baseline=base)
             out[model.id] = (exp.shapley[0], exp.distributions[0], int(target[0]), exp.exact)
     return out
+
+
+def _own_branches(module: object, labels: np.ndarray) -> bool:
+    """True when ``module`` is an explaining network whose branches are exactly the superfeatures ``labels``."""
+    own = getattr(module, "superfeatures", None)
+    return (hasattr(module, "branch_log_probs") and own is not None and own.numel() == labels.size
+            and bool((own.cpu().numpy() == labels.ravel()).all()))
 
 
 def _baseline(mset: ModelSet):
@@ -96,10 +110,11 @@ def _baseline(mset: ModelSet):
 
 
 def _default_models(mset: ModelSet) -> list[str]:
-    """Teacher, the KED and SD students, and the KD students of the same architecture and α."""
+    """Teacher, the KED and SD students, and the KD students of the same architecture (for the paper's KED,
+    whose students are explaining networks of equal size: any architecture) and α."""
     variants = [s for s in mset.students if s.method in ("ked", "ked-blackbox", "kd+sd")]
     siblings = [s for s in mset.students if s.method == "kd"
-                and any(s.arch == v.arch and s.alpha == v.alpha for v in variants)]
+                and any((s.arch == v.arch or v.method == "ked") and s.alpha == v.alpha for v in variants)]
     picked = [mset.teacher.id] + [s.id for s in siblings[:1]] + [s.id for s in variants[:3]]
     return list(dict.fromkeys(picked))
 
@@ -127,8 +142,9 @@ def superfeature_section(mset: ModelSet, parts: str, display: np.ndarray, names:
     m_default = spec.n if spec.n in ms else ms[0]
     c1, c2, c3 = st.columns([1, 1, 3])
     m = c1.selectbox("Superfeatures M", ms, index=ms.index(m_default), key=f"{key}_sf_m")
-    tau = c2.select_slider("Temperature τ", options=[1.0, 2.0, 4.0], value=1.0, key=f"{key}_sf_tau",
-                           help="exp_m = softmax(output with only superfeature m kept / τ); KED trains with τ = 4")
+    tau = c2.select_slider("Temperature τ", options=[1.0, 2.0, 4.0, 10.0], value=1.0, key=f"{key}_sf_tau",
+                           help="exp_m = softmax(output with only superfeature m kept / τ); explaining networks: "
+                                "softmax(log p_m / τ) of branch m. KED trains with τ = 10 (paper), 4 (black-box)")
     i = c3.selectbox("Input", range(len(names)), format_func=lambda j: names[j], key=f"{key}_sf_input")
     ids = st.multiselect("Models", [mm.id for mm in mset.models], default=_default_models(mset),
                          key=f"{key}_sf_models", max_selections=6)
@@ -137,6 +153,12 @@ def superfeature_section(mset: ModelSet, parts: str, display: np.ndarray, names:
                f"{base} base features ({n_inputs} training inputs, built once in {seconds:.0f} s and stored "
                "with the zoo). Shapley values are exact (2^M coalitions), for the teacher's predicted class; "
                "the rest of the input is set to the baseline (black / series mean).")
+    if _own_branches(mset.teacher.module, labels):
+        st.caption("The teacher is an *explaining* network (KED as in arXiv 2310.02572): one branch per "
+                   "superfeature, each ending in a softmax. Models marked *own branches* are explained by their "
+                   "branches, no masking: each branch's class distribution (bottom) and its share "
+                   "log p_m(c) − log π_c of the total logit (top; they sum to logit_c − log π_c). The others are "
+                   "explained by masking.")
     x = mset.model_input(display[i : i + 1])
     if not ids:
         ids = [mset.teacher.id]
@@ -151,6 +173,6 @@ def superfeature_section(mset: ModelSet, parts: str, display: np.ndarray, names:
         chart(superfeature_explanations(
             display[i], labels, {k: v[0] for k, v in result.items()}, {k: v[1] for k, v in result.items()},
             class_names=mset.class_names, tau=float(tau), target_name=mset.class_name(target),
-            titles={mm.id: f"{mm.id} ({mm.method})" if mm.role == "student" else f"{mm.id} (teacher)"
-                    for mm in mset.models}),
+            titles={mm.id: (f"{mm.id} ({mm.method})" if mm.role == "student" else f"{mm.id} (teacher)")
+                    + (" · own branches" if _own_branches(mm.module, labels) else "") for mm in mset.models}),
             name="superfeature_explanations", key=f"{key}_sf_expl")
