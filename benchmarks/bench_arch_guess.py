@@ -30,8 +30,7 @@ def main() -> None:
     inputs = {a: _shapes(a) for a in ARCHS}  # built before timing: the file's shapes are given
     rows = []
     for arch in ARCHS:
-        arch_guess.key_index.cache_clear()
-        arch_guess._dim_axes.cache_clear()
+        arch_guess.clear_caches()
         start = time.perf_counter()
         g = arch_guess.guess(inputs[arch])
         rows.append((arch, g.arch, ", ".join(g.ties) or "-", time.perf_counter() - start))

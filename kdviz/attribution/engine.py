@@ -68,6 +68,9 @@ __all__ = [
     "attribute_auto_steps",
     "find_last_conv",
     "make_baseline",
+    "ModelGuard",
+    "TRACE_GATE",
+    "TraceGate",
     "model_lock",
     "predict_logits",
     "prepared",
@@ -132,18 +135,113 @@ class Attribution:
 # Locks, device, helpers
 # --------------------------------------------------------------------------------------------------
 
-_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, ModelGuard] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 _RNG_LOCK = threading.RLock()
 _ROW_BYTES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.WeakKeyDictionary()
 
 
-def model_lock(model: nn.Module) -> threading.RLock:
-    """The lock that serialises attribution calls on ``model`` (one per model object)."""
+class TraceGate:
+    """Keeps torch.fx tracing apart from every forward pass of the process.
+
+    ``torch.fx.symbolic_trace`` (behind the inference twin's Conv+BN folding) patches ``nn.Module.__call__``
+    and ``__getattr__`` on the class, for every thread: a forward pass that runs in another session while a
+    twin is traced goes through the tracer and fails ("module is not installed as a submodule"; found by
+    tests/test_thread_safety.py). Forward passes hold the gate shared (re-entrant per thread); a trace
+    holds it alone. A waiting trace lets no new forward pass in, and gives up after ``timeout`` seconds
+    (the caller then copies the model unfused, which needs no trace) so nested model locks cannot deadlock.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+        self._local = threading.local()
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the gate for forward passes (many threads at once)."""
+        depth = getattr(self._local, "depth", 0)
+        if depth == 0:
+            with self._cond:
+                while self._writer or self._waiting:
+                    self._cond.wait()
+                self._readers += 1
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                with self._cond:
+                    self._readers -= 1
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, timeout: float = 10.0) -> Iterator[bool]:
+        """Hold the gate alone (yields True), or yield False after ``timeout`` seconds without it."""
+        holds = getattr(self._local, "depth", 0) > 0
+        with self._cond:
+            if holds:
+                self._readers -= 1  # this thread's own forward passes are paused while it traces
+            self._waiting += 1
+            got = self._cond.wait_for(lambda: not self._writer and self._readers == 0, timeout=timeout)
+            self._waiting -= 1
+            if got:
+                self._writer = True
+            elif holds:
+                self._readers += 1
+            self._cond.notify_all()
+        try:
+            yield got
+        finally:
+            if got:
+                with self._cond:
+                    self._writer = False
+                    if holds:
+                        self._readers += 1
+                    self._cond.notify_all()
+
+
+TRACE_GATE = TraceGate()
+
+
+class ModelGuard:
+    """Context manager: ``model``'s own lock, then the trace gate shared (see :class:`TraceGate`)."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self.lock = lock
+        self._gates: threading.local = threading.local()
+
+    def __enter__(self) -> ModelGuard:
+        self.lock.acquire()
+        gate = TRACE_GATE.shared()
+        try:
+            gate.__enter__()
+        except BaseException:
+            self.lock.release()
+            raise
+        stack = getattr(self._gates, "stack", None)
+        if stack is None:
+            stack = self._gates.stack = []
+        stack.append(gate)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._gates.stack.pop().__exit__(None, None, None)
+        finally:
+            self.lock.release()
+
+
+def model_lock(model: nn.Module) -> ModelGuard:
+    """The lock that serialises attribution calls on ``model`` (one per model object, re-entrant); holding it
+    also keeps torch.fx tracing elsewhere in the process from running during the forward passes."""
     with _LOCKS_GUARD:
         lock = _LOCKS.get(model)
         if lock is None:
-            lock = _LOCKS[model] = threading.RLock()
+            lock = _LOCKS[model] = ModelGuard(threading.RLock())
         return lock
 
 
@@ -205,11 +303,16 @@ def inference_twin(model: nn.Module, device: torch.device) -> nn.Module:
     cached = _TWINS.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
-    try:
-        from torch.fx.experimental.optimization import fuse
+    twin = None
+    with TRACE_GATE.exclusive() as alone:  # tracing patches nn.Module for every thread: nobody else may run
+        if alone:
+            try:
+                from torch.fx.experimental.optimization import fuse
 
-        twin = fuse(model)  # works on a deep copy
-    except Exception:  # noqa: BLE001 - not fx-traceable (control flow): an unfused copy still helps
+                twin = fuse(model)  # works on a deep copy
+            except Exception:  # noqa: BLE001 - not fx-traceable (control flow): an unfused copy still helps
+                twin = None
+    if twin is None:
         twin = copy.deepcopy(model)
     twin.eval().requires_grad_(False)
     if device.type == "cpu":

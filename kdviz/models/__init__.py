@@ -17,6 +17,7 @@ from kdviz.models.registry import (
     list_models,
     model_info,
     register_model,
+    registry_version,
     seeded_model,
     state_dict_signature,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "list_models",
     "model_info",
     "register_model",
+    "registry_version",
     "seeded_model",
     "state_dict_signature",
     "width_name",

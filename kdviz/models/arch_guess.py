@@ -16,6 +16,7 @@ and the nearest non-exact alternatives.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -24,7 +25,7 @@ import torch
 
 from kdviz import models
 
-__all__ = ["ArchGuess", "fingerprint_of_keys", "guess", "key_index", "write_key_index"]
+__all__ = ["ArchGuess", "clear_caches", "fingerprint_of_keys", "guess", "key_index", "write_key_index"]
 
 OPTIONAL = models.OPTIONAL_KEY_SUFFIXES
 
@@ -109,21 +110,38 @@ def _stored_entry(arch: str) -> IndexEntry | None:
     return IndexEntry(sha, n, frozenset(top.split()), shapes_sha, tuple(tuple(a) for a in axes))
 
 
-@cache
+_INDEX_LOCK = threading.Lock()
+_INDEX: list[tuple[int, dict[str, IndexEntry]]] = []  # [(registry version, index)]: at most one, the newest
+
+
 def key_index() -> dict[str, IndexEntry]:
-    """arch -> IndexEntry for every registered architecture.
+    """arch -> IndexEntry for every registered architecture (treat as read-only: it is shared).
 
     Read from ``kdviz.models.key_index`` when it was made with the installed torch/torchvision/timm;
-    otherwise (and for any architecture it lacks) key names are computed by building on meta.
+    otherwise (and for any architecture it lacks) key names are computed by building on meta. Built once
+    per registry version under a lock: concurrent sessions never see a half-built index, and a family
+    registered later (a module imported after the first guess) is picked up.
     """
-    out = {}
-    for arch in models.list_models():
-        entry = _stored_entry(arch)
-        if entry is None:
-            sig = models.state_dict_signature(arch, 10, None)
-            entry = IndexEntry(*fingerprint_of_keys(sig), _top_modules(sig))
-        out[arch] = entry
-    return out
+    version = models.registry_version()  # waits for lazy families: never an index of a half-filled registry
+    with _INDEX_LOCK:
+        if _INDEX and _INDEX[0][0] == version:
+            return _INDEX[0][1]
+        out = {}
+        for arch in models.list_models():
+            entry = _stored_entry(arch)
+            if entry is None:
+                sig = models.state_dict_signature(arch, 10, None)
+                entry = IndexEntry(*fingerprint_of_keys(sig), _top_modules(sig))
+            out[arch] = entry
+        _INDEX[:] = [(version, out)]
+        return out
+
+
+def clear_caches() -> None:
+    """Forget the key index and the per-architecture axes (benchmarks time a cold guess with it)."""
+    with _INDEX_LOCK:
+        _INDEX.clear()
+    _dim_axes.cache_clear()
 
 
 def write_key_index(path: str) -> int:

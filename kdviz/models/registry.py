@@ -44,6 +44,7 @@ __all__ = [
     "register_lazy_family",
     "register_model",
     "register_resolver",
+    "registry_version",
     "seeded_model",
     "state_dict_signature",
 ]
@@ -74,6 +75,7 @@ _RESOLVERS: list[Resolver] = []
 _LAZY_FAMILIES: list[tuple[Family, Callable[[], None]]] = []
 _LAZY_LOADED = threading.Event()  # set only after every lazy family has finished registering
 _LOCK = threading.RLock()  # guards the registry's dicts and lists; re-entrant: lazy loaders call register_model
+_VERSION = [0]  # bumped on every registration: caches built from the registry (arch_guess.key_index) key on it
 
 
 def register_model(
@@ -86,6 +88,7 @@ def register_model(
             if name in _REGISTRY:
                 raise ValueError(f"model {name!r} is registered twice")
             _REGISTRY[name] = ModelInfo(name, family, input_kind, default_in_channels, fn)
+            _VERSION[0] += 1
         return fn
 
     return decorate
@@ -107,6 +110,14 @@ def register_lazy_family(family: Family, load: Callable[[], None]) -> Callable[[
         _LAZY_FAMILIES.append((family, load))
         _LAZY_LOADED.clear()
     return load
+
+
+def registry_version() -> int:
+    """A number that changes whenever an architecture is registered (lazy families loaded first), so a
+    cache derived from the whole registry can tell it is stale."""
+    _load_lazy_families()
+    with _LOCK:
+        return _VERSION[0]
 
 
 def _load_lazy_families(family: Family | None = None) -> None:
@@ -236,11 +247,56 @@ def key_fingerprint(arch: str) -> tuple[str, int]:
     return hashlib.sha1("\n".join(keys).encode()).hexdigest(), len(keys)
 
 
+class _OwnGenerator(TorchFunctionMode):
+    """Random draws without a ``generator`` (layer initialisers, ``torch.rand*``) take this thread's own one.
+
+    The global generator is shared by every thread: two sessions building seeded models at once interleaved
+    their draws and got different weights (tests/test_thread_safety.py). A function mode is thread-local, and a
+    ``torch.Generator`` seeded with s yields the same numbers as the global one after ``torch.manual_seed(s)``,
+    so the weights are the ones ``fork_rng`` + ``manual_seed`` gave before (tests/models/test_registry.py).
+    """
+
+    IN_PLACE = frozenset({"uniform_", "normal_", "bernoulli_", "random_", "exponential_", "cauchy_",
+                          "log_normal_", "geometric_"})
+    FACTORIES = frozenset({torch.rand, torch.randn, torch.randint, torch.randperm, torch.normal,
+                           torch.bernoulli, torch.multinomial})
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = dict(kwargs or {})
+        # nn.init's functions (kaiming_uniform_ …) reach the mode themselves, and the tensor method they call
+        # inside runs with the mode off: they take a ``generator`` argument, so hand it to them.
+        if kwargs.get("generator") is None and (getattr(func, "__name__", "") in self.IN_PLACE
+                                                or func in self.FACTORIES or _takes_generator(func)):
+            kwargs["generator"] = self.generator
+        return func(*args, **kwargs)
+
+
+@cache
+def _takes_generator(func: Callable[..., object]) -> bool:
+    import inspect
+
+    try:
+        return "generator" in inspect.signature(func).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+
+
 def seeded_model(arch: str, *, seed: int, num_classes: int, in_channels: int) -> nn.Module:
-    """``create_model`` with initial weights fixed by ``seed``, leaving the global RNG untouched."""
-    with torch.random.fork_rng(devices=[]):
+    """``create_model`` with initial weights fixed by ``seed``; the global RNG is neither read nor changed,
+    so threads building seeded models at the same time get the same weights as one after another."""
+    # The global generator is seeded too, for any draw the mode cannot redirect (``torch.rand_like``, numpy):
+    # such a model is still seeded one build at a time, as before.
+    with _SEED_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return create_model(arch, num_classes=num_classes, in_channels=in_channels)
+        with _OwnGenerator(seed):
+            return create_model(arch, num_classes=num_classes, in_channels=in_channels)
+
+
+_SEED_LOCK = threading.Lock()
 
 
 # Buffers some codebases never saved (PyTorch 0.4.0 had no num_batches_tracked); not used at inference.
