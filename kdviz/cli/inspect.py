@@ -28,6 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kdviz.cli.text import run_hf_inspect
+    from kdviz.io.hf_text import is_hf_text_source
+
+    if is_hf_text_source(args.file):  # a Hugging Face folder or zip (config.json + weights + tokenizer)
+        return run_hf_inspect(args)
     try:
         loaded = load_checkpoint(
             args.file, arch=args.arch, num_classes=args.num_classes, in_channels=args.in_channels,

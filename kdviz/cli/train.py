@@ -30,10 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sd-tau", type=float, default=None, help="saliency softmax temperature τ")
     p.add_argument("--sd-superfeatures", type=int, default=None, metavar="M",
                    help="SD over the teacher's M superfeatures (superfeatures_M<M>.npy next to it) instead of --sd-parts")
-    p.add_argument("--method", choices=("kd", "ked-blackbox"), default="kd",
+    p.add_argument("--method", choices=("kd", "ked-blackbox", "rationale"), default="kd",
                    help="kd: KD (+ SD with --sd-beta); ked-blackbox: kdviz's black-box KED (the paper's: kdviz ked-zoo) "
                    "over the teacher's "
-                   "superfeatures (kdviz.training.losses; needs superfeatures_M<M>.npy next to the teacher)")
+                   "superfeatures (kdviz.training.losses; needs superfeatures_M<M>.npy next to the teacher); "
+                   "rationale: text students also learn the teacher's top-5 words (kdviz.training.rationale)")
+    p.add_argument("--rationale-beta", type=float, default=None, help="rationale: weight β of the rationale loss (0.5)")
     p.add_argument("--ked-lambda", type=float, default=None,
                    help="KED: the paper's λ; sets α = 1/(1+λ) (default: from --alpha, λ = (1−α)/α)")
     p.add_argument("--ked-mu", type=float, default=None, help="KED: share μ of the distillation on explanations (0.5)")
@@ -74,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_distill(args: argparse.Namespace) -> int:
+    from kdviz.cli.text import is_text_distill, run_text_distill
+
+    if is_text_distill(args):  # --data rotten_tomatoes or --method rationale: Hugging Face text students
+        return run_text_distill(args)
     from pathlib import Path
 
     from kdviz.analysis.superfeatures import load_superfeatures

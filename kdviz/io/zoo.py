@@ -33,7 +33,7 @@ __all__ = [
 MANIFEST = "zoo.json"
 FORMAT_VERSION = 1
 Role = Literal["teacher", "student"]
-Method = Literal["ce", "kd", "kd+sd", "ked", "ked-blackbox"]
+Method = Literal["ce", "kd", "kd+sd", "ked", "ked-blackbox", "rationale"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ class ZooManifest:
     """The whole ``zoo.json``."""
 
     name: str
-    task: Literal["image", "timeseries"]
+    task: Literal["image", "timeseries", "text"]
     dataset: str
     input_shape: tuple[int, ...]
     mean: tuple[float, ...]
@@ -134,7 +134,7 @@ def _float_list(value: object, where: str) -> tuple[float, ...]:
 def parse_model(obj: object, where: str) -> ModelEntry:
     if not isinstance(obj, dict):
         raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
-    method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd", "ked", "ked-blackbox"), f"{where}.method")
+    method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd", "ked", "ked-blackbox", "rationale"), f"{where}.method")
     tau = obj.get("tau")
     parts = obj.get("parts")
     checkpoint = _string(_need(obj, "checkpoint", where), f"{where}.checkpoint")
@@ -211,13 +211,14 @@ def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
     class_names = _need(obj, "class_names", source)
     if not isinstance(class_names, list) or not class_names or not all(isinstance(c, str) for c in class_names):
         raise ValueError(f"{source}: field 'class_names' must be a non-empty list of strings")
+    text = obj.get("task") == "text"  # kdviz.io.hf_text.load_text_zoo: one Hugging Face folder per model
     manifest = ZooManifest(
         name=_string(_need(obj, "name", source), f"{source}: name"),
-        task=_choice(_need(obj, "task", source), ("image", "timeseries"), f"{source}: task"),  # type: ignore[arg-type]
+        task=_choice(_need(obj, "task", source), ("image", "timeseries", "text"), f"{source}: task"),  # type: ignore[arg-type]
         dataset=_string(_need(obj, "dataset", source), f"{source}: dataset"),
         input_shape=_int_list(_need(obj, "input_shape", source), f"{source}: input_shape"),
-        mean=_float_list(_need(obj, "mean", source), f"{source}: mean"),
-        std=_float_list(_need(obj, "std", source), f"{source}: std"),
+        mean=() if text else _float_list(_need(obj, "mean", source), f"{source}: mean"),  # text: no normalisation
+        std=() if text else _float_list(_need(obj, "std", source), f"{source}: std"),
         class_names=tuple(class_names),
         models=models,
         alpha_convention=_choice(obj.get("alpha_convention", "kdviz"), ("kdviz", "kl_weight"), f"{source}: alpha_convention"),
@@ -226,7 +227,7 @@ def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
         description=str(obj.get("description", "")),
         superfeatures=_superfeature_records(obj.get("superfeatures"), f"{source}: superfeatures"),
     )
-    if len(manifest.mean) != manifest.input_shape[0] or len(manifest.std) != manifest.input_shape[0]:
+    if not text and (len(manifest.mean) != manifest.input_shape[0] or len(manifest.std) != manifest.input_shape[0]):
         raise ValueError(f"{source}: fields 'mean' and 'std' need one value per input channel ({manifest.input_shape[0]})")
     if any(s <= 0 for s in manifest.std):
         raise ValueError(f"{source}: field 'std' must be positive, got {list(manifest.std)}")
