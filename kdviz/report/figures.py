@@ -105,6 +105,8 @@ def alpha_label(alpha: float | None, method: str | None = None) -> str:
         text += " +KED"
     elif method == "ked-blackbox":
         text += " +KED (black-box)"
+    elif method == "rationale":
+        text += " +rationale"
     return text
 
 
@@ -116,6 +118,8 @@ def alpha_colour(alpha: float | None, *, role: str = "student", method: str | No
         return "#009E73"
     if method in ("ked", "ked-blackbox"):  # knowledge explaining distillation: reddish purple (Okabe–Ito)
         return "#CC79A7"
+    if method == "rationale":  # rationale distillation (text): sky blue (Okabe–Ito)
+        return "#56B4E9"
     if alpha is None or (isinstance(alpha, float) and math.isnan(alpha)):
         return "#999999"
     a = round(float(alpha), 3)
