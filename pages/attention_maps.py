@@ -28,7 +28,8 @@ with guard("draw the attention maps"):
     if mset.task != "image":
         st.info("This model set works on time series: see the **Temporal saliency** page.")
         raise Stop
-    st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)} · k = {settings.k}")
+    st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)} · k = {settings.k} · "
+               f"explaining {settings.target_label}")
     pick, look, scale_col, more = st.columns([4, 2, 2, 3])
     with pick:
         display, labels, names = choose_inputs(mset, settings, key="att", predict=pool_predictions)
@@ -66,7 +67,7 @@ with guard("draw the attention maps"):
     captions = {r.model_id: f"<b>{r.pred_name}</b> ({r.confidence:.0%}) · {rho_text(r)}<br>"
                             f"focus {format_metric(r.focus_ratio)}{seed_text.get(r.model_id, '')}"
                 for r in frame.itertuples()}
-    truth = "" if labels is None else f" · true class {mset.class_name(int(labels[0]))}"
+    truth = "" if labels is None else f" · true class {mset.true_name(int(labels[0]))}"
     big = presenting() is not None
     fig = attention_grid(
         display[0], {mid: comp.attributions[mid].importance[0] for mid in show}, frame,

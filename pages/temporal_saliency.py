@@ -35,7 +35,7 @@ with guard("draw the temporal saliency"):
     series = display[0].mean(axis=0) if c is None else display[0, c]
     curves = {mid: (comp.attributions[mid].importance[0] if c is None else np.abs(comp.attributions[mid].raw[0, c]))
               for mid in show}
-    truth = "" if labels is None else f" · true class {mset.class_name(int(labels[0]))}"
+    truth = "" if labels is None else f" · true class {mset.true_name(int(labels[0]))}"
     chart(series_saliency(series, curves, frame, title=f"{names[0]}{truth} — {settings.method_label}"),
           name="temporal_saliency")
     chart(segment_bars({mid: comp.part_vectors[mid][0] for mid in show}, frame.drop_duplicates("model_id"),

@@ -165,7 +165,7 @@ def compare_models(
     method_params: dict[str, Any] | None = None,
     parts: str | PartSpec = "slic:50",
     k: int = 5,
-    target: Literal["teacher", "label", "own"] = "teacher",
+    target: Literal["teacher", "label", "own"] | int = "teacher",
     device: str | torch.device | None = None,
     images_for_slic: np.ndarray | None = None,
     input_ids: Sequence[Any] | None = None,
@@ -185,7 +185,8 @@ def compare_models(
     method, method_params : attribution method (``kdviz.attribution.engine.METHODS``) and its parameters
     parts : ``'slic:N'``, ``'grid:RxC'``, ``'segments:N'`` or a PartSpec
     k : number of teacher's top parts for the focus ratio and top-k overlap (k > K raises ValueError)
-    target : explain the teacher's predicted class (default), the true label, or each model's own prediction
+    target : explain the teacher's predicted class (default), the true label, each model's own prediction, or
+        one class (an ``int``: its index) for every input
     images_for_slic : display images (un-normalised) for SLIC, (N, H, W[, C]) or (N, C, H, W);
         default: the inputs themselves, min-max scaled
     input_ids : identifiers for the ``input_id`` column; default 0..N-1
@@ -206,8 +207,9 @@ def compare_models(
     n = x.shape[0]
     if x.ndim not in (3, 4):
         raise ValueError(f"inputs must be (N, C, H, W) or (N, C, L), got shape {x.shape}")
-    if target not in ("teacher", "label", "own"):
-        raise ValueError(f"target={target!r} is not one of ['teacher', 'label', 'own']")
+    fixed = isinstance(target, (int, np.integer)) and not isinstance(target, bool)
+    if not fixed and target not in ("teacher", "label", "own"):
+        raise ValueError(f"target={target!r} is not one of ['teacher', 'label', 'own'] or a class index")
     y = None if labels is None else np.asarray(labels, dtype=np.int64)
     if y is not None and y.shape != (n,):
         raise ValueError(f"labels must have shape ({n},), got {y.shape}")
@@ -251,6 +253,10 @@ def compare_models(
     teacher_pred = logits[tid].argmax(axis=1)
 
     def targets_for(lg: np.ndarray) -> np.ndarray:
+        if fixed:
+            if not 0 <= int(target) < lg.shape[1]:
+                raise ValueError(f"target class {int(target)} is not one of the model's {lg.shape[1]} classes")
+            return np.full(lg.shape[0], int(target), dtype=np.int64)
         return {"teacher": teacher_pred, "label": y, "own": lg.argmax(axis=1)}[target]
 
     notes: list[str] = []

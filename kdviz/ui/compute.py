@@ -36,7 +36,7 @@ from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.state import Settings
 from kdviz.ui.superfeatures import superfeature_parts
 
-__all__ = ["compare", "model_problems", "on_device_or_cpu", "pool_predictions", "seed_means", "summarise", "LAST_TIMING"]
+__all__ = ["compare", "model_problems", "on_device_or_cpu", "pool_predictions", "explained_class", "seed_means", "summarise", "LAST_TIMING"]
 T = TypeVar("T")
 
 LAST_TIMING = "kdviz_last_timing"
@@ -208,6 +208,25 @@ def usable_set(mset: ModelSet, x: np.ndarray, device: str) -> ModelSet:
     return dataclasses.replace(mset, models=tuple(m for m in mset.models if m.id not in problems))
 
 
+def explained_class(mset: ModelSet, target: str, *, has_labels: bool) -> str | int:
+    """The sidebar's "Explain" choice as ``compare_models``' target: ``'teacher'``, ``'label'`` or a class index.
+
+    The true class needs labels that are the models' classes, and a class by name must be one of the set's; where
+    not, the teacher's prediction is explained and a warning says why.
+    """
+    if target == "label":
+        if has_labels:
+            return "label"
+        st.warning("These inputs have no true class among the models' classes: the teacher's prediction is "
+                   "explained instead.")
+    elif target.startswith("class:"):
+        name = target.removeprefix("class:")
+        if name in mset.class_names:
+            return mset.class_names.index(name)
+        st.warning(f"'{name}' is not a class of this model set: the teacher's prediction is explained instead.")
+    return "teacher"
+
+
 def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids: list[str],
             settings: Settings, *, null_copies: int | None = None) -> Comparison:
     """Attribute every model of ``mset`` on the displayed inputs ``display`` (N, C, …), model by model.
@@ -222,7 +241,12 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
     x = mset.model_input(display)
     parts = settings.parts_for(mset.task)
     copies = settings.null_copies if null_copies is None else int(null_copies)
+    if labels is not None and not mset.labels_comparable:
+        st.caption("ⓘ Labels not comparable: the inputs' true classes (folder names) are not classes of these "
+                   "models, so no accuracy is computed.")
+        labels = None
     lab = None if labels is None else tuple(int(v) for v in labels)
+    target = explained_class(mset, settings.target, has_labels=lab is not None)
     input_hash = array_hash(x, display)
     start = time.perf_counter()
 
@@ -237,7 +261,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
     def run(device: str) -> Comparison:
         use = usable_set(mset, x, device)
         key = (use.hashes, input_hash, settings.method, settings.params, parts, k, device, lab,
-               tuple(str(i) for i in ids), copies, settings.precision)
+               tuple(str(i) for i in ids), copies, settings.precision, target)
         found = _comparisons().get(key)
         if found is not None:
             return found
@@ -260,7 +284,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
         try:
             result = compare_models(
                 use.teacher, list(use.students), x, labels=None if lab is None else np.asarray(lab),
-                method=settings.method, method_params=settings.method_params, parts=parts, k=k,
+                method=settings.method, method_params=settings.method_params, parts=parts, k=k, target=target,
                 device=device, input_ids=list(ids), null_copies=copies, attribute_fn=attribute_fn,
                 logits_fn=logits_fn, progress=progress, part_labels=part_lab,
             )

@@ -61,6 +61,10 @@ class InputPool:
     labels: np.ndarray | None
     names: tuple[str, ...]
     source: str = "test split"
+    # The labels' own names when they are not the models' classes (an ImageFolder whose folder names are no
+    # class of the model): ``labels`` index these, and ``comparable`` is False (no accuracy is computed).
+    label_names: tuple[str, ...] = ()
+    comparable: bool = True
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -161,6 +165,19 @@ class ModelSet:
 
     def class_name(self, index: int) -> str:
         return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
+
+    def true_name(self, label: int) -> str:
+        """The name of a label of this set's pool: its own label name where the labels are not the models'
+        classes, else the class name."""
+        names = self.pool.label_names if self.pool is not None else ()
+        if names:
+            return names[label] if 0 <= label < len(names) else str(label)
+        return self.class_name(label)
+
+    @property
+    def labels_comparable(self) -> bool:
+        """Whether the pool's labels are classes of the models (so predictions can be scored against them)."""
+        return self.pool is None or self.pool.comparable
 
 
 def _manifest_hash(folder: Path) -> str:

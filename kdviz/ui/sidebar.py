@@ -16,7 +16,7 @@ import streamlit as st
 from kdviz.attribution.engine import METHODS, ParamSpec
 from kdviz.attribution.precision import available_precisions
 from kdviz.attribution.vision_transformer import method_label, model_kind, unavailable_methods
-from kdviz.ui.sets import DEMO_MODEL_KINDS, DEMO_SETS, UPLOADED
+from kdviz.ui.sets import DEMO_MODEL_KINDS, DEMO_SETS, UPLOADED, demo_folder
 from kdviz.ui.state import (
     K_DEVICE,
     K_FORMAT,
@@ -32,6 +32,8 @@ from kdviz.ui.state import (
     K_SETTINGS,
     K_SF_SERIES,
     K_SLIC_N,
+    K_TARGET,
+    K_TARGET_CLASS,
     K_TOPK,
     PAGE_CHOICES,
     UPLOAD_SET,
@@ -63,7 +65,7 @@ _DEEP_LINK_QUERY = "kdviz_deep_link_query"
 # Sidebar settings in the URL (short names), so a view can be bookmarked or sent as a link.
 URL_NAMES = {K_SET: "set", K_DEVICE: "device", K_METHOD: "method", K_PARTS_KIND: "parts", K_SLIC_N: "slic",
              K_GRID_R: "rows", K_GRID_C: "cols", K_SEGMENTS: "segments", K_TOPK: "k", K_NULL: "null",
-             K_PRESENT: "present", K_FORMAT: "format"}
+             K_PRESENT: "present", K_FORMAT: "format", K_TARGET: "explain", K_TARGET_CLASS: "class"}
 _PARAM_PREFIX = "kdviz_p_"
 _URL_PARAMS = "kdviz_url_method_params"
 _URL_QUEUE = "kdviz_url_queue"  # values to write at the end of the run (flush_url)
@@ -343,6 +345,17 @@ def render_sidebar() -> Settings:
                 for p in advanced:
                     params[p.name] = method_param_widget(p, key=f"kdviz_p_{method}_{p.name}")
 
+    explained = ["teacher's prediction", "true class", "a class by name"]
+    explain = _widget(sb.selectbox, K_TARGET, explained[0], "Explain", explained, options=explained,
+                      help="the class whose attribution every model shows: the teacher's predicted class (the same "
+                           "for every model), the input's true class, or one class you name, for every input")
+    target = {"true class": "label"}.get(explain, "teacher")
+    class_names = _class_names(set_key) if explain == explained[2] else ()
+    if class_names:
+        chosen = _widget(sb.selectbox, K_TARGET_CLASS, class_names[0], "Class explained", class_names,
+                         options=list(class_names), help="type to search the model's classes")
+        target = f"class:{chosen}"
+
     sb.subheader("Parts")
     parts_image, segments = "slic:50", 10
     saved = st.session_state[_SAVED]
@@ -392,7 +405,7 @@ def render_sidebar() -> Settings:
                             horizontal=True, format_func=str.upper,
                             help="the format of each chart's camera button")
     settings = Settings(set_key, device, method, tuple(sorted(params.items())), parts_image,
-                        parts_series, int(k), int(null_copies), bool(presenting), figure_format, precision)
+                        parts_series, int(k), int(null_copies), bool(presenting), figure_format, precision, target)
     st.session_state[K_SETTINGS] = settings
     # Less empty space above the title on every page (Streamlit's default is 6rem), so a grid fits one screen;
     # in presentation mode, larger captions and text for a projector (charts: kdviz.ui.widgets.chart).
@@ -402,6 +415,19 @@ def render_sidebar() -> Settings:
     url.update({"p_" + name: value for name, value in params.items()})
     write_url(url)
     return settings
+
+
+def _class_names(set_key: str) -> tuple[str, ...]:
+    """The chosen set's class names without loading its models (a demo zoo's manifest, or the uploaded set)."""
+    if set_key == UPLOADED:
+        uploaded = st.session_state.get(UPLOAD_SET)
+        return () if uploaded is None else tuple(uploaded.class_names)
+    import json
+
+    try:
+        return tuple(str(c) for c in json.loads((demo_folder(set_key) / "zoo.json").read_text())["class_names"])
+    except (OSError, ValueError, KeyError):
+        return ()
 
 
 def _set_task(set_key: str) -> str | None:

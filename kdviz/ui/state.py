@@ -22,6 +22,8 @@ K_GRID_C = "kdviz_grid_cols"
 K_SEGMENTS = "kdviz_segments"
 K_SF_SERIES = "kdviz_sf_series"
 K_TOPK = "kdviz_k"
+K_TARGET = "kdviz_target"  # which class is explained: the teacher's prediction, the true class, a class by name
+K_TARGET_CLASS = "kdviz_target_class"
 K_NULL = "kdviz_null_copies"
 K_PRESENT = "kdviz_present"
 K_FORMAT = "kdviz_figure_format"
@@ -47,6 +49,7 @@ class Settings:
     presenting: bool = False  # presentation mode: larger fonts, folded sidebar, 16:9 downloads
     figure_format: str = "png"  # download format of the charts' camera button: png | svg
     precision: str = "fp32"  # autocast precision of attributions (kdviz.attribution.precision): fp32 | bf16 | fp16
+    target: str = "teacher"  # the class explained: 'teacher' (its prediction) | 'label' (true class) | 'class:<name>'
 
     def parts_for(self, task: str) -> str:
         return self.parts_series if task == "timeseries" else self.parts_image
@@ -54,6 +57,13 @@ class Settings:
     @property
     def method_params(self) -> dict[str, Any]:
         return dict(self.params)
+
+    @property
+    def target_label(self) -> str:
+        """What the attributions explain, in words."""
+        if self.target.startswith("class:"):
+            return f"class {self.target.removeprefix('class:')}"
+        return {"label": "the true class"}.get(self.target, "the teacher's prediction")
 
     @property
     def method_label(self) -> str:

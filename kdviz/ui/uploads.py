@@ -7,6 +7,7 @@ with ``st.cache_data`` keyed by content hash and target size.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -244,7 +245,9 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
             folder = load_image_folder(files[0][1], mode=mode, size=size)
         except UploadError as err:  # name the uploaded zip: the library's message names the entry inside it
             raise type(err)(f"'{files[0][0]}': {err}") from None
-        return (folder.images, folder.labels, tuple(Path(f).name for f in folder.files), folder.class_names,
+        # each input named with its folder (its true class): "cat/IMG_01.jpg"
+        return (folder.images, folder.labels, tuple(f"{Path(f).parent.name}/{Path(f).name}" for f in folder.files),
+                folder.class_names,
                 tuple(folder.warnings))
     if kind == "images":  # a bad image is reported and skipped; the others are used
         arrays, names = [], []
@@ -411,10 +414,43 @@ def build_set(statuses: list[FileStatus], table: pd.DataFrame, *, size: tuple[in
         shape: tuple[int, ...] = (t.in_channels, *size)
     else:
         shape = (t.in_channels, int(pool.x.shape[-1]) if pool is not None else 0)
-    names = class_names if len(class_names) == t.num_classes else tuple(str(i) for i in range(t.num_classes))
+    names, pool, note = label_space(t.num_classes, t.in_channels, pool, class_names)
+    if note:
+        problems.append(note)
     mset = ModelSet(key=UPLOADED, name="Uploaded models", task=task, models=tuple(models), input_shape=shape,
                     mean=tuple(mean), std=tuple(std), class_names=names, pool=pool, notes=tuple(problems))
     return mset, problems
+
+
+def label_space(num_classes: int, in_channels: int, pool: InputPool | None, label_names: tuple[str, ...],
+                ) -> tuple[tuple[str, ...], InputPool | None, str | None]:
+    """The model's class names and the pool with labels in them, from the data's label names (folder names).
+
+    The model's names are the well-known ones its class count identifies (``kdviz.io.class_names``:
+    ImageNet-1k, CIFAR-100, CIFAR-10), else numbers. Folder names are the truth: mapped onto the model's classes
+    by name when every one is found; else, with as many folders as classes and no known names, the folders
+    name the classes in sorted order (torchvision's ImageFolder); else the labels are kept under their own names
+    and marked not comparable (no accuracy). Returns (class names, pool, a note for the user or None).
+    """
+    from kdviz.io.class_names import guess_class_names, match_labels
+
+    guessed = guess_class_names(num_classes, in_channels=in_channels)
+    if guessed is not None and num_classes == 10 and in_channels == 1:
+        guessed = None  # grey 10-class: MNIST or Fashion-MNIST alike; numbers (folder names can name them)
+    names = guessed[0] if guessed else tuple(str(i) for i in range(num_classes))
+    if pool is None or pool.labels is None or not label_names:
+        return names, pool, None
+    match = match_labels(label_names, names)
+    if match.comparable:
+        labels = match.model_labels(pool.labels)
+        return names, dataclasses.replace(pool, labels=labels), None
+    if guessed is None and len(label_names) == num_classes:
+        return tuple(label_names), pool, None
+    where = f" ({guessed[1]})" if guessed else ""
+    note = (f"labels not comparable: the folder name(s) {', '.join(repr(n) for n in match.missing[:5])} are not "
+            f"among the model's {num_classes} classes{where}; the folders are shown as the true classes, and no "
+            "accuracy is computed.")
+    return names, dataclasses.replace(pool, label_names=tuple(label_names), comparable=False), note
 
 
 REMEMBERED = "kdviz_upload_files"  # session state: uploader key -> ((name, bytes), ...)

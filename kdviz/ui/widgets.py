@@ -168,9 +168,9 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, predict: Pred
     assert pool is not None
     n_pool = len(pool)
     if mode == "by class" and pool.labels is not None:
-        classes = list(range(len(mset.class_names)))
+        classes = list(range(len(pool.label_names) or len(mset.class_names)))  # offered by name
         from_url(f"{key}_cls", kind=int, options=classes)
-        cls = st.selectbox("Class", classes, format_func=mset.class_name, key=f"{key}_cls")
+        cls = st.selectbox("True class", classes, format_func=mset.true_name, key=f"{key}_cls")
         candidates = np.flatnonzero(pool.labels == cls)
     elif mode == "where students disagree with the teacher":
         scan = min(n_pool, 200)

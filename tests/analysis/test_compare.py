@@ -153,3 +153,15 @@ def test_logits_fn_and_label_parts_replace_the_defaults_exactly(image_models) ->
     np.testing.assert_array_equal(labels, grid_labels(12, 12, rows=3, cols=3)[None].repeat(4, axis=0))
     cols = ["attention_rho", "logit_rho", "focus_ratio", "topk_overlap", "pred"]
     np.testing.assert_allclose(via.frame[cols].to_numpy(float), plain.frame[cols].to_numpy(float))
+
+
+def test_one_class_named_for_every_input_is_explained(image_models) -> None:
+    """Issue 23 item 5: the target may be one class (an index) for every input, not only a prediction."""
+    teacher, students, x = image_models
+    c = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=2, device="cpu", target=2,
+                       null_copies=0)
+    for mid in ("t", "s"):
+        np.testing.assert_array_equal(c.attributions[mid].target, [2, 2, 2, 2])
+    with pytest.raises(ValueError, match="not one of the model's"):
+        compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=2, device="cpu", target=99,
+                       null_copies=0)
