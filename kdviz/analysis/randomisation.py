@@ -94,12 +94,24 @@ class RandomisationResult:
         """Mean ρ over inputs with each block re-initialised alone (n_blocks,)."""
         return _nanmean_rows(self.independent_rho)
 
+    @property
+    def undecided(self) -> bool:
+        """Whether the 95% interval of the fully randomised teacher's mean ρ straddles ``PASS_MAX_RHO``: the
+        verdict (on the mean) could go either way with other inputs, so a UI shows it as undecided."""
+        lo, hi = self.full_rho_low, self.full_rho_high
+        return bool(np.isfinite(lo) and np.isfinite(hi) and lo <= PASS_MAX_RHO < hi)
+
     def explanation(self) -> str:
-        """One sentence for the UI: the verdict with its number."""
+        """One sentence for the UI: the verdict with its number (undecided when the interval straddles the rule)."""
         if np.isfinite(self.full_rho_low) and np.isfinite(self.full_rho_high):
             rho = f"{self.full_rho:.2f} [{self.full_rho_low:.2f}, {self.full_rho_high:.2f}]"
         else:  # one input: no interval, and the verdict rests on that input alone
             rho = f"{self.full_rho:.2f}, no interval from {self.n_inputs} input"
+        if self.undecided:
+            side = "≤" if self.verdict == "passes" else ">"
+            return (f"undecided — {self.verdict} on the mean but not on its interval: mean ρ {rho} {side} "
+                    f"{PASS_MAX_RHO} over {self.n_inputs} inputs, and the 95% interval straddles {PASS_MAX_RHO}; more "
+                    "inputs would settle it.")
         if self.verdict == "passes":
             return (f"passes: a fully randomised teacher ranks the parts differently (mean ρ {rho} ≤ {PASS_MAX_RHO} "
                     f"over {self.n_inputs} inputs).")

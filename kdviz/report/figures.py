@@ -82,13 +82,21 @@ GREY_SCALE = [[0.0, "rgb(0, 0, 0)"], [1.0, "rgb(255, 255, 255)"]]
 SLIDE_SIZE = (1920, 1080)  # 16:9 at full-HD, what a slide is projected at
 
 
-def plotly_config(filename: str = "kdviz", *, fmt: str = "png", slide: bool = False) -> dict:
+def plotly_config(filename: str = "kdviz", *, fmt: str = "png", slide: bool = False,
+                  size: tuple[int, int] | None = None) -> dict:
     """Plotly ``config`` with a download button in the toolbar: a named PNG at 2× scale, or SVG; with
-    ``slide`` a 16:9 image at :data:`SLIDE_SIZE` (1920×1080) for presentations."""
+    ``slide`` a 16:9 image at :data:`SLIDE_SIZE` (1920×1080) for presentations.
+
+    ``size`` (width, height in px): a figure laid out for a fixed size (the attention grid, whose captions are
+    placed in pixels): with ``slide`` it is drawn at that size and scaled up to 1920 px wide as a whole, so its
+    captions grow with it instead of staying small in a re-laid-out figure.
+    """
     if fmt not in ("png", "svg"):
         raise ValueError(f"fmt={fmt!r} is not one of ['png', 'svg']")
     options: dict = {"format": fmt, "filename": filename, "scale": 2}
-    if slide:
+    if slide and size is not None:
+        options.update(width=int(size[0]), height=int(size[1]), scale=SLIDE_SIZE[0] / int(size[0]))
+    elif slide:
         options.update(width=SLIDE_SIZE[0], height=SLIDE_SIZE[1], scale=1)
     return {"displaylogo": False, "toImageButtonOptions": options}
 
@@ -158,7 +166,8 @@ def _text_width_px(html: str, font_size: float) -> float:
     """Width in px of the widest line of a Plotly annotation (tags dropped; bold counted wider)."""
     lines = re.split(r"<br\s*/?>", html)
     widest = max((len(re.sub(r"<[^>]+>", "", line)) for line in lines), default=0)
-    return widest * font_size * (0.62 if "<b>" in html else 0.56)
+    # measured in Chromium (DejaVu/Source Sans): ~0.58 em per character, bold ~0.64 (ρ, ≠ and digits included)
+    return widest * font_size * (0.64 if "<b>" in html else 0.58)
 
 
 def attention_grid(
@@ -200,6 +209,10 @@ def attention_grid(
     """
     captions = captions or {}
     differs = set(differs)
+    # Each cell's caption as drawn (a student that predicts another class gets "≠ teacher · " in front), so
+    # columns are sized for the text that is actually there.
+    texts = {str(mid): (f"<span style='color:{DIFFERS_COLOUR}'><b>≠ teacher</b></span> · " if mid in differs else "")
+             + captions.get(mid, str(mid)) for mid in models["model_id"].astype(str)}
     records = models[["model_id", "role", "arch", "alpha", "method"]].drop_duplicates("model_id").to_dict("records")
     teacher = next(r for r in records if r["role"] == "teacher")
     students = [r for r in records if r["role"] != "teacher"]
@@ -225,11 +238,11 @@ def attention_grid(
     h, w = np.asarray(maps[tid]).shape
     # Pixel layout: captions and headers keep their height in px; the maps take the rest.
     n_lines = max((captions.get(mid, mid).count("<br>") + 1 for mid in cells.values()), default=1)
-    caption_px, header_px, label_px, gap_px = (n_lines * 1.35 + 0.5) * font_size, 2.2 * font_size, 28, 8
+    caption_px, header_px, label_px, gap_px = (n_lines * 1.35 + 0.5) * font_size + 8, 2.2 * font_size, 28, 8
     title_px = 50 if title else 10
     # A column is as wide as its widest caption or header line, so neighbouring texts never overlap.
     def widest_text(size: float) -> float:
-        return max([_text_width_px(captions.get(mid, mid), size) for mid in cells.values()]
+        return max([_text_width_px(texts[mid], size) for mid in cells.values()]
                    + [_text_width_px(f"<b>{label}</b>", size + 2) for label in headers])
 
     text_px = widest_text(font_size)
@@ -238,7 +251,7 @@ def attention_grid(
     if text_px + 6 > pitch_px:  # many columns: smaller captions rather than overlapping ones
         font_size = max(8, int(font_size * (pitch_px - 6) / text_px))
         text_px = widest_text(font_size)
-        caption_px, header_px = (n_lines * 1.35 + 0.5) * font_size, 2.2 * font_size
+        caption_px, header_px = (n_lines * 1.35 + 0.5) * font_size + 8, 2.2 * font_size
     cell_px = min(pitch_px - gap_px, (max_height_px - title_px - header_px - 20) / n_rows - caption_px)
     cell_px = max(40.0, min(cell_px, 6.0 * max(h, w), 420.0))
     gap_px = max(gap_px, text_px + 6 - cell_px)
@@ -273,13 +286,13 @@ def attention_grid(
         names[block] = mid
         if grey is not None:
             grey[block] = np.round(small, 3)
-        text = captions.get(mid, mid)
+        text = texts.get(mid, mid)
+        pad = 3 * unit  # the red frame hugs the map (3 px), clear of the caption above and the one below
         if mid in differs:
-            text = f"<span style='color:{DIFFERS_COLOUR}'><b>≠ teacher</b></span> · {text}"
-            shapes.append({"type": "rect", "xref": "x", "yref": "y", "x0": x0 - 0.5 - 0.5 * gx,
-                           "x1": x0 + w - 0.5 + 0.5 * gx, "y0": y0 - 0.5 - 0.1 * gy, "y1": y0 + h - 0.5 + 0.1 * gy,
+            shapes.append({"type": "rect", "xref": "x", "yref": "y", "x0": x0 - 0.5 - pad,
+                           "x1": x0 + w - 0.5 + pad, "y0": y0 - 0.5 - pad, "y1": y0 + h - 0.5 + pad,
                            "line": {"color": DIFFERS_COLOUR, "width": 3}, "layer": "above"})
-        annotations.append({"text": text, "x": x0 + (w - 1) / 2, "y": y0 - 0.5 - 0.1 * gy, "xref": "x",
+        annotations.append({"text": text, "x": x0 + (w - 1) / 2, "y": y0 - 0.5 - 2.5 * pad, "xref": "x",
                             "yref": "y", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
                             "font": {"size": font_size}})
     for c, label in enumerate(headers):
@@ -315,13 +328,15 @@ def attention_grid(
                                    "len": 0.45 if difference else 0.8, "y": 0.98, "yanchor": "top",
                                    "thickness": 14}},
         "height": height,
-        "margin": {"l": 4, "r": 4, "t": title_px, "b": 20},
+        "margin": {"l": 12, "r": 4, "t": title_px, "b": 20},
         "plot_bgcolor": "white", "meta": {"cells": offsets, "cell_shape": [h, w], "columns": headers,
-                                          "rows": archs, "cell_px": round(cell_px)},
+                                          "rows": archs, "cell_px": round(cell_px), "width_px": int(width_px),
+                                          "font_px": int(font_size)},
         "font": {"size": font_size + 1},
     }
     if title:
-        layout["title"] = {"text": title, "x": 0.0, "xanchor": "left", "font": {"size": font_size + 5}}
+        layout["title"] = {"text": title, "x": 0.0, "xanchor": "left", "xref": "container", "pad": {"l": 12},
+                           "font": {"size": font_size + 5}}
     if div is not None:
         traces.append({
             "type": "heatmap", "z": div, "coloraxis": "coloraxis2", "customdata": names, "name": "difference",
@@ -701,6 +716,8 @@ def randomisation_curve(result: Any, *, title: str = "") -> go.Figure:
     fig.add_hline(y=PASS_MAX_RHO, line={"dash": "dash", "color": DIFFERS_COLOUR},
                   annotation_text=f"passes at or below ρ = {PASS_MAX_RHO}", annotation_position="bottom left")
     verdict = {"passes": "passes", "fails": "fails on this data"}.get(result.verdict, result.verdict)
+    if getattr(result, "undecided", False):
+        verdict = f"undecided ({result.verdict} on the mean; the interval straddles {PASS_MAX_RHO})"
     fig.update_layout(
         title=title or f"Teacher randomisation test — {verdict} (fully random teacher: ρ {result.full_rho:.2f})",
         yaxis={"title": "mean ρ to the trained teacher's ranking", "range": [-0.25, 1.05]},

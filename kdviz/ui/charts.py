@@ -30,5 +30,7 @@ def chart(fig: go.Figure, *, name: str, key: str | None = None) -> None:
         fig = go.Figure(fig)  # a copy: the caller's (possibly cached) figure stays as it was
         fig.update_layout(font={"size": PRESENT_FONT}, title_font={"size": PRESENT_FONT + 6},
                           legend_font={"size": PRESENT_FONT})
-    st.plotly_chart(fig, config=plotly_config(f"kdviz_{name}", fmt=fmt, slide=presenting() is not None), key=key,
-                    theme=None)
+    meta = fig.layout.meta if isinstance(fig.layout.meta, dict) else {}
+    size = (meta["width_px"], fig.layout.height) if "width_px" in meta and fig.layout.height else None
+    st.plotly_chart(fig, config=plotly_config(f"kdviz_{name}", fmt=fmt, slide=presenting() is not None, size=size),
+                    key=key, theme=None)

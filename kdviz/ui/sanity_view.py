@@ -101,9 +101,10 @@ def randomisation_section(mset: ModelSet, display: np.ndarray, comp: Comparison,
         if result is None:
             return
         text = result.explanation()
-        (st.success if result.verdict == "passes" else st.warning)(
+        passes = result.verdict == "passes" and not result.undecided  # amber, not green, while undecided
+        (st.success if passes else st.warning)(
             f"**{settings.method_label}** {text}",
-            icon=":material/check_circle:" if result.verdict == "passes" else ":material/warning:")
+            icon=":material/check_circle:" if passes else ":material/help:" if result.undecided else ":material/warning:")
         chart(_figure(result), name="randomisation_test")
         st.caption(VERDICT_RULE + " The README's table \"Which method to trust\" gives the verdict of every "
                    "method on both demo zoos (`kdviz sanity`).")

@@ -95,3 +95,15 @@ def test_explanation_of_a_single_input_gives_no_interval() -> None:
                               seeds=(1,), n_inputs=1)
     assert one.verdict == "passes" and "nan" not in one.explanation()
     assert "no interval from 1 input" in one.explanation()
+
+
+def test_an_interval_straddling_the_threshold_is_undecided() -> None:
+    """Issue 23 item 9: mean ρ 0.47 with an interval reaching past 0.5 is not shown as a plain pass."""
+    from kdviz.analysis.randomisation import RandomisationResult
+
+    rho = np.array([[0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.65, 0.5]])
+    result = RandomisationResult("saliency", "slic:50", ("fc",), rho, rho, (0,), rho.shape[1])
+    assert result.verdict == "passes" and result.full_rho_low <= PASS_MAX_RHO < result.full_rho_high
+    assert result.undecided and result.explanation().startswith("undecided — passes on the mean")
+    clear = RandomisationResult("saliency", "slic:50", ("fc",), rho * 0.3, rho * 0.3, (0,), rho.shape[1])
+    assert not clear.undecided and clear.explanation().startswith("passes")

@@ -248,3 +248,30 @@ def test_parts_figure_has_a_legend_for_the_top_k() -> None:
     labels = np.repeat(np.arange(4), 5)
     fig = plots.parts_figure(np.arange(20.0), labels, [2, 0])
     assert fig.layout.showlegend and any("top-2" in str(t.name) for t in fig.data)
+
+
+def test_attention_grid_captions_fit_their_column_and_clear_the_red_frames() -> None:
+    """Issue 23 item 8: captions with "ρ excess" and the "≠ teacher" mark are measured as drawn, so a column is
+    as wide as its caption; a red frame hugs its map and stays clear of the caption above it and below it."""
+    rows = [("t", "teacher", "resnet56", 1.0, "ce")] + [
+        (f"{a}_{al}", "student", a, al, "kd") for a in ("resnet56", "resnet8") for al in (1.0, 0.5, 0.1)]
+    models = pd.DataFrame(rows, columns=["model_id", "role", "arch", "alpha", "method"])
+    maps = {mid: np.random.default_rng(0).random((28, 28)) for mid in models["model_id"]}
+    captions = {mid: "<b>7</b> (98%) · ρ excess 0.81<br>focus 2.35" for mid in maps}
+    fig = plots.attention_grid(np.zeros((28, 28)), maps, models, captions=captions, differs={"resnet56_0.5"},
+                               title="x", width_px=1100, max_height_px=640, font_size=12)
+    meta = fig.layout.meta
+    unit = 28 / meta["cell_px"]  # data units per pixel
+    pitch_px = (meta["cells"]["resnet56_0.5"][1] - meta["cells"]["resnet56_1.0"][1]) / unit
+    size = max(a.font.size for a in fig.layout.annotations if "≠" in a.text)
+    drawn = plots._text_width_px(next(a.text for a in fig.layout.annotations if "≠" in a.text), size)
+    assert drawn <= pitch_px, (drawn, pitch_px)  # the widest caption fits its column
+    frame = next(sh for sh in fig.layout.shapes if sh.type == "rect")
+    y0, x0 = meta["cells"]["resnet56_0.5"]
+    caption = next(a for a in fig.layout.annotations if "≠" in a.text)
+    assert caption.y < frame.y0  # the caption sits above the frame, not under its line
+    below = meta["cells"]["resnet8_0.5"][0]
+    assert frame.y1 < below - 0.5 - (2 * 1.35 * size) * unit  # clear of the next row's caption
+    assert meta["width_px"] == 1100
+    cfg = plots.plotly_config("g", slide=True, size=(1100, 600))["toImageButtonOptions"]
+    assert cfg["width"] == 1100 and cfg["scale"] == pytest.approx(1920 / 1100)  # scaled up as a whole
