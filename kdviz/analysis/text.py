@@ -136,6 +136,13 @@ def _encode(entry_tokenizer: Any, texts: Sequence[str], cache: dict[int, Encoded
     return cache[key]
 
 
+def _mean(values: np.ndarray) -> float:
+    """Mean over the finite values; NaN (quietly) when there are none."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    return float(finite.mean()) if finite.size else math.nan
+
+
 def _vocab_fingerprint(tokenizer: Any) -> str:
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     return hashlib.sha256("\n".join(t for t, _ in vocab).encode("utf-8")).hexdigest()
@@ -205,7 +212,7 @@ def compare_text_models(teacher: TextEntry, students: Sequence[TextEntry], texts
         row: dict[str, Any] = {"id": entry.id, "model_id": entry.id, "role": entry.role, "arch": entry.arch,
                                "alpha": entry.alpha, "method": entry.method}
         for m, s in scores.items():
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(s) if len(s) > 1 else (float(np.nanmean(s)),) * 3
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(s) if len(s) > 1 else (_mean(s),) * 3
         if entry is not teacher and null_copies > 0:
             config = entry.model.config
             shape = {k: v for k, v in config.to_dict().items() if k not in ("_name_or_path", "name_or_path")}
@@ -230,7 +237,7 @@ def compare_text_models(teacher: TextEntry, students: Sequence[TextEntry], texts
                 frame[f"{m}_null"] = m_null
                 if m != "vader":
                     frame[f"{m}_excess"] = chance_corrected(scores[m], m_null)
-                copy_means = [float(np.nanmean(c)) if np.isfinite(c).any() else math.nan for c in per_copy]
+                copy_means = [_mean(c) for c in per_copy]
                 stats = null_stats(row[m], copy_means)
                 finite = [c for c in copy_means if math.isfinite(c)]
                 lo, hi = (np.percentile(finite, [2.5, 97.5]) if finite else (math.nan, math.nan))
@@ -238,7 +245,7 @@ def compare_text_models(teacher: TextEntry, students: Sequence[TextEntry], texts
                             f"{m}_null_hi": float(hi), f"{m}_z": stats.z, f"{m}_p": stats.p})
                 if m != "vader":
                     ex = frame[f"{m}_excess"].to_numpy()
-                    row[f"{m}_excess"] = float(np.nanmean(ex)) if np.isfinite(ex).any() else math.nan
+                    row[f"{m}_excess"] = _mean(ex)
         rows.append(frame)
         summary.append(row)
     return TextComparison(pd.concat(rows, ignore_index=True), pd.DataFrame(summary), attributions, words, t_top, k,
