@@ -7,7 +7,7 @@ from kdviz.ui.runlog import run_page
 # Presentation mode (a sidebar toggle, kdviz.ui.sidebar) folds the sidebar; its own effects live in kdviz.ui.
 _saved = st.session_state.get("kdviz_sidebar_saved")
 _presenting = str(_saved.get("kdviz_present") if _saved else st.query_params.get("present")) in ("True", "1")
-st.set_page_config(page_title="kdviz — where distilled models look", page_icon="🔍", layout="wide",
+st.set_page_config(page_title="kdviz — where distilled models look", page_icon=":material/search:", layout="wide",
                    initial_sidebar_state="collapsed" if _presenting else "auto")
 
 # One entry per page; add a page by adding a line here.

@@ -45,10 +45,10 @@ with guard("load the uploaded models"):
     if zips:
         zset, msg = up.load_uploaded_zoo(zips[0].name, zips[0].getvalue())
         if zset is None:
-            st.error(f"❌ {msg}")
+            st.error(msg, icon=":material/error:")
         else:
             st.session_state[UPLOAD_SET] = zset
-            st.success(f"✓ {zips[0].name}: zoo with {len(zset.models)} models")
+            st.success(f"{zips[0].name}: zoo with {len(zset.models)} models", icon=":material/check_circle:")
         raise Stop
     ck_files = up.with_parts(ck_files)  # a distiller's file holding a student and a teacher: two rows
     with st.spinner(f"Loading {len(ck_files)} checkpoint(s)…"):
@@ -68,7 +68,7 @@ with guard("load the uploaded models"):
         if row["architecture"] and (not s.ok or row["architecture"] != s.loaded.arch):
             s = up.load_uploaded_checkpoint(f.name, f.getvalue(), arch=row["architecture"])
         statuses.append(s)
-        (st.markdown if s.ok else st.error)(f"{'✅' if s.ok else '❌'} **{s.name}** — {s.message}")
+        up.show_file_status(s)
     loaded = [s for s in statuses if s.ok]
     if not loaded:
         raise Stop
@@ -96,7 +96,7 @@ with guard("load the uploaded models"):
             if pool.x.ndim == 4:
                 st.image(up.preview(pool), caption="first inputs, enlarged (model input size)")
             for msg in bad:
-                st.error(f"❌ {msg}")
+                st.error(msg, icon=":material/error:")
     uset, problems = up.build_set(statuses, table, size=size, mean=mean, std=std, pool=pool, class_names=classes)
     for p in problems:
         st.warning(p)

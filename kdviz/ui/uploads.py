@@ -351,13 +351,28 @@ def fit_pool(upload: DataUpload, mset: ModelSet) -> tuple[np.ndarray, list[str]]
 
 
 def show_inputs_status(upload: DataUpload, mset: ModelSet) -> None:
-    """Draw what became of each uploaded input file for ``mset``: ❌ per file left out, notes, a count."""
+    """Draw what became of each uploaded input file for ``mset``: an error per file left out, notes, a count."""
     pool, warnings, errors = check_inputs(upload, mset)
     for msg in errors:
-        st.error(f"❌ {msg}")
+        st.error(msg, icon=":material/error:")
     for msg in warnings[:5]:
-        st.caption(f"⚠ {msg}")
+        st.caption(f":material/warning: {msg}")
     st.success(f"{len(pool)} uploaded input(s) ready for {mset.name} (choose **uploaded** inputs on its pages).")
+
+
+def show_file_status(status: FileStatus) -> None:
+    """One uploaded checkpoint's outcome: a Material icon (emoji need a font many systems lack) and the message,
+    as plain text (a message's ``*`` or ``_`` is not markdown)."""
+    if status.ok:
+        st.markdown(f":material/check_circle: **{status.name}** — {_plain(status.message)}")
+    else:
+        st.error(f"**{status.name}** — {_plain(status.message)}", icon=":material/error:")
+
+
+def _plain(text: str) -> str:
+    """``text`` with ``*`` escaped, so markdown shows it as written (``*.pth`` is not the start of italics;
+    an underscore inside a word never is)."""
+    return str(text).replace("*", "\\*")
 
 
 def editor_rows(names: list[str], statuses: list[FileStatus]) -> pd.DataFrame:

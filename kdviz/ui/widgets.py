@@ -79,7 +79,7 @@ def link_to_view() -> None:
     flush_url()
     base = str(st.context.url or "").split("?", 1)[0]
     query = urlencode(st.query_params.to_dict())
-    with st.sidebar.popover("🔗 Copy link to this view", width="stretch"):
+    with st.sidebar.popover("Copy link to this view", icon=":material/link:", width="stretch"):
         st.caption("Opens this page with the sidebar's settings and this page's choices (copy with the icon).")
         st.code(f"{base}?{query}" if query else base, language=None, wrap_lines=True)
 

@@ -256,7 +256,7 @@ def test_torchscript_upload_needs_the_operator(trusted: bool, monkeypatch, requi
         return
     assert not errors
     status = [m.value for m in at.markdown if "scripted_teacher.pt" in m.value]
-    assert status and status[0].startswith("✅") and "runs its own code" in status[0], status
+    assert status and status[0].startswith(":material/check_circle:") and "runs its own code" in status[0], status
     uset = at.session_state["kdviz_upload_set"]
     assert uset.teacher.arch == "torchscript" and uset.task == "image" and uset.input_shape[0] == 1
     OUTCOMES["torchscript upload (KDVIZ_TRUST_PROGRAMS=1)"] = "loaded: " + status[0][:160]
