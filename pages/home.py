@@ -12,8 +12,9 @@ hard-label loss: **1.0 = no KD**, **0.5 = mild**, **0.1 = strong KD**). kdviz co
 **attention rank alignment** (Spearman ρ of part importances), **logit alignment**, and the **focus ratio**
 on the teacher's top-k parts.
 
-Two demo model sets ship with the app (MNIST digits with CIFAR-style ResNets, GunPoint time series with
-1D CNNs); pick one in the sidebar, or upload your own checkpoints on the Models page.
+Three demo model sets ship with the app (MNIST digits with CIFAR-style ResNets, GunPoint time series with
+1D CNNs, and MNIST students at three training seeds each); pick one in the sidebar, or upload your own
+checkpoints on the Models page.
 """
 )
 st.page_link("pages/models.py", label="Models — the active teacher and students; upload your own", icon=":material/model_training:")
@@ -22,7 +23,7 @@ st.page_link("pages/attention_maps.py", label="Attention maps — a grid of maps
 st.page_link("pages/temporal_saliency.py", label="Temporal saliency — saliency curves over a time series", icon=":material/show_chart:")
 st.page_link("pages/part_focus.py", label="Part focus — mass inside the teacher's top-k parts", icon=":material/center_focus_strong:")
 st.page_link("pages/alignment.py", label="Alignment — attention vs logit alignment by architecture × α", icon=":material/compare_arrows:")
-st.page_link("pages/report.py", label="Report — the four views over a whole test split, ready for a slide",
+st.page_link("pages/report.py", label="Report — the reference study's five views over a whole test split, ready for a slide",
              icon=":material/summarize:")
 st.caption("Definitions (README and kdviz.analysis.metrics): focus ratio = M_in / M_out on the teacher's top-k parts; "
            "undefined values (e.g. ρ of a constant map) are shown as “undefined”.")
