@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="evaluate a zoo over its test split (alignment metrics per model and input) into Parquet"
     )
     p.add_argument("--zoo", required=True, help="zoo folder (with zoo.json)")
-    p.add_argument("--data", help="dataset name (default: the zoo's own, e.g. mnist or gunpoint)")
+    p.add_argument("--data", help="dataset name (default: the zoo's own, e.g. mnist or gunpoint) or a path: an "
+                                  "ImageFolder folder or .zip, a CIFAR-10/100 folder or file (binary or python), "
+                                  ".npz with x/y, .ts, .arff or .csv series (kdviz.io.datafiles)")
+    p.add_argument("--preset", help="read --data files with a named preprocessing (CIFAR-10, CIFAR-100, ImageNet) "
+                                    "instead of the zoo's size and mean/std")
     p.add_argument("--method", default="ig",
                    help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default ig)")
     p.add_argument("--steps", type=_parse_steps, default=32,
@@ -103,9 +107,13 @@ def run(args: argparse.Namespace) -> int:
         zoo = load_zoo(args.zoo)
         dataset = None
         if args.data:
-            from kdviz.io.datasets import load_dataset
+            from kdviz.io.datafiles import test_set_for_zoo
 
-            dataset = load_dataset(args.data)
+            dataset, zoo, lines = test_set_for_zoo(args.data, zoo, preset=args.preset)
+            for line in lines:
+                print(f"kdviz evaluate: {line}")
+        elif args.preset:
+            raise ValueError("--preset needs --data PATH (files to read with it)")
         parts = args.parts or ("segments:10" if getattr(zoo, "task", "image") == "timeseries" else "slic:50")
         cluster = None
         if args.ray is not None:

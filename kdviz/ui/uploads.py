@@ -35,7 +35,11 @@ PROGRAM_REFUSED = (
 )
 
 CHECKPOINT_TYPES = ["pth", "pt", "bin", "ckpt", "safetensors", "zip"]
-DATA_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "zip", "ts", "csv", "npy"]
+DATA_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "zip", "ts", "csv", "npy",
+              "npz", "arff", "bin"]
+# Whole labelled test sets read by kdviz.io.datafiles (the readers behind `kdviz evaluate --data`).
+DATASET_SUFFIXES = (".npz", ".arff", ".bin")
+DATASET_MAX_INPUTS = 2000  # an upload set is browsed, not evaluated in full: its first inputs are kept
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
 _ALPHA_RE = re.compile(r"(?:alpha|a)[=_-]?(\d*\.\d+|\d+)", re.IGNORECASE)
@@ -240,6 +244,12 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
 
     mode = "L" if channels == 1 else "RGB"
     notes: list[str] = []
+    if kind == "dataset":  # image sets get the model's size; without one (series models) the file is series
+        from kdviz.io.datafiles import read_upload
+
+        ds = read_upload(files[0][0], files[0][1], channels=channels, size=size, max_inputs=DATASET_MAX_INPUTS)
+        return (np.asarray(ds.x_test[: len(ds.y_test)]), ds.y_test, tuple(f"{files[0][0]} #{i}" for i in
+                range(len(ds.y_test))), ds.class_names, ds.warnings)
     if kind == "image_folder":
         try:
             folder = load_image_folder(files[0][1], mode=mode, size=size)
@@ -297,6 +307,10 @@ def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
                               "(png/jpg, or one ImageFolder zip) or series (.ts, .csv, .npy).")
     if exts <= {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}:
         return DataUpload("images", tuple(files))
+    if len(exts) == 1 and next(iter(exts)) in DATASET_SUFFIXES:
+        if len(files) > 1:
+            raise UploadError("upload one data set file (.npz, .arff, CIFAR .bin) at a time.")
+        return DataUpload("dataset", tuple(files))
     if exts == {".zip"}:
         if len(files) > 1:
             raise UploadError("upload one ImageFolder zip at a time.")
@@ -318,6 +332,8 @@ def decode_data(upload: DataUpload, *, channels: int, size: tuple[int, int] | No
     x, labels, names, classes, notes = _decode(upload.kind, upload.files, channels,
                                                None if upload.kind == "series" else size,
                                                length if upload.kind == "series" else None)
+    if upload.kind == "dataset" and size is None and length is not None and x.shape[-1] != length:
+        raise UploadError(f"the series have length {x.shape[-1]} but the model takes {length}.")
     errors = tuple(n[6:] for n in notes if n.startswith("ERROR "))
     warnings = tuple(n for n in notes if not n.startswith("ERROR "))
     return InputPool(x, labels, names, source="uploaded"), classes, warnings, errors
@@ -330,6 +346,11 @@ def check_inputs(upload: DataUpload, mset: ModelSet,
     UploadError when the inputs are of the wrong kind for the set or none can be used.
     """
     channels = mset.input_shape[0]
+    if upload.kind == "dataset":  # the file says what it holds; a mismatch is the reader's clear error
+        size = tuple(mset.input_shape[1:]) if mset.task == "image" else None
+        length = int(mset.input_shape[-1]) if mset.task != "image" and mset.input_shape[-1] > 0 else None
+        pool, _, warnings, errors = decode_data(upload, channels=channels, size=size, length=length)
+        return pool, warnings, errors
     if mset.task == "image":
         if upload.kind == "series":
             raise UploadError("the uploaded inputs are series but this model set takes images; pick a time-series "
