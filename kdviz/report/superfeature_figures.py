@@ -115,8 +115,14 @@ def superfeature_explanations(
     names = [str(c) for c in class_names]
     titles = dict(titles or {})
     span = max(float(np.nanmax(np.abs(np.asarray(v)))) for v in shapley.values()) or 1.0
-    fig = make_subplots(rows=2, cols=len(ids), subplot_titles=[titles.get(i, i) for i in ids] + [""] * len(ids),
-                        vertical_spacing=0.1, horizontal_spacing=0.03, row_heights=[0.55, 0.45])
+    # Column titles wrapped to the column's width (~1,000 px of plot shared by the models), so neighbours never
+    # run into each other.
+    chars = max(12, int(1000 / len(ids) / (0.6 * 12)))
+    heads = [_wrap(str(titles.get(i, i)), chars) for i in ids]
+    lines = max(h.count("<br>") + 1 for h in heads)
+    fig = make_subplots(rows=2, cols=len(ids), subplot_titles=heads + [""] * len(ids),
+                        vertical_spacing=0.12, horizontal_spacing=0.04, row_heights=[0.55, 0.45])
+    fig.update_annotations(font_size=12)
     for j, mid in enumerate(ids, start=1):
         phi = np.asarray(shapley[mid], dtype=np.float64)
         if phi.shape != (m,):
@@ -145,15 +151,26 @@ def superfeature_explanations(
         fig.add_trace(go.Heatmap(z=dist, x=names, y=[f"sf {k}" for k in range(m)], coloraxis="coloraxis2",
                                  hovertemplate="superfeature %{y}, class %{x}: %{z:.2f}<extra></extra>"),
                       row=2, col=j)
-        fig.update_yaxes(autorange="reversed", showticklabels=j == 1, row=2, col=j)
+        fig.update_yaxes(autorange="reversed", showticklabels=j == 1, title_text="superfeature" if j == 1 else None,
+                         tickmode="array", tickvals=[f"sf {k}" for k in range(m)], row=2, col=j)
+        fig.update_xaxes(tickmode="array", tickvals=names, ticktext=names, title_text="class",
+                         tickangle=-45 if max(map(len, names)) > 3 else 0, row=2, col=j)
     fig.update_layout(
         coloraxis={"colorscale": DIFF_SCALE, "cmin": -span, "cmax": span,
                    "colorbar": {"title": "Shapley φ", "len": 0.5, "y": 0.78}},
         coloraxis2={"colorscale": PROB_SCALE, "cmin": 0.0, "cmax": 1.0,
                     "colorbar": {"title": f"exp_m (τ={tau:g})", "len": 0.4, "y": 0.2}},
-        height=560, margin={"l": 10, "r": 10, "t": 70, "b": 10}, showlegend=False,
-        title=f"Superfeature explanations{(' of class ' + target_name) if target_name else ''}: "
-              "Shapley value per superfeature (top) and the class distribution each superfeature alone supports",
-        title_font={"size": 14},
+        height=600 + 16 * lines, margin={"l": 60, "r": 10, "t": 90 + 16 * lines, "b": 10}, showlegend=False,
+        title={"text": f"Superfeature explanations{(' of class ' + target_name) if target_name else ''}<br><sup>"
+                       "Shapley value per superfeature (top) · the class distribution each superfeature alone "
+                       "supports (bottom)</sup>", "x": 0.0, "xanchor": "left", "xref": "container", "pad": {"l": 12}},
+        title_font={"size": 15},
     )
     return fig
+
+
+def _wrap(text: str, width: int) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` characters (joined by ``<br>``)."""
+    import textwrap
+
+    return "<br>".join(textwrap.wrap(text, width=width, break_long_words=False)) or text

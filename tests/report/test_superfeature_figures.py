@@ -38,3 +38,19 @@ def test_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="expected \\(4,\\)"):
         superfeature_explanations(np.zeros((1, 6, 6)), LABELS, {"t": np.zeros(3)}, {"t": np.zeros((4, 2))},
                                   class_names=["a", "b"])
+
+
+def test_titles_wrap_and_the_class_heat_map_labels_every_tick():
+    """Issue 23 item 12: long column titles wrap instead of running into each other, the title is on two lines
+    (no clipping), and the superfeature × class map names every class and superfeature."""
+    ids = [f"resnet{n} α=0.5 KD+KED student, seed {n}" for n in (56, 32, 20, 8, 14)]
+    phi = {i: np.array([1.0, -2.0, 0.5, 0.0]) for i in ids}
+    names = [f"class {c}" for c in range(10)]
+    dist = {i: np.full((4, 10), 0.1) for i in ids}
+    fig = superfeature_explanations(np.zeros((1, 6, 6)), LABELS, phi, dist, class_names=names)
+    heads = [a.text for a in fig.layout.annotations if a.text]
+    assert len(heads) == 5 and all("<br>" in h for h in heads)
+    assert all(len(line) <= 1000 / 5 / 7.2 for h in heads for line in h.split("<br>"))
+    assert "<br>" in fig.layout.title.text
+    assert list(fig.layout.xaxis6.tickvals) == names and fig.layout.xaxis6.title.text == "class"
+    assert list(fig.layout.yaxis6.tickvals) == [f"sf {k}" for k in range(4)]
