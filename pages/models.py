@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from kdviz.models import list_models
 from kdviz.ui import uploads as up
 from kdviz.ui.sidebar import render_sidebar, set_choice
 from kdviz.ui.state import K_SET, UPLOAD_SET
@@ -59,7 +58,7 @@ with guard("load the uploaded models"):
         up.editor_start(digests, up.editor_rows([f.name for f in ck_files], first), editor_key), hide_index=True,
         key=editor_key, disabled=["file"], column_config={
             "role": st.column_config.SelectboxColumn(options=["teacher", "student"], required=True),
-            "architecture": st.column_config.SelectboxColumn(options=list_models()),
+            "architecture": st.column_config.TextColumn(help=up.ARCH_HELP),  # any timm name too, not a list
             "α": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05, format="%.2f"),
         })
     up.remember_editor(digests, table)  # the edits outlive a visit to another page
@@ -101,6 +100,8 @@ with guard("load the uploaded models"):
     for p in problems:
         st.warning(p)
     st.session_state[UPLOAD_SET] = uset
-    st.success(f"Uploaded set ready: teacher {uset.teacher.id} and {len(uset.students)} student(s).")
+    (st.success if uset.students and not problems else st.warning)(
+        f"Uploaded set: teacher {uset.teacher.id} and {len(uset.students)} student(s)"
+        + ("." if uset.students else " — no student can be compared with this teacher (see above)."))
     st.button("Use the uploaded set", key="up_use", on_click=set_choice, args=(K_SET, "uploaded"))
 link_to_view()

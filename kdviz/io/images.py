@@ -153,6 +153,21 @@ def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(channels, axis=2), 0.0, 1.0).astype(np.float32)
 
 
+def _fit(array: np.ndarray, size: tuple[int, int], name: str) -> tuple[np.ndarray, str]:
+    """``array`` (H, W, C) at ``size`` keeping its aspect ratio: scaled so it covers ``size``, then the centre
+    cropped (as torchvision's evaluation transforms do), never squashed. Returns it and a note saying what was
+    done (a 4,000×3,000 photo becomes a 224×224 crop of its middle)."""
+    h, w = array.shape[:2]
+    th, tw = size
+    scale = max(th / h, tw / w)
+    sh, sw = max(th, round(h * scale)), max(tw, round(w * scale))
+    resized = _resize(array, (sh, sw)) if (sh, sw) != (h, w) else array
+    top, left = (sh - th) // 2, (sw - tw) // 2
+    out = np.ascontiguousarray(resized[top:top + th, left:left + tw])
+    crop = "" if (sh, sw) == (th, tw) else f", centre-cropped from {sw}×{sh} (aspect ratio kept)"
+    return out, f"'{name}' ({w}×{h} px) resized to {tw}×{th}{crop}."
+
+
 def load_image(
     data: bytes,
     *,
@@ -161,7 +176,8 @@ def load_image(
     size: tuple[int, int] | None = None,
     max_pixels: int = MAX_PIXELS,
 ) -> LoadedImage:
-    """Decode ``data`` to a :class:`LoadedImage` in ``mode`` (``'L'`` or ``'RGB'``), resized to ``size`` = (H, W).
+    """Decode ``data`` to a :class:`LoadedImage` in ``mode`` (``'L'`` or ``'RGB'``), fitted to ``size`` = (H, W)
+    (scaled to cover it and centre-cropped, the aspect ratio kept; a note says so).
 
     Refuses empty, non-image, truncated and oversized (> ``max_pixels``) files with
     :class:`~kdviz.io.untrusted.ImageError`; converts 16-bit, palette, RGBA (on white),
@@ -183,7 +199,8 @@ def load_image(
         ) from exc
     notes += more
     if size is not None and tuple(size) != array.shape[:2]:
-        array = _resize(array, (int(size[0]), int(size[1])))
+        array, note = _fit(array, (int(size[0]), int(size[1])), name)
+        notes.append(note)
     display = np.rint(array * 255.0).astype(np.uint8)
     return LoadedImage(
         name=name,

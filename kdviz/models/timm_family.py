@@ -40,10 +40,15 @@ for _name in REGISTERED:
 
 @register_resolver
 def resolve_timm_name(arch: str) -> ModelInfo | None:
-    """Any other timm model name, built on demand (asked last: importing timm costs time)."""
+    """Any other timm model name, built on demand (asked last: importing timm costs time).
+
+    ``timm/<name>`` (the prefix timm's own hub ids use) always means timm's model, also where another family
+    registered the same name (``timm/efficientnet_b0`` vs torchvision's ``efficientnet_b0``).
+    """
     import timm
 
-    return ModelInfo(arch, "timm", "image", 3, timm_builder(arch)) if timm.is_model(arch) else None
+    name = arch.removeprefix("timm/")
+    return ModelInfo(arch, "timm", "image", 3, timm_builder(name)) if timm.is_model(name) else None
 
 
 _VIT_NAME = re.compile(

@@ -75,6 +75,9 @@ def guess_from_filename(name: str) -> dict[str, Any]:
         if re.search(rf"(^|[_\-. ]){re.escape(candidate)}($|[_\-. ])", stem.lower()):
             arch = candidate
             break
+    if arch is None:  # a timm name as the file's name (mobilenetv3_small_100.pth), its α suffix left out
+        head = _ALPHA_RE.split(stem)[0].rstrip("_-. ")
+        arch = head if head and _is_timm_name(head) else None
     m = _ALPHA_RE.search(stem)
     alpha = float(m.group(1)) if m and 0.0 <= float(m.group(1)) <= 1.0 else None
     role = "teacher" if "teacher" in stem.lower() else "student"
@@ -143,10 +146,17 @@ def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) ->
     try:
         _check_upload_size(name, data)
         match = _PART_NAME.match(name)
-        ck = _load_cached(digest, arch, trust, data, match["part"] if match else None,
-                          match["base"] if match else name)
+        part, base = (match["part"], match["base"]) if match else (None, name)
+        try:
+            ck = _load_cached(digest, arch, trust, data, part, base)
+        except CheckpointError as err:
+            # timm's model of a name another family registered too (efficientnet_b0 is torchvision's): its keys
+            # differ, so the same name under timm's own prefix is tried before giving up
+            if not (arch and "unexpected keys" in str(err) and _is_timm_name(arch)):
+                raise
+            ck = _load_cached(digest, f"timm/{arch}", trust, data, part, base)
     except CheckpointError as err:
-        text = str(err)
+        text = for_the_browser(str(err))
         return FileStatus(name, digest, False, PROGRAM_REFUSED if not trust and "trust_code" in text else text)
     except (UploadError, ValueError) as err:
         return FileStatus(name, digest, False, str(err))
@@ -158,6 +168,29 @@ def load_uploaded_checkpoint(name: str, data: bytes, arch: str | None = None) ->
     if ck.details():
         note += " — " + "; ".join(ck.details())
     return FileStatus(name, digest, True, note, ck)
+
+
+ARCH_HELP = ("a kdviz architecture (resnet18, resnet8x4, vgg8, fcn …) or any timm model name "
+             "(mobilenetv3_small_100, deit_tiny_patch16_224 …); timm/<name> for timm's model where torchvision has "
+             "the same name (timm/efficientnet_b0)")
+
+
+def _is_timm_name(arch: str) -> bool:
+    try:
+        import timm
+    except ImportError:
+        return False
+    return bool(timm.is_model(arch))
+
+
+def for_the_browser(message: str) -> str:
+    """A loader's message with the command line's advice (``--arch``, ``kdviz.models.list_models()``) said as the
+    Models page offers it: the table's architecture column, which takes a kdviz name or any timm model name."""
+    message = message.replace(
+        "pass the architecture explicitly (--arch) if it is a registered one (kdviz.models.list_models())",
+        "type it in the table's architecture column below: a kdviz name (resnet18, resnet8x4, fcn …) or any timm "
+        "model name (mobilenetv3_small_100; timm/efficientnet_b0 for timm's model of a name torchvision also has)")
+    return message.replace("explicitly (--arch)", "in the table's architecture column")
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -277,6 +310,11 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
     for name, data in files:  # a bad series file is reported and skipped, like a bad image
         try:
             s = load_series(data, name=name)
+            if length and s.labels is None and s.x.shape[-1] == length + 1 and name.lower().endswith(
+                    (".csv", ".tsv", ".txt")):  # UCR's layout: the class label in the first column, a number
+                s = load_series(data, name=name, label_column="first")
+                notes.append(f"'{name}': one value more than the model's length {length}, so the first column "
+                             "was read as the class label (the UCR layout).")
             check_series_fits(s.x, in_channels=channels, length=length)
             if xs and s.x.shape[1:] != xs[0].shape[1:]:
                 raise UploadError(f"'{name}' holds series of shape {s.x.shape[1:]} but '{names[0].rsplit(' #', 1)[0]}'"
@@ -427,6 +465,9 @@ def build_set(statuses: list[FileStatus], table: pd.DataFrame, *, size: tuple[in
     problems: list[str] = []
     if len(teachers) > 1:
         problems.append(f"several rows are marked teacher; using {teacher_row['label']}.")
+    elif not teachers:
+        problems.append(f"no row is marked teacher, so the largest model, {teacher_row['label']}, is used as the "
+                        "teacher; mark the teacher in the role column.")
     models: list[SetModel] = []
     for r in [teacher_row] + [r for r in rows if r is not teacher_row]:
         ck = by_name[r["file"]].loaded

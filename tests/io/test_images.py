@@ -120,3 +120,15 @@ def test_image_folder_refusals() -> None:
         load_image_folder(_zip({"loose.png": _encode(Image.new("L", (2, 2)))}))
     with pytest.raises(UnsafeArchiveError, match="escapes"):
         load_image_folder(_zip({"a/../../x.png": b""}))
+
+
+def test_a_photo_keeps_its_aspect_ratio_and_says_so() -> None:
+    """Issue 23 item 7: a 4:3 photo is scaled to cover 224×224 and its middle cropped, not squashed."""
+    img = Image.new("RGB", (400, 300), (0, 0, 0))
+    img.paste((255, 255, 255), (150, 0, 250, 300))  # a white vertical band, 100 px wide, in the middle
+    out = load_image(_encode(img), name="photo.png", size=(224, 224))
+    row = out.array[0, 112]
+    white = np.flatnonzero(row > 0.5)
+    assert 70 <= len(white) <= 80  # 100 px × 224/300 ≈ 75 px wide (squashed it would be 56)
+    assert abs((white[0] + white[-1]) / 2 - 111.5) <= 2  # still in the middle
+    assert any("400×300" in w and "centre-cropped" in w for w in out.warnings)
