@@ -10,11 +10,21 @@ Both summaries have the same columns (``model_id, role, arch, alpha, method, n``
 ``m, m_low, m_high``; ``accuracy`` is the mean of ``correct``), so the Report draws either. Output alignment
 over inputs, ``margin_rho`` (``kdviz.analysis.metrics.margin_alignment``), is added where the frame has
 ``logit_margin``.
+
+The random-weights null as a distribution (DESIGN.md): where the rows hold each copy's values
+(``*_null_copies``), for ``m`` in attention_rho, topk_overlap, focus_ratio the summary has ``m_null`` (mean
+of the R copies' means over inputs), ``m_null_sd`` (their SD), ``m_null_low/high`` (2.5 and 97.5 percentiles
+of the copies' means), ``m_z`` = (model − null) / SD, ``m_p`` = (1 + #{copies ≥ model}) / (R + 1), and
+``null_copies`` = R (:func:`null_columns`). The excess intervals (``m_excess_low/high``) come from
+:func:`excess_ci`: they resample inputs, copies (for the null's mean) and the model's own initialisation —
+with one seed a copy's deviation from the copies' mean stands in for it, with seed replicates the seeds are
+resampled instead — so an untrained network of an unseen seed gets an interval that holds 0.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,13 +33,18 @@ import pandas as pd
 import scipy.stats
 
 from kdviz.analysis.metrics import margin_alignment, mean_ci, spearman_rows
+from kdviz.analysis.nulls import chance_corrected, null_stats
 
 __all__ = [
+    "NULL_METRICS",
     "SUMMARY_METRICS",
     "VARIANT_KEYS",
+    "copy_matrix",
+    "excess_ci",
     "has_replicates",
     "hierarchical_ci",
     "margin_rho_ci",
+    "null_columns",
     "summarize_models",
     "summarize_variants",
 ]
@@ -42,6 +57,9 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "ig_completeness_error", "ig_steps",
 )
 VARIANT_KEYS = ("role", "arch", "alpha", "method")
+# Metrics with a null distribution (per-row arrays ``m_null_copies``) and those of them with an excess column.
+NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio")
+_EXCESS_METRICS = ("attention_rho", "topk_overlap")
 _MODEL_COLUMNS = ("model_id", "role", "arch", "alpha", "method")
 
 
@@ -87,6 +105,102 @@ def margin_rho_ci(
     return rho, float(lo), float(hi)
 
 
+def copy_matrix(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """The copies' values of ``metric`` on a model's rows as (N inputs, R copies), ±inf as NaN; None when the
+    rows hold no per-copy values (teacher, null off, or results written before they were kept)."""
+    col = f"{metric}_null_copies"
+    if col not in rows or rows.empty:
+        return None
+    cells = [np.asarray(v if v is not None else (), dtype=np.float64).ravel() for v in rows[col].to_numpy()]
+    sizes = {c.size for c in cells}
+    if len(sizes) != 1 or 0 in sizes:
+        return None
+    out = np.stack(cells)
+    return np.where(np.isinf(out), np.nan, out)
+
+
+def null_columns(model_mean: float, copies: np.ndarray, metric: str) -> dict[str, float]:
+    """Summary columns of ``metric``'s null from the copies' values (N, R): mean and SD over the copies' means,
+    their 2.5–97.5 percentiles, the model's z and rank p (``kdviz.analysis.nulls.null_stats``)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(copies, axis=0)
+    st = null_stats(model_mean, means)
+    ok = means[np.isfinite(means)]
+    lo, hi = np.percentile(ok, [2.5, 97.5]) if ok.size else (math.nan, math.nan)
+    return {f"{metric}_null": st.mean, f"{metric}_null_low": float(lo), f"{metric}_null_high": float(hi),
+            f"{metric}_null_sd": st.sd, f"{metric}_z": st.z, f"{metric}_p": st.p}
+
+
+def _resample_counts(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
+    """(n, b): how often each of n items is drawn in each of b resamples of size n with replacement."""
+    idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).T.astype(np.float64)
+
+
+def excess_ci(
+    models: Sequence[np.ndarray], copies: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 2000,
+    seed: int = 0, bounds: tuple[float, float] = (-1.0, 1.0),
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of the mean chance-corrected excess that resamples every source of spread.
+
+    models : per training seed, the model's values on the N inputs (same order as ``copies``' rows)
+    copies : (N, R) the random copies' values on those inputs
+
+    Each resample draws the R copies with replacement (the null's per-input mean over them), the seeds with
+    replacement and each drawn seed's inputs with replacement; with a single seed, the model's own
+    initialisation is drawn as well: the deviation of one random copy from the copies' mean is added to the
+    model's values (what another initialisation might have given), kept within the metric's ``bounds``.
+    Returns (low, high); NaN when undefined.
+    """
+    c = np.asarray(copies, dtype=np.float64)
+    ms = [np.asarray(m, dtype=np.float64).ravel() for m in models]
+    if c.ndim != 2 or c.shape[1] < 2 or not ms or any(m.size != c.shape[0] for m in ms):
+        return math.nan, math.nan
+    n, r = c.shape
+    rng = np.random.default_rng(seed)
+    b = int(n_resamples)
+    ok = np.isfinite(c)
+    w_copies = _resample_counts(rng, r, b)  # (R, B)
+    with np.errstate(all="ignore"):
+        null = (np.where(ok, c, 0.0) @ w_copies) / (ok.astype(np.float64) @ w_copies)  # (N, B)
+        if len(ms) == 1:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                centre = np.nanmean(c, axis=1, keepdims=True)
+            dev = np.nan_to_num(c[:, rng.integers(0, r, size=b)] - centre)  # (N, B)
+        else:
+            dev = np.zeros((n, 1))
+        per_seed = []
+        for m in ms:
+            e = chance_corrected(np.clip(m[:, None] + dev, *bounds), null)
+            w = _resample_counts(rng, n, b) * np.isfinite(e)
+            per_seed.append((np.where(np.isfinite(e), e, 0.0) * w).sum(axis=0) / w.sum(axis=0))
+    boot = np.stack(per_seed)  # (S, B)
+    pick = rng.integers(0, len(ms), size=(b, len(ms)))
+    boot = boot[pick, np.arange(b)[:, None]].mean(axis=1)
+    boot = boot[np.isfinite(boot)]
+    if boot.size < 2:
+        return math.nan, math.nan
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(boot, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def _add_null(row: dict[str, Any], groups: Sequence[pd.DataFrame], *, confidence: float, n_resamples: int) -> None:
+    """The null-distribution columns of one model or variant (``groups``: its models' rows, one per seed)."""
+    for metric in NULL_METRICS:
+        mats = [copy_matrix(g, metric) for g in groups]
+        if any(m is None for m in mats) or not mats or metric not in row:
+            continue
+        row["null_copies"] = int(mats[0].shape[1])
+        row.update(null_columns(float(row[metric]), mats[0], metric))
+        if metric in _EXCESS_METRICS and f"{metric}_excess" in row:
+            lo, hi = excess_ci([_values(g, metric) for g in groups], mats[0], confidence=confidence,
+                               n_resamples=n_resamples, bounds=(-1.0, 1.0) if metric == "attention_rho" else (0.0, 1.0))
+            row[f"{metric}_excess_low"], row[f"{metric}_excess_high"] = lo, hi
+
+
 def summarize_models(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
     """Per-model means of ``SUMMARY_METRICS`` present in ``frame``, with percentile-bootstrap intervals.
 
@@ -114,6 +228,7 @@ def summarize_models(frame: pd.DataFrame, *, confidence: float = 0.95, n_resampl
             joined = pd.concat([mine, teacher_margins], axis=1, join="inner").to_numpy()
             row["margin_rho"], row["margin_rho_low"], row["margin_rho_high"] = margin_rho_ci(
                 joined[:, 0], joined[:, 1], confidence=confidence, n_resamples=min(n_resamples, 1000))
+        _add_null(row, [g], confidence=confidence, n_resamples=n_resamples)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -203,6 +318,8 @@ def summarize_variants(frame: pd.DataFrame, *, confidence: float = 0.95, n_resam
                     row["margin_rho_low"], row["margin_rho_high"] = row["margin_rho"] - half, row["margin_rho"] + half
                 else:
                     row["margin_rho_low"] = row["margin_rho_high"] = math.nan
+        _add_null(row, [g[g["model_id"].astype(str) == mid] for mid in ids], confidence=confidence,
+                  n_resamples=n_resamples)
         rows.append(row)
     return pd.DataFrame(rows)
 

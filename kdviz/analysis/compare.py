@@ -11,11 +11,18 @@ DESIGN.md's saliency distillation), so their maps answer the same question.
 Every student's alignment comes with what chance gives (``kdviz.analysis.nulls``): R randomly initialised copies of
 its architecture go through the same attribution, parts and metrics against the same teacher, and the frame
 holds their per-input mean (``*_null``) and the chance-corrected excess ``(m − m_null) / (1 − m_null)``.
+Each copy's own per-input values are kept too (``*_null_copies``: one array of R values per row, and
+``null_copies`` = R), so a summary can treat the null as a distribution over initialisations
+(``kdviz.analysis.aggregate``). Copies' part vectors are cached per (copy, inputs, method, parts, targets)
+behind a lock, so Streamlit sessions (threads) and evaluation batches share them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,13 +47,13 @@ from kdviz.analysis.metrics import (
     predictive_divergence,
     topk_overlap,
 )
-from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, RandomCopy, chance_corrected, random_copies
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE, RandomCopy, chance_corrected, random_copies
 from kdviz.analysis.parts import PartSpec, label_parts, parse_parts, part_importance, top_k_parts
 from kdviz.analysis.superfeatures import load_superfeatures
 from kdviz.attribution.engine import Attribution, attribute, predict_logits, resolve_device
 from kdviz.attribution.ig_steps import completeness_column, steps_column
 
-__all__ = ["FRAME_COLUMNS", "NULL_COLUMNS", "Comparison", "ModelEntry", "PartSpec", "compare_models", "label_parts", "parse_parts"]
+__all__ = ["COPY_COLUMNS", "FRAME_COLUMNS", "NULL_COLUMNS", "NULL_METRICS", "Comparison", "ModelEntry", "PartSpec", "compare_models", "label_parts", "parse_parts"]
 
 FRAME_COLUMNS = (
     "model_id", "role", "arch", "alpha", "method", "attr_method", "input_id", "label", "pred", "correct",
@@ -54,10 +61,14 @@ FRAME_COLUMNS = (
     "kl_to_teacher", "agree", "ssim", "pearson",
     "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
     "ig_completeness_error", "ig_steps",
+    "null_copies", "attention_rho_null_copies", "topk_overlap_null_copies", "focus_ratio_null_copies",
 )
 # Columns of the random-weights reference (NaN on the teacher's rows and when the null is off).
 NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
                 "focus_ratio_null")
+# Metrics the null is computed for, and the per-row arrays of each copy's value (empty on teacher rows).
+NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio")
+COPY_COLUMNS = tuple(f"{m}_null_copies" for m in NULL_METRICS)
 AttributeFn = Callable[[Any, np.ndarray, np.ndarray, str], Attribution]
 ProgressFn = Callable[[int, int, str], None]
 LogitsFn = Callable[[Any, np.ndarray, str], np.ndarray]
@@ -128,7 +139,7 @@ def _checked_labels(labels: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _null_entries(entries: list[tuple], *, n_classes: int, in_channels: int, copies: int,
-                  notes: list[str]) -> dict[str, tuple[RandomCopy, ...]]:
+                  notes: list[str], first_seed: int = NULL_SEED_BASE) -> dict[str, tuple[RandomCopy, ...]]:
     """Random copies for each student architecture (once per architecture); unknown ones noted, not raised."""
     out: dict[str, tuple[RandomCopy, ...]] = {}
     if copies == 0:
@@ -137,22 +148,69 @@ def _null_entries(entries: list[tuple], *, n_classes: int, in_channels: int, cop
         if role == "teacher" or arch in out:
             continue
         try:
-            out[arch] = random_copies(arch, num_classes=n_classes, in_channels=in_channels, copies=copies)
+            out[arch] = random_copies(arch, num_classes=n_classes, in_channels=in_channels, copies=copies,
+                                      first_seed=first_seed)
         except ValueError as err:
             notes.append(f"no random-weights reference for {arch}: {err}")
     return out
 
 
-def _null_metrics(copy_vectors: list[np.ndarray], v_teacher: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Per input, the mean over random copies of each metric against the teacher (infinite focus left out)."""
+def _copy_metrics(copy_vectors: list[np.ndarray], v_teacher: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Per copy and input (R, N), each null metric against the teacher (infinite focus made NaN)."""
     rho = np.stack([attention_rank_alignment(v, v_teacher) for v in copy_vectors])
-    overlap = np.stack([topk_overlap(v, v_teacher, k=k) for v in copy_vectors])
+    overlap = np.stack([topk_overlap(v, v_teacher, k=k) for v in copy_vectors]).astype(np.float64)
     focus = np.stack([focus_ratio(v, v_teacher, k=k) for v in copy_vectors])
-    focus = np.where(np.isinf(focus), np.nan, focus)
+    return {"attention_rho": rho, "topk_overlap": overlap, "focus_ratio": np.where(np.isinf(focus), np.nan, focus)}
+
+
+def _null_metrics(per_copy: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per input, the mean over random copies of each metric (NaN copies left out)."""
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN inputs give NaN, as they should
-        return {"attention_rho": np.nanmean(rho, axis=0), "topk_overlap": np.nanmean(overlap, axis=0),
-                "focus_ratio": np.nanmean(focus, axis=0)}
+        return {m: np.nanmean(v, axis=0) for m, v in per_copy.items()}
+
+
+_COPY_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_COPY_CACHE_LOCK = threading.Lock()
+_COPY_CACHE_MAX_BYTES = 256 << 20
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.dtype, a.shape)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:24]
+
+
+def _autocast_state(dev: torch.device) -> str:
+    """Autocast dtype in force on ``dev`` ('' when off): part of a cached copy's key."""
+    try:
+        on = torch.is_autocast_enabled(dev.type)
+        return str(torch.get_autocast_dtype(dev.type)) if on else ""
+    except (TypeError, RuntimeError, AttributeError):
+        return ""
+
+
+def _copy_vectors_cached(key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """A copy's part vectors per (copy id, inputs, method, parameters, parts, targets), computed once.
+
+    Thread-safe (a lock around the dictionary; two threads missing the same key both compute, one result
+    is kept). Least recently used entries go beyond ``_COPY_CACHE_MAX_BYTES``.
+    """
+    with _COPY_CACHE_LOCK:
+        found = _COPY_CACHE.get(key)
+        if found is not None:
+            _COPY_CACHE.move_to_end(key)
+            return found
+    value = compute()
+    with _COPY_CACHE_LOCK:
+        value = _COPY_CACHE.setdefault(key, value)
+        held = sum(v.nbytes for v in _COPY_CACHE.values())
+        while len(_COPY_CACHE) > 1 and held > _COPY_CACHE_MAX_BYTES:
+            held -= _COPY_CACHE.popitem(last=False)[1].nbytes
+    return value
 
 
 def compare_models(
@@ -170,6 +228,7 @@ def compare_models(
     images_for_slic: np.ndarray | None = None,
     input_ids: Sequence[Any] | None = None,
     null_copies: int = DEFAULT_NULL_COPIES,
+    null_first_seed: int = NULL_SEED_BASE,
     attribute_fn: AttributeFn | None = None,
     logits_fn: LogitsFn | None = None,
     progress: ProgressFn | None = None,
@@ -192,6 +251,7 @@ def compare_models(
     input_ids : identifiers for the ``input_id`` column; default 0..N-1
     null_copies : R, randomly initialised copies per student architecture for the random-weights reference
         (``kdviz.analysis.nulls``); 0 turns it off (the ``*_null`` / ``*_excess`` columns are then NaN)
+    null_first_seed : seed of the first copy (``NULL_SEED_BASE``); a later seed adds copies to earlier ones
     attribute_fn : ``(entry, x, targets, device) -> Attribution`` used instead of ``kdviz.attribution.engine.attribute``
         for every model and null copy (a UI passes a cached one); ``entry.id`` identifies the model
     logits_fn : ``(entry, x, device) -> logits (N, classes)`` used instead of ``predict_logits``, likewise
@@ -261,7 +321,7 @@ def compare_models(
 
     notes: list[str] = []
     null_entries = _null_entries(entries, n_classes=logits[tid].shape[1], in_channels=x.shape[1],
-                                 copies=null_copies, notes=notes)
+                                 copies=null_copies, notes=notes, first_seed=null_first_seed)
     total = len(entries) + sum(len(v) for v in null_entries.values())
     done = 0
     attrs: dict[str, Attribution] = {}
@@ -273,13 +333,22 @@ def compare_models(
         vectors[mid] = part_importance(attrs[mid].importance, part_lab, n_parts=n_parts)
         done += 1
     null_vectors: dict[str, np.ndarray] = {}
+    # cached only for the built-in attribution (a caller's attribute_fn keeps its own cache, e.g. the UI's)
+    cache = attribute_fn is None and logits_fn is None
+    base_key = (_digest(x), method, repr(sorted(params.items())), _digest(part_lab), target,
+                _digest(teacher_pred) if target == "teacher" else "", str(dev), _autocast_state(dev))
     for copies in null_entries.values():
         for copy in copies:
             if progress is not None:
                 progress(done, total, copy.id)
-            lg = run_logits(copy, x, str(dev))
-            attr = run_attribution(copy, x, targets_for(lg), str(dev))
-            null_vectors[copy.id] = part_importance(attr.importance, part_lab, n_parts=n_parts)
+
+            def attribute_copy(copy: RandomCopy = copy) -> np.ndarray:
+                lg = run_logits(copy, x, str(dev))
+                attr = run_attribution(copy, x, targets_for(lg), str(dev))
+                return part_importance(attr.importance, part_lab, n_parts=n_parts)
+
+            null_vectors[copy.id] = (_copy_vectors_cached((copy.id, *base_key), attribute_copy) if cache
+                                     else attribute_copy())
             done += 1
     if progress is not None:
         progress(done, total, "")
@@ -287,8 +356,11 @@ def compare_models(
     v_t, lg_t, map_t = vectors[tid], logits[tid], attrs[tid].importance
     teacher_topk = top_k_parts(v_t, k)
     margin_class = output_margin_class(lg_t)
-    null_by_arch = {arch: _null_metrics([null_vectors[c.id] for c in copies], v_t, k)
-                    for arch, copies in null_entries.items()}
+    copies_by_arch = {arch: _copy_metrics([null_vectors[c.id] for c in copies], v_t, k)
+                      for arch, copies in null_entries.items() if copies}
+    null_by_arch = {arch: _null_metrics(per_copy) for arch, per_copy in copies_by_arch.items()}
+    no_copies = np.empty(n, dtype=object)
+    no_copies[:] = [np.empty(0)] * n
     rows = []
     for mid, arch, alpha, _module, role, train_method in entries:
         lg = logits[mid]
@@ -324,7 +396,16 @@ def compare_models(
             # IG only (NaN/NA otherwise): |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)| and the steps used
             "ig_completeness_error": completeness_column(attrs[mid], n),
             "ig_steps": steps_column(attrs[mid], n),
+            "null_copies": 0 if null is None else len(null_entries[arch]),
         }
+        per_copy = copies_by_arch.get(arch) if null is not None else None
+        for m in NULL_METRICS:
+            if per_copy is None:
+                cols[f"{m}_null_copies"] = no_copies
+            else:
+                arr = np.empty(n, dtype=object)
+                arr[:] = list(np.ascontiguousarray(per_copy[m].T))  # row i: the R copies' values on input i
+                cols[f"{m}_null_copies"] = arr
         rows.append(pd.DataFrame(cols))
     frame = pd.concat(rows, ignore_index=True)[list(FRAME_COLUMNS)]
     return Comparison(

@@ -44,8 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--parts", default=None,
                    help="slic:N, grid:RxC or segments:N (default slic:50 for images, segments:10 for series)")
     p.add_argument("--k", type=int, default=5, help="teacher's top-k parts for focus and overlap (default 5)")
-    p.add_argument("--null-copies", type=int, default=3,
-                   help="random-weights copies per student architecture for the null (default 3; 0 = off)")
+    p.add_argument("--null-copies", type=_parse_copies, default="auto",
+                   help="random-weights copies per student architecture for the null: 'auto' (default) is the R "
+                        "rule, up to 20·(architectures)−1 copies (at least 19) added 20 at a time while a student's "
+                        "rank p is undecided at 0.05; an integer fixes R (0 = off)")
     p.add_argument("--limit", type=int, help="evaluate only the first N test inputs")
     p.add_argument("--batch-size", type=int, default=50, help="inputs per batch, the resume unit (default 50)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
@@ -62,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-partial", action="store_true", help="keep the finished batches after success")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _parse_copies(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--null-copies must be an integer or 'auto', got {text!r}") from None
 
 
 def _parse_steps(text: str) -> int | str:

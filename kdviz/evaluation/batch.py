@@ -17,7 +17,7 @@ import pandas as pd
 
 import kdviz
 
-__all__ = ["EvalSettings", "evaluate_batch", "with_precision"]
+__all__ = ["EvalSettings", "batch_copies", "evaluate_batch", "with_precision"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,10 @@ class EvalSettings:
     target: str = "teacher"
     precision: str = "fp32"  # autocast precision of every model call (kdviz.attribution.precision)
     kdviz_version: str = kdviz.__version__
-    null_copies: int = 3  # random-weights copies per student architecture (kdviz.analysis.nulls); 0 = no null
+    null_copies: int = 19  # random-weights copies per student architecture (kdviz.analysis.nulls); 0 = no null
+    # True: null_copies is R_max of the sequential rule (kdviz.analysis.nulls.sequential_stop); the batches hold
+    # the first DEFAULT_NULL_COPIES copies and undecided architectures get more afterwards
+    null_sequential: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -65,6 +68,13 @@ class EvalSettings:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def batch_copies(settings: EvalSettings) -> int:
+    """Copies each batch computes: all of them, or the first block of the sequential rule."""
+    from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
+
+    return min(settings.null_copies, DEFAULT_NULL_COPIES) if settings.null_sequential else settings.null_copies
+
+
 def evaluate_batch(
     teacher: Any, students: Sequence[Any], x: np.ndarray, y: np.ndarray | None, ids: np.ndarray, mean: np.ndarray,
     std: np.ndarray, settings: EvalSettings, device: str | None, *, allow_emulated: bool = False,
@@ -77,7 +87,7 @@ def evaluate_batch(
         compare_models, settings.precision, device, allow_emulated,
         teacher, students, model_in, labels=y, method=settings.method, method_params=settings.method_params,
         parts=settings.parts, k=settings.k, target=settings.target, device=device, images_for_slic=x,
-        input_ids=[int(i) for i in ids], null_copies=settings.null_copies,
+        input_ids=[int(i) for i in ids], null_copies=batch_copies(settings),
     )
     return comparison.frame
 

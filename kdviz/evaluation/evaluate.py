@@ -46,6 +46,7 @@ __all__ = [
     "EvalResult",
     "EvalSettings",
     "evaluate_zoo",
+    "extend_null",
     "load_results",
     "read_settings",
     "save_results",
@@ -133,9 +134,13 @@ def _teacher_and_students(zoo: Any) -> tuple[Any, list[Any]]:
 def make_settings(
     zoo: Any, *, dataset: str, n_available: int, method: str = "integrated_gradients",
     method_params: dict[str, Any] | None = None, parts: str = "slic:50", k: int = 5, limit: int | None = None,
-    batch_size: int = 50, precision: str = "fp32", target: str = "teacher", null_copies: int = 3,
+    batch_size: int = 50, precision: str = "fp32", target: str = "teacher", null_copies: int | str = "auto",
 ) -> EvalSettings:
-    """Validated settings for evaluating ``zoo`` (method parameters resolved against the method table)."""
+    """Validated settings for evaluating ``zoo`` (method parameters resolved against the method table).
+
+    ``null_copies='auto'`` is the R rule (``kdviz.analysis.nulls.copies_for``): R_max = enough copies for the
+    Holm-corrected test of one student per architecture, reached sequentially (``sequential_stop``).
+    """
     from kdviz.analysis.parts import parse_parts
 
     name = canonical_method(method)
@@ -150,15 +155,22 @@ def make_settings(
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {list(PRECISIONS)}")
-    if null_copies < 0:
-        raise ValueError(f"null_copies={null_copies} must be >= 0 (0 = no random-weights reference)")
     teacher, students = _teacher_and_students(zoo)
+    sequential = isinstance(null_copies, str)
+    if sequential:
+        if null_copies != "auto":
+            raise ValueError(f"null_copies={null_copies!r} must be 'auto' or an integer >= 0")
+        from kdviz.analysis.nulls import copies_for
+
+        null_copies = copies_for(max(1, len({str(m.arch) for m in students})))
+    if int(null_copies) < 0:
+        raise ValueError(f"null_copies={null_copies} must be >= 0 (0 = no random-weights reference)")
     n = n_available if limit is None else min(int(limit), n_available)
     return EvalSettings(
         zoo=str(zoo.name), dataset=dataset, method=name, method_params=params, parts=str(parse_parts(parts)),
         k=int(k), limit=None if limit is None else int(limit), n_inputs=int(n), batch_size=int(batch_size),
         models=tuple((str(m.id), _sha256(m)) for m in [teacher, *students]),
-        precision=precision, target=target, null_copies=int(null_copies),
+        precision=precision, target=target, null_copies=int(null_copies), null_sequential=sequential,
     )
 
 
@@ -202,7 +214,7 @@ def evaluate_zoo(
     precision: str = "fp32",
     cluster: Any = None,
     allow_emulated_precision: bool = False,
-    null_copies: int = 3,
+    null_copies: int | str = "auto",
 ) -> EvalResult:
     """Evaluate every model of ``zoo`` against its teacher on the first ``limit`` test inputs.
 
@@ -224,7 +236,10 @@ def evaluate_zoo(
     cluster : None (this process), a ``kdviz.evaluation.distributed.ClusterOptions`` or a ``RayEvaluator``: compute
         the batches on Ray workers (same table, same cache)
     null_copies : random-weights copies per student architecture for the ``*_null`` / ``*_excess`` columns
-        (``kdviz.analysis.nulls``; 0 turns the null off)
+        (``kdviz.analysis.nulls``; 0 turns the null off). ``'auto'`` (default): the R rule, R_max =
+        ``copies_for(architectures)`` (19 for one, 79 for four) reached sequentially — the batches compute 19
+        copies, then an architecture gets 20 more at a time while one of its students is undecided
+        (``kdviz.analysis.nulls.sequential_stop``); ``run['null_copies_by_arch']`` says how many each got
 
     Returns
     -------
@@ -305,8 +320,13 @@ def evaluate_zoo(
             ):
                 computed += 1
                 finished(b, *bounds[b], frame, False)
-    elapsed = time.perf_counter() - start
     frame = _order(pd.concat([frames[b] for b in sorted(frames)], ignore_index=True), settings)
+    copies_by_arch: dict[str, int] = {}
+    if settings.null_sequential and settings.null_copies > 0:
+        frame, copies_by_arch = extend_null(
+            frame, teacher, students, x_all[:n], None if y_all is None else y_all[:n], mean.reshape(shape),
+            std.reshape(shape), settings, device, allow_emulated=allow_emulated_precision)
+    elapsed = time.perf_counter() - start
     from kdviz.attribution.engine import resolve_device
 
     run = {
@@ -314,10 +334,88 @@ def evaluate_zoo(
         "batches_resumed": resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "test_accuracy": {str(m.id): getattr(m, "test_accuracy", None) for m in zoo.models},
     }
+    if copies_by_arch:
+        run["null_copies_by_arch"] = copies_by_arch
     if cluster_facts:
         run["cluster"] = cluster_facts
         run["device"] = str(cluster_facts.get("device", run["device"]))
     return EvalResult(frame=frame, summary=summarize(frame), settings=settings, run=run)
+
+
+NULL_BLOCK = 20  # copies added at a time by the sequential rule
+
+
+def _undecided(rows: pd.DataFrame, max_copies: int) -> bool:
+    """Whether some student of these rows (one architecture) still needs copies (``sequential_stop``)."""
+    from kdviz.analysis.aggregate import copy_matrix
+    from kdviz.analysis.nulls import null_stats, sequential_stop
+
+    for _mid, g in rows.groupby("model_id", sort=False):
+        c = copy_matrix(g, "attention_rho")
+        if c is None:
+            return False
+        values = pd.to_numeric(g["attention_rho"], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(all="ignore"):
+            st = null_stats(float(np.nanmean(values)), np.nanmean(c, axis=0))
+        if not sequential_stop(st.at_or_above, c.shape[1], max_copies=max_copies):
+            return True
+    return False
+
+
+def extend_null(
+    frame: pd.DataFrame, teacher: Any, students: list[Any], x: np.ndarray, y: np.ndarray | None, mean: np.ndarray,
+    std: np.ndarray, settings: EvalSettings, device: str | None, *, allow_emulated: bool = False,
+    block: int = NULL_BLOCK,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The sequential rule on a finished frame: per student architecture, add ``block`` copies (the next seeds)
+    while one of its students is undecided, up to ``settings.null_copies``; the per-input null and excess
+    columns are recomputed over all copies. Returns the frame and the copies each architecture got."""
+    from kdviz.analysis.compare import NULL_METRICS, compare_models
+    from kdviz.analysis.nulls import NULL_SEED_BASE, chance_corrected
+    from kdviz.evaluation.batch import with_precision
+
+    frame = frame.copy()
+    by_arch: dict[str, int] = {}
+    for arch in dict.fromkeys(str(s.arch) for s in students):
+        mine = [s for s in students if str(s.arch) == arch]
+        ids = {str(s.id) for s in mine}
+        rows = frame["model_id"].astype(str).isin(ids)
+        have = int(frame.loc[rows, "null_copies"].max()) if rows.any() else 0
+        while have and have < settings.null_copies and _undecided(frame[rows], settings.null_copies):
+            more = min(block, settings.null_copies - have)
+            parts = []
+            for lo in range(0, len(x), settings.batch_size):
+                hi = min(len(x), lo + settings.batch_size)
+                model_in = ((np.asarray(x[lo:hi], dtype=np.float32) - mean) / std).astype(np.float32)
+                comp = with_precision(
+                    compare_models, settings.precision, device, allow_emulated, teacher, mine, model_in,
+                    labels=None if y is None else y[lo:hi], method=settings.method,
+                    method_params=settings.method_params, parts=settings.parts, k=settings.k,
+                    target=settings.target, device=device, images_for_slic=x[lo:hi],
+                    input_ids=list(range(lo, hi)), null_copies=more, null_first_seed=NULL_SEED_BASE + have)
+                parts.append(comp.frame[comp.frame["model_id"].astype(str).isin(ids)])
+            extra = pd.concat(parts, ignore_index=True).set_index(["model_id", "input_id"])
+            keys = pd.MultiIndex.from_arrays([frame.loc[rows, "model_id"], frame.loc[rows, "input_id"].astype(int)])
+            for m in NULL_METRICS:
+                col = f"{m}_null_copies"
+                added = extra[col].reindex(keys).to_numpy()
+                merged = [np.concatenate([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
+                          for a, b in zip(frame.loc[rows, col].to_numpy(), added, strict=True)]
+                column = frame[col].to_numpy(dtype=object, copy=True)
+                for i, v in zip(np.flatnonzero(rows.to_numpy()), merged, strict=True):
+                    column[i] = v
+                frame[col] = column
+                with np.errstate(all="ignore"):
+                    null = np.array([np.nanmean(np.where(np.isinf(v), np.nan, v)) if np.isfinite(v).any() else np.nan
+                                     for v in merged])
+                frame.loc[rows, f"{m}_null"] = null
+                if f"{m}_excess" in frame:
+                    frame.loc[rows, f"{m}_excess"] = chance_corrected(
+                        pd.to_numeric(frame.loc[rows, m], errors="coerce").to_numpy(dtype=float), null)
+            have += more
+            frame.loc[rows, "null_copies"] = have
+        by_arch[arch] = have
+    return frame, by_arch
 
 
 def _order(frame: pd.DataFrame, settings: EvalSettings) -> pd.DataFrame:
