@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = ("kdviz.cli.inspect", "kdviz.cli.evaluate", "kdviz.cli.train", "kdviz.cli.sanity",
-                                     "kdviz.cli.ked_zoo")
+                                     "kdviz.cli.ked_zoo", "kdviz.cli.zoo_init")
 
 
 def build_parser() -> argparse.ArgumentParser:
