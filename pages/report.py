@@ -15,13 +15,14 @@ from kdviz.ui.report_view import (
     fit_for_page,
     load_results_bytes,
     load_results_file,
+    numbers_tables,
     result_for_set,
     settings_differences,
     store_result,
 )
 from kdviz.ui.sets import DEMO_SETS, demo_folder
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.widgets import active_set, from_url, guard, link_to_view, table_height
+from kdviz.ui.widgets import active_set, from_url, guard, link_to_view
 
 SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
@@ -96,8 +97,7 @@ if result is not None:
                                f"kdviz_{key}.html", "text/html", key=f"rp_html_{key}")
     st.code(report.format_reference_table(report.logit_table(summary)), language=None)
     with st.expander("Per-model numbers (mean [95% interval])", expanded=True):
-        shown = report.summary_display(summary)
-        st.dataframe(shown, hide_index=True, key="rp_numbers", height=table_height(len(shown)))
+        numbers_tables(report.summary_display(summary), key="rp_numbers")
     st.subheader("Downloads")
     cols = st.columns(4)
     for col, (name, table) in zip(cols, report.report_tables(summary).items(), strict=False):

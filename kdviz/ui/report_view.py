@@ -17,8 +17,13 @@ import streamlit as st
 
 from kdviz.ui.state import Settings
 
-__all__ = ["fit_for_page", "load_results_bytes", "load_results_file", "result_for_set", "settings_differences",
-           "store_result"]
+__all__ = ["fit_for_page", "load_results_bytes", "load_results_file", "numbers_tables", "result_for_set",
+           "settings_differences", "store_result"]
+
+# The per-model numbers a reader looks for first; the rest go to a second table (one table of every column
+# is wider than the page at 1500 px, its right part cut off).
+MAIN_NUMBERS = ("model_id", "arch", "alpha", "method", "n_seeds", "n", "accuracy", "attention_rho",
+                "attention_rho_excess", "logit_rho", "margin_rho", "focus_ratio")
 
 RESULTS = "kdviz_report_results"  # session state: (set key, model hashes) -> EvaluationResult
 
@@ -67,6 +72,18 @@ def fit_for_page(figures: dict[str, go.Figure]) -> dict[str, go.Figure]:
             fig.add_annotation(text=f"⋮ axis from {low:.0f}%", xref="paper", yref="y", x=0, y=low, showarrow=False,
                                xanchor="left", yanchor="bottom", font={"size": 11, "color": "rgb(120, 120, 120)"})
     return out
+
+
+def numbers_tables(shown: Any, *, key: str) -> None:
+    """The Report's per-model numbers (strings "mean [low, high]") as two tables that fit the page: the main
+    columns, then the others in an expander."""
+    main = [c for c in MAIN_NUMBERS if c in shown.columns]
+    rest = ["model_id"] + [c for c in shown.columns if c not in main]
+    height = 35 * (len(shown) + 1) + 3
+    st.dataframe(shown[main], hide_index=True, key=key, height=height)
+    if len(rest) > 1:  # drawn inside the page's expander: a second table, not a nested expander
+        st.caption("More per-model numbers: top-k overlap, the random-weights nulls, agreement, KL, SSIM, Pearson.")
+        st.dataframe(shown[rest], hide_index=True, key=f"{key}_more", height=height)
 
 
 def settings_differences(result_settings: Any, sidebar: Settings, task: str) -> list[str]:

@@ -242,7 +242,10 @@ def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFr
         else:
             out[c] = [format_metric(v, digits=3) for v in out[c]]
     out = out.rename(columns=names)
-    st.dataframe(out, hide_index=True, key=key, height=table_height(len(out)))
+    # Narrow number columns, so every column fits a 1500 px screen instead of running off its right edge.
+    narrow = {names.get(c, c): st.column_config.TextColumn(width="small") for c in cols
+              if c not in ("model_id", "pred_name")}
+    st.dataframe(out, hide_index=True, key=key, height=table_height(len(out)), column_config=narrow)
     return out
 
 
