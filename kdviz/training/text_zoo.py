@@ -51,6 +51,7 @@ __all__ = [
     "load_text_data",
     "minilm_path",
     "text_accuracy",
+    "epoch_order",
     "train_steps",
 ]
 
@@ -86,7 +87,7 @@ def _default_students() -> tuple[StudentRun, ...]:
 
 @dataclass(frozen=True)
 class TextZooConfig:
-    """Recipe of the text zoo (the defaults, with ``student_epochs=4``, made the shipped zoo)."""
+    """Recipe of the text zoo (the defaults made the shipped zoo)."""
 
     seed: int = 0  # split, teacher batches
     student_seed: int = 1  # student initialisation and batches
@@ -96,8 +97,9 @@ class TextZooConfig:
     batch_size: int = 32
     teacher_epochs: int = 1
     teacher_lr: float = 5e-5
-    student_epochs: int = 4
-    student_lr: float = 5e-4
+    student_epochs: int = 1
+    student_lr: float = 1e-3
+    bucket_by_length: bool = True  # students: batches of similar length (kdviz.training.text_zoo.epoch_order)
     temperature: float = 4.0
     k: int = 5  # rationale words per snippet
     ckpt_every: int = 100
@@ -134,9 +136,10 @@ def load_text_data(tokenizer: object, *, seed: int = 0, n_test: int = 1000, max_
 
 def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, *, epochs: int, lr: float, seed: int,
                 batch_size: int, loss_fn: Callable[[np.ndarray], torch.Tensor], state_path: Path,
-                ckpt_every: int = 100) -> float:
+                ckpt_every: int = 100, lengths: np.ndarray | None = None) -> float:
     """AdamW (weight decay 0.01), linear warm-up over 10% then decay, gradient clip 1.0, over ``epochs`` of
-    seeded shuffles; checkpoint to / resume from ``state_path``. Returns training seconds (over resumes)."""
+    seeded batches (:func:`epoch_order`); checkpoint to / resume from ``state_path``. Returns training seconds
+    (over resumes)."""
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch
     from transformers import get_linear_schedule_with_warmup
@@ -155,7 +158,7 @@ def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, *, epochs:
     start = last = time.perf_counter()
     while step < total:
         epoch, j = divmod(step, steps_per_epoch)
-        rows = np.random.default_rng([seed, epoch]).permutation(n)[j * batch_size:(j + 1) * batch_size]
+        rows = epoch_order(n, seed=seed, epoch=epoch, batch_size=batch_size, lengths=lengths)[j]
         loss = loss_fn(rows)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,6 +175,26 @@ def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, *, epochs:
                         "step": step, "seconds": seconds + time.perf_counter() - start}, state_path)
     model.eval()
     return seconds + time.perf_counter() - start
+
+
+BUCKET = 50  # batches per length bucket
+
+
+def epoch_order(n: int, *, seed: int, epoch: int, batch_size: int, lengths: np.ndarray | None = None) -> list[np.ndarray]:
+    """The batches (row indices) of one epoch: a ``default_rng([seed, epoch])`` shuffle; with ``lengths``, each
+    run of ``BUCKET`` batches is sorted by length before it is cut into batches, and the batches are shuffled
+    (less padding, same randomness of which rows meet)."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    if lengths is None:
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    span = BUCKET * batch_size
+    batches = []
+    for start in range(0, n, span):
+        chunk = order[start:start + span]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
 
 
 @torch.no_grad()
@@ -246,9 +269,10 @@ def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, o
                                       tags[rows, : b.input_ids.shape[1]], b.token_word, alpha=run.alpha,
                                       temperature=config.temperature, beta=run.beta)
 
+    lengths = data.train.attention_mask.sum(1).numpy() if config.bucket_by_length else None
     secs = train_steps(wrapper, list(wrapper.parameters()), len(data.y_train), epochs=config.student_epochs,
                        lr=config.student_lr, seed=config.student_seed, batch_size=config.batch_size, loss_fn=loss_fn,
-                       state_path=work / f"{run.id}_state.pt", ckpt_every=config.ckpt_every)
+                       state_path=work / f"{run.id}_state.pt", ckpt_every=config.ckpt_every, lengths=lengths)
     save_hf_folder(model, data.tokenizer, out, id2label=dict(enumerate(CLASS_NAMES)))
     if head is not None:
         save_file({k: v.half().contiguous() for k, v in head.state_dict().items()}, str(out / "rationale_head.safetensors"))
@@ -342,11 +366,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, required=True, help="zoo folder")
     p.add_argument("--work", type=Path, required=True, help="checkpoints and stage results (resume from here)")
     p.add_argument("--student-epochs", type=int, default=TextZooConfig.student_epochs)
+    p.add_argument("--student-lr", type=float, default=TextZooConfig.student_lr)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
-    build_text_zoo(a.out, a.work, TextZooConfig(student_epochs=a.student_epochs))
+    build_text_zoo(a.out, a.work, TextZooConfig(student_epochs=a.student_epochs, student_lr=a.student_lr))
 
 
 if __name__ == "__main__":
