@@ -45,6 +45,8 @@ __all__ = [
     "copies_for",
     "format_p",
     "holm",
+    "inputs_for_power",
+    "seeds_for_power",
     "null_stats",
     "p_floor",
     "random_copies",
@@ -231,3 +233,42 @@ def format_p(p: float, copies: int, *, alpha: float = NULL_ALPHA) -> str:
     if copies > 0 and abs(p - floor) < 1e-12 and floor > alpha + 1e-12:
         return f"≥ {floor:.2g} (R = {copies} too few to decide)"
     return f"{p:.2g}" if p >= 1e-3 else "<0.001"
+
+
+# --------------------------------------------------------------------------------------------------
+# Power: how many inputs (and seeds) detect a given excess
+# --------------------------------------------------------------------------------------------------
+
+
+def _budget(effect: float, power: float, alpha: float) -> float:
+    from scipy.stats import norm
+
+    return (effect / (norm.ppf(1 - alpha) + norm.ppf(power))) ** 2  # the largest variance that still detects it
+
+
+def inputs_for_power(sd_inputs: float, sd_init: float, *, effect: float = 0.1, power: float = 0.8,
+                     alpha: float = NULL_ALPHA, copies: int = DEFAULT_NULL_COPIES, seeds: int = 1) -> float:
+    """Inputs needed for a one-sided test of excess > 0 to detect ``effect`` with probability ``power``.
+
+    The mean excess of S seeds over N inputs against R copies has variance ``sd_inputs² / (N·S) +
+    sd_init² · (1/S + 1/R)`` (normal approximation): ``sd_inputs`` the per-input SD of the excess, ``sd_init``
+    the SD over initialisations (the copies' means, in excess units). Returns ∞ when the initialisation spread
+    alone is too large: then more inputs cannot help, more seeds (:func:`seeds_for_power`) or a larger effect must.
+    """
+    room = _budget(effect, power, alpha) - sd_init ** 2 * (1 / seeds + 1 / copies)
+    if not (math.isfinite(sd_inputs) and math.isfinite(sd_init)):
+        return math.nan
+    if room <= 0:
+        return math.inf
+    return float(math.ceil(sd_inputs ** 2 / (seeds * room)))
+
+
+def seeds_for_power(sd_inputs: float, sd_init: float, *, inputs: int, effect: float = 0.1, power: float = 0.8,
+                    alpha: float = NULL_ALPHA, copies: int = DEFAULT_NULL_COPIES) -> float:
+    """Training seeds needed at ``inputs`` inputs (same model as :func:`inputs_for_power`); ∞ if unreachable."""
+    if not (math.isfinite(sd_inputs) and math.isfinite(sd_init)) or inputs < 1:
+        return math.nan
+    room = _budget(effect, power, alpha) - sd_init ** 2 / copies
+    if room <= 0:
+        return math.inf
+    return float(max(1, math.ceil((sd_inputs ** 2 / inputs + sd_init ** 2) / room)))

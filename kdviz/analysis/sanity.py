@@ -8,11 +8,17 @@ For each (method, parts, baseline) setting, :func:`sanity_row` measures on the s
 
 ``kdviz sanity`` prints these as a table; the README's "which method to trust" table was made with it, and
 ``choose_default`` picks the setting the demo opens with: among settings that pass the randomisation test,
-the one whose trained students stand furthest above the null (largest mean excess).
+the one whose trained students stand furthest above the null (largest mean excess). ``kdviz sanity --write``
+records it in the zoo's ``zoo.json`` (``kdviz.analysis.defaults``).
+
+The null is a distribution over initialisations (``kdviz.analysis.nulls``): each row also has the copies' SD,
+how many students clear it (rank p ≤ 0.05 over R copies) and a power analysis from the observed spreads —
+the inputs (one seed) and the seeds (at these inputs) that would detect an excess of 0.1 at 80% power.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,11 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kdviz.analysis.aggregate import summarize_models
 from kdviz.analysis.compare import compare_models
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_ALPHA, inputs_for_power, seeds_for_power
 from kdviz.analysis.parts import parse_parts
 from kdviz.analysis.randomisation import randomisation_test
 
-__all__ = ["SanityRow", "Setting", "choose_default", "sanity_row", "sanity_table"]
+__all__ = ["SanityRow", "Setting", "choose_default", "sanity_row", "sanity_table", "spread_power"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +61,15 @@ class SanityRow:
     teacher_randomised_rho_high: float
     verdict: str
     null_rho: float
+    null_rho_sd: float
     students_rho: float
     students_excess: float
     students_excess_low: float
     students_excess_high: float
+    students_above_null: int  # students with rank p ≤ 0.05 (uncorrected) against R copies
+    null_copies: int
+    inputs_for_power: float  # inputs (one seed) to detect an excess of 0.1 at 80% power; inf: seeds must grow
+    seeds_for_power: float  # training seeds to detect it at n_inputs inputs
     n_inputs: int
     n_students: int
     seconds: float
@@ -64,7 +77,7 @@ class SanityRow:
 
 def sanity_row(
     teacher: Any, students: Sequence[Any], x: np.ndarray, setting: Setting, *, images_for_slic: np.ndarray | None,
-    null_copies: int = 2, seeds: Sequence[int] = (20_000,), device: str | None = None,
+    null_copies: int = DEFAULT_NULL_COPIES, seeds: Sequence[int] = (20_000,), device: str | None = None,
 ) -> SanityRow:
     """Randomisation test, null and trained students' alignment for one setting on inputs ``x``."""
     import time
@@ -81,20 +94,42 @@ def sanity_row(
     s = comp.frame[comp.frame["role"] != "teacher"]
     excess = s["attention_rho_excess"].to_numpy(dtype=float)
     ex_mean, ex_lo, ex_hi = mean_ci(excess)
+    summary = summarize_models(s, n_resamples=200)
+    power = spread_power(s, summary, n_inputs=int(x.shape[0]), copies=null_copies)
     return SanityRow(
         method=setting.method, params=", ".join(f"{k}={v}" for k, v in setting.params), parts=comp.parts,
         teacher_randomised_rho=test.full_rho, teacher_randomised_rho_low=test.full_rho_low,
         teacher_randomised_rho_high=test.full_rho_high, verdict=test.verdict,
         null_rho=float(np.nanmean(s["attention_rho_null"].to_numpy(dtype=float))),
+        null_rho_sd=float(np.nanmean(summary["attention_rho_null_sd"])) if "attention_rho_null_sd" in summary
+        else math.nan,
+        students_above_null=int((summary.get("attention_rho_p", pd.Series(dtype=float)) <= NULL_ALPHA).sum()),
+        null_copies=int(null_copies), inputs_for_power=power[0], seeds_for_power=power[1],
         students_rho=float(np.nanmean(s["attention_rho"].to_numpy(dtype=float))),
         students_excess=ex_mean, students_excess_low=ex_lo, students_excess_high=ex_hi,
         n_inputs=int(x.shape[0]), n_students=len(students), seconds=round(time.perf_counter() - start, 1),
     )
 
 
+def spread_power(frame: pd.DataFrame, summary: pd.DataFrame, *, n_inputs: int, copies: int,
+                 effect: float = 0.1, power: float = 0.8) -> tuple[float, float]:
+    """(inputs, seeds) that would detect an excess of ``effect`` at ``power`` (``kdviz.analysis.nulls``), from the
+    students' per-input SD of the excess and the copies' SD over initialisations in excess units (both pooled
+    over students as root mean squares)."""
+    if "attention_rho_null_sd" not in summary or frame.empty:
+        return math.nan, math.nan
+    sd_in = frame.groupby("model_id")["attention_rho_excess"].std().to_numpy(dtype=float)
+    null = summary["attention_rho_null"].to_numpy(dtype=float)
+    sd_init = summary["attention_rho_null_sd"].to_numpy(dtype=float) / np.clip(1 - null, 1e-6, None)
+    rms_in = float(np.sqrt(np.nanmean(sd_in ** 2))) if np.isfinite(sd_in).any() else math.nan
+    rms_init = float(np.sqrt(np.nanmean(sd_init ** 2))) if np.isfinite(sd_init).any() else math.nan
+    return (inputs_for_power(rms_in, rms_init, effect=effect, power=power, copies=copies),
+            seeds_for_power(rms_in, rms_init, inputs=n_inputs, effect=effect, power=power, copies=copies))
+
+
 def sanity_table(
     teacher: Any, students: Sequence[Any], x: np.ndarray, settings: Sequence[Setting], *,
-    images_for_slic: np.ndarray | None = None, null_copies: int = 2, seeds: Sequence[int] = (20_000,),
+    images_for_slic: np.ndarray | None = None, null_copies: int = DEFAULT_NULL_COPIES, seeds: Sequence[int] = (20_000,),
     device: str | None = None, log: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """:func:`sanity_row` for every setting, as a DataFrame (one row per setting)."""
@@ -106,7 +141,7 @@ def sanity_table(
         rows.append(asdict(row))
         if log is not None:
             log(f"[{i + 1}/{len(settings)}] {setting.label}: randomised teacher ρ {row.teacher_randomised_rho:.2f} "
-                f"({row.verdict}), null ρ {row.null_rho:.2f}, students ρ {row.students_rho:.2f}, "
+                f"({row.verdict}), null ρ {row.null_rho:.2f} ± {row.null_rho_sd:.2f}, students ρ {row.students_rho:.2f}, "
                 f"excess {row.students_excess:.2f} ({row.seconds:.0f} s)")
     return pd.DataFrame(rows)
 

@@ -30,10 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   ".npz with x/y, .ts, .arff or .csv series (kdviz.io.datafiles)")
     p.add_argument("--preset", help="read --data files with a named preprocessing (CIFAR-10, CIFAR-100, ImageNet) "
                                     "instead of the zoo's size and mean/std")
-    p.add_argument("--method", default="ig",
-                   help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default ig)")
-    p.add_argument("--steps", type=_parse_steps, default=32,
-                   help="integration steps for ig (default 32), or 'auto': per input, 16 steps doubled until the "
+    p.add_argument("--method", default=None,
+                   help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default: the zoo's "
+                        "recommendation from `kdviz sanity --write`, else grad_cam for images and ig for series)")
+    p.add_argument("--steps", type=_parse_steps, default=None,
+                   help="integration steps for ig (default 32, or the zoo's recommended), or 'auto': per input, 16 steps doubled until the "
                         "completeness error |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)| is ≤ --tolerance "
                         "(at most 512)")
     p.add_argument("--tolerance", type=float, default=0.01,
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="rows per forward/backward pass for ig (0 = the attribution engine's memory-based choice; "
                         "on CPU, ~64-256 rows is often faster)")
     p.add_argument("--parts", default=None,
-                   help="slic:N, grid:RxC or segments:N (default slic:50 for images, segments:10 for series)")
+                   help="slic:N, grid:RxC or segments:N (default: the zoo's recommended, else slic:50 for images, "
+                        "segments:10 for series)")
     p.add_argument("--k", type=int, default=5, help="teacher's top-k parts for focus and overlap (default 5)")
     p.add_argument("--null-copies", type=_parse_copies, default="auto",
                    help="random-weights copies per student architecture for the null: 'auto' (default) is the R "
@@ -87,17 +89,21 @@ def _parse_steps(text: str) -> int | str:
 AUTO_FIRST_STEPS = 16  # the first rung of --steps auto (kdviz.attribution.ig_steps.step_ladder)
 
 
-def _method_params(method: str, steps: int | str, rows: int = 0, tolerance: float = 0.01) -> dict[str, object]:
+def _method_params(method: str, steps: int | str | None, rows: int = 0, tolerance: float = 0.01,
+                   base: dict[str, object] | None = None) -> dict[str, object]:
     from kdviz.evaluation.evaluate import canonical_method
 
     names = {p.name for p in METHODS[canonical_method(method)].params}
-    params: dict[str, object] = {}
-    if steps == "auto":
+    params: dict[str, object] = dict(base or {})
+    if steps is None:
+        if "n_steps" in names:
+            params.setdefault("n_steps", 32)
+    elif steps == "auto":
         if "auto_steps" not in names:
             raise ValueError(f"--steps auto is for integrated gradients, not {method!r}")
-        params = {"n_steps": AUTO_FIRST_STEPS, "auto_steps": True, "tolerance": tolerance}
+        params.update({"n_steps": AUTO_FIRST_STEPS, "auto_steps": True, "tolerance": tolerance})
     elif "n_steps" in names:
-        params = {"n_steps": steps}
+        params["n_steps"] = steps
     if rows and "internal_batch_size" in names:
         params["internal_batch_size"] = rows
     return params
@@ -125,7 +131,19 @@ def run(args: argparse.Namespace) -> int:
                 print(f"kdviz evaluate: {line}")
         elif args.preset:
             raise ValueError("--preset needs --data PATH (files to read with it)")
-        parts = args.parts or ("segments:10" if getattr(zoo, "task", "image") == "timeseries" else "slic:50")
+        from kdviz.analysis.defaults import randomisation_failure
+        from kdviz.evaluation.evaluate import canonical_method, resolve_setting
+
+        method, base, parts = resolve_setting(zoo, None if args.method is None else canonical_method(args.method),
+                                              None, args.parts)
+        params = _method_params(method, args.steps, args.internal_batch_size, args.tolerance, base)
+        print(f"kdviz evaluate: {method} {params or ''} on {parts}"
+              + (" (the zoo's recommendation, kdviz sanity)" if args.method is None and
+                 getattr(zoo.manifest, "recommended", None) is not None else
+                 " (the library default for this input kind)" if args.method is None else ""), file=sys.stderr)
+        failure = randomisation_failure(zoo, method, params=params, parts=parts)
+        if failure:
+            print(f"kdviz evaluate: warning: {failure}", file=sys.stderr)
         cluster = None
         if args.ray is not None:
             from kdviz.evaluation.distributed import ClusterOptions
@@ -133,8 +151,7 @@ def run(args: argparse.Namespace) -> int:
             cluster = ClusterOptions(address=None if args.ray == "local" else args.ray, workers=args.workers,
                                      threads=args.threads or 1)
         result = evaluate_zoo(
-            zoo, dataset=dataset, method=args.method, method_params=_method_params(args.method, args.steps, args.internal_batch_size, args.tolerance),
-            parts=parts, k=args.k, limit=args.limit, batch_size=args.batch_size, device=args.device,
+            zoo, dataset=dataset, method=method, method_params=params, parts=parts, k=args.k, limit=args.limit, batch_size=args.batch_size, device=args.device,
             cache_dir=partial, progress_bar=not args.quiet, precision=args.precision, cluster=cluster, null_copies=args.null_copies,
         )
     except (ValueError, FileNotFoundError, ConnectionError) as exc:

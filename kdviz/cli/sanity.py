@@ -2,7 +2,10 @@
 
 For every method × parts × IG baseline asked for, on the first ``--n`` test inputs: the teacher randomisation
 test (Adebayo et al. 2018) with its verdict, the random-weights null and the trained students' raw and excess
-attention alignment. Prints a table and writes it as CSV with ``--out``.
+attention alignment, the copies' spread, how many students clear the null (rank p ≤ 0.05) and the inputs/seeds
+that would detect an excess of 0.1 at 80% power. Prints a table and writes it as CSV with ``--out``;
+``--write`` records the chosen setting (with the table) in the zoo's ``zoo.json`` as its recommendation, which
+``kdviz evaluate``, the dashboard and the Report then default to.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"comma-separated baselines for IG (others use zeros), from {', '.join(BASELINES)}")
     p.add_argument("--students", default=None, help="comma-separated student ids (default: every student)")
     p.add_argument("--steps", type=int, default=32, help="IG integration steps (default 32)")
-    p.add_argument("--null-copies", type=int, default=2, help="random copies per student architecture (default 2)")
+    p.add_argument("--null-copies", type=int, default=19,
+                   help="random copies per student architecture (default 19: the smallest R whose rank p reaches 0.05)")
+    p.add_argument("--write", action="store_true",
+                   help="record the chosen setting and this table in the zoo's zoo.json (its recommendation)")
     p.add_argument("--seeds", type=int, default=1, help="fully random teachers in the randomisation test (default 1)")
     p.add_argument("--device", help="cpu, cuda, mps (default: best available)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -96,13 +102,60 @@ def run_sanity(args: argparse.Namespace) -> int:
         null_copies=args.null_copies, seeds=tuple(20_000 + i for i in range(args.seeds)), device=args.device,
         log=lambda s: print(s, file=sys.stderr, flush=True),
     )
-    cols = ["method", "params", "parts", "teacher_randomised_rho", "verdict", "null_rho", "students_rho",
-            "students_excess", "students_excess_low", "students_excess_high", "seconds"]
+    cols = ["method", "params", "parts", "teacher_randomised_rho", "verdict", "null_rho", "null_rho_sd",
+            "students_rho", "students_excess", "students_excess_low", "students_excess_high", "students_above_null",
+            "inputs_for_power", "seeds_for_power", "seconds"]
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     best = choose_default(table)
     print("\nchosen default: " + ("none passes the randomisation test on this data" if best is None else
                                   f"{best['method']} ({best['params']}), {best['parts']}"))
+    if best is not None:
+        print(f"power (excess 0.1, 80%, one-sided 0.05, R = {args.null_copies}): "
+              f"{_count(best['inputs_for_power'])} inputs with one seed; {_count(best['seeds_for_power'])} training "
+              f"seeds at {n} inputs (∞: the spread over initialisations alone hides it)")
     print(f"{len(settings)} settings × {n} inputs in {time.perf_counter() - start:.0f} s")
     if args.out:
         table.to_csv(args.out, index=False)
+    if args.write:
+        if best is None:
+            print("kdviz sanity: nothing written, no setting passes the randomisation test", file=sys.stderr)
+            return 1
+        path = _write_recommendation(args.zoo, table, settings[int(best.name)], n)
+        print(f"recommendation written to {path}")
     return 0
+
+
+def _count(v: float) -> str:
+    return "∞" if v == float("inf") else ("?" if v != v else f"{int(v):,}")
+
+
+def _write_recommendation(root: str, table: object, setting: object, n: int) -> str:
+    """Record ``setting`` and the sanity ``table`` as the zoo's recommendation (zoo.json rewritten atomically)."""
+    import json
+    import math
+    import os
+    from pathlib import Path
+
+    from dataclasses import asdict
+
+    from kdviz.io.zoo import MANIFEST, Recommendation, parse_manifest, read_manifest, replace_recommendation
+
+    def plain(v: object) -> object:
+        if isinstance(v, float):
+            return None if not math.isfinite(v) else round(v, 4)
+        return v.item() if hasattr(v, "item") else v
+
+    rows = tuple({k: plain(v) for k, v in r.items()} for r in table.to_dict("records"))  # type: ignore[attr-defined]
+    rec = Recommendation(
+        method=setting.method, params=dict(setting.params), parts=setting.parts, table=rows,  # type: ignore[attr-defined]
+        n_inputs=int(n), command="kdviz " + " ".join(sys.argv[1:]), created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    replace_recommendation(read_manifest(root), rec)  # checks that it round-trips through parse_manifest
+    path = Path(root) / MANIFEST
+    obj = json.loads(path.read_text(encoding="utf-8"))  # every other field kept as written
+    obj["recommended"] = json.loads(json.dumps(asdict(rec)))  # tuples as JSON lists
+    parse_manifest(obj, source=str(path))
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return str(path)

@@ -49,6 +49,7 @@ __all__ = [
     "extend_null",
     "load_results",
     "read_settings",
+    "resolve_setting",
     "save_results",
     "summarize",
     "summary_path",
@@ -122,6 +123,18 @@ def canonical_method(method: str) -> str:
     if name not in METHODS:
         raise ValueError(f"method={method!r} is not one of {sorted(METHODS)} (or {sorted(aliases)})")
     return name
+
+
+def resolve_setting(zoo: Any, method: str | None, method_params: dict[str, Any] | None,
+                    parts: str | None) -> tuple[str, dict[str, Any], str]:
+    """Fill what the caller left out from ``kdviz.analysis.defaults.default_setting(zoo)``: the zoo's
+    recommended method (with its parameters) when no method is given, its parts when none are given."""
+    from kdviz.analysis.defaults import default_setting
+
+    d = default_setting(zoo)
+    if method is None:
+        method, method_params = d.method, {**d.params, **dict(method_params or {})}
+    return method, dict(method_params or {}), parts or d.parts
 
 
 def _teacher_and_students(zoo: Any) -> tuple[Any, list[Any]]:
@@ -201,9 +214,9 @@ def evaluate_zoo(
     zoo: Any,
     *,
     dataset: Any = None,
-    method: str = "integrated_gradients",
+    method: str | None = None,
     method_params: dict[str, Any] | None = None,
-    parts: str = "slic:50",
+    parts: str | None = None,
     k: int = 5,
     limit: int | None = None,
     batch_size: int = 50,
@@ -224,8 +237,11 @@ def evaluate_zoo(
         id, role, arch, alpha, method, module, sha256 (``dataset`` names its data when none is given)
     dataset : ``kdviz.io.datasets.Dataset`` or anything with ``name``, ``x_test`` (N, C, ...) as displayed (images in
         [0, 1]) and ``y_test`` (N,) or None; default ``load_dataset(zoo.dataset)``
-    method, method_params : attribution method (``'ig'`` is accepted for integrated_gradients) and parameters
-    parts, k : part spec (``'slic:50'``, ``'grid:4x4'``, ``'segments:10'``) and the teacher's top-k
+    method, method_params : attribution method (``'ig'`` is accepted for integrated_gradients) and parameters;
+        None: the zoo's recommendation (``kdviz sanity --write``), else the library's constant for its input
+        kind (``kdviz.analysis.defaults.default_setting``), with that setting's parameters
+    parts, k : part spec (``'slic:50'``, ``'grid:4x4'``, ``'segments:10'``; None: as for the method) and the
+        teacher's top-k
     limit : first N inputs of the test split (None = all); batch_size : inputs per batch (the resume unit)
     cache_dir : folder for finished batches; a rerun with the same settings skips them (None = no resume)
     progress : called after every batch with an :class:`EvalProgress`; an exception it raises stops the run
@@ -252,6 +268,7 @@ def evaluate_zoo(
 
         dataset = load_dataset(zoo.dataset)
     x_all, y_all = dataset.x_test, dataset.y_test
+    method, method_params, parts = resolve_setting(zoo, method, method_params, parts)
     settings = make_settings(
         zoo, dataset=str(dataset.name), n_available=len(x_all), method=method, method_params=method_params,
         parts=parts, k=k, limit=limit, batch_size=batch_size, precision=precision, null_copies=null_copies,

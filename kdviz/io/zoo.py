@@ -19,6 +19,7 @@ from torch import nn
 
 __all__ = [
     "ModelEntry",
+    "Recommendation",
     "Zoo",
     "ZooManifest",
     "ZooModel",
@@ -27,6 +28,7 @@ __all__ = [
     "parse_model",
     "read_manifest",
     "replace_entry",
+    "replace_recommendation",
     "save_weights",
 ]
 
@@ -71,6 +73,23 @@ class ModelEntry:
 
 
 @dataclass(frozen=True)
+class Recommendation:
+    """The attribution setting ``kdviz sanity --write`` found trustworthy on this zoo, and its evidence.
+
+    ``table`` holds the sanity table's rows (method, params, parts, randomised-teacher ρ, verdict, null ρ,
+    students' ρ and excess …), so a reader sees what else was tried and which settings failed.
+    """
+
+    method: str
+    params: dict  # the method's parameters that were set (e.g. {"baseline": "zeros", "n_steps": 32})
+    parts: str
+    table: tuple[dict, ...] = ()
+    n_inputs: int = 0
+    command: str = ""
+    created: str = ""
+
+
+@dataclass(frozen=True)
 class ZooManifest:
     """The whole ``zoo.json``."""
 
@@ -88,6 +107,8 @@ class ZooManifest:
     description: str = ""
     # superfeature labellings stored with the zoo (kdviz.analysis.superfeatures): {m, file, teacher, base, sizes, …}
     superfeatures: tuple[dict, ...] = ()
+    # the evidence-based attribution setting for this zoo (kdviz sanity --write); None: library defaults
+    recommended: Recommendation | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -194,6 +215,25 @@ def _list_or_empty(value: object, where: str) -> list[object]:
     return value
 
 
+def _recommendation(value: object, where: str) -> Recommendation | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be an object, got {type(value).__name__}")
+    params = value.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise ValueError(f"{where}.params must be an object, got {params!r}")
+    table = _list_or_empty(value.get("table"), f"{where}.table")
+    if not all(isinstance(r, dict) for r in table):
+        raise ValueError(f"{where}.table must be a list of objects")
+    return Recommendation(
+        method=_string(_need(value, "method", where), f"{where}.method"), params=dict(params),
+        parts=_string(_need(value, "parts", where), f"{where}.parts"), table=tuple(dict(r) for r in table),
+        n_inputs=int(_number(value.get("n_inputs", 0), f"{where}.n_inputs", lo=0)),
+        command=str(value.get("command", "")), created=str(value.get("created", "")),
+    )
+
+
 def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
     """Validate a decoded ``zoo.json``; a ``ValueError`` names the first bad field."""
     if not isinstance(obj, dict):
@@ -226,6 +266,7 @@ def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
         format_version=int(_number(obj.get("format_version", FORMAT_VERSION), f"{source}: format_version")),
         description=str(obj.get("description", "")),
         superfeatures=_superfeature_records(obj.get("superfeatures"), f"{source}: superfeatures"),
+        recommended=_recommendation(obj.get("recommended"), f"{source}: recommended"),
     )
     if not text and (len(manifest.mean) != manifest.input_shape[0] or len(manifest.std) != manifest.input_shape[0]):
         raise ValueError(f"{source}: fields 'mean' and 'std' need one value per input channel ({manifest.input_shape[0]})")
@@ -325,3 +366,9 @@ def save_weights(model: nn.Module, path: str | os.PathLike[str], *, dtype: torch
 def replace_entry(manifest: ZooManifest, entry: ModelEntry) -> ZooManifest:
     """A manifest with the model of the same id replaced by ``entry``."""
     return replace(manifest, models=tuple(entry if m.id == entry.id else m for m in manifest.models))
+
+
+def replace_recommendation(manifest: ZooManifest, recommended: Recommendation | None) -> ZooManifest:
+    """A manifest with its recommended attribution setting replaced (checked by a parse round trip)."""
+    out = replace(manifest, recommended=recommended)
+    return parse_manifest(json.loads(out.to_json()))

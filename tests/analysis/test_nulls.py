@@ -213,3 +213,36 @@ def test_untrained_networks_hold_zero_and_trained_resnet20_clear_the_null() -> N
     assert holds.sum() >= 9 and not (u["attention_rho_excess_low"] > 0).any(), u
     assert (u["attention_rho_p"] < 0.1).sum() <= 3
     assert (s.loc[[m.id for m in trained], "attention_rho_p"] <= 0.05).all()
+
+
+def test_power_analysis_by_the_normal_formula() -> None:
+    from scipy.stats import norm
+
+    from kdviz.analysis.nulls import inputs_for_power, seeds_for_power
+
+    budget = (0.1 / (norm.ppf(0.95) + norm.ppf(0.8))) ** 2  # 0.00162: the variance that still detects 0.1
+    n = inputs_for_power(0.3, 0.02, copies=19)
+    assert n == math.ceil(0.09 / (budget - 0.0004 * (1 + 1 / 19)))
+    assert inputs_for_power(0.3, 0.2) == math.inf  # the spread over initialisations alone hides 0.1
+    s = seeds_for_power(0.3, 0.1, inputs=100, copies=19)
+    assert (0.09 / 100 + 0.01) / s <= budget - 0.01 / 19 < (0.09 / 100 + 0.01) / (s - 1)
+    assert seeds_for_power(0.3, 0.2, inputs=100, copies=19) == math.inf  # 19 copies pin the null too loosely
+
+
+def test_default_setting_prefers_the_zoos_recommendation() -> None:
+    from kdviz.analysis.defaults import default_setting, randomisation_failure
+    from kdviz.io.zoo import Recommendation, read_manifest, replace_recommendation
+
+    m = read_manifest(ZOOS / "gunpoint")
+    plain = replace_recommendation(m, None)
+    assert default_setting(plain).method == "integrated_gradients" and default_setting(plain).source == "library"
+    assert default_setting(None, kind="image").method == "grad_cam"
+    table = ({"method": "grad_cam", "params": "", "parts": "segments:10", "verdict": "fails",
+              "teacher_randomised_rho": 0.7},
+             {"method": "saliency", "params": "", "parts": "segments:10", "verdict": "passes"})
+    rec = replace_recommendation(m, Recommendation("saliency", {}, "segments:10", table, 24))
+    d = default_setting(rec)
+    assert (d.method, d.parts, d.source) == ("saliency", "segments:10", "zoo")
+    assert "fails the randomisation test" in randomisation_failure(rec, "grad_cam")
+    assert randomisation_failure(rec, "saliency") is None and randomisation_failure(rec, "deeplift") is None
+    assert randomisation_failure(plain, "grad_cam") is None

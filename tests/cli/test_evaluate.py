@@ -34,7 +34,7 @@ def tiny_zoo(tmp_path_factory) -> Path:
     return root
 
 
-ARGS = ["--steps", "4", "--parts", "grid:4x4", "--k", "3", "--limit", "4", "--batch-size", "2", "--quiet"]
+ARGS = ["--method", "ig", "--steps", "4", "--parts", "grid:4x4", "--k", "3", "--limit", "4", "--batch-size", "2", "--quiet"]
 
 
 def test_cli_writes_results_summary_and_settings(tiny_zoo, tmp_path, capsys):
@@ -93,7 +93,7 @@ def test_cli_parses_ray_and_steps_options():
 
     parse = build_parser().parse_args
     base = ["evaluate", "--zoo", "z", "--out", "o.parquet"]
-    assert parse(base).ray is None and parse(base).steps == 32
+    assert parse(base).ray is None and parse(base).steps is None and parse(base).method is None
     assert parse([*base, "--ray"]).ray == "local"
     assert parse([*base, "--ray", "auto", "--workers", "4"]).workers == 4
     assert parse([*base, "--ray", "10.0.0.1:6379"]).ray == "10.0.0.1:6379"
@@ -102,3 +102,36 @@ def test_cli_parses_ray_and_steps_options():
         parse([*base, "--steps", "many"])
     with pytest.raises(SystemExit):
         parse([*base, "--precision", "int8"])
+
+
+def test_cli_uses_the_zoos_recommended_method_else_the_library_constant(tiny_zoo, tmp_path, capsys):
+    """No --method: the method zoo.json recommends (kdviz sanity --write); without one, the constant for images.
+    A method that failed the randomisation test in the zoo's table prints a warning."""
+    import json
+    import shutil
+
+    from kdviz.analysis.defaults import DEFAULT_METHODS
+    from kdviz.io.zoo import read_manifest
+
+    base = ["--parts", "grid:4x4", "--k", "3", "--limit", "2", "--batch-size", "2", "--quiet", "--null-copies", "0"]
+    out = tmp_path / "plain.parquet"
+    assert main(["evaluate", "--zoo", str(tiny_zoo), *base, "--out", str(out)]) == 0
+    assert read_settings(out)[0].method == DEFAULT_METHODS["image"] == "grad_cam"
+    capsys.readouterr()
+
+    zoo = tmp_path / "recommending"
+    shutil.copytree(tiny_zoo, zoo)
+    obj = json.loads((zoo / "zoo.json").read_text())
+    obj["recommended"] = {"method": "saliency", "params": {}, "parts": "grid:4x4", "n_inputs": 16, "table": [
+        {"method": "saliency", "params": "", "parts": "grid:4x4", "verdict": "passes", "teacher_randomised_rho": 0.2},
+        {"method": "integrated_gradients", "params": "n_steps=32, baseline=zeros", "parts": "grid:4x4",
+         "verdict": "fails", "teacher_randomised_rho": 0.9}]}
+    (zoo / "zoo.json").write_text(json.dumps(obj))
+    assert read_manifest(zoo).recommended.method == "saliency"  # round-trips through parse_manifest
+    out = tmp_path / "recommended.parquet"
+    assert main(["evaluate", "--zoo", str(zoo), *base, "--out", str(out)]) == 0
+    assert read_settings(out)[0].method == "saliency"
+    assert "recommendation" in capsys.readouterr().err
+    out = tmp_path / "ig.parquet"
+    assert main(["evaluate", "--zoo", str(zoo), *base, "--method", "ig", "--steps", "4", "--out", str(out)]) == 0
+    assert "fails the randomisation test on this data" in capsys.readouterr().err
