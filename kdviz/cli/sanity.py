@@ -134,9 +134,8 @@ def _write_recommendation(root: str, table: object, setting: object, n: int) -> 
     import json
     import math
     import os
-    from pathlib import Path
-
     from dataclasses import asdict
+    from pathlib import Path
 
     from kdviz.io.zoo import MANIFEST, Recommendation, parse_manifest, read_manifest, replace_recommendation
 
