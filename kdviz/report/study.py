@@ -30,6 +30,7 @@ import plotly.io as pio
 import scipy.stats
 
 from kdviz.analysis.metrics import format_metric, pearson_rows
+from kdviz.analysis.nulls import NULL_ALPHA, format_p, holm
 from kdviz.report.figures import alpha_colour, rho_range
 from kdviz.report.figures import arch_order as _plots_arch_order
 
@@ -382,8 +383,12 @@ VERDICT_RULE = (
     "smallest α. An architecture SUPPORTS the claim when every step towards smaller α moves the mean the claimed "
     "way, the 95% intervals of α = 1.0 and the smallest α do not overlap (intervals resample training seeds, "
     "then inputs, when the zoo has seed replicates), and — for alignment and focus — the smallest-α student is "
-    "above the random-weights null (its chance-corrected excess interval lies above 0; its focus interval above "
-    "the null's focus). It CONTRADICTS the claim when the two intervals separate the other way. The claim "
+    "above the random-weights null: its one-sided rank p against R untrained copies of its architecture, "
+    "p = (1 + #{copies whose mean ≥ the student's}) / (R + 1), is ≤ 0.05 after Holm correction over the students "
+    "compared (the smallest-α student of every architecture judged; R = 19 copies give p ≥ 0.05, so R grows "
+    "with the number of architectures). Summaries without per-copy values use the excess interval (above 0) "
+    "and the focus interval (above the null's focus) instead. It CONTRADICTS the claim when the two intervals "
+    "separate the other way. The claim "
     "HOLDS when every architecture supports it; PARTLY when more than half do; it DOES NOT HOLD when at least "
     "half contradict it, or none supports it and one contradicts it; otherwise there is NOT ENOUGH EVIDENCE. "
     "Co-variation holds when Spearman ρ across students is positive with p < 0.05, does not hold when it is "
@@ -408,8 +413,11 @@ def _number(row: pd.Series, col: str) -> float:
         return math.nan
 
 
-def _above_null(row: pd.Series, col: str) -> bool | None:
-    """Whether ``row`` clears the random-weights null for ``col`` (None when the summary has no null)."""
+def _above_null(row: pd.Series, col: str, p_holm: float = math.nan) -> bool | None:
+    """Whether ``row`` clears the random-weights null for ``col``: its Holm-adjusted rank p ≤ ``NULL_ALPHA`` when
+    the summary has the null as a distribution, else the older interval test (None when there is no null)."""
+    if np.isfinite(p_holm):
+        return bool(p_holm <= NULL_ALPHA + 1e-12)
     if col == "attention_rho":
         low = _number(row, "attention_rho_excess_low")
         return None if not np.isfinite(low) else low > 0
@@ -433,24 +441,32 @@ def _arch_trends(students: pd.DataFrame, col: str, archs: list[str]) -> list[_Ar
     if col not in students:
         return out
     kd = students[(students["method"].astype(str).isin(["kd", "ce"])) & students["alpha"].notna()]
+    judged = []
     for arch in archs:
         rows = kd[kd["arch"].astype(str) == arch].sort_values("alpha", ascending=False)
         if len(rows) < 2 or float(rows["alpha"].iloc[0]) != 1.0:
             continue
+        if np.isfinite(rows[col].to_numpy(dtype=float)).all():
+            judged.append((arch, rows))
+    # Holm over the students compared: the smallest-α student of every architecture judged
+    p_raw = [_number(rows.iloc[-1], f"{col}_p") for _arch, rows in judged]
+    p_adj = holm(p_raw) if col in ("attention_rho", "focus_ratio") else np.full(len(judged), np.nan)
+    for (arch, rows), p, p_h in zip(judged, p_raw, p_adj, strict=True):
         means = rows[col].to_numpy(dtype=float)
-        if not np.isfinite(means).all():
-            continue
         base, strong = rows.iloc[0], rows.iloc[-1]
         monotone = bool(np.all(np.diff(means) > 0))
         up_separated = _number(strong, f"{col}_low") > _number(base, f"{col}_high")
         down_separated = _number(strong, f"{col}_high") < _number(base, f"{col}_low")
-        null_ok = _above_null(strong, col)
+        null_ok = _above_null(strong, col, p_h)
         supports = monotone and up_separated and null_ok is not False
         trend = " → ".join(format_metric(v, digits=3) for v in means)
         alphas = "/".join(variant_label(a).removeprefix("α=") for a in rows["alpha"])
         notes = ["intervals separate" if up_separated or down_separated else "intervals overlap"]
         if not monotone and not down_separated:
             notes.append("not monotone")
+        if np.isfinite(p_h):
+            copies = int(_number(strong, "null_copies")) if np.isfinite(_number(strong, "null_copies")) else 0
+            notes.append(f"p {format_p(p, copies)}, Holm {format_p(p_h, copies)}")
         if null_ok is False:
             notes.append("within the null")
         seeds = int(_number(strong, "n_seeds")) if np.isfinite(_number(strong, "n_seeds")) else 1
@@ -534,9 +550,10 @@ def report_figures(summary: pd.DataFrame, *, k: int = 5, focus_metric: str = "fo
 
 
 _SUMMARY_COLUMNS = ("model_id", "role", "arch", "alpha", "method", "n_seeds", "n", "accuracy", "attention_rho",
-                    "attention_rho_null", "attention_rho_excess", "logit_rho", "margin_rho", "focus_ratio",
-                    "focus_ratio_null", "focus_fraction", "topk_overlap", "topk_overlap_null", "topk_overlap_excess",
-                    "agree", "kl_to_teacher", "ssim", "pearson")
+                    "attention_rho_null", "attention_rho_null_sd", "attention_rho_excess", "attention_rho_z",
+                    "attention_rho_p", "logit_rho", "margin_rho", "focus_ratio", "focus_ratio_null", "focus_ratio_z",
+                    "focus_ratio_p", "focus_fraction", "topk_overlap", "topk_overlap_null", "topk_overlap_excess",
+                    "topk_overlap_z", "topk_overlap_p", "null_copies", "agree", "kl_to_teacher", "ssim", "pearson")
 
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
@@ -545,7 +562,13 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     for col in _SUMMARY_COLUMNS:
         if col not in summary:
             continue
-        if f"{col}_low" in summary:
+        if col.endswith("_p"):  # rank p: its floor 1/(R + 1) shown as "≥" where R is too small to decide
+            copies = summary["null_copies"] if "null_copies" in summary else pd.Series(0, index=summary.index)
+            out[col] = [format_p(float(p), int(r) if np.isfinite(r) else 0) for p, r in
+                        zip(summary[col].astype(float), copies.astype(float), strict=True)]
+        elif col.endswith(("_z", "_sd")) or col == "null_copies":
+            out[col] = [format_metric(v, digits=0 if col == "null_copies" else 2) for v in summary[col].astype(float)]
+        elif f"{col}_low" in summary:
             out[col] = [f"{format_metric(m, digits=3)} [{format_metric(lo, digits=3)}, {format_metric(hi, digits=3)}]"
                         for m, lo, hi in zip(summary[col], summary[f"{col}_low"], summary[f"{col}_high"], strict=True)]
         else:

@@ -137,6 +137,39 @@ def test_verdict_rule_needs_the_strong_student_above_the_null():
     assert "Co-variation" in report.VERDICT_RULE and "null" in report.VERDICT_RULE
 
 
+def test_above_the_null_is_a_holm_corrected_rank_p():
+    """Strong-KD students' rank p 0.02 and 0.03 over two architectures: Holm (by hand) 2·0.02 = 0.04 and
+    max(0.04, 0.03) = 0.04, both ≤ 0.05: above the null. With 0.03 and 0.04: 0.06 and 0.06, neither."""
+    rise = (0.5, 0.6, 0.7)
+
+    def with_p(pa: float, pb: float) -> pd.DataFrame:
+        s = _trend_summary({"a": rise, "b": rise}, excess_low=-0.5)  # the interval alone would say "within"
+        s["attention_rho_p"] = np.nan
+        s.loc[s["model_id"] == "a0.1", "attention_rho_p"] = pa
+        s.loc[s["model_id"] == "b0.1", "attention_rho_p"] = pb
+        s["null_copies"] = 39
+        return s
+
+    assert _attention_verdict(with_p(0.02, 0.03)) == "holds"
+    evidence = report.findings(with_p(0.03, 0.04))[1]
+    assert evidence.verdict == "not enough evidence" and "Holm 0.06" in evidence.evidence
+    assert "Holm" in report.VERDICT_RULE and "(R + 1)" in report.VERDICT_RULE
+
+
+def test_summary_display_shows_z_and_p_beside_the_excess():
+    s = _trend_summary({"a": (0.5, 0.6, 0.7)})
+    s["attention_rho_excess"], s["attention_rho_z"], s["attention_rho_p"] = 0.3, 2.5, 0.05
+    s["null_copies"] = 3
+    s.loc[0, ["attention_rho_p", "null_copies"]] = np.nan
+    shown = report.summary_display(s)
+    cols = list(shown.columns)
+    assert cols.index("attention_rho_excess") < cols.index("attention_rho_z") < cols.index("attention_rho_p")
+    assert shown["attention_rho_z"].iloc[1] == "2.50"
+    assert shown["attention_rho_p"].iloc[1] == "0.05"  # R = 3 cannot give 0.05: shown as it is, it is not a floor
+    s["attention_rho_p"] = 0.25
+    assert report.summary_display(s)["attention_rho_p"].iloc[1].startswith("≥ 0.25")  # the floor of R = 3
+
+
 class _Collect(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
