@@ -32,7 +32,7 @@ from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_ALPHA, inputs_for_pow
 from kdviz.analysis.parts import parse_parts
 from kdviz.analysis.randomisation import randomisation_test
 
-__all__ = ["SanityRow", "Setting", "choose_default", "sanity_row", "sanity_table", "spread_power"]
+__all__ = ["SanityRow", "Setting", "choose_default", "power_sentence", "sanity_row", "sanity_table", "spread_power"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,26 @@ def spread_power(frame: pd.DataFrame, summary: pd.DataFrame, *, n_inputs: int, c
     rms_init = float(np.sqrt(np.nanmean(sd_init ** 2))) if np.isfinite(sd_init).any() else math.nan
     return (inputs_for_power(rms_in, rms_init, effect=effect, power=power, copies=copies),
             seeds_for_power(rms_in, rms_init, inputs=n_inputs, effect=effect, power=power, copies=copies))
+
+
+def power_sentence(frame: pd.DataFrame, *, copies: int, effect: float = 0.1, power: float = 0.8) -> str | None:
+    """One sentence for a page: the inputs (one seed) and seeds (at these inputs) that would detect an excess
+    of ``effect`` over the null at ``power``, from this frame's spreads; None without per-copy values."""
+    s = frame[frame["role"].astype(str) != "teacher"]
+    if s.empty or "attention_rho_null_copies" not in s:
+        return None
+    summary = summarize_models(s, n_resamples=100)
+    n = int(s["input_id"].nunique())
+    n_in, n_seeds = spread_power(s, summary, n_inputs=n, copies=copies, effect=effect, power=power)
+    if not (math.isfinite(n_seeds) or math.isinf(n_seeds)):
+        return None
+    seeds = "no number of seeds (the null itself is too uncertain: more copies)" if math.isinf(n_seeds) \
+        else f"{int(n_seeds):,} training seed{'s' if n_seeds != 1 else ''} per variant"
+    inputs = "no number of inputs with one seed (the spread between initialisations alone hides it)" \
+        if math.isinf(n_in) else f"{int(n_in):,} inputs with one seed"
+    return (f"Power: to detect an excess of {effect:g} over the null at {power:.0%} (one-sided 0.05, R = {copies}) "
+            f"takes {inputs}, or {seeds} at these {n} inputs — a result 'within the null' here may be too few "
+            "inputs or seeds rather than no effect.")
 
 
 def sanity_table(
