@@ -214,6 +214,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="zoo folder (created; resumed when it holds records)")
     parser.add_argument("--only", help="retrain this model id (or 'superfeatures') and rewrite zoo.json")
     parser.add_argument("--seeds", type=int, nargs="+", help="student seeds (default: the plan's)")
+    parser.add_argument("--teacher-epochs", type=int, help="epochs of both teachers (default: the plan's)")
+    parser.add_argument("--student-epochs", type=int, help="epochs of every student (default: the plan's)")
     parser.add_argument("--threads", type=int, help="torch threads")
 
 
@@ -223,6 +225,10 @@ def _run(args: argparse.Namespace) -> int:
     plan = KED_ZOOS[args.zoo]
     if args.seeds:
         plan = replace(plan, seeds=tuple(args.seeds))
+    if args.teacher_epochs:
+        plan = replace(plan, teacher_epochs=args.teacher_epochs)
+    if args.student_epochs:
+        plan = replace(plan, student_epochs=args.student_epochs)
     build_ked_zoo(plan, args.out, only=args.only)
     return 0
 
