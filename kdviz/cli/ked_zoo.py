@@ -84,7 +84,9 @@ KED_ZOOS: dict[str, KedZooPlan] = {
 
 
 def _build_command(plan: KedZooPlan, out: Path, model_id: str) -> str:
-    return shlex.join(["kdviz", "ked-zoo", "--zoo", plan.name, "--out", str(out), "--only", model_id])
+    return shlex.join(["kdviz", "ked-zoo", "--zoo", plan.name, "--out", str(out), "--teacher-epochs",
+                       str(plan.teacher_epochs), "--student-epochs", str(plan.student_epochs), "--seeds",
+                       *map(str, plan.seeds), "--only", model_id])
 
 
 def _load(path: Path, arch: str, ds: Dataset) -> nn.Module:
