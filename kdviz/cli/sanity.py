@@ -109,6 +109,9 @@ def run_sanity(args: argparse.Namespace) -> int:
     best = choose_default(table)
     print("\nchosen default: " + ("none passes the randomisation test on this data" if best is None else
                                   f"{best['method']} ({best['params']}), {best['parts']}"))
+    rec = zoo.manifest.recommended
+    print("zoo.json recommends: " + ("nothing yet (the library default for its input kind applies)" if rec is None
+                                     else f"{rec.method} {rec.params or ''}, {rec.parts} (from {rec.n_inputs} inputs)"))
     if best is not None:
         print(f"power (excess 0.1, 80%, one-sided 0.05, R = {args.null_copies}): "
               f"{_count(best['inputs_for_power'])} inputs with one seed; {_count(best['seeds_for_power'])} training "
