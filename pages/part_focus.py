@@ -29,7 +29,7 @@ with guard("compute the part focus"):
                            title=f"{parts} — teacher's top-{comp.k} highlighted"), name="parts")
         ties = topk_ties_note(comp.part_vectors[comp.teacher_id][i], comp.k)
         if ties:
-            st.caption(f"ⓘ {ties}")
+            st.caption(f":material/info: {ties}")
     frame = comp.frame[comp.frame["model_id"].isin(show)]
     summary = summarise(frame, ci=True)
     with right:

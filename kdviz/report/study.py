@@ -165,7 +165,7 @@ def _grouped_bars(
     # The legend goes below the plot: on the right, a long entry (the null's) took most of a half-width column.
     fig.update_layout(
         title=title, barmode="group", template=TEMPLATE, xaxis_title="architecture", yaxis_title=yaxis,
-        legend={"title": {"text": "distillation"}, "orientation": "h", "yanchor": "top", "y": -0.2, "x": 0,
+        legend={"title": {"text": "distillation"}, "orientation": "h", "yanchor": "top", "y": -0.26, "x": 0,
                 "xanchor": "left"},
         margin={"t": 60, "b": 40, "r": 20},
     )

@@ -242,8 +242,8 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
     parts = settings.parts_for(mset.task)
     copies = settings.null_copies if null_copies is None else int(null_copies)
     if labels is not None and not mset.labels_comparable:
-        st.caption("ⓘ Labels not comparable: the inputs' true classes (folder names) are not classes of these "
-                   "models, so no accuracy is computed.")
+        st.caption(":material/info: Labels not comparable: the inputs' true classes (folder names) are not classes "
+                   "of these models, so no accuracy is computed.")
         labels = None
     lab = None if labels is None else tuple(int(v) for v in labels)
     target = explained_class(mset, settings.target, has_labels=lab is not None)
@@ -297,7 +297,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
     if note:
         st.warning(note)
     for text in result.notes:
-        st.caption(f"ⓘ {text}")
+        st.caption(f":material/info: {text}")
     st.session_state[LAST_TIMING] = time.perf_counter() - start
     return result
 

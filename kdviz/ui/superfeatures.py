@@ -131,7 +131,7 @@ def superfeature_section(mset: ModelSet, parts: str, display: np.ndarray, names:
     spec = parse_parts(parts)
     if spec.kind != "superfeatures":  # drawn when the sidebar's parts are the teacher's superfeatures
         if ms:
-            st.caption("ⓘ Choose *superfeatures* as parts in the sidebar to see each model's explanation over the "
+            st.caption(":material/info: Choose *superfeatures* as parts in the sidebar to see each model's explanation over the "
                        "teacher's superfeatures (groups of interacting input features, as in KED).")
         return
     st.subheader("Superfeature explanations (KED)")
