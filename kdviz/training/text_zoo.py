@@ -282,8 +282,8 @@ def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, o
 def student_command(run: StudentRun, config: TextZooConfig, teacher: str) -> str:
     """The ``kdviz distill`` line that trains ``run`` like the zoo does."""
     return (f"kdviz distill --data rotten_tomatoes --teacher {teacher} --arch {run.spec.arch} --alpha {run.alpha:g} "
-            f"--temperature {config.temperature:g} --method {run.method}"
-            + (f" --rationale-beta {run.beta:g}" if run.method == "rationale" else "")
+            f"--temperature {config.temperature:g}"
+            + (f" --method rationale --rationale-beta {run.beta:g}" if run.method == "rationale" else "")
             + f" --epochs {config.student_epochs} --seed {config.student_seed} --out {run.id}")
 
 
