@@ -82,12 +82,14 @@ def evaluate_batch(
     """One batch through ``compare_models`` in the settings' precision; ``input_id`` is the index in the test
     split. The one function both a single process and every Ray worker run."""
     from kdviz.analysis.compare import compare_models  # imported on use: reading results stays light
+    from kdviz.attribution.cache import cached_attribute_fn  # the disk cache (None when KDVIZ_CACHE_DIR=off)
     model_in = ((np.asarray(x, dtype=np.float32) - mean) / std).astype(np.float32)
     comparison = with_precision(
         compare_models, settings.precision, device, allow_emulated,
         teacher, students, model_in, labels=y, method=settings.method, method_params=settings.method_params,
         parts=settings.parts, k=settings.k, target=settings.target, device=device, images_for_slic=x,
         input_ids=[int(i) for i in ids], null_copies=batch_copies(settings),
+        attribute_fn=cached_attribute_fn(settings.method, settings.method_params, precision=settings.precision),
     )
     return comparison.frame
 

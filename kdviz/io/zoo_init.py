@@ -215,7 +215,7 @@ def _hints(path: Path, root: Path, metadata: Mapping[str, object]) -> _Hints:
         h.role, h.teacher, h.arch = "student", _arch_name(rep["t"]), [_arch_name(rep["s"])]
         h.alpha = round(r / (r + a), 6) if r + a > 0 else 1.0
         h.alpha_source = f"RepDistiller r:{rep['r']} a:{rep['a']} → α = r/(r+a)"
-        h.method = "kd"
+        h.method = "ce" if a == 0 else "kd"
         if rep["distill"] != "kd" or float(rep["b"]) != 0:
             h.confirm.append(f"{rel}: RepDistiller distill={rep['distill']} b={rep['b']} — recorded as kd; kdviz "
                              "models only the CE and KL terms")

@@ -30,6 +30,7 @@ from kdviz.analysis.aggregate import has_replicates, margin_rho_ci, summarize_va
 from kdviz.analysis.compare import Comparison, compare_models
 from kdviz.analysis.metrics import margin_alignment, mean_ci
 from kdviz.analysis.parts import label_parts, parse_parts
+from kdviz.attribution.cache import default_cache, weights_key
 from kdviz.attribution.engine import Attribution, attribute, predict_logits
 from kdviz.attribution.precision import precision_context
 from kdviz.ui.sets import ModelSet, array_hash
@@ -70,10 +71,21 @@ def _attribution_cached(model_key: str, input_hash: str, method: str, params: tu
     """One model's attribution of one batch, keyed by (model, inputs, method, parameters, targets, device).
 
     Parts and k are not in the key: changing them reuses every attribution and recomputes only metrics.
+    Backed by the disk cache (``kdviz.attribution.cache``), so a restarted app recomputes nothing it computed
+    before.
     """
-    with precision_context(device, precision):
-        return attribute(_module, _x, method=method, target=np.asarray(targets, dtype=np.int64), device=device,
-                         **dict(params))
+
+    def compute() -> Attribution:
+        with precision_context(device, precision):
+            return attribute(_module, _x, method=method, target=np.asarray(targets, dtype=np.int64), device=device,
+                             **dict(params))
+
+    disk = default_cache()
+    if disk is None:
+        return compute()
+    key = disk.key(weights=weights_key(_module), inputs=input_hash, method=method, params=dict(params), targets=targets,
+                   precision=precision, device=device)
+    return disk.get_or_compute(key, compute)
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
