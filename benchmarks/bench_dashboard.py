@@ -18,7 +18,9 @@ project-local .venv/ exactly as ``make run`` makes it).
 
 ``compute``: the server-side cost of one cold grid through ``compare_models`` (no browser), as before.
 
-    python benchmarks/bench_dashboard.py [browser|compute] [--port 8765] [--extra=...]
+    python benchmarks/bench_dashboard.py [browser|compute] [--port 8765] [--extra=...] [--first-only]
+
+Cold and warm start of the disk attribution cache: ``KDVIZ_CACHE_DIR=/tmp/c`` with an empty folder, then again.
 """
 
 from __future__ import annotations
@@ -119,6 +121,8 @@ def browser(args: argparse.Namespace) -> None:
             page.goto(f"{url}/attention_maps", wait_until="domcontentloaded")
             _settled(page, GRID)
             record("run → first Attention-maps grid (s)", time.monotonic() - start, server_runs(0.0))
+            if args.first_only:  # cold vs warm start of the disk attribution cache (KDVIZ_CACHE_DIR)
+                return
             page.wait_for_timeout(1000)
             record("server idle CPU over 5 s (% of a core)", idle_cpu_percent(proc.pid))
 
@@ -231,6 +235,8 @@ def main() -> None:
     parser.add_argument("--log", default="/tmp/kdviz_bench_streamlit.log")
     parser.add_argument("--root", default=str(ROOT), help="browser: the checkout to run (e.g. an older commit's copy "
                         "with its own .venv/ inside, to measure before and after on the same machine)")
+    parser.add_argument("--first-only", action="store_true",
+                        help="browser: stop after the first grid (run twice with one KDVIZ_CACHE_DIR: cold, then warm)")
     parser.add_argument("--inputs", type=int, default=5, help="compute: distinct inputs, each timed cold")
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="compute: torch threads (0 = torch's default)")
