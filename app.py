@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
     st.Page("pages/attention_maps.py", title="Attention maps", icon=":material/image:"),
     st.Page("pages/temporal_saliency.py", title="Temporal saliency", icon=":material/show_chart:"),
+    st.Page("pages/token_rationales.py", title="Token rationales", icon=":material/text_fields:"),
     st.Page("pages/part_focus.py", title="Part focus", icon=":material/center_focus_strong:"),
     st.Page("pages/alignment.py", title="Alignment", icon=":material/compare_arrows:"),
     st.Page("pages/report.py", title="Report", icon=":material/summarize:"),
