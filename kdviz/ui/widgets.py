@@ -242,11 +242,19 @@ def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFr
         else:
             out[c] = [format_metric(v, digits=3) for v in out[c]]
     out = out.rename(columns=names)
-    # Narrow number columns, so every column fits a 1500 px screen instead of running off its right edge.
-    narrow = {names.get(c, c): st.column_config.TextColumn(width="small") for c in cols
-              if c not in ("model_id", "pred_name")}
-    st.dataframe(out, hide_index=True, key=key, height=table_height(len(out)), column_config=narrow)
+    # Two tables, so every column is on a 1500 px screen (one table of every column ran off its right edge):
+    # the numbers read first, then the others keyed by the model again.
+    first = [names.get(c, c) for c in cols if c in _FIRST_COLUMNS]
+    rest = [names["model_id"]] + [names.get(c, c) for c in cols if c not in _FIRST_COLUMNS]
+    st.dataframe(out[first], hide_index=True, key=key, height=table_height(len(out)))
+    if len(rest) > 1:
+        st.dataframe(out[rest], hide_index=True, key=None if key is None else f"{key}_more",
+                     height=table_height(len(out)))
     return out
+
+
+_FIRST_COLUMNS = ("model_id", "arch", "alpha", "method", "pred_name", "correct", "attention_rho",
+                  "attention_rho_excess", "logit_rho", "margin_rho", "focus_ratio", "topk_overlap")
 
 
 def table_height(rows: int) -> int:
