@@ -213,3 +213,33 @@ def test_precision_is_a_setting_and_unsupported_precision_is_refused(tiny):
     assert res.settings.precision == "bf16"
     assert list(res.frame["input_id"]) == list(ref.frame["input_id"])
     assert not np.allclose(res.frame["pearson"], ref.frame["pearson"], atol=1e-7, rtol=0)  # bf16 really ran
+
+
+def test_sequential_null_adds_copies_only_where_undecided(tiny):
+    """R rule: two student architectures → R_max = 39. A student identical to the teacher beats every copy, so
+    its architecture gets all 39 copies (19 in the batches, then 20 more); the null columns equal those of a
+    fixed R = 39 run. An untrained resnet20 has h = ⌈0.05 · 40⌉ = 2 copies at or above it and stops at 19."""
+    zoo, data = tiny
+    teacher = zoo.models[0]
+    twin = FakeModel("twin", "student", "resnet8", 0.1, "kd", teacher.module, sha256="twin")
+    torch.manual_seed(5)
+    other = FakeModel("r20", "student", "resnet20", 1.0, "kd",
+                      create_model("resnet20", num_classes=10, in_channels=1).eval(), sha256="r20")
+    two = FakeZoo(models=[teacher, twin, other])
+    seq = ev.evaluate_zoo(two, dataset=data, limit=4, batch_size=2, progress_bar=False, **FAST)
+    assert seq.settings.null_copies == 39 and seq.settings.null_sequential
+    by_arch = seq.run["null_copies_by_arch"]
+    assert by_arch["resnet8"] == 39
+    f = seq.frame
+    rows = f[f["model_id"] == "twin"]
+    assert (rows["null_copies"] == 39).all() and all(len(v) == 39 for v in rows["attention_rho_null_copies"])
+    np.testing.assert_allclose(rows["attention_rho_null"], [np.nanmean(v) for v in rows["attention_rho_null_copies"]])
+    assert (seq.summary.set_index("model_id").loc["twin", "attention_rho_p"]) == pytest.approx(1 / 40)
+    fixed = ev.evaluate_zoo(two, dataset=data, limit=4, batch_size=2, progress_bar=False, null_copies=39, **FAST)
+    twin_fixed = fixed.frame[fixed.frame["model_id"] == "twin"]
+    for col in ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "focus_ratio_null"):
+        np.testing.assert_allclose(rows[col].to_numpy(float), twin_fixed[col].to_numpy(float), err_msg=col)
+    r20 = seq.summary.set_index("model_id").loc["r20"]
+    assert by_arch["resnet20"] in (19, 39)
+    if by_arch["resnet20"] == 19:  # stopped: h = 2 copies at or above it, so p = (1 + c) / 20 ≥ 3 / 20
+        assert r20["attention_rho_p"] >= 3 / 20
