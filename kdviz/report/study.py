@@ -339,6 +339,8 @@ def covariation_figure(summary: pd.DataFrame) -> go.Figure:
     )
     fig.update_xaxes(range=rho_range(x))
     fig.update_yaxes(range=rho_range(y))
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"},
+                      margin={"r": 20})  # below, as in the bar views: the plot keeps the column's width
     return fig
 
 

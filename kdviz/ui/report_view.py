@@ -22,8 +22,8 @@ __all__ = ["fit_for_page", "load_results_bytes", "load_results_file", "numbers_t
 
 # The per-model numbers a reader looks for first; the rest go to a second table (one table of every column
 # is wider than the page at 1500 px, its right part cut off).
-MAIN_NUMBERS = ("model_id", "arch", "alpha", "method", "n_seeds", "n", "accuracy", "attention_rho",
-                "attention_rho_excess", "logit_rho", "margin_rho", "focus_ratio")
+MAIN_NUMBERS = ("model_id", "alpha", "n_seeds", "accuracy", "attention_rho", "attention_rho_excess", "logit_rho",
+                "margin_rho", "focus_ratio")
 
 RESULTS = "kdviz_report_results"  # session state: (set key, model hashes) -> EvaluationResult
 
