@@ -463,7 +463,7 @@ def parts_figure(
                 fig.add_vline(x=s - 0.5, line={"color": "#bbb", "width": 1})
         _topk_legend(fig, len(rank), boundary="#bbb")
         fig.update_layout(title=title or None, height=340, xaxis_title="time step", showlegend=True,
-                          legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0})
+                          legend={"orientation": "h", "yanchor": "top", "y": -0.34, "x": 0}, margin={"b": 90})
         return fig
     from skimage.segmentation import find_boundaries
 
