@@ -64,7 +64,8 @@ with guard("draw the attention maps"):
         return f"ρ {format_metric(r.attention_rho)}"
 
     seed_text = {} if seed is None else {m.id: f" · seed {m.seed}" for m in mset.students if m.seed is not None}
-    captions = {r.model_id: f"<b>{r.pred_name}</b> ({r.confidence:.0%}) · {rho_text(r)}<br>"
+    sep = "<br>" if excess or seed is not None else " · "  # longer captions: three short lines, not two wide ones
+    captions = {r.model_id: f"<b>{r.pred_name}</b> ({r.confidence:.0%}){sep}{rho_text(r)}<br>"
                             f"focus {format_metric(r.focus_ratio)}{seed_text.get(r.model_id, '')}"
                 for r in frame.itertuples()}
     truth = "" if labels is None else f" · true class {mset.true_name(int(labels[0]))}"
@@ -74,7 +75,7 @@ with guard("draw the attention maps"):
         captions=captions, overlay=overlay.startswith("overlay"), shared_scale=scale == "shared", difference=diff,
         title=f"{names[0]}{truth} — {settings.method_label}" + ("" if seed is None else f" — training seed {seed}"),
         differs=differs,
-        width_px=1420 if big else 1100, max_height_px=700 if big else 640, font_size=16 if big else 12,
+        width_px=1420 if big else 1100, max_height_px=760 if big else 680, font_size=16 if big else 12,
     )
     chart(fig, name="attention_maps")
     st.caption(f"Each caption: the model's prediction (confidence) · ρ = attention rank alignment to the teacher "

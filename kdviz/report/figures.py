@@ -211,7 +211,7 @@ def attention_grid(
     differs = set(differs)
     # Each cell's caption as drawn (a student that predicts another class gets "≠ teacher · " in front), so
     # columns are sized for the text that is actually there.
-    texts = {str(mid): (f"<span style='color:{DIFFERS_COLOUR}'><b>≠ teacher</b></span> · " if mid in differs else "")
+    texts = {str(mid): (f"<span style='color:{DIFFERS_COLOUR}'><b>≠</b></span> " if mid in differs else "")
              + captions.get(mid, str(mid)) for mid in models["model_id"].astype(str)}
     records = models[["model_id", "role", "arch", "alpha", "method"]].drop_duplicates("model_id").to_dict("records")
     teacher = next(r for r in records if r["role"] == "teacher")
@@ -237,13 +237,17 @@ def attention_grid(
     tid = str(teacher["model_id"])
     h, w = np.asarray(maps[tid]).shape
     # Pixel layout: captions and headers keep their height in px; the maps take the rest.
-    n_lines = max((captions.get(mid, mid).count("<br>") + 1 for mid in cells.values()), default=1)
-    caption_px, header_px, label_px, gap_px = (n_lines * 1.35 + 0.5) * font_size + 8, 2.2 * font_size, 28, 8
+    # Headers on two lines ("α=0.5 +KED" over "(black-box)"), so a long variant name does not widen its column.
+    drawn = [h.replace(" (", "<br>(", 1) for h in headers]
+    h_lines = max(h.count("<br>") + 1 for h in drawn)
+    n_lines = max((texts.get(mid, mid).count("<br>") + 1 for mid in cells.values()), default=1)
+    caption_px, header_px, label_px, gap_px = ((n_lines * 1.35 + 0.5) * font_size + 8,
+                                               (h_lines * 1.35 + 0.6) * (font_size + 2), 28, 8)
     title_px = 50 if title else 10
     # A column is as wide as its widest caption or header line, so neighbouring texts never overlap.
     def widest_text(size: float) -> float:
         return max([_text_width_px(texts[mid], size) for mid in cells.values()]
-                   + [_text_width_px(f"<b>{label}</b>", size + 2) for label in headers])
+                   + [_text_width_px(f"<b>{label}</b>", size + 2) for label in drawn])
 
     text_px = widest_text(font_size)
     # 110 px: the colour bars; the first column's caption may stick out left of its map by half its excess
@@ -251,7 +255,7 @@ def attention_grid(
     if text_px + 6 > pitch_px:  # many columns: smaller captions rather than overlapping ones
         font_size = max(8, int(font_size * (pitch_px - 6) / text_px))
         text_px = widest_text(font_size)
-        caption_px, header_px = (n_lines * 1.35 + 0.5) * font_size + 8, 2.2 * font_size
+        caption_px, header_px = (n_lines * 1.35 + 0.5) * font_size + 8, (h_lines * 1.35 + 0.6) * (font_size + 2)
     cell_px = min(pitch_px - gap_px, (max_height_px - title_px - header_px - 20) / n_rows - caption_px)
     cell_px = max(40.0, min(cell_px, 6.0 * max(h, w), 420.0))
     gap_px = max(gap_px, text_px + 6 - cell_px)
@@ -295,7 +299,7 @@ def attention_grid(
         annotations.append({"text": text, "x": x0 + (w - 1) / 2, "y": y0 - 0.5 - 2.5 * pad, "xref": "x",
                             "yref": "y", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
                             "font": {"size": font_size}})
-    for c, label in enumerate(headers):
+    for c, label in enumerate(drawn):
         annotations.append({"text": f"<b>{label}</b>", "x": c * (w + gx) + (w - 1) / 2, "y": top * 0.15, "xref": "x",
                             "yref": "y", "xanchor": "center", "yanchor": "top", "showarrow": False,
                             "font": {"size": font_size + 2}})

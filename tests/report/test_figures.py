@@ -124,7 +124,7 @@ def test_attention_grid_fits_the_space_and_marks_disagreement() -> None:
     frames = [sh for sh in fig.layout.shapes if sh.type == "rect"]
     (y0, x0), h = fig.layout.meta["cells"]["resnet8_1.0"], 28
     assert len(frames) == 1 and frames[0].x0 < x0 < frames[0].x1 and frames[0].y0 < y0 + h / 2 < frames[0].y1
-    assert any("≠ teacher" in a.text for a in fig.layout.annotations)
+    assert any("<b>≠</b>" in a.text for a in fig.layout.annotations)  # the ≠ mark (and a red frame)
     # Two uploaded 224 px models: one row, maps scaled down to the space, not one huge map per row.
     two = models.iloc[:2]
     big = {mid: np.random.default_rng(1).random((224, 224)) for mid in two["model_id"]}
