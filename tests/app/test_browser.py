@@ -283,3 +283,131 @@ def test_one_uploaded_image_on_every_page(server, tmp_path) -> None:
             assert "resnet8_alpha0.5.pth" in page.inner_text("body")
         finally:
             browser.close()
+
+
+# Issue 23: every shipped set, the Report's bar charts, an ImageFolder upload.
+DRAWN = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => {
+  const finite = v => typeof v === 'number' && isFinite(v);
+  const count = a => !a ? 0 : (ArrayBuffer.isView(a) || Array.isArray(a)) ?
+      Array.from(a).reduce((n, v) => n + (Array.isArray(v) || ArrayBuffer.isView(v) ? count(v) : finite(v) ? 1 : 0), 0) : 0;
+  return {title: (g.layout.title && g.layout.title.text) || '', values: g._fullData.reduce(
+      (n, t) => n + (t.type === 'table' ? 1 : count(t.z) + count(t.y) + count(t.x)), 0)};
+})"""
+
+
+def _drawn(page, url: str, charts: int) -> list[dict]:
+    """Open ``url``, wait for ``charts`` Plotly charts and the end of the run; fail on an error box or a chart
+    with no finite value in it (an empty chart)."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts} || "
+                           "document.querySelector('[data-testid=\"stAlertContentError\"]')", timeout=300_000)
+    _settle(page)
+    errors = page.locator('[data-testid="stAlertContentError"], [data-testid="stException"]').all_inner_texts()
+    assert not errors, (url, errors)
+    drawn = page.evaluate(DRAWN)
+    assert len(drawn) >= charts, (url, drawn)
+    assert all(d["values"] > 0 for d in drawn), (url, drawn)
+    return drawn
+
+
+@pytest.mark.parametrize("set_key", ["demo-image", "demo-series", "demo-seeds"])
+def test_part_focus_alignment_and_maps_on_every_shipped_set(server, require_zoo, set_key: str) -> None:
+    """Part focus, Alignment and the maps page of the set's kind draw without an error and no chart is empty
+    (the seed set's duplicate labels, GunPoint's empty logit charts)."""
+    require_zoo(set_key)
+    from playwright.sync_api import sync_playwright
+
+    query = f"set={set_key}&method=saliency&null=0"
+    maps = "temporal_saliency" if set_key == "demo-series" else "attention_maps"
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        try:
+            for path, charts in (("part_focus", 2), ("alignment", 3), (maps, 1)):
+                drawn = _drawn(page, f"{server.url}/{path}?{query}", charts)
+                page.screenshot(path=str(ARTIFACTS / f"set_{set_key}_{path}.png"))
+                if set_key == "demo-series" and path == "alignment":  # 2 classes: margin alignment, said so
+                    assert any("margin" in d["title"] for d in drawn), drawn
+                    assert "undefined with 2 classes" in page.inner_text("body")
+            if set_key == "demo-seeds":  # one seed at a time, named
+                assert "training seed 1" in page.evaluate(
+                    "() => document.querySelector('.js-plotly-plot').layout.title.text")
+        finally:
+            browser.close()
+
+
+def _plot_areas(page) -> list[dict]:
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+        .filter(g => g.data.some(t => t.type === 'bar'))
+        .map(g => ({title: g.layout.title.text, plot: g._fullLayout._size.w, width: g._fullLayout.width}))""")
+
+
+def test_report_bar_charts_keep_a_wide_plot_area(server, require_zoo) -> None:
+    """The Report's bar charts (accuracy, focus, attention): the plot area takes most of the chart's width at
+    1500×1000 and in presentation mode (a legend beside it squeezed it to ~115 of 512 px)."""
+    require_zoo("demo-image")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        try:
+            for present in ("0", "1"):
+                page.goto(f"{server.url}/report?set=demo-image&present={present}", wait_until="domcontentloaded")
+                page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 5",
+                                       timeout=300_000)
+                _settle(page)
+                areas = _plot_areas(page)
+                page.screenshot(path=str(ARTIFACTS / f"report_bars_present{present}.png"), full_page=True)
+                assert len(areas) == 3, areas
+                for a in areas:
+                    assert a["plot"] >= 0.75 * a["width"], (present, a)
+        finally:
+            browser.close()
+
+
+def test_image_folder_upload_shows_folder_names_as_true_classes(server, tmp_path) -> None:
+    """A CIFAR-100-sized teacher and student with an ImageFolder zip (cat/cup/person): the folder names are the
+    true classes ("cup" is a CIFAR-100 class, "cat" and "person" are not: labels not comparable)."""
+    import io
+    import zipfile
+
+    import torch
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+    from skimage import data
+
+    from kdviz.models import create_model
+
+    paths = []
+    for seed, name in ((0, "resnet14_teacher.pth"), (1, "resnet8_alpha0.5.pth")):
+        torch.manual_seed(seed)
+        torch.save(create_model(name.split("_")[0], num_classes=100, in_channels=3).state_dict(), tmp_path / name)
+        paths.append(tmp_path / name)
+    folder = tmp_path / "photos.zip"
+    with zipfile.ZipFile(folder, "w") as zf:
+        for cls, image in (("cat", data.chelsea()), ("cup", data.coffee()), ("person", data.astronaut())):
+            buf = io.BytesIO()
+            Image.fromarray(image).save(buf, format="PNG")
+            zf.writestr(f"photos/{cls}/{cls}1.png", buf.getvalue())
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        try:
+            page.goto(f"{server.url}/models", wait_until="domcontentloaded")
+            page.wait_for_selector("h1:has-text('Models')", timeout=120_000)
+            _settle(page)
+            uploads = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+            uploads.nth(0).set_input_files([str(q) for q in paths])
+            _settle(page)
+            uploads.nth(1).set_input_files([str(folder)])
+            _settle(page)
+            assert "labels not comparable" in page.inner_text("body")
+            page.get_by_role("button", name="Use the uploaded set").click()
+            _settle(page)
+            page.locator('[data-testid="stSidebarNav"] a').filter(has_text="Attention maps").first.click()
+            page.wait_for_function(GRID, timeout=180_000)
+            _settle(page)
+            title = page.evaluate("() => document.querySelector('.js-plotly-plot').layout.title.text")
+            page.screenshot(path=str(ARTIFACTS / "image_folder_upload.png"))
+            assert "true class cat" in title, title
+            assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+        finally:
+            browser.close()
