@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,6 +137,24 @@ def _encode(entry_tokenizer: Any, texts: Sequence[str], cache: dict[int, Encoded
     return cache[key]
 
 
+_COPIES: dict[tuple[str, int], Any] = {}
+_COPIES_LOCK = threading.Lock()
+_COPIES_MAX = 48  # untrained copies kept in memory (a bert-L2-H256 copy is ~15 MB)
+
+
+def _random_copy(key: str, config: Any, seed: int) -> Any:
+    """``random_text_copy(config, seed)``, built once per process (the page reuses the null's copies)."""
+    with _COPIES_LOCK:
+        copy = _COPIES.get((key, seed))
+    if copy is None:
+        copy = random_text_copy(config, seed)
+        with _COPIES_LOCK:
+            if len(_COPIES) >= _COPIES_MAX:
+                _COPIES.pop(next(iter(_COPIES)))
+            copy = _COPIES.setdefault((key, seed), copy)
+    return copy
+
+
 def _mean(values: np.ndarray) -> float:
     """Mean over the finite values; NaN (quietly) when there are none."""
     finite = np.asarray(values, dtype=np.float64)
@@ -221,7 +240,7 @@ def compare_text_models(teacher: TextEntry, students: Sequence[TextEntry], texts
                 enc = _encode(entry.tokenizer, texts, encodings, max_length)
                 null_cache[key] = []
                 for r in range(null_copies):
-                    copy = random_text_copy(config, NULL_SEED_BASE + r)
+                    copy = _random_copy(key, config, NULL_SEED_BASE + r)
                     a = attribute_text(copy, enc, method=method, target=target,
                                        special_ids=_special_ids(entry.tokenizer), **params)
                     vc = word_vectors(a, width)
