@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from kdviz.analysis.metrics import format_metric, undefined_reason
+from kdviz.analysis.sanity import power_sentence
 from kdviz.report.figures import alignment_bars, alignment_scatter, logit_table
 from kdviz.report.study import output_alignment_column
 from kdviz.ui.charts import chart
@@ -37,6 +38,8 @@ with guard("compute the alignment"):
             st.caption(f"Dashed line and grey band: ρ of {settings.null_copies} untrained copies of each architecture "
                        "against the teacher (random-weights reference, 95% interval). The numbers table gives the "
                        "excess over it, (ρ − ρ_random) / (1 − ρ_random).")
+            if sentence := power_sentence(comp.frame[comp.frame["model_id"].isin(show)], copies=settings.null_copies):
+                st.caption(sentence)
     with right:
         chart(alignment_bars(summary, metric=out, label=out_label), name="logit_alignment")
     randomisation_section(mset, display, comp, settings, key="al")

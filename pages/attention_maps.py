@@ -4,6 +4,7 @@ architecture, columns = α)."""
 import streamlit as st
 
 from kdviz.analysis.metrics import format_metric
+from kdviz.analysis.nulls import NULL_ALPHA, rank_p
 from kdviz.attribution.ig_steps import completeness_caption
 from kdviz.report.figures import attention_grid
 from kdviz.ui.charts import chart, presenting
@@ -46,7 +47,8 @@ with guard("draw the attention maps"):
         from_url("att_excess", kind=bool)
         excess = st.toggle("ρ as excess over random", key="att_excess",
                            help="captions show (ρ − ρ_random) / (1 − ρ_random): 0 = what untrained copies of the "
-                                "architecture get, 1 = the teacher's ranking (needs the random-weights reference)")
+                                "architecture get, 1 = the teacher's ranking (needs the random-weights reference); "
+                                "✱ = rank p ≤ 0.05 against the R untrained copies on this input")
         with st.popover("Students shown", width="stretch"):
             show = alpha_filter(mset, key="att_alpha")
         show, seed = seed_filter(mset, show, key="att_seed")
@@ -59,8 +61,9 @@ with guard("draw the attention maps"):
     differs = set(frame.loc[frame["pred"] != teacher_pred, "model_id"])
 
     def rho_text(r) -> str:
-        if excess and r.role != "teacher":
-            return f"ρ excess {format_metric(r.attention_rho_excess)}"
+        if excess and r.role != "teacher":  # ✱: rank p ≤ 0.05 against the R copies on this input
+            mark = " ✱" if rank_p(r.attention_rho, getattr(r, "attention_rho_null_copies", ())) <= NULL_ALPHA else ""
+            return f"ρ excess {format_metric(r.attention_rho_excess)}{mark}"
         return f"ρ {format_metric(r.attention_rho)}"
 
     seed_text = {} if seed is None else {m.id: f" · seed {m.seed}" for m in mset.students if m.seed is not None}

@@ -13,9 +13,12 @@ from typing import Any
 
 import streamlit as st
 
+from kdviz.analysis.defaults import default_method, default_setting, randomisation_failure
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
 from kdviz.attribution.engine import METHODS, ParamSpec
 from kdviz.attribution.precision import available_precisions
 from kdviz.attribution.vision_transformer import method_label, model_kind, unavailable_methods
+from kdviz.io.zoo import read_manifest
 from kdviz.ui.sets import DEMO_MODEL_KINDS, DEMO_SETS, UPLOADED, demo_folder
 from kdviz.ui.state import (
     K_DEVICE,
@@ -45,10 +48,9 @@ __all__ = ["Settings", "current_settings", "render_sidebar", "method_param_widge
 
 # Parameters a presenter rarely touches: shown in an "advanced" expander.
 _ADVANCED = frozenset({"internal_batch_size", "seed", "integration", "blur_sigma"})
-# Chosen by evidence (`kdviz sanity`, README "Which method to trust"): Grad-CAM is the one method that passes
-# the teacher randomisation test on both demo zoos; on MNIST every gradient method's part ranking is the input's
-# (a fully randomised teacher still ranks SLIC parts alike at ρ 0.77-0.99).
-DEFAULT_METHOD = "grad_cam"
+# The method a set opens with: its zoo's recommendation (`kdviz sanity --write`), else the library's constant
+# for its input kind (kdviz.analysis.defaults, chosen by evidence: README "Which method to trust").
+DEFAULT_METHOD = default_method("image")
 COMPACT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
 </style>"""
@@ -327,8 +329,14 @@ def render_sidebar() -> Settings:
     uploaded = st.session_state.get(UPLOAD_SET) if set_key == UPLOADED else None
     off = unavailable_methods({model_kind(m.module) for m in uploaded.models} if uploaded else
                               {DEMO_MODEL_KINDS.get(set_key, "cnn")})
-    method = _widget(sb.selectbox, K_METHOD, DEFAULT_METHOD, "Method", names, options=names,
+    manifest = _demo_manifest(set_key)
+    recommended = default_setting(manifest, kind=_set_task(set_key) or "image")
+    method = _widget(sb.selectbox, K_METHOD, recommended.method, "Method", names, options=names,
                      format_func=lambda n: method_label(n, METHODS[n].label, off), help="attribution method (captum)")
+    failure = randomisation_failure(manifest, method)
+    if failure:
+        sb.badge("fails the randomisation test on this data", icon=":material/warning:", color="orange",
+                 help=failure)
     if method in off:
         sb.info(f"{METHODS[method].label} does not apply to this model set: {off[method]}.")
     spec = METHODS[method]
@@ -393,9 +401,10 @@ def render_sidebar() -> Settings:
     k = _widget(sb.number_input, K_TOPK, 5, "Teacher's top-k parts (k)", 1, 20,
                 help="focus ratio and top-k overlap use the teacher's k most important parts")
     with sb.expander("Random-weights reference"):
-        null_copies = _widget(st.number_input, K_NULL, 3, "Copies R per architecture", 0, 10,
+        null_copies = _widget(st.number_input, K_NULL, DEFAULT_NULL_COPIES, "Copies R per architecture", 0, 99,
                               help="R untrained networks of each student architecture, attributed like the "
-                                   "students: the null that alignment is compared against (0 = off)")
+                                   "students: the null that alignment is compared against (0 = off); a rank p "
+                                   "can reach 0.05 only from R = 19")
     sb.divider()
     presenting = _widget(sb.toggle, K_PRESENT, False, "Presentation mode",
                          help="larger fonts in charts and captions, the sidebar folded, figure downloads as "
@@ -428,6 +437,16 @@ def _class_names(set_key: str) -> tuple[str, ...]:
         return tuple(str(c) for c in json.loads((demo_folder(set_key) / "zoo.json").read_text())["class_names"])
     except (OSError, ValueError, KeyError):
         return ()
+
+
+def _demo_manifest(set_key: str) -> Any:
+    """The zoo manifest of a demo set (for its recommended method), None for uploads or an unreadable one."""
+    if set_key not in DEMO_SETS:
+        return None
+    try:
+        return read_manifest(demo_folder(set_key))
+    except ValueError:
+        return None
 
 
 def _set_task(set_key: str) -> str | None:

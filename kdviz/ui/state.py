@@ -45,7 +45,7 @@ class Settings:
     parts_image: str  # 'slic:50' | 'grid:4x4'
     parts_series: str  # 'segments:10'
     k: int
-    null_copies: int = 3  # R random-weights copies per student architecture (0 = no reference)
+    null_copies: int = 19  # R random-weights copies per student architecture (0 = no reference)
     presenting: bool = False  # presentation mode: larger fonts, folded sidebar, 16:9 downloads
     figure_format: str = "png"  # download format of the charts' camera button: png | svg
     precision: str = "fp32"  # autocast precision of attributions (kdviz.attribution.precision): fp32 | bf16 | fp16
