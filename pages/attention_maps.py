@@ -78,7 +78,7 @@ with guard("draw the attention maps"):
         captions=captions, overlay=overlay.startswith("overlay"), shared_scale=scale == "shared", difference=diff,
         title=f"{names[0]}{truth} — {settings.method_label}" + ("" if seed is None else f" — training seed {seed}"),
         differs=differs,
-        width_px=1420 if big else 1100, max_height_px=760 if big else 680, font_size=16 if big else 12,
+        width_px=1420 if big else 1100, max_height_px=720 if big else 640, font_size=16 if big else 12,
     )
     chart(fig, name="attention_maps")
     st.caption(f"Each caption: the model's prediction (confidence) · ρ = attention rank alignment to the teacher "
