@@ -1,4 +1,5 @@
-"""A persistent attribution cache on disk, shared by the dashboard and ``kdviz evaluate``.
+"""A persistent attribution cache on disk, shared by the dashboard and ``kdviz evaluate`` (the dashboard keeps
+its models' logits there too: a cold first forward pass of 15 models cost as much as their attributions).
 
 An attribution is stored under a SHA-256 of everything that decides it: the model's weights (a hash of its
 parameters and buffers, :func:`weights_key`), the input batch's bytes, the method and its resolved
@@ -206,8 +207,40 @@ class AttributionCache:
             arrays["steps"] = np.asarray(result.steps)
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        data = buffer.getvalue()
+        self._write(self.path(key), buffer.getvalue())
+
+    @staticmethod
+    def logits_key(*, weights: str, inputs: str, device: str | torch.device = "cpu") -> str:
+        """The name of a logits entry (model outputs on a batch): weights, inputs, device type, versions."""
+        blob = json.dumps({"format": FORMAT, "kind": "logits", "torch": torch.__version__.split("+")[0],
+                           "weights": weights, "inputs": inputs, "device": torch.device(device).type}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def logits(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """Stored logits under ``key``, else ``compute()`` stored and returned (same file rules as attributions)."""
         path = self.path(key)
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                found = np.array(stored["logits"])
+            with contextlib.suppress(OSError):
+                os.utime(path)
+            with self._lock:
+                self.stats.hits += 1
+            return found
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError):
+            path.unlink(missing_ok=True)
+        with self._lock:
+            self.stats.misses += 1
+        value = np.asarray(compute())
+        with contextlib.suppress(OSError):
+            buffer = io.BytesIO()
+            np.savez(buffer, logits=value)
+            self._write(path, buffer.getvalue())
+        return value
+
+    def _write(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
         try:

@@ -91,7 +91,16 @@ def _attribution_cached(model_key: str, input_hash: str, method: str, params: tu
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _logits_cached(model_key: str, input_hash: str, device: str, _module: Any, _x: np.ndarray) -> np.ndarray:
     """One model's logits on one batch: a parts or k change needs them again but they cannot change."""
-    return predict_logits(_module, _x, device=device)
+    return disk_logits(_module, _x, device)
+
+
+def disk_logits(module: Any, x: np.ndarray, device: str) -> np.ndarray:
+    """``predict_logits`` through the disk cache (a restart's first forward passes are the slow ones)."""
+    disk = default_cache()
+    if disk is None:
+        return predict_logits(module, x, device=device)
+    key = disk.logits_key(weights=weights_key(module), inputs=array_hash(x), device=device)
+    return disk.logits(key, lambda: predict_logits(module, x, device=device))
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -181,7 +190,7 @@ def model_problems(mset: ModelSet, x: np.ndarray, *, device: str, n_classes: int
     expected = None
     for m in mset.models:
         try:
-            lg = predict_logits(m.module, x, device=device)
+            lg = disk_logits(m.module, x, device)
         except Exception as err:  # noqa: BLE001 - any failure of a user's model is reported, not raised
             if _is_oom(err):
                 raise
@@ -317,7 +326,7 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
 @st.cache_data(show_spinner=False, max_entries=16)
 def _pool_logits(model_hashes: tuple[str, ...], input_hash: str, device: str, _mset: ModelSet,
                  _x: np.ndarray) -> dict[str, np.ndarray]:
-    return {m.id: predict_logits(m.module, _x, device=device) for m in _mset.models}
+    return {m.id: disk_logits(m.module, _x, device) for m in _mset.models}
 
 
 def pool_predictions(mset: ModelSet, display: np.ndarray, device: str) -> dict[str, np.ndarray]:

@@ -169,3 +169,19 @@ def test_compare_models_with_the_disk_cache(tmp_path: Path, model, x) -> None:
     cols = ["attention_rho", "topk_overlap", "attention_rho_null"]
     for frame in (first.frame, second.frame):
         np.testing.assert_array_equal(frame[cols].to_numpy(), plain.frame[cols].to_numpy())
+
+
+def test_logits_entries(tmp_path: Path, model, x) -> None:
+    from kdviz.attribution.engine import predict_logits
+
+    cache = AttributionCache(tmp_path)
+    key = cache.logits_key(weights=weights_key(model), inputs=array_digest(x), device="cpu")
+    assert key != cache.logits_key(weights=weights_key(model), inputs=array_digest(x[:2]), device="cpu")
+    first = cache.logits(key, lambda: predict_logits(model, x, device="cpu"))
+    again = cache.logits(key, lambda: pytest.fail("recomputed"))
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, predict_logits(model, x, device="cpu"))
+    assert (cache.stats.misses, cache.stats.hits, cache.stats.writes) == (1, 1, 1)
+    with pytest.raises(RuntimeError):  # a failing model is never cached
+        cache.logits("ff" + "0" * 62, lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert not cache.path("ff" + "0" * 62).exists()
