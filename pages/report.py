@@ -95,7 +95,8 @@ if result is not None:
             chart(fig, name=f"report_{key}", key=f"rp_chart_{key}")
             st.download_button(f"{report.FIGURES[key][:3]} as HTML", lambda fig=fig: report.figure_html(fig),
                                f"kdviz_{key}.html", "text/html", key=f"rp_html_{key}")
-    st.code(report.format_reference_table(report.logit_table(summary)), language=None)
+    st.code(report.format_reference_table(report.logit_table(summary, column=report.output_alignment_column(summary))),
+            language=None)  # margin ρ where logit ρ is undefined (2 classes), as view (d)
     with st.expander("Per-model numbers (mean [95% interval])", expanded=True):
         numbers_tables(report.summary_display(summary), key="rp_numbers")
     st.subheader("Downloads")
