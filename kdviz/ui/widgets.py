@@ -253,7 +253,7 @@ def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFr
     return out
 
 
-_FIRST_COLUMNS = ("model_id", "arch", "alpha", "method", "pred_name", "correct", "attention_rho",
+_FIRST_COLUMNS = ("model_id", "role", "arch", "alpha", "method", "pred_name", "correct", "attention_rho",
                   "attention_rho_excess", "logit_rho", "margin_rho", "focus_ratio", "topk_overlap")
 
 

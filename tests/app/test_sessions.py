@@ -78,7 +78,7 @@ def test_same_names_different_files_stay_apart() -> None:
         explain(at)
     for name, at in sessions.items():
         assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
-        shown = at.dataframe[-1].value
+        shown = next(d.value for d in at.dataframe if "prediction" in d.value.columns)  # the numbers table
         assert list(shown["model"]) == ["model"]
         assert list(shown["prediction"]) == [{"a": "3", "b": "7"}[name]], shown
         assert at.session_state["kdviz_upload_set"].pool.names == ("input.png",)
