@@ -243,3 +243,23 @@ def test_sequential_null_adds_copies_only_where_undecided(tiny):
     assert by_arch["resnet20"] in (19, 39)
     if by_arch["resnet20"] == 19:  # stopped: h = 2 copies at or above it, so p = (1 + c) / 20 ≥ 3 / 20
         assert r20["attention_rho_p"] >= 3 / 20
+
+
+@pytest.mark.parametrize("name", ["mnist", "gunpoint", "mnist-seeds"])
+def test_shipped_results_hold_the_null_as_a_distribution(name):
+    """Shipped results made with the defaults: the zoo's recommended method, ≥ 19 copies per architecture with
+    each copy's values in the rows, and p, z in the summary."""
+    from kdviz.io.zoo import read_manifest
+
+    path = ROOT / "assets" / "zoo" / name / "results.parquet"
+    shipped = ev.load_results(path)
+    if shipped.settings.null_copies < 19:
+        pytest.skip(f"shipped {name} results predate the null as a distribution (R = {shipped.settings.null_copies})")
+    rec = read_manifest(path.parent).recommended
+    assert rec is not None and shipped.settings.method == rec.method and shipped.settings.parts == rec.parts
+    s = shipped.summary[shipped.summary["role"] != "teacher"]
+    assert (s["null_copies"] >= 19).all()
+    assert ((s["attention_rho_p"] >= 1 / (s["null_copies"] + 1) - 1e-12) & (s["attention_rho_p"] <= 1)).all()
+    assert np.isfinite(s["attention_rho_z"]).all()
+    rows = shipped.frame[shipped.frame["role"] != "teacher"]
+    assert all(len(v) == r for v, r in zip(rows["attention_rho_null_copies"], rows["null_copies"], strict=True))
