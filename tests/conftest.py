@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# Hermetic tests: no disk attribution cache (kdviz.attribution.cache) shared with the user or between runs; the
+# cache's own tests pass a tmp folder. Apps started by browser tests inherit this.
+os.environ["KDVIZ_CACHE_DIR"] = "off"
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
