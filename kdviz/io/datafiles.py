@@ -29,8 +29,9 @@ from typing import Any, Literal
 import numpy as np
 
 from kdviz.io.cifar import CifarSet, find_cifar, read_cifar_binary, read_cifar_python
-from kdviz.io.images import IMAGE_SUFFIXES, load_image
+from kdviz.io.images import IMAGE_SUFFIXES, class_root, load_image
 from kdviz.io.presets import PRESETS
+from kdviz.io.series import encode_labels
 from kdviz.io.untrusted import UploadError
 
 __all__ = [
@@ -234,20 +235,10 @@ def image_folder_files(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, in
     return tuple(classes), files
 
 
-def _image_root(root: Path) -> Path:
-    """Descend through single wrapping folders (a zip of ``mydata/cat/…``)."""
-    while True:
-        children = [c for c in root.iterdir() if not c.name.startswith(".") and c.name != "__MACOSX"]
-        if len(children) == 1 and children[0].is_dir() and any(p.is_dir() for p in children[0].iterdir()):
-            root = children[0]
-        else:
-            return root
-
-
 def _image_folder(root: Path, pre: Preprocessing, name: str, fmt: str, keep: Any = None) -> FileDataset:
     if pre.size is None:
         raise DataFileError("an image folder needs an image size: evaluate it with an image zoo or a preset")
-    classes, files = image_folder_files(_image_root(root))
+    classes, files = image_folder_files(class_root(root))
     mode = "L" if pre.channels == 1 else "RGB"
     channels = 1 if mode == "L" else 3
 
@@ -300,18 +291,6 @@ def _znorm(x: np.ndarray) -> np.ndarray:
     return ((x - mu) / np.where(sd > 1e-8, sd, 1.0)).astype(np.float32)
 
 
-def _encode(raw: Sequence[object]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Labels as indices into sorted class names (numbers sort numerically, as kdviz's UCR loader does)."""
-    names = [str(v).strip() for v in raw]
-    unique = set(names)
-    try:
-        ordered = sorted(unique, key=float)
-    except ValueError:
-        ordered = sorted(unique)
-    index = {n: i for i, n in enumerate(ordered)}
-    return np.asarray([index[n] for n in names], dtype=np.int64), tuple(ordered)
-
-
 def _aeon_series(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     from aeon.datasets import load_from_arff_file, load_from_ts_file
 
@@ -323,7 +302,7 @@ def _aeon_series(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         raise DataFileError(f"'{path.name}' has series of different lengths; pad or resample them to one length")
     if y is None or len(y) != len(x):
         raise DataFileError(f"'{path.name}' has no class labels; a test set needs them")
-    labels, names = _encode(list(y))
+    labels, names = encode_labels(list(y))
     return np.asarray(x, dtype=np.float64), labels, names
 
 
@@ -361,7 +340,7 @@ def _npz(path: Path, pre: Preprocessing, task: Task, name: str) -> FileDataset:
         names = tuple(str(v) for v in arrays["class_names"]) if "class_names" in arrays else \
             tuple(str(i) for i in range(n_names))
     else:
-        labels, names = _encode(list(y))
+        labels, names = encode_labels(list(y))
     if task == "timeseries":
         series = x[:, None, :] if x.ndim == 2 else x
         if series.ndim != 3:

@@ -21,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from kdviz.io.safezip import MAX_TOTAL_BYTES, extract_zip
 from kdviz.io.untrusted import ImageError, UploadError, upload_workspace
 
-__all__ = ["LoadedImage", "ImageFolder", "load_image", "load_image_folder", "MAX_PIXELS"]
+__all__ = ["LoadedImage", "ImageFolder", "class_root", "load_image", "load_image_folder", "MAX_PIXELS"]
 
 MAX_PIXELS = 64_000_000  # a 64-megapixel photo; PIL's own guard warns at ~89 M and fails at ~179 M
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -212,7 +212,7 @@ def load_image(
     )
 
 
-def _class_root(root: Path) -> Path:
+def class_root(root: Path) -> Path:
     """The folder holding the class subfolders: descend through a single wrapping folder."""
     while True:
         children = [c for c in root.iterdir() if not c.name.startswith(".") and c.name != "__MACOSX"]
@@ -240,7 +240,7 @@ def load_image_folder(
     notes: list[str] = []
     with upload_workspace() as folder:
         extract_zip(data, folder, max_files=max_files, max_total_bytes=max_total_bytes)
-        root = _class_root(folder)
+        root = class_root(folder)
         classes = sorted(
             c.name for c in root.iterdir()
             if c.is_dir() and not c.name.startswith(".") and c.name != "__MACOSX"

@@ -18,7 +18,7 @@ import numpy as np
 
 from kdviz.io.untrusted import SeriesError, SeriesShapeError
 
-__all__ = ["LoadedSeries", "load_series", "check_series_fits", "SERIES_SUFFIXES"]
+__all__ = ["LoadedSeries", "load_series", "check_series_fits", "encode_labels", "SERIES_SUFFIXES"]
 
 SERIES_SUFFIXES = (".ts", ".csv", ".tsv", ".txt", ".npy")
 _LABEL_HEADERS = frozenset({"label", "labels", "class", "classes", "target", "y"})
@@ -40,7 +40,7 @@ class LoadedSeries:
     warnings: tuple[str, ...] = ()
 
 
-def _encode_labels(raw: list[str] | np.ndarray | None) -> tuple[np.ndarray | None, tuple[str, ...]]:
+def encode_labels(raw: list[str] | np.ndarray | None) -> tuple[np.ndarray | None, tuple[str, ...]]:
     """Map raw labels to indices into sorted class names (numeric labels sort numerically)."""
     if raw is None:
         return None, ()
@@ -280,7 +280,7 @@ def load_series(
     else:
         x, raw_labels, notes, where = _load_csv(data, name, label_column)
     x, more = _check_finite(x, name, missing=missing, where=where)
-    labels, class_names = _encode_labels(raw_labels)
+    labels, class_names = encode_labels(raw_labels)
     return LoadedSeries(
         name=name,
         x=np.ascontiguousarray(x, dtype=np.float32),
