@@ -26,11 +26,12 @@ def _megabytes(folder: Path) -> float:
 
 
 def test_shipped_zoos_fit_the_size_budget() -> None:
-    """Image and series zoos share 40 MB (weights in float16 plus their results with R = 19..79 null copies);
+    """Image and series zoos share 50 MB (weights in float16 plus their results, which keep every one of the R = 19..79
+    null copies per input: MNIST alone 16 MB);
     a text zoo has its own 80 MB (issue 20: embedding matrices dominate)."""
     text = [z for z in ASSETS.iterdir() if (z / "zoo.json").is_file() and read_manifest(z).task == "text"]
     other = _megabytes(ASSETS) - sum(_megabytes(z) for z in text)
-    assert other <= 40, f"image and series zoos in assets/zoo take {other:.1f} MB"
+    assert other <= 50, f"image and series zoos in assets/zoo take {other:.1f} MB"
     for zoo in text:
         assert _megabytes(zoo) <= 80, f"{zoo.name} takes {_megabytes(zoo):.1f} MB"
 
