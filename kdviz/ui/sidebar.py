@@ -62,6 +62,7 @@ h1 { font-size: 2.6rem !important; }
 
 
 _SAVED = "kdviz_sidebar_saved"
+_METHOD_SET = "kdviz_method_set"  # the set the method was last chosen on
 _URL_READ = "kdviz_url_read"
 _DEEP_LINK_QUERY = "kdviz_deep_link_query"
 # Sidebar settings in the URL (short names), so a view can be bookmarked or sent as a link.
@@ -331,7 +332,12 @@ def render_sidebar() -> Settings:
                               {DEMO_MODEL_KINDS.get(set_key, "cnn")})
     manifest = _demo_manifest(set_key)
     recommended = default_setting(manifest, kind=_set_task(set_key) or "image")
-    method = _widget(sb.selectbox, K_METHOD, recommended.method, "Method", names, options=names,
+    default = recommended.method if recommended.method not in off else next(n for n in names if n not in off)
+    saved = st.session_state.setdefault(_SAVED, {})
+    if saved.get(K_METHOD) in off and st.session_state.get(_METHOD_SET) not in (None, set_key):
+        saved[K_METHOD] = default  # carried over from another set where it applied: open this set on its default
+    st.session_state[_METHOD_SET] = set_key
+    method = _widget(sb.selectbox, K_METHOD, default, "Method", names, options=names,
                      format_func=lambda n: method_label(n, METHODS[n].label, off), help="attribution method (captum)")
     failure = randomisation_failure(manifest, method)
     if failure:
