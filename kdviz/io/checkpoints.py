@@ -20,6 +20,7 @@ import pickle
 import re
 import struct
 import zipfile
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +170,28 @@ def _holds_state_dict(value: object) -> bool:
     return isinstance(value, Mapping) and any(isinstance(v, torch.Tensor) for v in value.values())
 
 
+def _with_metadata(state: Mapping[str, torch.Tensor], metadata: Mapping[str, object] | None,
+                   prefix: str = "") -> dict[str, torch.Tensor]:
+    """``state`` as an ``OrderedDict`` that keeps torch's per-module ``_metadata`` (the modules' state-dict
+    versions) for the modules under ``prefix``, renamed without it.
+
+    ``load_state_dict`` passes each module its version; modules that changed layout (BatchNorm,
+    torchvision's MNASNet) read it, and MNASNet refuses to load without one.
+    """
+    out: dict[str, torch.Tensor] = OrderedDict(state)
+    if metadata:
+        head = prefix.removesuffix(".")
+        out._metadata = OrderedDict(  # type: ignore[attr-defined]
+            ("" if k == head else k[len(prefix):], v) for k, v in metadata.items()
+            if not prefix or k == head or k.startswith(prefix)
+        )
+    return out
+
+
+def _metadata(state: object) -> Mapping[str, object] | None:
+    return getattr(state, "_metadata", None)
+
+
 def _unwrap(obj: object, depth: int = 0) -> dict[str, torch.Tensor]:
     """Find the state dict inside a training container.
 
@@ -179,7 +202,7 @@ def _unwrap(obj: object, depth: int = 0) -> dict[str, torch.Tensor]:
         tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
         nests = any(_holds_state_dict(obj[k]) for k in CONTAINER_KEYS if k in obj)
         if tensors and len(tensors) >= len(obj) / 2 and not nests:
-            return tensors
+            return _with_metadata(tensors, _metadata(obj))
         if depth < 3:
             for key in CONTAINER_KEYS:
                 if key in obj:
@@ -202,7 +225,7 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Ten
         changed = False
         for prefix in WRAPPER_PREFIXES:
             if all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix) :]: v for k, v in state.items()}
+                state = _with_metadata({k[len(prefix) :]: v for k, v in state.items()}, _metadata(state), prefix)
                 stripped.append(prefix)
                 changed = True
     return state, stripped
@@ -288,7 +311,8 @@ def split_parts(state: dict[str, torch.Tensor]) -> tuple[dict[str, dict[str, tor
     found = [p for p in PART_NAMES if p in heads]
     if not found:
         return {"": state}, []
-    parts = {p: {k[len(p) + 1 :]: v for k, v in state.items() if k.startswith(p + ".")} for p in found}
+    parts = {p: _with_metadata({k[len(p) + 1 :]: v for k, v in state.items() if k.startswith(p + ".")},
+                               _metadata(state), p + ".") for p in found}
     others = sorted(heads - set(found))
     notes = [f"holds {' and '.join(found)}"]
     if others:
@@ -542,7 +566,9 @@ def _build(
             raise CheckpointError(problem)
     optional_missing = [k for k in module.state_dict() if k.endswith(OPTIONAL_SUFFIXES) and k not in state]
     if optional_missing:  # PyTorch 0.4.0 checkpoints: keep the fresh buffers, load the rest strictly
-        state = {**state, **{k: module.state_dict()[k] for k in optional_missing}}
+        state = _with_metadata({**state, **{k: module.state_dict()[k] for k in optional_missing}}, _metadata(state))
+    if _metadata(state) is None:  # safetensors keeps no module versions: take the current ones
+        state = _with_metadata(state, _metadata(module.state_dict()))
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # guarded above; kept as a last line of defence

@@ -312,3 +312,34 @@ def test_part_that_is_not_there_is_explained():
     data = _torch_bytes(create_model("resnet8", num_classes=10).state_dict())
     with pytest.raises(CheckpointError, match="part='teacher' is not in the file; it holds one model"):
         load_checkpoint(data, part="teacher")
+
+
+def _mnasnet_bytes(wrap: str) -> tuple[torch.nn.Module, bytes]:
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.mnasnet0_5(num_classes=10).eval()
+    sd = net.state_dict()
+    buf = io.BytesIO()
+    if wrap == "safetensors":
+        return net, save_safetensors({k: v.contiguous() for k, v in sd.items()})
+    if wrap == "module":  # DataParallel: every key and every module version under "module."
+        wrapped = torch.nn.DataParallel(net).state_dict()
+        torch.save({"state_dict": wrapped, "epoch": 3}, buf)
+    elif wrap == "distiller":  # mdistiller: student and teacher in one state dict
+        both = torch.nn.ModuleDict({"student": net, "teacher": net}).state_dict()
+        torch.save(both, buf)
+    else:
+        torch.save(sd, buf)
+    return net, buf.getvalue()
+
+
+@pytest.mark.parametrize("wrap", ["plain", "module", "distiller", "safetensors"])
+def test_module_versions_survive_loading(wrap):
+    """torch keeps each module's state-dict version in ``_metadata``; MNASNet refuses to load without it
+    ("version should be set to 1 or 2 instead of None"), so unwrapping, prefix stripping and part splitting keep it."""
+    net, data = _mnasnet_bytes(wrap)
+    lc = load_checkpoint(data, arch="mnasnet0_5")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(lc.module(x), net(x))
