@@ -45,9 +45,12 @@ from kdviz.models.hf_text import random_text_copy
 
 __all__ = [
     "NULL_METRICS",
+    "TEXT_FRAME_COLUMNS",
+    "TEXT_NULL_METRICS",
     "NullStats",
     "TextComparison",
     "TextEntry",
+    "compare_text_batch",
     "compare_text_models",
     "null_stats",
     "top_words",
@@ -269,3 +272,145 @@ def compare_text_models(teacher: TextEntry, students: Sequence[TextEntry], texts
         summary.append(row)
     return TextComparison(pd.concat(rows, ignore_index=True), pd.DataFrame(summary), attributions, words, t_top, k,
                           method, null_copies)
+
+
+# --------------------------------------------------------------------------------------------------
+# The evaluation's rows: one (model, text) row per model in the image/series results format
+# --------------------------------------------------------------------------------------------------
+
+# Columns of :func:`compare_text_batch`: the image/series ``kdviz.analysis.compare.FRAME_COLUMNS`` where a column
+# means the same thing over words (``attention_rho`` = ρ over words, parts = words), then the text-only ones.
+TEXT_NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio", "vader")
+TEXT_FRAME_COLUMNS = (
+    "model_id", "role", "arch", "alpha", "method", "attr_method", "input_id", "label", "pred", "correct",
+    "confidence", "attention_rho", "logit_rho", "logit_margin", "focus_ratio", "focus_fraction", "topk_overlap",
+    "kl_to_teacher", "agree", "ssim", "pearson",
+    "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
+    "ig_completeness_error", "ig_steps",
+    "null_copies", "attention_rho_null_copies", "topk_overlap_null_copies", "focus_ratio_null_copies",
+    "n_words", "top_words", "vader", "vader_null", "vader_null_copies",
+)
+
+
+def _word_scores(v: np.ndarray, v_t: np.ndarray, n_words: np.ndarray, k: int, lexicon: frozenset[str] | None,
+                 words: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+    """Per text: ρ over words, top-k overlap, focus ratio and fraction on the teacher's top-k words (NaN for a
+    text of at most k words, where every word is in both top-k), VADER share of the model's top-k words."""
+    from kdviz.analysis.metrics import focus_ratio
+
+    enough = n_words > k
+    kk = min(k, v.shape[1])
+    nan = np.full(len(v), np.nan)
+    with np.errstate(all="ignore"):
+        out = {
+            "attention_rho": attention_rank_alignment(v, v_t),
+            "topk_overlap": np.where(enough, topk_overlap(v, v_t, k=kk), np.nan) if kk else nan,
+            "focus_ratio": np.where(enough, focus_ratio(v, v_t, k=kk), np.nan) if kk else nan,
+            "focus_fraction": np.where(enough, focus_fraction(v, v_t, k=kk), np.nan) if kk else nan,
+        }
+    top = top_words(v, n_words, k)
+    out["vader"] = (np.array([np.mean([words[i][j].lower() in lexicon for j in row if j >= 0])
+                              if (row >= 0).any() else np.nan for i, row in enumerate(top)])
+                    if lexicon is not None else nan)
+    out["_top"] = top
+    return out
+
+
+def _objects(values: Sequence[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def compare_text_batch(teacher: TextEntry, students: Sequence[TextEntry], texts: Sequence[str], *,
+                       labels: Sequence[int] | np.ndarray | None = None, input_ids: Sequence[int] | None = None,
+                       method: str = "grad_x_embedding", k: int = 5, null_copies: int = 0,
+                       null_first_seed: int = NULL_SEED_BASE, lexicon: frozenset[str] | None = None,
+                       max_length: int = 64, **params: Any) -> pd.DataFrame:
+    """Every model on ``texts`` as rows of the evaluation's table (``TEXT_FRAME_COLUMNS``), one per (model, text).
+
+    The columns mean what the image/series ones do (``kdviz.analysis.compare``) with words as the parts: all
+    models explain the teacher's predicted class; ``attention_rho`` is Spearman ρ over words, ``topk_overlap``,
+    ``focus_ratio``/``focus_fraction`` use the teacher's top-k words; ``logit_rho`` (undefined with two classes),
+    ``logit_margin`` (log-odds of class 1 with two classes), ``kl_to_teacher``, ``agree``; ``pearson`` is
+    Pearson r over words, ``ssim`` is NaN (no image). The null: ``null_copies`` untrained copies of each student
+    architecture (seeds ``null_first_seed …``), per row each copy's value (``*_null_copies``), their mean
+    (``*_null``) and the excess (``*_excess``). Text only: ``n_words``, ``top_words`` (the model's top-k words,
+    space-separated), ``vader`` (their share in ``lexicon``) with its null.
+    """
+    from kdviz.analysis.metrics import logit_margin, output_margin_class, pearson_rows, predictive_divergence
+
+    if not texts:
+        raise ValueError("texts is empty")
+    n = len(texts)
+    ids = np.arange(n) if input_ids is None else np.asarray(list(input_ids), dtype=np.int64)
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    encodings: dict[int, Encoded] = {}
+    enc_t = _encode(teacher.tokenizer, texts, encodings, max_length)
+    attr_t = attribute_text(teacher.model, enc_t, method=method, special_ids=_special_ids(teacher.tokenizer), **params)
+    target, lg_t = attr_t.target, attr_t.logits
+    width = max(int(enc_t.n_words.max()), 1)
+    n_words = enc_t.n_words
+    words = enc_t.words
+    v_t = word_vectors(attr_t, width)
+    margin_class = output_margin_class(lg_t)
+    null_by_key: dict[str, list[dict[str, np.ndarray]]] = {}
+    rows = []
+    nan = np.full(n, np.nan)
+    for entry in (teacher, *students):
+        attr = attr_t if entry is teacher else attribute_text(
+            entry.model, _encode(entry.tokenizer, texts, encodings, max_length), method=method, target=target,
+            special_ids=_special_ids(entry.tokenizer), **params)
+        v = word_vectors(attr, width)
+        sc = _word_scores(v, v_t, n_words, k, lexicon, words)
+        lg = attr.logits
+        pred = lg.argmax(axis=1)
+        probs = np.exp(lg - lg.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        copies = None
+        if entry is not teacher and null_copies > 0:
+            config = entry.model.config
+            shape = {a: b for a, b in config.to_dict().items() if a not in ("_name_or_path", "name_or_path")}
+            key = f"{sorted(shape.items())}:{_vocab_fingerprint(entry.tokenizer)}"
+            if key not in null_by_key:
+                enc = _encode(entry.tokenizer, texts, encodings, max_length)
+                null_by_key[key] = []
+                for seed in range(null_first_seed, null_first_seed + null_copies):
+                    a = attribute_text(_random_copy(key, config, seed), enc, method=method, target=target,
+                                       special_ids=_special_ids(entry.tokenizer), **params)
+                    null_by_key[key].append(_word_scores(word_vectors(a, width), v_t, n_words, k, lexicon, words))
+            copies = null_by_key[key]
+        cols: dict[str, Any] = {
+            "model_id": entry.id, "role": entry.role, "arch": entry.arch,
+            "alpha": np.nan if entry.alpha is None else float(entry.alpha), "method": entry.method,
+            "attr_method": method, "input_id": ids,
+            "label": pd.array(y if y is not None else [pd.NA] * n, dtype="Int64"), "pred": pred,
+            "correct": pd.array(pred == y if y is not None else [pd.NA] * n, dtype="boolean"),
+            "confidence": probs.max(axis=1),
+            "attention_rho": sc["attention_rho"], "logit_rho": logit_alignment(lg, lg_t),
+            "logit_margin": logit_margin(lg, margin_class), "focus_ratio": sc["focus_ratio"],
+            "focus_fraction": sc["focus_fraction"], "topk_overlap": sc["topk_overlap"],
+            "kl_to_teacher": predictive_divergence(lg, lg_t), "agree": agreement(lg, lg_t).astype(bool),
+            "ssim": nan, "pearson": pearson_rows(v, v_t),
+            "ig_completeness_error": nan,
+            "ig_steps": pd.array([int(attr.params["n_steps"])] * n if "n_steps" in attr.params else [pd.NA] * n,
+                                 dtype="Int64"),
+            "null_copies": 0 if copies is None else len(copies),
+            "n_words": n_words.astype(np.int64),
+            "top_words": [" ".join(words[i][j] for j in row if j >= 0) for i, row in enumerate(sc["_top"])],
+        }
+        for m in TEXT_NULL_METRICS:
+            cols[m] = sc[m]
+            if copies is None:
+                cols[f"{m}_null_copies"] = _objects([np.empty(0)] * n)
+                cols[f"{m}_null"] = nan
+            else:
+                per_copy = np.stack([c[m] for c in copies])  # (R, N)
+                cols[f"{m}_null_copies"] = _objects(list(np.ascontiguousarray(per_copy.T)))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    cols[f"{m}_null"] = np.nanmean(np.where(np.isinf(per_copy), np.nan, per_copy), axis=0)
+        for m in ("attention_rho", "topk_overlap"):
+            cols[f"{m}_excess"] = nan if copies is None else chance_corrected(sc[m], cols[f"{m}_null"])
+        rows.append(pd.DataFrame(cols))
+    return pd.concat(rows, ignore_index=True)[list(TEXT_FRAME_COLUMNS)]

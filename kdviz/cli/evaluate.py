@@ -8,6 +8,10 @@ keeps it).
 ``--ray [ADDRESS]`` computes the batches on a Ray cluster (a local one without ADDRESS; ``auto`` or
 ``host:6379`` joins a running one) and writes the same files; ``--precision bf16|fp16`` runs the models under
 autocast where the device computes in it natively; ``--steps auto`` picks IG's steps per input.
+
+A text zoo (``zoo.json`` task ``text``) goes to ``kdviz.evaluation.text.evaluate_text_zoo``: the zoo's recorded test
+split, words as the parts, gradient saliency (``grad_x_embedding``) unless ``--method`` says otherwise
+(``--method ig --steps 32``); ``--data``, ``--parts``, ``--precision`` and ``--preset`` do not apply.
 """
 
 from __future__ import annotations
@@ -109,8 +113,58 @@ def _method_params(method: str, steps: int | str | None, rows: int = 0, toleranc
     return params
 
 
+def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
+    """``kdviz evaluate`` on a text zoo (``kdviz.evaluation.text``)."""
+    from kdviz.evaluation.evaluate import save_results
+    from kdviz.evaluation.text import canonical_text_method, evaluate_text_zoo
+
+    try:
+        for flag, value in (("--data", args.data), ("--parts", args.parts), ("--preset", args.preset)):
+            if value:
+                raise ValueError(f"{flag} does not apply to a text zoo (its test split and words are fixed)")
+        if args.precision != "fp32":
+            raise ValueError("--precision: a text zoo is evaluated in fp32")
+        method = canonical_text_method(args.method)
+        params: dict[str, object] = {}
+        if args.steps is not None:
+            if method != "integrated_gradients" or args.steps == "auto":
+                raise ValueError("--steps takes an integer, for --method ig (integrated_gradients) on a text zoo")
+            params["n_steps"] = args.steps
+        elif method == "integrated_gradients":
+            params["n_steps"] = 32
+        print(f"kdviz evaluate: text zoo, {method} {params or ''} on words, k={args.k}", file=sys.stderr)
+        cluster = None
+        if args.ray is not None:
+            from kdviz.evaluation.distributed import ClusterOptions
+
+            cluster = ClusterOptions(address=None if args.ray == "local" else args.ray, workers=args.workers,
+                                     threads=args.threads or 1)
+        result = evaluate_text_zoo(args.zoo, method=method, method_params=params, k=args.k, limit=args.limit,
+                                   batch_size=args.batch_size, cache_dir=partial, progress_bar=not args.quiet,
+                                   null_copies=args.null_copies, cluster=cluster)
+    except (ValueError, FileNotFoundError, ConnectionError) as exc:
+        print(f"kdviz evaluate: {exc}", file=sys.stderr)
+        return 2
+    save_results(result, out)
+    if not args.keep_partial:
+        shutil.rmtree(partial, ignore_errors=True)
+    s = result.settings
+    print(f"kdviz evaluate: {s.n_inputs} snippets × {len(s.models)} models ({s.null_copies} untrained copies per "
+          f"student architecture) in {result.run['elapsed_s']:.1f} s ({result.run['batches_resumed']} batches "
+          f"resumed) -> {out}")
+    if "cluster" in result.run:
+        c = result.run["cluster"]
+        print(f"ray {c['ray_version']}: {c['workers']} workers on {c['nodes']} node(s), {c['workers_lost']} lost, "
+              f"batches retried: {c['retried_batches'] or 'none'}")
+    cols = ["model_id", "accuracy", "topk_overlap", "topk_overlap_excess", "topk_overlap_p", "attention_rho",
+            "attention_rho_p", "vader", "vader_null"]
+    print(result.summary[[c for c in cols if c in result.summary]].round(3).to_string(index=False))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from kdviz.evaluation.evaluate import evaluate_zoo, save_results
+    from kdviz.evaluation.text import is_text_zoo
     from kdviz.io.zoo import load_zoo
     from kdviz.report.study import format_reference_table, logit_table
 
@@ -120,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     partial = out.with_name(out.name + ".partial")
+    if is_text_zoo(args.zoo):
+        return run_text(args, out, partial)
     try:
         zoo = load_zoo(args.zoo)
         dataset = None
