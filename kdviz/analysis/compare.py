@@ -144,12 +144,12 @@ def _null_entries(entries: list[tuple], *, n_classes: int, in_channels: int, cop
     out: dict[str, tuple[RandomCopy, ...]] = {}
     if copies == 0:
         return out
-    for _mid, arch, _alpha, _module, role, _m in entries:
+    for _mid, arch, _alpha, module, role, _m in entries:
         if role == "teacher" or arch in out:
             continue
         try:
             out[arch] = random_copies(arch, num_classes=n_classes, in_channels=in_channels, copies=copies,
-                                      first_seed=first_seed)
+                                      first_seed=first_seed, like=module)
         except ValueError as err:
             notes.append(f"no random-weights reference for {arch}: {err}")
     return out

@@ -24,6 +24,7 @@ score at or above the model (p can no longer reach α; p = h / R), otherwise go 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from collections.abc import Sequence
@@ -80,7 +81,7 @@ def random_copy_id(arch: str, seed: int, *, num_classes: int, in_channels: int) 
     return f"random:{arch}:{num_classes}c{in_channels}ch:seed{seed}"
 
 
-_CACHE: dict[tuple[str, int, int, int], RandomCopy] = {}
+_CACHE: dict[tuple[str, int, int, int, str], RandomCopy] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX_BYTES = 768 << 20  # copies' weights kept in memory (a ResNet-50 copy is ~100 MB; the demo's < 4 MB)
 
@@ -89,30 +90,58 @@ def _nbytes(module: nn.Module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-def _build(arch: str, seed: int, num_classes: int, in_channels: int) -> nn.Module:
+def _build(arch: str, seed: int, num_classes: int, in_channels: int, like: nn.Module | None = None) -> nn.Module:
+    import torch
+
     from kdviz.models import seeded_model
 
-    return seeded_model(arch, seed=seed, num_classes=num_classes, in_channels=in_channels).float().eval()
+    module = seeded_model(arch, seed=seed, num_classes=num_classes, in_channels=in_channels)
+    if like is not None and _carries_superfeatures(module, like):
+        module.set_superfeatures(like.superfeatures, like.log_prior, generator=torch.Generator().manual_seed(seed))
+    return module.float().eval()
+
+
+def _carries_superfeatures(module: nn.Module, like: nn.Module | None) -> bool:
+    """An explaining network (KED): its superfeatures and class prior are part of its architecture, not weights
+    it learnt, so an untrained copy gets those of the trained model it stands in for."""
+    return (like is not None and hasattr(module, "set_superfeatures") and hasattr(like, "superfeatures")
+            and hasattr(like, "log_prior") and like.superfeatures.numel() == module.superfeatures.numel())
+
+
+def _structure_digest(like: nn.Module | None) -> str:
+    """Short digest of the superfeatures and prior a copy takes from ``like`` ("" for a plain architecture)."""
+    if like is None or not hasattr(like, "superfeatures"):
+        return ""
+    h = hashlib.sha256(like.superfeatures.detach().cpu().numpy().tobytes())
+    h.update(like.log_prior.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 def random_copies(
-    arch: str, *, num_classes: int, in_channels: int, copies: int = DEFAULT_NULL_COPIES, first_seed: int = NULL_SEED_BASE
+    arch: str, *, num_classes: int, in_channels: int, copies: int = DEFAULT_NULL_COPIES, first_seed: int = NULL_SEED_BASE,
+    like: nn.Module | None = None,
 ) -> tuple[RandomCopy, ...]:
     """``copies`` untrained eval-mode networks of ``arch`` (seeds ``first_seed …``), built once and kept.
+
+    ``like``: a trained model of ``arch``; an explaining (KED) architecture's copies take its superfeatures and
+    class prior (they are part of the architecture), and their ids name them.
 
     Raises ``kdviz.models.UnknownModelError`` (a ValueError) for an architecture the registry cannot build.
     """
     if copies < 0:
         raise ValueError(f"copies={copies} must be ≥ 0")
     out = []
+    structure = _structure_digest(like)
     for seed in range(first_seed, first_seed + copies):
-        key = (arch, num_classes, in_channels, seed)
+        key = (arch, num_classes, in_channels, seed, structure)
         with _CACHE_LOCK:
             copy = _CACHE.get(key)
         if copy is None:
-            module = _build(arch, seed, num_classes, in_channels)
-            copy = RandomCopy(random_copy_id(arch, seed, num_classes=num_classes, in_channels=in_channels), arch,
-                              seed, module)
+            module = _build(arch, seed, num_classes, in_channels, like)
+            copy_id = random_copy_id(arch, seed, num_classes=num_classes, in_channels=in_channels)
+            if _carries_superfeatures(module, like):
+                copy_id += f":sf{structure}"
+            copy = RandomCopy(copy_id, arch, seed, module)
             with _CACHE_LOCK:
                 held = sum(_nbytes(c.module) for c in _CACHE.values())
                 while _CACHE and held + _nbytes(module) > _CACHE_MAX_BYTES:

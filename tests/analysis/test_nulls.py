@@ -246,3 +246,51 @@ def test_default_setting_prefers_the_zoos_recommendation() -> None:
     assert "fails the randomisation test" in randomisation_failure(rec, "grad_cam")
     assert randomisation_failure(rec, "saliency") is None and randomisation_failure(rec, "deeplift") is None
     assert randomisation_failure(plain, "grad_cam") is None
+
+
+def _explaining(seed: int, labels: np.ndarray | None) -> torch.nn.Module:
+    net = seeded_model("ked_mlp_m4_h8", seed=seed, num_classes=10, in_channels=1)
+    if labels is not None:
+        net.set_superfeatures(labels, np.log(np.full(10, 0.1)) + np.arange(10) * 0.01,
+                              generator=torch.Generator().manual_seed(seed))
+    return net.eval()
+
+
+def test_explaining_copies_take_the_trained_models_superfeatures():
+    """A KED network's superfeatures and class prior are part of its architecture: the null's copies of it carry
+    those of the student they stand in for (as kdviz.report.ked_study builds them), not the default split."""
+    labels = np.random.default_rng(0).integers(0, 4, size=784)
+    trained = _explaining(3, labels)
+    copies = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2, like=trained)
+    plain = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2)
+    for c in copies:
+        assert torch.equal(c.module.superfeatures, trained.superfeatures)
+        assert torch.equal(c.module.log_prior, trained.log_prior)
+    assert not torch.equal(plain[0].module.superfeatures, trained.superfeatures)
+    assert copies[0].id != plain[0].id and copies[0].id.startswith(plain[0].id + ":sf")
+    # the same seed, the same structure: identical to an explaining network built and set by hand with that seed
+    by_hand = _explaining(NULL_SEED_BASE, labels)
+    assert torch.equal(copies[0].module.first_weight, by_hand.first_weight)
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(copies[0].module(x), by_hand(x))
+    # a plain architecture ignores ``like``
+    r8 = random_copies("resnet8", num_classes=10, in_channels=1, copies=1, like=trained)[0]
+    assert r8.id == random_copy_id("resnet8", NULL_SEED_BASE, num_classes=10, in_channels=1)
+
+
+def test_compare_models_null_for_an_explaining_student_uses_its_superfeatures():
+    labels = np.random.default_rng(1).integers(0, 4, size=784)
+    teacher = ModelEntry("teacher", "mlp_h32", None, seeded_model("mlp_h32", seed=0, num_classes=10, in_channels=1))
+    student = ModelEntry("ked", "ked_mlp_m4_h8", 1.0, _explaining(5, labels))
+    comp = compare_models(teacher, [student], torch.rand(2, 1, 28, 28), method="saliency", parts="grid:4x4",
+                          null_copies=2)
+    expected = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2, like=student.module)
+    assert comp.null_ids["ked_mlp_m4_h8"] == tuple(c.id for c in expected)
+    # the null's vector of copy 0 is that copy's own saliency over the parts, as a student would get it
+    as_student = compare_models(teacher, [ModelEntry("c0", "ked_mlp_m4_h8", 1.0, expected[0].module)],
+                                torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
+                                method="saliency", parts="grid:4x4", null_copies=0)
+    again = compare_models(teacher, [student], torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
+                           method="saliency", parts="grid:4x4", null_copies=2)
+    np.testing.assert_allclose(again.null_part_vectors[expected[0].id], as_student.part_vectors["c0"], rtol=1e-6)
