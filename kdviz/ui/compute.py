@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from kdviz.analysis.aggregate import has_replicates, margin_rho_ci, summarize_variants
+from kdviz.analysis.aggregate import copy_matrix, has_replicates, margin_rho_ci, null_columns, summarize_variants
 from kdviz.analysis.compare import Comparison, compare_models
 from kdviz.analysis.metrics import margin_alignment, mean_ci
 from kdviz.analysis.parts import label_parts, parse_parts
@@ -374,6 +374,29 @@ def _margin_rho(frame: pd.DataFrame, out: pd.DataFrame, *, ci: bool) -> None:
         out["margin_rho_lo"], out["margin_rho_hi"] = [v[1] for v in values], [v[2] for v in values]
 
 
+TESTED_METRICS = ("attention_rho", "topk_overlap")
+
+
+def _null_tests(frame: pd.DataFrame, out: pd.DataFrame) -> None:
+    """Each model against its null as a distribution (``kdviz.analysis.aggregate.null_columns``, as the Report
+    and ``kdviz evaluate`` do): the copies' SD, the model's z and rank p, and R (``null_copies``), where the
+    frame keeps each copy's values. Adds ``{metric}_null_sd``, ``{metric}_z``, ``{metric}_p``."""
+    for i, mid in enumerate(out["model_id"]):
+        rows = frame[frame["model_id"] == mid]
+        for metric in TESTED_METRICS:
+            mat = copy_matrix(rows, metric) if metric in out.columns else None
+            if mat is None:
+                continue
+            cols = null_columns(float(out[metric].iloc[i]), mat, metric)
+            for c in (f"{metric}_null_sd", f"{metric}_z", f"{metric}_p"):
+                if c not in out.columns:
+                    out[c] = np.nan
+                out.loc[out.index[i], c] = cols[c]
+            if "null_copies" not in out.columns:
+                out["null_copies"] = np.nan
+            out.loc[out.index[i], "null_copies"] = mat.shape[1]
+
+
 def seed_means(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per variant (architecture, α, training) of a frame with training-seed replicates: the mean of
     the seeds' means with hierarchical 95% intervals (``kdviz.analysis.aggregate.summarize_variants``), in the
@@ -413,5 +436,6 @@ def summarise(frame: pd.DataFrame, *, ci: bool = False, seeds: bool = True) -> p
             out[c] = [b[0] for b in bounds]
             out[f"{c}_lo"], out[f"{c}_hi"] = [b[1] for b in bounds], [b[2] for b in bounds]
     _margin_rho(frame, out, ci=ci)
+    _null_tests(frame, out)
     teacher_last = out["role"] != "teacher"
     return out.assign(_t=teacher_last).sort_values("_t", kind="stable").drop(columns="_t").reset_index(drop=True)

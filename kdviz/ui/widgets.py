@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from kdviz.analysis.metrics import format_metric
+from kdviz.analysis.nulls import format_p
 from kdviz.report.figures import alpha_label
 from kdviz.ui.sets import UPLOADED, ModelSet, demo_set
 from kdviz.ui.sidebar import bind_to_url, flush_url
@@ -227,16 +228,22 @@ def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFr
     if not one_input:
         names["correct"] = "accuracy (these inputs)"
     cols = [c for c in names if c in summary.columns]
-    for extra, after in (("attention_rho_excess", "attention_rho"), ("attention_rho_null", "attention_rho")):
+    for extra, after in (("attention_rho_p", "attention_rho"), ("attention_rho_z", "attention_rho"),
+                         ("attention_rho_excess", "attention_rho"), ("attention_rho_null", "attention_rho")):
         if extra in summary.columns and summary[extra].notna().any() and after in cols:
             cols.insert(cols.index(after) + 1, extra)
-    names.update({"attention_rho_null": "ρ random-weights", "attention_rho_excess": "ρ excess over random"})
+    names.update({"attention_rho_null": "ρ random-weights", "attention_rho_excess": "ρ excess over random",
+                  "attention_rho_z": "ρ z (vs copies)", "attention_rho_p": "ρ p (vs copies)"})
     out = summary[cols].copy()
     for c in cols:
         if c in ("model_id", "role", "arch", "method", "pred_name"):
             continue
         if c == "alpha":
             out[c] = [alpha_label(a).removeprefix("α=") for a in out[c]]
+        elif c == "attention_rho_p":
+            copies = summary["null_copies"] if "null_copies" in summary.columns else pd.Series(np.nan, summary.index)
+            out[c] = ["—" if pd.isna(p) or pd.isna(r) else format_p(float(p), int(r))
+                      for p, r in zip(out[c], copies, strict=True)]
         elif c == "correct" and one_input:
             out[c] = ["✓" if v == 1 else "✗" if v == 0 else "—" for v in out[c]]
         else:
@@ -254,7 +261,7 @@ def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFr
 
 
 _FIRST_COLUMNS = ("model_id", "role", "arch", "alpha", "method", "pred_name", "correct", "attention_rho",
-                  "attention_rho_excess", "logit_rho", "margin_rho", "focus_ratio", "topk_overlap")
+                  "attention_rho_excess", "attention_rho_z", "attention_rho_p", "logit_rho", "margin_rho", "focus_ratio", "topk_overlap")
 
 
 def table_height(rows: int) -> int:

@@ -138,3 +138,22 @@ def test_summarise_means_skip_undefined_and_infinite_values() -> None:
     assert "logit_rho" not in out.columns  # a column the frame lacks is left out, not an error
     with_ci = compute.summarise(frame, ci=True).set_index("model_id")
     assert with_ci.loc["s", "attention_rho_lo"] <= 0.4 <= with_ci.loc["s", "attention_rho_hi"]
+
+
+def test_summarise_tests_each_model_against_its_copies() -> None:
+    """A single-seed set's numbers carry the null as a distribution, as the Report's do: z and rank p of the
+    model's mean ρ against the copies' means (hand-computed here), and R."""
+    import pandas as pd
+
+    copies = np.array([[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]])  # 2 inputs x 3 copies: copy means 0.2, 0.3, 0.4
+    rows = [{"model_id": "t", "role": "teacher", "arch": "a", "alpha": None, "method": "ce", "attention_rho": 1.0,
+             "attention_rho_null_copies": None}]
+    rows += [{"model_id": "s", "role": "student", "arch": "a", "alpha": 0.5, "method": "kd", "attention_rho": rho,
+              "attention_rho_null": float(c.mean()), "attention_rho_null_copies": c} for rho, c in zip((0.5, 0.6), copies)]
+    out = compute.summarise(pd.DataFrame(rows))
+    s = out[out["model_id"] == "s"].iloc[0]
+    means = copies.mean(axis=0)
+    assert s["attention_rho_z"] == pytest.approx((0.55 - means.mean()) / means.std(ddof=1))
+    assert s["attention_rho_p"] == pytest.approx(1 / 4)  # no copy reaches 0.55: (1 + 0) / (3 + 1)
+    assert s["null_copies"] == 3
+    assert np.isnan(out[out["model_id"] == "t"].iloc[0]["attention_rho_p"])
