@@ -2,9 +2,13 @@
 
 A pool of Ray actors (:class:`ZooWorker`), each holding the zoo's models once on its device (one GPU per
 worker where the cluster has GPUs, else ``threads`` CPU threads per worker), is mapped over input batches.
-The models and the test inputs reach the workers through Ray's object store: the driver puts them there
-once (``ray.put``) and every worker reads the same objects when it starts, so nothing is pickled per task;
-a task carries only a batch's input range.
+The models reach the workers through Ray's object store: the driver puts them there once (``ray.put``) and
+every worker reads the same object when it starts. The test inputs do not: each task carries its own batch
+(the inputs ``lo:hi`` and their labels), so a worker holds one batch at a time, never the whole test set.
+
+Text zoos (``kdviz.evaluation.text``) run the same way through :class:`TextZooWorker` and
+:func:`evaluate_text_batches`: the models with their tokenizers go to the object store once, each task carries
+its batch's snippets.
 
 The driver (``kdviz.evaluation.evaluate.evaluate_zoo``) keeps everything that makes a run reproducible: it decides
 the batches, writes each finished batch to the resume cache and orders the rows, so a distributed run
@@ -28,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ClusterOptions", "ModelPayload", "RayEvaluator", "ZooWorker", "evaluate_batches"]
+__all__ = ["ClusterOptions", "ModelPayload", "RayEvaluator", "TextZooWorker", "ZooWorker", "evaluate_batches",
+           "evaluate_text_batches"]
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class _Job:
 
 
 class ZooWorker:
-    """A Ray actor body: the zoo's models and the test inputs, held once; evaluates one batch per call."""
+    """A Ray actor body: the zoo's models, held once; evaluates the batch each call carries."""
 
     def __init__(self, models: Sequence[ModelPayload], data: dict[str, np.ndarray], settings: Any,
                  device: str | None, threads: int, precision_emulated: bool = False) -> None:
@@ -73,19 +78,40 @@ class ZooWorker:
 
         torch.set_num_threads(max(1, int(threads)))
         self.teacher, self.students = models[0], list(models[1:])
-        self.data, self.settings, self.device = data, settings, device
+        self.data, self.settings, self.device = data, settings, device  # data: the normalisation (mean, std)
         self.precision_emulated = precision_emulated
 
-    def evaluate(self, lo: int, hi: int) -> Any:
-        """Rows of inputs ``lo:hi`` (:func:`kdviz.evaluation.batch.evaluate_batch`, as a single process runs it)."""
+    def evaluate(self, lo: int, hi: int, x: np.ndarray, y: np.ndarray | None) -> Any:
+        """Rows of inputs ``lo:hi`` given as ``x``/``y`` (:func:`kdviz.evaluation.batch.evaluate_batch`, as a
+        single process runs it)."""
         from kdviz.evaluation.batch import evaluate_batch
 
-        d = self.data
-        y = d.get("y")
         return evaluate_batch(
-            self.teacher, self.students, d["x"][lo:hi], None if y is None else y[lo:hi], np.arange(lo, hi),
-            d["mean"], d["std"], self.settings, self.device, allow_emulated=self.precision_emulated,
+            self.teacher, self.students, x, y, np.arange(lo, hi), self.data["mean"], self.data["std"], self.settings,
+            self.device, allow_emulated=self.precision_emulated,
         )
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class TextZooWorker:
+    """A Ray actor body for a text zoo: the models with their tokenizers (``kdviz.analysis.text.TextEntry``), held
+    once; evaluates the snippets each call carries (:func:`kdviz.evaluation.text.evaluate_text_batch`)."""
+
+    def __init__(self, entries: Sequence[Any], settings: Any, threads: int, lexicon: frozenset[str] | None,
+                 max_length: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
+        self.teacher, self.students = entries[0], list(entries[1:])
+        self.settings, self.lexicon, self.max_length = settings, lexicon, max_length
+
+    def evaluate(self, lo: int, hi: int, texts: Sequence[str], labels: np.ndarray | None) -> Any:
+        from kdviz.evaluation.text import evaluate_text_batch
+
+        return evaluate_text_batch(self.teacher, self.students, texts, labels, np.arange(lo, hi), self.settings,
+                                   lexicon=self.lexicon, max_length=self.max_length)
 
     def pid(self) -> int:
         return os.getpid()
@@ -156,21 +182,39 @@ class RayEvaluator:
 
     def start_workers(self, models: Sequence[ModelPayload], data: dict[str, np.ndarray], settings: Any,
                       device: str | None, *, allow_emulated: bool = False) -> None:
-        """Put the models and data in the object store once, and start the worker actors."""
+        """Put the models in the object store once and start the worker actors; ``data`` (``x``, ``y``, ``mean``,
+        ``std``) stays here: each task is sent its own batch of ``x`` and ``y``."""
         ray = _ray()
-        self._models_ref = ray.put(list(models))
-        self._data_ref = ray.put(data)
-        self._settings, self._device_req, self._emulated = settings, device, allow_emulated
+        self._device_req = device
+        x, y = data["x"], data.get("y")
+        self._batch = lambda job: (x[job.lo:job.hi], None if y is None else y[job.lo:job.hi])
+        static = {k: v for k, v in data.items() if k not in ("x", "y")}
+        self._worker = (ZooWorker, (ray.put(list(models)), static, settings, self._device(device), self.options.threads,
+                                    allow_emulated))
         self.actors = [self._new_actor() for _ in range(self._n_workers(device))]
+
+    def start_text_workers(self, entries: Sequence[Any], texts: Sequence[str], labels: np.ndarray | None,
+                           settings: Any, *, lexicon: frozenset[str] | None, max_length: int) -> None:
+        """Text zoo workers (:class:`TextZooWorker`, CPU): models and tokenizers in the object store once; each
+        task is sent its batch's snippets and labels."""
+        ray = _ray()
+        self._device_req = "cpu"
+        texts = list(texts)
+        self._batch = lambda job: (texts[job.lo:job.hi], None if labels is None else labels[job.lo:job.hi])
+        self._worker = (TextZooWorker, (ray.put(list(entries)), settings, self.options.threads, lexicon, max_length))
+        self.actors = [self._new_actor() for _ in range(self._n_workers("cpu"))]
 
     def _new_actor(self) -> Any:
         ray = _ray()
         gpus = self._gpus(self._device_req)
-        cls = ray.remote(ZooWorker).options(
+        body, args = self._worker
+        cls = ray.remote(body).options(
             num_cpus=0 if gpus else self.options.threads, num_gpus=1 if gpus else 0, max_restarts=0,
         )
-        return cls.remote(self._models_ref, self._data_ref, self._settings, self._device(self._device_req),
-                          self.options.threads, self._emulated)
+        return cls.remote(*args)
+
+    def _submit(self, actor: Any, job: _Job) -> Any:
+        return actor.evaluate.remote(job.lo, job.hi, *self._batch(job))
 
     def run(self, jobs: Sequence[tuple[int, int, int]]) -> Iterator[tuple[int, Any]]:
         """Evaluate ``(batch, lo, hi)`` jobs on the workers; yield ``(batch, frame)`` in completion order.
@@ -189,7 +233,7 @@ class RayEvaluator:
         while queue or in_flight:
             while queue and idle:
                 job, actor = queue.popleft(), idle.pop(0)
-                in_flight[actor.evaluate.remote(job.lo, job.hi)] = (actor, job)
+                in_flight[self._submit(actor, job)] = (actor, job)
             if not in_flight:
                 raise RuntimeError("kdviz evaluate --ray: every worker died and no restart is left")
             (ref,), _ = ray.wait(list(in_flight), num_returns=1)
@@ -218,7 +262,7 @@ class RayEvaluator:
             idle.append(actor)
             while queue and idle:  # keep every worker busy while the caller handles this batch
                 nxt, a = queue.popleft(), idle.pop(0)
-                in_flight[a.evaluate.remote(nxt.lo, nxt.hi)] = (a, nxt)
+                in_flight[self._submit(a, nxt)] = (a, nxt)
             yield job.batch, frame
 
 
@@ -247,6 +291,35 @@ def evaluate_batches(
         evaluator.start_workers(models, data, settings, device, allow_emulated=allow_emulated)
         if facts is not None:
             facts.update(evaluator.describe())
+        yield from evaluator.run(jobs)
+        if facts is not None:
+            facts.update(retried_batches=list(evaluator.retried_batches), workers_lost=evaluator.workers_lost)
+    finally:
+        if owned:
+            evaluator.__exit__(None, None, None)
+        else:
+            evaluator.stop_workers()
+
+
+def evaluate_text_batches(
+    cluster: ClusterOptions | RayEvaluator | str, *, teacher: Any, students: Sequence[Any], texts: Sequence[str],
+    labels: np.ndarray | None, settings: Any, lexicon: frozenset[str] | None, max_length: int,
+    jobs: Sequence[tuple[int, int, int]], facts: dict[str, Any] | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """``(batch, frame)`` for every ``(batch, lo, hi)`` job of a text zoo, on a Ray cluster (as
+    :func:`evaluate_batches`; ``teacher``/``students`` are ``kdviz.analysis.text.TextEntry``)."""
+    if isinstance(cluster, str):
+        cluster = ClusterOptions(address=None if cluster == "local" else cluster)
+    owned = isinstance(cluster, ClusterOptions)
+    evaluator = RayEvaluator(cluster) if owned else cluster
+    if owned:
+        evaluator.__enter__()
+    try:
+        evaluator.start_text_workers([teacher, *students], texts, labels, settings, lexicon=lexicon,
+                                     max_length=max_length)
+        if facts is not None:
+            facts.update(evaluator.describe())
+            facts["device"] = "cpu"
         yield from evaluator.run(jobs)
         if facts is not None:
             facts.update(retried_batches=list(evaluator.retried_batches), workers_lost=evaluator.workers_lost)
