@@ -15,10 +15,22 @@ its first character; special tokens, punctuation and padding belong to no word.
 - ``gradient_norm``: ``‖∂f_c/∂e‖₂``.
 - ``word_occlusion``: ``f_c(x) − f_c(x with the word's pieces set to [MASK])``, all words of an input in one
   batch; each piece carries its word's value divided by the word's number of pieces (so pieces sum to it).
+- ``attention_rollout`` (Abnar & Zuidema 2020): per layer, heads averaged (``head_fusion``), ``Â = (1−r)·A +
+  r·I`` (r = ``residual``, 0.5 in the paper; for a row-stochastic A this is "add the identity, re-normalise"),
+  rows re-normalised, ``R = Â_L ⋯ Â_1``; token importance = the row of ``[CLS]`` (position 0; encoders) or of the
+  last non-padding position (GPT-2). T5 (kdviz's extension: the decoder's first step has one position): the
+  cross-attention row of that step, averaged over heads and decoder layers, times the encoder's rollout.
+  Class-agnostic: the same scores for every target. Needs the attention probabilities: a copy of the model
+  runs with the eager attention implementation.
+
+Decoders (GPT-2) and encoder-decoders (T5) are attributed as classifiers through
+``kdviz.models.hf_text.VerbalizedLM`` (the logit of each class's verbalizer token); their text sits in a prompt
+(:class:`~kdviz.models.hf_text.PromptedTokenizer`), whose pieces belong to no word and are kept in IG's baseline.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Sequence
@@ -32,16 +44,20 @@ from torch import nn
 
 from kdviz.attribution.engine import model_lock
 from kdviz.attribution.methods import MethodSpec, ParamSpec
+from kdviz.models.hf_text import PromptedTokenizer, VerbalizedLM
 
 __all__ = [
     "TEXT_METHODS",
+    "TEXT_METHOD_NAMES",
     "WORD_RE",
     "Encoded",
     "TextAttribution",
+    "attention_rollout_matrix",
     "attribute_text",
     "baseline_ids",
     "encode_words",
     "gradient_saliency",
+    "text_attention_rollout",
     "text_logits",
     "token_to_word",
     "word_importance",
@@ -70,8 +86,18 @@ TEXT_METHODS: dict[str, MethodSpec] = {
         MethodSpec("word_occlusion", "Word occlusion", FeatureAblation, (),
                    "drop in the target logit when a word's pieces become [MASK]", applies_to=("text",),
                    not_applicable="text models only"),
+        MethodSpec("attention_rollout", "Attention rollout", type(None),
+                   (ParamSpec("head_fusion", "choice", "mean", choices=("mean", "max", "min"),
+                              help="how each layer's heads are combined (mean as in Abnar & Zuidema 2020)"),
+                    ParamSpec("residual", "float", 0.5, min=0.0, max=1.0,
+                              help="weight of the identity added for the residual connection (0.5 in the paper)")),
+                   "attention flow through the layers from [CLS] (encoders), the last position (GPT-2) or the "
+                   "first decoder step (T5) to the words (Abnar & Zuidema 2020); class-agnostic",
+                   applies_to=("text",), not_applicable="text models only"),
     )
 }
+# The text methods in the order the UI lists them (one place: helpers read this tuple).
+TEXT_METHOD_NAMES: tuple[str, ...] = tuple(TEXT_METHODS)
 
 
 def word_spans(text: str) -> list[tuple[int, int]]:
@@ -80,11 +106,17 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 
 
 def token_to_word(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]], length: int) -> list[int]:
-    """Word index of each token: the word whose span holds the token's first character, else -1."""
+    """Word index of each token: the word holding the token's first word character (a byte-level piece such
+    as GPT-2's ``"Ġthe"`` starts with the space before its word), else -1."""
     owner = np.full(length + 1, -1, dtype=np.int64)
     for j, (s, e) in enumerate(spans):
         owner[s:e] = j
-    return [int(owner[s]) if e > s else -1 for s, e in offsets]
+    out = []
+    for s, e in offsets:
+        seg = owner[s:e] if e > s else owner[:0]
+        hit = seg[seg >= 0]
+        out.append(int(hit[0]) if hit.size else -1)
+    return out
 
 
 @dataclass(frozen=True)
@@ -112,10 +144,54 @@ class Encoded:
                        self.n_words[idx.numpy()], words)
 
 
+def _encode_prompted(tokenizer: PromptedTokenizer, texts: Sequence[str], max_length: int) -> Encoded:
+    """Each text inside the prompt template, right-padded; only pieces of the text map to words. Truncation
+    drops the text's last pieces (the prompt's prefix and suffix are kept: GPT-2 answers after the suffix)."""
+    prefix, suffix = tokenizer.verbalizer.prefix, tokenizer.verbalizer.suffix
+    pad = tokenizer.pad_token_id
+    if pad is None:
+        raise ValueError("the tokenizer has neither a padding nor an end-of-sequence token")
+    rows, owners, n_words, words = [], [], np.zeros(len(texts), dtype=np.int64), []
+    for i, text in enumerate(texts):
+        full = prefix + text + suffix
+        enc = tokenizer.tokenizer(full, return_offsets_mapping=True)
+        ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+        lo, hi = len(prefix), len(prefix) + len(text)
+        spans = [(s + lo, e + lo) for s, e in word_spans(text)]
+        owner = token_to_word(offsets, spans, len(full))
+        in_text = [j for j, (s, e) in enumerate(offsets) if e > s and lo <= s < hi or owner[j] >= 0]
+        over = len(ids) - max_length
+        if over > 0:
+            if over > len(in_text):
+                raise ValueError(f"the prompt alone is {len(ids) - len(in_text)} tokens; max_length={max_length}")
+            drop = set(in_text[len(in_text) - over:])
+            ids = [t for j, t in enumerate(ids) if j not in drop]
+            owner = [w for j, w in enumerate(owner) if j not in drop]
+        rows.append(ids)
+        owners.append(owner)
+        n_words[i] = max(owner) + 1 if owner else 0
+        words.append(tuple(full[s:e] for s, e in spans[: n_words[i]]))
+    length = max((len(r) for r in rows), default=1)
+    input_ids = torch.full((len(texts), length), int(pad), dtype=torch.long)
+    attention_mask = torch.zeros((len(texts), length), dtype=torch.long)
+    token_word = torch.full((len(texts), length), -1, dtype=torch.long)
+    for i, (ids, owner) in enumerate(zip(rows, owners, strict=True)):
+        input_ids[i, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+        attention_mask[i, : len(ids)] = 1
+        token_word[i, : len(ids)] = torch.as_tensor(owner, dtype=torch.long)
+    return Encoded(input_ids, attention_mask, token_word, n_words, tuple(words))
+
+
 def encode_words(tokenizer: Any, texts: Sequence[str], *, max_length: int = 64) -> Encoded:
-    """Tokenize ``texts`` (a fast tokenizer; truncation to ``max_length`` pieces) and map pieces to words."""
+    """Tokenize ``texts`` (a fast tokenizer; truncation to ``max_length`` pieces) and map pieces to words.
+
+    A :class:`~kdviz.models.hf_text.PromptedTokenizer` (GPT-2, T5) puts each text in its prompt template and
+    right-pads; the words are still those of the text, prompt pieces belong to no word.
+    """
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("text attribution needs a fast (Rust) tokenizer for character offsets")
+    if isinstance(tokenizer, PromptedTokenizer):
+        return _encode_prompted(tokenizer, texts, max_length)
     enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
                     return_offsets_mapping=True, return_tensors="pt")
     token_word = torch.full_like(enc["input_ids"], -1)
@@ -160,6 +236,61 @@ def gradient_saliency(model: nn.Module, input_ids: torch.Tensor, attention_mask:
 def baseline_ids(input_ids: torch.Tensor, token_word: torch.Tensor, replacement: int) -> torch.Tensor:
     """``input_ids`` with every word piece replaced by ``replacement`` (special tokens, punctuation kept)."""
     return torch.where(token_word >= 0, torch.full_like(input_ids, replacement), input_ids)
+
+
+def attention_rollout_matrix(attentions: Sequence[torch.Tensor], *, head_fusion: str = "mean",
+                             residual: float = 0.5) -> torch.Tensor:
+    """``R = Â_L ⋯ Â_1`` (N, L, L) from per-layer attention probabilities (N, heads, L, L), first layer first."""
+    fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}[head_fusion]
+    rollout = None
+    for a in attentions:
+        fused = fuse(a.detach().float())
+        eye = torch.eye(fused.shape[-1], dtype=fused.dtype).expand_as(fused)
+        step = (1.0 - residual) * fused + residual * eye
+        step = step / step.sum(-1, keepdim=True).clamp_min(1e-12)
+        rollout = step if rollout is None else step @ rollout
+    if rollout is None:
+        raise ValueError("attention rollout needs at least one attention layer")
+    return rollout
+
+
+def _eager_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` running the eager attention implementation (it returns attention probabilities).
+
+    A copy, so the caller's model keeps its attention implementation and gets none of the output-capturing
+    hooks transformers installs on a model the first time it is asked for attentions.
+    """
+    work = copy.deepcopy(model).eval()
+    hf = work.lm if isinstance(work, VerbalizedLM) else work
+    if hasattr(hf, "set_attn_implementation"):
+        hf.set_attn_implementation("eager")
+    return work
+
+
+def text_attention_rollout(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                           head_fusion: str = "mean", residual: float = 0.5) -> torch.Tensor:
+    """Token scores (N, L) of attention rollout (module doc): [CLS] row for encoders, the last non-padding
+    position for GPT-2, the first decoder step for T5; padding scores 0."""
+    with torch.no_grad():
+        out = _eager_copy(model)(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+    n = input_ids.shape[0]
+    if isinstance(model, VerbalizedLM) and model.seq2seq:
+        if not out.encoder_attentions or not out.cross_attentions:
+            raise ValueError("the model returned no attention probabilities")
+        enc = attention_rollout_matrix(out.encoder_attentions, head_fusion=head_fusion, residual=residual)
+        fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}[head_fusion]
+        cross = torch.stack([fuse(a.detach().float())[:, 0] for a in out.cross_attentions]).mean(0)  # (N, L)
+        row = torch.einsum("nl,nlm->nm", cross, enc)
+    else:
+        if not out.attentions:
+            raise ValueError(f"{type(model).__name__} returned no attention probabilities")
+        rollout = attention_rollout_matrix(out.attentions, head_fusion=head_fusion, residual=residual)
+        if isinstance(model, VerbalizedLM):
+            pos = (attention_mask.sum(1) - 1).clamp_min(0).long()
+        else:
+            pos = torch.zeros(n, dtype=torch.long)
+        row = rollout[torch.arange(n), pos]
+    return row * attention_mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,6 +376,10 @@ def attribute_text(model: nn.Module, enc: Encoded, *, method: str = "integrated_
             elif method in ("grad_x_embedding", "gradient_norm"):
                 tokens = gradient_saliency(model, enc.input_ids, enc.attention_mask, tgt,
                                            multiply=method == "grad_x_embedding")
+                signed = tokens
+            elif method == "attention_rollout":
+                tokens = text_attention_rollout(model, enc.input_ids, enc.attention_mask,
+                                                head_fusion=resolved["head_fusion"], residual=resolved["residual"])
                 signed = tokens
             else:
                 with torch.no_grad():

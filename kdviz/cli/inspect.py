@@ -24,6 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--part", choices=("student", "teacher"),
                    help="for a file holding a student and a teacher (mdistiller): which one (default student)")
     p.add_argument("--trust-code", action="store_true", help="allow TorchScript / torch.export programs (they run code)")
+    p.add_argument("--verbalizer", action="append", metavar="CLASS=TOKEN",
+                   help="a GPT-2 / T5 folder read as a classifier: the token generated for CLASS (repeat per class, "
+                        "in class order; e.g. --verbalizer 'fresh= fresh' --verbalizer 'rotten= rotten'); default "
+                        "from config.json's class names")
+    p.add_argument("--prompt", help="a GPT-2 / T5 folder: the prompt template holding {text} "
+                                    "(default 'predict: {text}', GPT-2 adds '\\nlabel:')")
     p.set_defaults(func=run)
 
 

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["TEXT_DATASETS", "is_text_distill", "run_hf_inspect", "run_text_distill"]
+__all__ = ["TEXT_DATASETS", "is_text_distill", "parse_verbalizer", "run_hf_inspect", "run_text_distill"]
 
 TEXT_DATASETS = ("rotten_tomatoes",)
 
@@ -23,12 +23,27 @@ def is_text_distill(args: argparse.Namespace) -> bool:
     return args.data in TEXT_DATASETS or args.method == "rationale"
 
 
+def parse_verbalizer(items: list[str] | None) -> dict[str, str] | None:
+    """``["fresh= fresh", "rotten= rotten"]`` -> ``{"fresh": " fresh", "rotten": " rotten"}`` (the token keeps
+    its spaces: GPT-2's word tokens start with one); None when no item is given."""
+    if not items:
+        return None
+    out: dict[str, str] = {}
+    for item in items:
+        label, sep, token = item.partition("=")
+        if not sep or not label.strip() or not token:
+            raise ValueError(f"--verbalizer takes CLASS=TOKEN, got {item!r}")
+        out[label.strip()] = token
+    return out
+
+
 def run_hf_inspect(args: argparse.Namespace) -> int:
     """Print a Hugging Face text checkpoint's summary as JSON (exit 2 when it is refused)."""
     from kdviz.io.hf_text import load_hf_text
 
     try:
-        model = load_hf_text(args.file)
+        model = load_hf_text(args.file, verbalizer=parse_verbalizer(getattr(args, "verbalizer", None)),
+                             template=getattr(args, "prompt", None))
     except ValueError as exc:
         print(f"kdviz inspect: {args.file}: {exc}", file=sys.stderr)
         return 2

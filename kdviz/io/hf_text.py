@@ -3,7 +3,8 @@
 A checkpoint is a folder (or a zip of one) with ``config.json``, the weights as ``model.safetensors`` (or
 ``pytorch_model.bin``, read with ``torch.load(weights_only=True)``) and the tokenizer files. Before anything
 is built, :func:`check_hf_folder` refuses: links, custom code (``auto_map``, ``trust_remote_code``), a model
-type kdviz cannot attribute, file references that point outside the upload (absolute, ``~``, ``..`` or
+type kdviz cannot attribute (BERT-family sequence classifiers; GPT-2 and T5, read as classifiers through a
+verbalizer: ``kdviz.models.hf_text.Verbalizer``), file references that point outside the upload (absolute, ``~``, ``..`` or
 URLs in ``*_file``/``*path*`` fields), oversized vocabularies or files, and sharded weights. Zips go through
 ``kdviz.io.safezip`` (bombs, ``..`` entries, links). ``trust_remote_code`` is never passed.
 """
@@ -25,7 +26,16 @@ from torch import nn
 
 from kdviz.io.safezip import extract_zip
 from kdviz.io.untrusted import UploadError
-from kdviz.models.hf_text import ENCODER_TYPES, text_arch_name
+from kdviz.models.hf_text import (
+    ENCODER_TYPES,
+    GENERATIVE_TYPES,
+    SEQ2SEQ_TYPES,
+    PromptedTokenizer,
+    VerbalizedLM,
+    Verbalizer,
+    generative_lm,
+    text_arch_name,
+)
 
 __all__ = [
     "HFTextError",
@@ -55,7 +65,12 @@ class HFTextError(UploadError):
 
 @dataclass(frozen=True, eq=False)
 class TextModel:
-    """A loaded eval-mode float32 sequence classifier with its (fast) tokenizer and what describes it."""
+    """A loaded eval-mode float32 sequence classifier with its (fast) tokenizer and what describes it.
+
+    kind : ``"encoder"`` (a sequence classifier), ``"decoder"`` (GPT-2) or ``"encoder-decoder"`` (T5); the last
+    two are :class:`~kdviz.models.hf_text.VerbalizedLM` models with a
+    :class:`~kdviz.models.hf_text.PromptedTokenizer`, and ``verbalizer`` says which token stands for which class.
+    """
 
     model: nn.Module = field(repr=False)
     tokenizer: Any = field(repr=False)
@@ -70,6 +85,8 @@ class TextModel:
     weights_file: str
     sha256: str
     source: str
+    kind: str = "encoder"
+    verbalizer: Verbalizer | None = None
 
     @property
     def special_ids(self) -> dict[str, int]:
@@ -83,11 +100,17 @@ class TextModel:
 
     def summary(self) -> dict[str, object]:
         """What ``kdviz inspect`` prints for a text checkpoint."""
-        return {"format": "huggingface", "task": "text", "arch": self.arch, "model_type": self.model_type,
-                "layers": self.layers, "hidden": self.hidden, "vocab_size": self.vocab_size,
-                "num_classes": self.num_labels, "labels": list(self.labels), "params": self.params,
-                "weights": self.weights_file, "sha256": self.sha256,
-                "tokenizer": type(self.tokenizer).__name__, "source": self.source}
+        out: dict[str, object] = {
+            "format": "huggingface", "task": "text", "kind": self.kind, "arch": self.arch,
+            "model_type": self.model_type, "layers": self.layers, "hidden": self.hidden,
+            "vocab_size": self.vocab_size, "num_classes": self.num_labels, "labels": list(self.labels),
+            "params": self.params, "weights": self.weights_file, "sha256": self.sha256,
+            "tokenizer": type(getattr(self.tokenizer, "tokenizer", self.tokenizer)).__name__, "source": self.source}
+        if self.verbalizer is not None:
+            out["verbalizer"] = self.verbalizer.mapping()
+            out["verbalizer_ids"] = list(self.verbalizer.ids)
+            out["prompt"] = self.verbalizer.template
+        return out
 
 
 def is_hf_text_source(source: str | os.PathLike[str]) -> bool:
@@ -168,9 +191,15 @@ def check_hf_folder(folder: str | os.PathLike[str], *, max_vocab: int = MAX_VOCA
             if any(h in leaf for h in _PATH_KEY_HINTS) and _points_outside(value):
                 raise HFTextError(f"{key} = {value!r} points outside the upload; refusing the checkpoint")
     model_type = config.get("model_type")
-    if model_type not in ENCODER_TYPES:
+    if model_type not in ENCODER_TYPES + GENERATIVE_TYPES:
         raise HFTextError(f"model_type {model_type!r} is not supported; kdviz reads sequence classifiers of "
-                          f"type {', '.join(ENCODER_TYPES)} (decoders and encoder-decoders: not yet)")
+                          f"type {', '.join(ENCODER_TYPES)} and, through a verbalizer, "
+                          f"{', '.join(GENERATIVE_TYPES)}")
+    if "kdviz_verbalizer" in config:
+        try:
+            Verbalizer.from_dict(config["kdviz_verbalizer"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise HFTextError(f"config.json kdviz_verbalizer: {exc}") from exc
     vocab_size = config.get("vocab_size")
     if not isinstance(vocab_size, int) or not 0 < vocab_size <= max_vocab:
         raise HFTextError(f"config.json vocab_size={vocab_size!r}; it must be an integer in [1, {max_vocab:,}]")
@@ -201,19 +230,62 @@ def _state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _load_folder(root: Path, source: str, *, max_vocab: int) -> TextModel:
+def _missing_weights(model: nn.Module, missing: list[str]) -> list[str]:
+    """Missing keys that are not buffers like ``position_ids`` nor tied to a loaded parameter (GPT-2/T5 heads)."""
+    names: dict[int, list[str]] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(param), []).append(name)
+    absent = set(missing)
+    out = []
+    for key in missing:
+        if key.endswith("position_ids"):
+            continue
+        tied = next((v for v in names.values() if key in v), [key])
+        if all(k in absent for k in tied):
+            out.append(key)
+    return out
+
+
+def _resolve_verbalizer(config: Any, tokenizer: Any, verbalizer: Verbalizer | dict[str, str] | None,
+                        template: str | None) -> Verbalizer:
+    """The verbalizer passed, else config.json's ``kdviz_verbalizer``, else one from named ``id2label`` classes."""
+    model_type = config.model_type
+    if isinstance(verbalizer, Verbalizer):
+        chosen = verbalizer if template is None else Verbalizer(verbalizer.labels, verbalizer.tokens, template)
+    elif verbalizer is not None:
+        chosen = Verbalizer.from_mapping(dict(verbalizer), model_type, template=template)
+    elif isinstance(getattr(config, "kdviz_verbalizer", None), dict):
+        block = Verbalizer.from_dict(config.kdviz_verbalizer)
+        chosen = block if template is None else Verbalizer(block.labels, block.tokens, template)
+    else:
+        labels = [str(config.id2label.get(i, i)) for i in range(len(config.id2label or {}))]
+        if len(labels) < 2 or any(label == f"LABEL_{i}" for i, label in enumerate(labels)):
+            raise HFTextError(f"a {model_type} checkpoint is read as a classifier through verbalizer tokens: pass "
+                              "them (class name -> token, e.g. --verbalizer fresh=' fresh'), or name the classes "
+                              "in config.json (id2label or kdviz_verbalizer)")
+        chosen = Verbalizer.default(labels, model_type, template=template)
+    return chosen.resolve(tokenizer)
+
+
+def _load_folder(root: Path, source: str, *, max_vocab: int, verbalizer: Verbalizer | dict[str, str] | None = None,
+                 template: str | None = None) -> TextModel:
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     check_hf_folder(root, max_vocab=max_vocab)
     config = AutoConfig.from_pretrained(root, local_files_only=True, trust_remote_code=False)
+    generative = config.model_type in GENERATIVE_TYPES
+    if not generative and (verbalizer is not None or template is not None):
+        raise HFTextError(f"a {config.model_type} sequence classifier has its own head; verbalizers and prompts "
+                          f"are for {', '.join(GENERATIVE_TYPES)}")
     weights = next(root / w for w in WEIGHT_FILES if (root / w).is_file())
     state = _state_dict(weights)
-    model = AutoModelForSequenceClassification.from_config(config)
+    model = generative_lm(config) if generative else AutoModelForSequenceClassification.from_config(config)
     result = model.load_state_dict(state, strict=False)
-    missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
+    missing = _missing_weights(model, list(result.missing_keys))
     if missing:
-        raise HFTextError(f"{weights.name} lacks {len(missing)} weight(s) of a {config.model_type} sequence "
-                          f"classifier, e.g. {', '.join(missing[:3])}")
+        kind = "language model" if generative else "sequence classifier"
+        raise HFTextError(f"{weights.name} lacks {len(missing)} weight(s) of a {config.model_type} {kind}, "
+                          f"e.g. {', '.join(missing[:3])}")
     model = model.float().eval()
     try:
         tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True, trust_remote_code=False)
@@ -223,32 +295,51 @@ def _load_folder(root: Path, source: str, *, max_vocab: int) -> TextModel:
         raise HFTextError("kdviz needs a fast tokenizer (tokenizer.json) for word offsets")
     if len(tokenizer) > config.vocab_size:
         raise HFTextError(f"the tokenizer has {len(tokenizer):,} tokens but the model only {config.vocab_size:,}")
-    labels = tuple(str(config.id2label.get(i, i)) for i in range(config.num_labels))
+    verb = None
+    kind = "encoder"
+    if generative:
+        try:
+            verb = _resolve_verbalizer(config, tokenizer, verbalizer, template)
+        except ValueError as exc:
+            raise HFTextError(str(exc)) from exc
+        model = VerbalizedLM(model, verb).eval()
+        tokenizer = PromptedTokenizer(tokenizer, verb)
+        kind = "encoder-decoder" if config.model_type in SEQ2SEQ_TYPES else "decoder"
+        labels = verb.labels
+    else:
+        labels = tuple(str(config.id2label.get(i, i)) for i in range(config.num_labels))
     return TextModel(
         model=model, tokenizer=tokenizer, arch=text_arch_name(config), model_type=config.model_type,
         layers=int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layers", 0)),
         hidden=int(getattr(config, "hidden_size", 0) or getattr(config, "dim", 0)),
-        vocab_size=int(config.vocab_size), num_labels=int(config.num_labels), labels=labels,
+        vocab_size=int(config.vocab_size), num_labels=len(labels), labels=labels,
         params=sum(p.numel() for p in model.parameters()), weights_file=weights.name,
-        sha256=hashlib.sha256(weights.read_bytes()).hexdigest(), source=source,
+        sha256=hashlib.sha256(weights.read_bytes()).hexdigest(), source=source, kind=kind, verbalizer=verb,
     )
 
 
-def load_hf_text(source: str | os.PathLike[str] | bytes, *, max_vocab: int = MAX_VOCAB) -> TextModel:
+def load_hf_text(source: str | os.PathLike[str] | bytes, *, max_vocab: int = MAX_VOCAB,
+                 verbalizer: Verbalizer | dict[str, str] | None = None, template: str | None = None) -> TextModel:
     """Load a checked Hugging Face sequence classifier from a folder, a ``.zip`` path or zip bytes.
+
+    A GPT-2 or T5 checkpoint is read as a classifier through ``verbalizer`` (class name -> token, e.g.
+    ``{"fresh": " fresh", "rotten": " rotten"}``, or a :class:`~kdviz.models.hf_text.Verbalizer`) and the prompt
+    ``template`` (default ``DEFAULT_TEMPLATES``); without them, from ``kdviz_verbalizer`` in ``config.json`` or
+    the named classes of ``id2label`` (tokens from the names).
 
     Raises :class:`HFTextError` (a ValueError) naming what was refused; zip problems raise
     ``kdviz.io.untrusted`` errors from the safe extractor.
     """
+    options = {"max_vocab": max_vocab, "verbalizer": verbalizer, "template": template}
     if isinstance(source, (bytes, bytearray)) or (Path(source).is_file() and zipfile.is_zipfile(source)):
         name = "upload.zip" if isinstance(source, (bytes, bytearray)) else Path(source).name
         with tempfile.TemporaryDirectory(prefix="kdviz-hf-") as tmp:
             extract_zip(bytes(source) if isinstance(source, (bytes, bytearray)) else source, tmp)
-            return _load_folder(find_hf_root(Path(tmp)), name, max_vocab=max_vocab)
+            return _load_folder(find_hf_root(Path(tmp)), name, **options)
     root = Path(source)
     if not root.is_dir():
         raise HFTextError(f"{root} is neither a folder nor a zip of a Hugging Face checkpoint")
-    return _load_folder(root, str(root), max_vocab=max_vocab)
+    return _load_folder(root, str(root), **options)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,12 @@
-"""Hugging Face text classifiers (BERT family): small students, vocabulary pruning, random copies, naming.
+"""Hugging Face text classifiers: BERT-family encoders, and decoders / encoder-decoders read as classifiers.
+
+A decoder (GPT-2) or an encoder-decoder (T5) classifies by the token it would generate: the user's text goes
+into a prompt template (:class:`Verbalizer`: ``"predict: {text}"``), and the class score of each class is the
+logit of its verbalizer token — GPT-2 at the next position after the prompt, T5 at the decoder's first step
+(distilling step-by-step's "predict:" prefix). :class:`VerbalizedLM` wraps such a model so that it answers like
+a sequence classifier (``model(input_ids=..., attention_mask=...).logits`` of shape (N, C); ``inputs_embeds``;
+``get_input_embeddings``), and :class:`PromptedTokenizer` carries the template so that
+``kdviz.attribution.text.encode_words`` puts the prompt around the text while words stay those of the text.
 
 Models are only ever built from a config object or a local folder; nothing is downloaded and
 ``trust_remote_code`` is never passed (``kdviz.io.hf_text`` validates uploaded folders before this runs).
@@ -14,13 +22,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:  # transformers is imported where a model is built (``kdviz inspect`` stays quick)
     from transformers import BertForSequenceClassification, BertTokenizerFast, PretrainedConfig
 
 __all__ = [
+    "DECODER_TYPES",
+    "DEFAULT_TEMPLATES",
     "ENCODER_TYPES",
+    "GENERATIVE_TYPES",
+    "PromptedTokenizer",
+    "SEQ2SEQ_TYPES",
+    "VerbalizedLM",
+    "VerbalizedOutput",
+    "Verbalizer",
+    "generative_lm",
     "StudentSpec",
     "corpus_vocabulary",
     "parse_text_arch",
@@ -34,6 +52,13 @@ __all__ = [
 
 # Sequence-classification encoders kdviz attributes through their word-embedding layer.
 ENCODER_TYPES = ("bert", "distilbert", "roberta", "xlm-roberta", "electra", "albert", "mpnet", "deberta", "deberta-v2")
+# Models whose label is a generated token (tested types only): decoders and encoder-decoders.
+DECODER_TYPES = ("gpt2",)
+SEQ2SEQ_TYPES = ("t5",)
+GENERATIVE_TYPES = DECODER_TYPES + SEQ2SEQ_TYPES
+DEFAULT_TEMPLATES = {"gpt2": "predict: {text}\nlabel:", "t5": "predict: {text}"}
+MAX_VERBALIZER_LABELS = 1000
+MAX_VERBALIZER_CHARS = 1000
 
 
 def text_arch_name(config: PretrainedConfig) -> str:
@@ -82,14 +107,24 @@ def student_model(spec: StudentSpec, *, vocab_size: int, num_labels: int, seed: 
 
 
 def random_text_copy(config: PretrainedConfig, seed: int) -> nn.Module:
-    """An untrained eval-mode classifier of exactly ``config``'s architecture (weights from ``seed``)."""
+    """An untrained eval-mode classifier of exactly ``config``'s architecture (weights from ``seed``); for a
+    decoder / encoder-decoder config (``kdviz_verbalizer`` set by :class:`VerbalizedLM`), a random language model
+    read through the same verbalizer."""
     from transformers import AutoModelForSequenceClassification
 
     cfg = copy.deepcopy(config)
     gen_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        model = AutoModelForSequenceClassification.from_config(cfg)
+        if cfg.model_type in GENERATIVE_TYPES:  # a VerbalizedLM: the same verbalizer on a random LM
+            block = getattr(cfg, "kdviz_verbalizer", None)
+            if not isinstance(block, dict):
+                raise ValueError(f"a {cfg.model_type} config needs its kdviz_verbalizer to build a random classifier")
+            verbalizer = Verbalizer(tuple(block["labels"]), tuple(block["tokens"]), block["template"],
+                                    tuple(block["ids"]))
+            model = VerbalizedLM(generative_lm(cfg), verbalizer)
+        else:
+            model = AutoModelForSequenceClassification.from_config(cfg)
     finally:
         torch.random.set_rng_state(gen_state)
     return model.float().eval()
@@ -148,3 +183,212 @@ def save_hf_folder(model: nn.Module, tokenizer: Any, folder: str | Path, *,
     out.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoders and encoder-decoders read as classifiers: the class score is the logit of a verbalizer token
+
+
+@dataclass(frozen=True)
+class Verbalizer:
+    """Class name -> the one token that stands for it, and the prompt ``template`` around the text.
+
+    labels, tokens : one token per class (GPT-2: ``" fresh"`` with its leading space, the token after the
+        prompt; T5: ``"fresh"``, the decoder's first token). template : the prompt with ``{text}`` once.
+    ids : the tokens' ids in a tokenizer (:meth:`resolve`), empty until resolved.
+    """
+
+    labels: tuple[str, ...]
+    tokens: tuple[str, ...]
+    template: str
+    ids: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        labels, tokens = tuple(self.labels), tuple(self.tokens)
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "tokens", tokens)
+        object.__setattr__(self, "ids", tuple(int(i) for i in self.ids))
+        if not 2 <= len(labels) <= MAX_VERBALIZER_LABELS or len(tokens) != len(labels):
+            raise ValueError(f"a verbalizer needs 2-{MAX_VERBALIZER_LABELS} classes with one token each "
+                             f"(got {len(labels)} labels, {len(tokens)} tokens)")
+        strings = (*labels, *tokens, self.template)
+        if not all(isinstance(x, str) and 0 < len(x) <= MAX_VERBALIZER_CHARS for x in strings):
+            raise ValueError(f"verbalizer labels, tokens and template must be non-empty strings of at most "
+                             f"{MAX_VERBALIZER_CHARS} characters")
+        if len(set(labels)) != len(labels) or len(set(tokens)) != len(tokens):
+            raise ValueError("verbalizer labels and tokens must be distinct")
+        if self.template.count("{text}") != 1:
+            raise ValueError(f"the prompt template must hold '{{text}}' exactly once, got {self.template!r}")
+        if self.ids and len(self.ids) != len(labels):
+            raise ValueError("verbalizer ids must be one per class")
+
+    @classmethod
+    def default(cls, labels: Sequence[str], model_type: str, *, template: str | None = None) -> Verbalizer:
+        """Tokens from the class names: ``" name"`` for a decoder (the word after the prompt), ``"name"`` for T5."""
+        prefix = " " if model_type in DECODER_TYPES else ""
+        return cls(tuple(labels), tuple(prefix + str(label) for label in labels),
+                   template or DEFAULT_TEMPLATES.get(model_type, "{text}"))
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, str], model_type: str, *, template: str | None = None) -> Verbalizer:
+        """``{"fresh": " fresh", "rotten": " rotten"}`` (class order = the mapping's order)."""
+        return cls(tuple(mapping), tuple(mapping.values()), template or DEFAULT_TEMPLATES.get(model_type, "{text}"))
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Verbalizer:
+        """The ``kdviz_verbalizer`` block of a ``config.json`` (``labels``, ``tokens``, ``template``)."""
+        if not isinstance(obj, dict) or not all(isinstance(obj.get(k), list) for k in ("labels", "tokens")):
+            raise ValueError("kdviz_verbalizer must be an object with lists 'labels' and 'tokens' and a 'template'")
+        if not isinstance(obj.get("template"), str):
+            raise ValueError("kdviz_verbalizer.template must be a string holding '{text}'")
+        return cls(tuple(obj["labels"]), tuple(obj["tokens"]), obj["template"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"labels": list(self.labels), "tokens": list(self.tokens), "template": self.template}
+
+    def mapping(self) -> dict[str, str]:
+        return dict(zip(self.labels, self.tokens, strict=True))
+
+    def resolve(self, tokenizer: Any) -> Verbalizer:
+        """A copy with ``ids``; ValueError when a token is not exactly one token of ``tokenizer``."""
+        ids = []
+        for label, token in zip(self.labels, self.tokens, strict=True):
+            pieces = tokenizer(token, add_special_tokens=False)["input_ids"]
+            if len(pieces) != 1:
+                raise ValueError(f"the verbalizer token {token!r} of class {label!r} is {len(pieces)} tokens in "
+                                 f"this tokenizer ({tokenizer.convert_ids_to_tokens(pieces)}); pass a one-token "
+                                 "verbalizer")
+            ids.append(int(pieces[0]))
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"verbalizer tokens {self.tokens} map to repeated ids {ids}")
+        return Verbalizer(self.labels, self.tokens, self.template, tuple(ids))
+
+    @property
+    def prefix(self) -> str:
+        return self.template.split("{text}")[0]
+
+    @property
+    def suffix(self) -> str:
+        return self.template.split("{text}")[1]
+
+
+class PromptedTokenizer:
+    """A fast Hugging Face tokenizer with a prompt template (``kdviz.attribution.text.encode_words`` reads it).
+
+    Everything else is the wrapped tokenizer's. ``pad_token_id`` falls back to the end-of-sequence token (GPT-2
+    has no padding token); ``mask_token_id`` (occlusion, the ``mask`` IG baseline) to the unknown token, then
+    to padding, for tokenizers without a mask token.
+    """
+
+    def __init__(self, tokenizer: Any, verbalizer: Verbalizer) -> None:
+        self.tokenizer = tokenizer
+        self.verbalizer = verbalizer
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("tokenizer", "verbalizer") or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.tokenizer, name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.tokenizer(*args, **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.tokenizer)
+
+    @property
+    def template(self) -> str:
+        return self.verbalizer.template
+
+    @property
+    def pad_token_id(self) -> int | None:
+        for value in (self.tokenizer.pad_token_id, self.tokenizer.eos_token_id):
+            if value is not None:
+                return int(value)
+        return None
+
+    @property
+    def mask_token_id(self) -> int | None:
+        for value in (self.tokenizer.mask_token_id, self.tokenizer.unk_token_id):
+            if value is not None:
+                return int(value)
+        return self.pad_token_id
+
+
+@dataclass
+class VerbalizedOutput:
+    """``logits`` (N, C): the verbalizer tokens' logits; attentions as the language model returned them."""
+
+    logits: torch.Tensor
+    attentions: tuple[torch.Tensor, ...] | None = None
+    encoder_attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class VerbalizedLM(nn.Module):
+    """A causal LM (GPT-2) or an encoder-decoder (T5) answering like a sequence classifier.
+
+    ``forward(input_ids | inputs_embeds, attention_mask)`` embeds the (prompted, right-padded) input once with
+    :meth:`get_input_embeddings` — the layer captum hooks — and returns the logits of the verbalizer tokens:
+    GPT-2 at the last non-padding position, T5 at the decoder's first step (decoder start token, embedded
+    functionally so the hooked layer runs once). ``config`` is the language model's, with ``kdviz_verbalizer``
+    and the class names set (so :func:`random_text_copy` rebuilds the same classifier).
+    """
+
+    def __init__(self, lm: nn.Module, verbalizer: Verbalizer) -> None:
+        super().__init__()
+        if not verbalizer.ids:
+            raise ValueError("resolve the verbalizer against the tokenizer first (Verbalizer.resolve)")
+        self.lm = lm
+        self.verbalizer = verbalizer
+        self.seq2seq = bool(getattr(lm.config, "is_encoder_decoder", False))
+        self.register_buffer("label_ids", torch.as_tensor(verbalizer.ids, dtype=torch.long), persistent=False)
+        config = lm.config
+        config.kdviz_verbalizer = {**verbalizer.to_dict(), "ids": list(verbalizer.ids)}
+        config.id2label = dict(enumerate(verbalizer.labels))
+        config.label2id = {label: i for i, label in enumerate(verbalizer.labels)}
+
+    @property
+    def config(self) -> Any:
+        return self.lm.config
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.lm.config.num_hidden_layers)
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.lm.get_input_embeddings()
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                inputs_embeds: torch.Tensor | None = None, output_attentions: bool = False) -> VerbalizedOutput:
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+        if attention_mask is None:
+            attention_mask = torch.ones(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        n = inputs_embeds.shape[0]
+        if self.seq2seq:
+            start = self.lm.config.decoder_start_token_id
+            start = self.lm.config.pad_token_id if start is None else start
+            dec_ids = torch.full((n, 1), int(start), dtype=torch.long, device=inputs_embeds.device)
+            dec = F.embedding(dec_ids, self.get_input_embeddings().weight)
+            out = self.lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask, decoder_inputs_embeds=dec,
+                          output_attentions=output_attentions, use_cache=False)
+            logits = out.logits[:, 0]
+            return VerbalizedOutput(logits.index_select(-1, self.label_ids), getattr(out, "decoder_attentions", None),
+                                    getattr(out, "encoder_attentions", None), getattr(out, "cross_attentions", None))
+        out = self.lm(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                      output_attentions=output_attentions, use_cache=False)
+        last = (attention_mask.sum(1) - 1).clamp_min(0).long()
+        logits = out.logits[torch.arange(n, device=last.device), last]
+        return VerbalizedOutput(logits.index_select(-1, self.label_ids), getattr(out, "attentions", None))
+
+
+def generative_lm(config: PretrainedConfig) -> nn.Module:
+    """An untrained causal LM (decoders) or seq2seq LM (encoder-decoders) built from ``config``, never remote code."""
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    if config.model_type in SEQ2SEQ_TYPES:
+        return AutoModelForSeq2SeqLM.from_config(config)
+    if config.model_type in DECODER_TYPES:
+        return AutoModelForCausalLM.from_config(config)
+    raise ValueError(f"model_type {config.model_type!r} is not a supported decoder or encoder-decoder "
+                     f"({', '.join(GENERATIVE_TYPES)})")

@@ -70,7 +70,7 @@ def test_pickle_with_code_in_bin_is_refused(tmp_path):
 @pytest.mark.parametrize(("file", "patch", "match"), [
     ("config.json", {"auto_map": {"AutoModel": "evil.Model"}}, "custom code"),
     ("config.json", {"vocab_size": 10_000_000}, "vocab_size"),
-    ("config.json", {"model_type": "gpt2"}, "not supported"),
+    ("config.json", {"model_type": "llama"}, "not supported"),
     ("tokenizer_config.json", {"vocab_file": "/etc/passwd"}, "outside the upload"),
     ("tokenizer_config.json", {"tokenizer_file": "../../secret/tokenizer.json"}, "outside the upload"),
 ])
