@@ -97,7 +97,8 @@ class ZooWorker:
 
 class TextZooWorker:
     """A Ray actor body for a text zoo: the models with their tokenizers (``kdviz.analysis.text.TextEntry``), held
-    once; evaluates the snippets each call carries (:func:`kdviz.evaluation.text.evaluate_text_batch`)."""
+    once; evaluates the snippets each call carries (``kdviz.analysis.text.compare_text_batch``, exactly as
+    ``kdviz.evaluation.text.evaluate_text_batch`` calls it in a single process)."""
 
     def __init__(self, entries: Sequence[Any], settings: Any, threads: int, lexicon: frozenset[str] | None,
                  max_length: int) -> None:
@@ -108,10 +109,12 @@ class TextZooWorker:
         self.settings, self.lexicon, self.max_length = settings, lexicon, max_length
 
     def evaluate(self, lo: int, hi: int, texts: Sequence[str], labels: np.ndarray | None) -> Any:
-        from kdviz.evaluation.text import evaluate_text_batch
+        from kdviz.analysis.text import compare_text_batch  # what kdviz.evaluation.text.evaluate_text_batch runs
 
-        return evaluate_text_batch(self.teacher, self.students, texts, labels, np.arange(lo, hi), self.settings,
-                                   lexicon=self.lexicon, max_length=self.max_length)
+        s = self.settings
+        return compare_text_batch(self.teacher, self.students, list(texts), labels=labels,
+                                  input_ids=list(range(lo, hi)), method=s.method, k=s.k, null_copies=s.null_copies,
+                                  lexicon=self.lexicon, max_length=self.max_length, **s.method_params)
 
     def pid(self) -> int:
         return os.getpid()
