@@ -277,6 +277,12 @@ def _load_folder(root: Path, source: str, *, max_vocab: int, verbalizer: Verbali
     if not generative and (verbalizer is not None or template is not None):
         raise HFTextError(f"a {config.model_type} sequence classifier has its own head; verbalizers and prompts "
                           f"are for {', '.join(GENERATIVE_TYPES)}")
+    if generative:
+        for key in ("pad_token_id", "eos_token_id", "bos_token_id", "decoder_start_token_id"):
+            value = getattr(config, key, None)
+            if value is not None and (not isinstance(value, int) or not 0 <= value < config.vocab_size):
+                raise HFTextError(f"config.json {key}={value!r} is not a token id of the vocabulary "
+                                  f"(0..{config.vocab_size - 1})")
     weights = next(root / w for w in WEIGHT_FILES if (root / w).is_file())
     state = _state_dict(weights)
     model = generative_lm(config) if generative else AutoModelForSequenceClassification.from_config(config)

@@ -360,6 +360,11 @@ class VerbalizedLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, output_attentions: bool = False) -> VerbalizedOutput:
+        length = (input_ids if inputs_embeds is None else inputs_embeds).shape[1]
+        limit = None if self.seq2seq else getattr(self.lm.config, "max_position_embeddings", None)
+        if limit is not None and length > limit:
+            raise ValueError(f"{length} tokens (prompt included) exceed this {self.lm.config.model_type}'s "
+                             f"{limit} positions; encode with a smaller max_length")
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
         if attention_mask is None:

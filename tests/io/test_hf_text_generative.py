@@ -97,6 +97,7 @@ class _Payload:
     ({"kdviz_verbalizer": {"labels": ["a"], "tokens": ["a"], "template": "{text}"}}, "kdviz_verbalizer"),
     ({"kdviz_verbalizer": {"labels": ["a", "b"], "tokens": ["a", "b"], "template": "{text}{text}"}}, "kdviz_verbalizer"),
     ({"tokenizer_file": "../../x/tokenizer.json"}, "outside the upload"),
+    ({"eos_token_id": 10**9}, "eos_token_id"),
 ])
 def test_hostile_generative_configs_are_refused(tmp_path, patch, match):
     folder = save_generative(tmp_path / "m", "gpt2")

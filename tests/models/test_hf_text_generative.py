@@ -51,3 +51,10 @@ def test_random_copy_keeps_the_verbalizer(kind):
         la, lb, lc = (m(input_ids=ids).logits for m in (a, b, c))
     torch.testing.assert_close(la, lb)
     assert not torch.allclose(la, lc)
+
+
+def test_too_long_input_is_named_not_an_index_error():
+    tok = gpt2_tokenizer()
+    model = VerbalizedLM(tiny_gpt2(0), Verbalizer.default(("fresh", "rotten"), "gpt2").resolve(tok))
+    with pytest.raises(ValueError, match="exceed this gpt2's 96 positions"):
+        model(input_ids=torch.zeros(1, 97, dtype=torch.long))
