@@ -322,6 +322,17 @@ def _objects(values: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _completeness(attr: TextAttribution, n: int) -> np.ndarray:
+    """IG's completeness error ``|Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)|`` per text (NaN for other
+    methods): captum's delta is ``Σ A − (f(x) − f(baseline))``, so ``f(x) − f(baseline) = Σ A − delta``."""
+    if attr.delta is None:
+        return np.full(n, np.nan)
+    delta = np.asarray(attr.delta, dtype=np.float64)
+    gap = attr.signed_tokens.astype(np.float64).sum(axis=1) - delta
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(gap) > 0, np.abs(delta) / np.abs(gap), np.nan)
+
+
 def compare_text_batch(teacher: TextEntry, students: Sequence[TextEntry], texts: Sequence[str], *,
                        labels: Sequence[int] | np.ndarray | None = None, input_ids: Sequence[int] | None = None,
                        method: str = "grad_x_embedding", k: int = 5, null_copies: int = 0,
@@ -392,7 +403,7 @@ def compare_text_batch(teacher: TextEntry, students: Sequence[TextEntry], texts:
             "focus_fraction": sc["focus_fraction"], "topk_overlap": sc["topk_overlap"],
             "kl_to_teacher": predictive_divergence(lg, lg_t), "agree": agreement(lg, lg_t).astype(bool),
             "ssim": nan, "pearson": pearson_rows(v, v_t),
-            "ig_completeness_error": nan,
+            "ig_completeness_error": _completeness(attr, n),
             "ig_steps": pd.array([int(attr.params["n_steps"])] * n if "n_steps" in attr.params else [pd.NA] * n,
                                  dtype="Int64"),
             "null_copies": 0 if copies is None else len(copies),

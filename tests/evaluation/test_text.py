@@ -122,3 +122,31 @@ def test_the_recorded_test_split_and_ig(zoo):
     assert r.settings.n_inputs == 3 and r.settings.method == "integrated_gradients"
     assert (r.frame["ig_steps"] == 4).all() and r.frame["attention_rho_null"].isna().all()
     assert "attention_rho_p" not in r.summary
+
+
+def test_ig_completeness_error_equals_captum_called_directly(zoo):
+    import torch
+    from captum.attr import LayerIntegratedGradients
+
+    texts = [SENTENCES[0], SENTENCES[2]]  # no punctuation: every piece but [CLS]/[SEP] belongs to a word
+    r = evaluate_text_zoo(zoo, texts=texts, labels=LABELS[:2], method="ig", method_params={"n_steps": 2},
+                          null_copies=0, progress_bar=False)
+    t = next(m.text for m in zoo.models if m.id == "teacher")
+    f = r.frame[r.frame["model_id"] == "teacher"].set_index("input_id")
+    for i, text in enumerate(texts):
+        enc = t.tokenizer(text, return_tensors="pt")
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        base = ids.clone()
+        base[0, 1:-1] = t.tokenizer.pad_token_id  # [CLS] … [SEP] kept, word pieces -> [PAD]
+
+        def forward(x, m):
+            return t.model(input_ids=x, attention_mask=m).logits
+
+        with torch.no_grad():
+            target = int(forward(ids, mask).argmax())
+            gap = float(forward(ids, mask)[0, target] - forward(base, mask)[0, target])
+        lig = LayerIntegratedGradients(forward, t.model.get_input_embeddings())
+        attr = lig.attribute(ids, baselines=base, additional_forward_args=(mask,), target=target, n_steps=2)
+        want = abs(float(attr.sum()) - gap) / abs(gap)
+        assert want > 5e-3  # 2 steps: an error well above float32 noise
+        assert f.loc[i, "ig_completeness_error"] == pytest.approx(want, abs=3e-4)  # float32 noise ~1e-4
