@@ -132,7 +132,8 @@ def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
             params["n_steps"] = args.steps
         elif method == "integrated_gradients":
             params["n_steps"] = 32
-        print(f"kdviz evaluate: text zoo, {method} {params or ''} on words, k={args.k}", file=sys.stderr)
+        print(f"kdviz evaluate: text zoo, {method}{f' {params}' if params else ''} on words, k={args.k}",
+              file=sys.stderr)
         cluster = None
         if args.ray is not None:
             from kdviz.evaluation.distributed import ClusterOptions
