@@ -159,7 +159,7 @@ def _encode_prompted(tokenizer: PromptedTokenizer, texts: Sequence[str], max_len
         lo, hi = len(prefix), len(prefix) + len(text)
         spans = [(s + lo, e + lo) for s, e in word_spans(text)]
         owner = token_to_word(offsets, spans, len(full))
-        in_text = [j for j, (s, e) in enumerate(offsets) if e > s and lo <= s < hi or owner[j] >= 0]
+        in_text = [j for j, (s, e) in enumerate(offsets) if (e > s and lo <= s < hi) or owner[j] >= 0]
         over = len(ids) - max_length
         if over > 0:
             if over > len(in_text):

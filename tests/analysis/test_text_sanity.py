@@ -60,6 +60,7 @@ def test_cascade_matches_hand_made_copies_and_scipy():
     # the correlation falls from 1.0; the verdict is the image test's rule on the last step's mean
     assert result.falls and result.passes  # mean ρ 1.0 -> 0.86 (head) -> 0.54 -> 0.47 -> 0.15 (fully random)
     assert result.verdict == verdict(result.full_rho)
+    assert result.embeddings_kept_rho == pytest.approx(float(np.nanmean(result.rho[-2])))
     assert result.full_rho == pytest.approx(float(np.nanmean(result.rho[-1])))
     # the caller's model is untouched
     torch.testing.assert_close(model.classifier.weight, tiny_bert(1).classifier.weight)
