@@ -358,6 +358,11 @@ class VerbalizedLM(nn.Module):
     def get_input_embeddings(self) -> nn.Module:
         return self.lm.get_input_embeddings()
 
+    def save_pretrained(self, folder: str | Path, **kwargs: Any) -> None:
+        """The language model's ``save_pretrained``; its config.json carries ``kdviz_verbalizer``, so
+        ``kdviz.io.hf_text.load_hf_text`` reads the folder back as this classifier."""
+        self.lm.save_pretrained(folder, **kwargs)
+
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 inputs_embeds: torch.Tensor | None = None, output_attentions: bool = False) -> VerbalizedOutput:
         length = (input_ids if inputs_embeds is None else inputs_embeds).shape[1]

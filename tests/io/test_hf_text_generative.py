@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kdviz.io.hf_text import HFTextError, load_hf_text
-from kdviz.models.hf_text import Verbalizer
+from kdviz.models.hf_text import Verbalizer, save_hf_folder
 from tests.generative_models import gpt2_tokenizer, save_generative, t5_tokenizer, tiny_gpt2, tiny_t5
 
 TEXT = "the movie was witty, not boring"
@@ -79,10 +79,11 @@ def test_verbalizer_and_prompt_passed_by_the_user(tmp_path):
 def test_verbalizer_saved_in_config_json_round_trips(tmp_path):
     folder = save_generative(tmp_path / "t", "t5", seed=7, labels=False)
     loaded = load_hf_text(folder, verbalizer={"good": "great", "poor": "bad"})
-    loaded.model.lm.save_pretrained(tmp_path / "again")  # config.json now holds kdviz_verbalizer
-    t5_tokenizer().save_pretrained(tmp_path / "again")
+    save_hf_folder(loaded.model, loaded.tokenizer, tmp_path / "again", dtype=torch.float32)
+    assert "kdviz_verbalizer" in json.loads((tmp_path / "again" / "config.json").read_text())
     again = load_hf_text(tmp_path / "again")
     assert again.verbalizer == loaded.verbalizer and again.labels == ("good", "poor")
+    torch.testing.assert_close(_logits(again), _logits(loaded))
 
 
 class _Payload:
