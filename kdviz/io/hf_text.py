@@ -209,6 +209,13 @@ def check_hf_folder(folder: str | os.PathLike[str], *, max_vocab: int = MAX_VOCA
             lines = sum(1 for _ in fh)
         if lines > max_vocab:
             raise HFTextError(f"vocab.txt has {lines:,} entries; the limit is {max_vocab:,}")
+    vocab_json = root / "vocab.json"  # GPT-2's slow-tokenizer vocabulary (read when tokenizer.json is absent)
+    if vocab_json.is_file():
+        vocab = _read_json(vocab_json)
+        if not isinstance(vocab, dict):
+            raise HFTextError("vocab.json is not a JSON object of token -> id")
+        if len(vocab) > max_vocab:
+            raise HFTextError(f"vocab.json has {len(vocab):,} entries; the limit is {max_vocab:,}")
     if any(root.glob("*.index.json")):
         raise HFTextError("sharded weights (*.index.json) are not supported; save with one weights file")
     if not any((root / w).is_file() for w in WEIGHT_FILES):

@@ -127,3 +127,13 @@ def test_missing_weights_are_named(tmp_path):
     save_file({k: v for k, v in state.items() if ".h.0.attn." not in k}, folder / "model.safetensors")
     with pytest.raises(HFTextError, match="lacks .* gpt2 language model"):
         load_hf_text(folder)
+
+
+def test_oversized_vocab_json_is_refused(tmp_path):
+    folder = save_generative(tmp_path / "v", "gpt2")
+    (folder / "vocab.json").write_text(json.dumps({f"t{i}": i for i in range(400)}))
+    with pytest.raises(HFTextError, match="vocab.json has 400 entries"):
+        load_hf_text(folder, max_vocab=390)
+    (folder / "vocab.json").write_text("[1, 2]")
+    with pytest.raises(HFTextError, match="vocab.json is not a JSON object"):
+        load_hf_text(folder)
