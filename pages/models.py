@@ -16,16 +16,21 @@ with guard("show the active model set"):
     table = mset.table()
     st.dataframe(table, hide_index=True, key="models_table", height=table_height(len(table)), column_config={
         "α": st.column_config.TextColumn(help="distillation strength (kdviz convention: 1.0 = no KD)")})
+    up.save_zoo_button(mset, key="save_active_zoo")
 
 st.header("Upload your own")
-st.caption("Checkpoints (.safetensors, .pt/.pth/.bin/.ckpt state dicts) or a zoo zip with zoo.json; inputs as "
-           "png/jpg images (or one ImageFolder zip) or series (.ts, .csv, .npy). Pickled code is never run"
+st.caption("**Models**: checkpoints (.safetensors, .pt/.pth/.bin/.ckpt state dicts, mdistiller's files without an "
+           "extension), a zoo zip with zoo.json (such as the one saved above), or Hugging Face text classifiers (a zip "
+           "of the folder save_pretrained wrote: config.json, model.safetensors or pytorch_model.bin, tokenizer "
+           f"files) for the Token rationales page. **Inputs**: {up.ACCEPTED_INPUTS}. Pickled code is never run"
            + ("." if not up.trust_programs() else "; TorchScript/torch.export programs are allowed by the operator."))
 ck_files = up.remembered_files("up_ckpt", st.file_uploader(
-    "Checkpoints or a zoo (.zip)", type=None, accept_multiple_files=True, key="up_ckpt",  # any name: content decides
-    help="mdistiller's files have no extension (student_best), timm's end in .pth.tar"))
-data_files = up.remembered_files("up_data", st.file_uploader("Inputs", type=up.DATA_TYPES, accept_multiple_files=True,
-                                                             key="up_data"))
+    "Checkpoints, a zoo (.zip) or text models (.zip)", type=None, accept_multiple_files=True, key="up_ckpt",
+    help="any name: the content decides (mdistiller's files have no extension, timm's end in .pth.tar)"))
+data_files = up.remembered_files("up_data", st.file_uploader(
+    "Inputs", type=None, accept_multiple_files=True, key="up_data",  # CIFAR's python batches have no extension
+    help="CIFAR python batches have no extension: upload test_batch with batches.meta (CIFAR-10) or test with meta "
+         "(CIFAR-100)"))
 if (ck_files or data_files) and not (st.session_state.get("up_ckpt") or st.session_state.get("up_data")):
     st.caption(f"Using the files uploaded earlier in this session: {', '.join(f.name for f in ck_files + data_files)}.")
     st.button("Clear the uploaded files", key="up_clear", on_click=up.forget_files)
@@ -34,20 +39,55 @@ if data_files:  # kept in session state, so the inputs stay after visiting other
         st.session_state[UPLOADED_DATA] = up.load_data_files([(f.name, f.getvalue()) for f in data_files])
 data = st.session_state.get(UPLOADED_DATA)
 checkpoints = [f for f in ck_files or [] if not f.name.lower().endswith(".zip")]
-if data_files and data is not None and mset is not None and not checkpoints:
-    with guard(f"use the uploaded inputs with {mset.name}"):  # checked against the active set
-        up.show_inputs_status(data, mset)
+if data_files and data is not None and (data.kind == "text" or (mset is not None and not checkpoints)):
+    with guard("use the uploaded inputs" + ("" if data.kind == "text" or mset is None else f" with {mset.name}")):
+        up.show_inputs_status(data, mset)  # checked against the active set (sentences: for the text page)
+zips = [f for f in ck_files or [] if f.name.lower().endswith(".zip")]
+text_zips = [f for f in zips if up.zip_kind(f.getvalue()) == "text"]
+if text_zips:
+    with guard("load the uploaded text models"):
+        from kdviz.ui import text as tx
+
+        st.subheader("Text models (for the Token rationales page)")
+        loaded_text = []
+        for f in text_zips:
+            model, msg = tx.load_text_upload(f.name, f.getvalue())
+            if model is None:
+                st.error(f"**{f.name}** — {msg}", icon=":material/error:")
+            else:
+                st.markdown(f":material/check_circle: **{f.name}** — {msg}")
+            loaded_text.append(model)
+        st.caption("Each text model is a student of the shipped text zoo's teacher on the Token rationales page; edit "
+                   "its label and α (kdviz's convention: 1.0 = no KD).")
+        text_table = st.data_editor(
+            tx.text_upload_rows([f.name for f in text_zips], loaded_text), hide_index=True,
+            key="up_text_editor_" + "_".join(up.content_hash(f.getvalue())[:8] for f in text_zips),
+            disabled=["file", "role", "architecture", "parameters"], column_config={
+                "α": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05, format="%.2f")})
+        kept = tx.remember_text_uploads([(f.name, f.getvalue()) for f, m in zip(text_zips, loaded_text, strict=True)
+                                         if m is not None], text_table)
+        if kept:
+            st.success(f"{len(kept)} text model(s) ready: open **Token rationales** to compare them with the text "
+                       "zoo.", icon=":material/check_circle:")
+else:
+    st.session_state.pop("kdviz_text_uploads", None)
 with guard("load the uploaded models"):
     if not ck_files:
         raise Stop
-    zips = [f for f in ck_files if f.name.lower().endswith(".zip")]
-    if zips:
-        zset, msg = up.load_uploaded_zoo(zips[0].name, zips[0].getvalue())
+    zoo_zips = [f for f in zips if f not in text_zips]
+    if zoo_zips:
+        zset, msg = up.load_uploaded_zoo(zoo_zips[0].name, zoo_zips[0].getvalue())
         if zset is None:
             st.error(msg, icon=":material/error:")
         else:
             st.session_state[UPLOAD_SET] = zset
-            st.success(f"{zips[0].name}: zoo with {len(zset.models)} models", icon=":material/check_circle:")
+            st.success(f"{zoo_zips[0].name}: zoo with {len(zset.models)} models"
+                       + (f" and {len(zset.pool)} labelled inputs" if zset.pool is not None else ""),
+                       icon=":material/check_circle:")
+            st.button("Use the uploaded set", key="up_use_zoo", on_click=set_choice, args=(K_SET, "uploaded"))
+        raise Stop
+    ck_files = [f for f in ck_files if f not in text_zips]
+    if not ck_files:
         raise Stop
     ck_files = up.with_parts(ck_files)  # a distiller's file holding a student and a teacher: two rows
     with st.spinner(f"Loading {len(ck_files)} checkpoint(s)…"):
@@ -88,7 +128,7 @@ with guard("load the uploaded models"):
     if len(mean) != t.in_channels or len(std) != t.in_channels or min(std) <= 0:
         raise ValueError(f"give {t.in_channels} mean and {t.in_channels} positive std value(s)")
     pool, classes = None, ()
-    if data is not None:
+    if data is not None and data.kind != "text":
         with guard("read the uploaded inputs"):
             pool, classes, notes, bad = up.decode_data(data, channels=t.in_channels, size=size)
             st.caption(f"{len(pool)} input(s) loaded" + (" — " + "; ".join(notes[:3]) if notes else ""))
@@ -103,5 +143,8 @@ with guard("load the uploaded models"):
     (st.success if uset.students and not problems else st.warning)(
         f"Uploaded set: teacher {uset.teacher.id} and {len(uset.students)} student(s)"
         + ("." if uset.students else " — no student can be compared with this teacher (see above)."))
-    st.button("Use the uploaded set", key="up_use", on_click=set_choice, args=(K_SET, "uploaded"))
+    c1, c2 = st.columns([1, 3])
+    c1.button("Use the uploaded set", key="up_use", on_click=set_choice, args=(K_SET, "uploaded"))
+    with c2:
+        up.save_zoo_button(uset, key="save_upload_zoo")  # roles, α and architectures as edited in the table
 link_to_view()

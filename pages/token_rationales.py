@@ -2,9 +2,11 @@
 
 import streamlit as st
 
+from kdviz.attribution.text import TEXT_METHODS
 from kdviz.report.figures import alignment_bars
 from kdviz.ui.charts import chart
 from kdviz.ui.text import (
+    SENTENCE_SOURCES,
     choose_sentences,
     dataset_comparison,
     default_text_zoo,
@@ -13,7 +15,7 @@ from kdviz.ui.text import (
     sentence_comparison,
     summary_table,
     text_entries,
-    uploaded_text_model,
+    uploaded_text_models,
 )
 from kdviz.ui.widgets import from_url, guard, link_to_view
 
@@ -23,16 +25,24 @@ st.caption("Rotten Tomatoes (fresh vs rotten): a fine-tuned MiniLM teacher and s
            "its top-5 words; every model explains the teacher's predicted class.")
 with guard("compute the token rationales"):
     zoo = default_text_zoo()
+    extra = uploaded_text_models()  # Hugging Face text classifiers uploaded on the Models page
     with st.sidebar:
-        from_url("tr_method", options=["integrated_gradients", "grad_x_embedding", "gradient_norm", "word_occlusion"])
+        from_url("tr_method", options=list(TEXT_METHODS))
         method, params = method_controls()
         from_url("tr_null", kind=int, lo=0, hi=19)
         st.session_state.setdefault("tr_null", 3)
         null_copies = st.slider("Untrained copies per architecture (null)", 0, 19, key="tr_null")
-        extra = uploaded_text_model()
-    entries = text_entries(zoo, extra)
-    upload_key = extra.sha256 if extra is not None else ""
-    from_url("tr_source", options=["Type", "Pick from the test set", "Upload"])
+        if extra:
+            st.caption("Uploaded text models (role student; label and α as edited on the Models page): "
+                       + ", ".join(f"{u.label} (α {'—' if u.alpha is None else f'{u.alpha:g}'})" for u, _ in extra))
+        else:
+            st.caption("Add your own Hugging Face text classifiers (a zip of the folder saved with save_pretrained) "
+                       "on the **Models** page; they appear here as students.")
+    entries, left_out = text_entries(zoo, extra)
+    for why in left_out:
+        st.warning(why)
+    upload_key = "|".join(f"{u.digest}:{u.label}:{u.alpha}" for u, _ in extra)
+    from_url("tr_source", options=SENTENCE_SOURCES)
     texts = choose_sentences()
     comp = sentence_comparison(entries, texts, method, params, null_copies=null_copies, upload_key=upload_key)
     t = comp.attributions[entries[0].id]
@@ -48,7 +58,9 @@ with guard("compute the dataset view"):
     from_url("tr_n", kind=int, lo=8, hi=256)
     st.session_state.setdefault("tr_n", 32)
     n = left.slider("Test snippets", 8, 256, step=8, key="tr_n")
-    d_method = right.selectbox("Attribution (dataset)", ["grad_x_embedding", "gradient_norm", "integrated_gradients"],
+    # every text method but occlusion (one pass per word and snippet), the seed paper's saliency first
+    d_methods = sorted((m for m in TEXT_METHODS if m != "word_occlusion"), key=lambda m: m != "grad_x_embedding")
+    d_method = right.selectbox("Attribution (dataset)", d_methods, format_func=lambda m: TEXT_METHODS[m].label,
                                key="tr_d_method")
     if st.toggle("Compute", key="tr_dataset", help="attributes every model and its untrained copies on the snippets"):
         d = dataset_comparison(entries, n, d_method, {}, null_copies=max(null_copies, 1), upload_key=upload_key)

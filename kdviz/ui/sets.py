@@ -100,6 +100,7 @@ class ModelSet:
     class_names: tuple[str, ...]
     pool: InputPool | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    dataset: str = ""  # the zoo's data set name (mnist, gunpoint …); "" for uploads
 
     @property
     def teacher(self) -> SetModel:
@@ -212,6 +213,7 @@ def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> Mode
         key=key, name=name, task=str(zoo.task), models=items, input_shape=tuple(zoo.input_shape),
         mean=tuple(float(v) for v in zoo.mean), std=tuple(float(v) for v in zoo.std),
         class_names=tuple(str(c) for c in zoo.class_names), pool=pool,
+        dataset=str(zoo.dataset if isinstance(zoo.dataset, str) else getattr(zoo.dataset, "name", "")),
     )
 
 

@@ -10,6 +10,7 @@ import hashlib
 import html
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,9 @@ from kdviz.ui.sets import ROOT, ZOO_ROOT_ENV
 
 __all__ = [
     "TEXT_ZOO",
+    "SENTENCE_SOURCES",
     "choose_sentences",
+    "models_page_sentences",
     "dataset_comparison",
     "method_controls",
     "rationale_rows",
@@ -36,7 +39,13 @@ __all__ = [
     "sentence_comparison",
     "text_entries",
     "text_zoo",
-    "uploaded_text_model",
+    "TEXT_UPLOADS",
+    "TextUpload",
+    "load_text_upload",
+    "remember_text_uploads",
+    "text_model_summary",
+    "text_upload_rows",
+    "uploaded_text_models",
     "words_html",
 ]
 
@@ -61,24 +70,81 @@ def default_text_zoo() -> TextZoo:
     return text_zoo(str(zoo_folder()))
 
 
-@st.cache_resource(show_spinner="Checking and loading the uploaded model…", max_entries=8)
+TEXT_UPLOADS = "kdviz_text_uploads"  # session state: the Models page's text models (tuple of TextUpload)
+
+
+@dataclass(frozen=True)
+class TextUpload:
+    """A Hugging Face text classifier uploaded on the Models page: its zip, and the label and α from its table."""
+
+    file: str
+    digest: str
+    data: bytes = field(repr=False)
+    label: str = ""
+    alpha: float | None = None
+
+
+@st.cache_resource(show_spinner="Checking and loading the uploaded text model…", max_entries=8)
 def _uploaded(digest: str, _data: bytes) -> TextModel:
     return load_hf_text(_data)
 
 
-def uploaded_text_model() -> TextModel | None:
-    """An uploader for a zipped Hugging Face folder; the checked, loaded model or None."""
-    up = st.file_uploader("Add a Hugging Face text classifier (.zip of its folder)", type=["zip"], key="tr_upload")
-    if up is None:
-        return None
-    data = up.getvalue()
-    model = _uploaded(hashlib.sha256(data).hexdigest(), data)
-    st.caption(f"Uploaded: {model.arch}, {model.params:,} parameters, labels {', '.join(model.labels)}")
-    return model
+def load_text_upload(name: str, data: bytes) -> tuple[TextModel | None, str]:
+    """A zipped Hugging Face folder loaded through :func:`kdviz.io.hf_text.load_hf_text` (its hostile-input
+    rules), cached by content; (model, summary) or (None, why not)."""
+    try:
+        model = _uploaded(hashlib.sha256(data).hexdigest(), data)
+    except Exception as err:  # noqa: BLE001 - a hostile or broken upload is reported, the app keeps running
+        return None, str(err) if isinstance(err, ValueError) else f"could not be read ({type(err).__name__}: {err})"
+    return model, text_model_summary(model)
 
 
-def text_entries(zoo: TextZoo, extra: TextModel | None = None) -> list[TextEntry]:
-    """Teacher first, then students grouped by architecture (largest first) × α (1, 0.5, 0.1), then any upload."""
+def text_model_summary(model: TextModel) -> str:
+    """One line: architecture, size, labels."""
+    return (f"{model.arch} ({model.model_type}), {model.layers} layers, hidden {model.hidden}, vocabulary "
+            f"{model.vocab_size:,}, {model.params / 1e6:.2f} M parameters, labels {', '.join(model.labels)}")
+
+
+def text_upload_rows(names: list[str], models: list[TextModel | None]) -> pd.DataFrame:
+    """The Models page's editable table of text uploads: file, label, role (always student), α, what loaded."""
+    from kdviz.ui.uploads import guess_from_filename
+
+    rows = []
+    for name, model in zip(names, models, strict=True):
+        g = guess_from_filename(name.removesuffix(".zip"))
+        rows.append({"file": name, "label": g["label"], "role": "student", "α": g["alpha"],
+                     "architecture": model.arch if model else "—",
+                     "parameters": f"{model.params / 1e6:.2f} M" if model else "—"})
+    return pd.DataFrame(rows)
+
+
+def remember_text_uploads(files: list[tuple[str, bytes]], table: pd.DataFrame) -> tuple[TextUpload, ...]:
+    """Keep the loaded text uploads, with the table's labels and α, for the Token rationales page."""
+    by_file = {r["file"]: r for _, r in table.iterrows()}
+    out = []
+    for name, data in files:
+        row = by_file[name]
+        alpha = row["α"]
+        out.append(TextUpload(name, hashlib.sha256(data).hexdigest(), data, str(row["label"] or name),
+                              None if alpha is None or pd.isna(alpha) else float(alpha)))
+    st.session_state[TEXT_UPLOADS] = tuple(out)
+    return tuple(out)
+
+
+def uploaded_text_models() -> list[tuple[TextUpload, TextModel]]:
+    """The text models uploaded on the Models page this session (loaded, cached by content), in table order."""
+    out = []
+    for up in st.session_state.get(TEXT_UPLOADS, ()):
+        model, _ = load_text_upload(up.file, up.data)
+        if model is not None:
+            out.append((up, model))
+    return out
+
+
+def text_entries(zoo: TextZoo, extra: list[tuple[TextUpload, TextModel]] | None = None,
+                 ) -> tuple[list[TextEntry], list[str]]:
+    """Teacher first, then students grouped by architecture (largest first) × α (1, 0.5, 0.1), then the uploads
+    (role student, their α from the Models page). Returns the entries and why an upload was left out."""
     teacher = zoo.teacher
     out = [TextEntry(teacher.id, "teacher", teacher.entry.arch, teacher.entry.alpha, teacher.entry.method,
                      teacher.text.model, teacher.text.tokenizer)]
@@ -86,9 +152,18 @@ def text_entries(zoo: TextZoo, extra: TextModel | None = None) -> list[TextEntry
                                                    -m.entry.alpha))
     out += [TextEntry(m.id, "student", m.entry.arch, m.entry.alpha, m.entry.method, m.text.model, m.text.tokenizer)
             for m in students]
-    if extra is not None:
-        out.append(TextEntry("uploaded", "student", extra.arch, None, "upload", extra.model, extra.tokenizer))
-    return out
+    left_out: list[str] = []
+    taken = {e.id for e in out}
+    for up, model in extra or []:
+        if model.num_labels != teacher.text.num_labels:
+            left_out.append(f"{up.label}: {model.num_labels} labels, but the teacher has {teacher.text.num_labels} "
+                            f"({', '.join(zoo.manifest.class_names)}); left out.")
+            continue
+        uid = up.label if up.label not in taken else f"{up.label} ({up.digest[:6]})"
+        taken.add(uid)
+        out.append(TextEntry(uid, "student", f"{model.arch} (upload)", up.alpha, "upload", model.model,
+                             model.tokenizer))
+    return out, left_out
 
 
 def method_controls() -> tuple[str, dict[str, Any]]:
@@ -116,9 +191,32 @@ def _test_snippets(n: int) -> list[str]:
     return [df["text"].iloc[i] for i in split.test[:n]]
 
 
+SENTENCE_SOURCES = ["Type", "Pick from the test set", "Upload", "Uploaded on the Models page"]
+
+
+def models_page_sentences() -> list[str]:
+    """Sentences uploaded as inputs on the Models page (.txt, or .csv with a text column); [] when none."""
+    from kdviz.ui.uploads import text_inputs
+    from kdviz.ui.widgets import UPLOADED_DATA
+
+    data = st.session_state.get(UPLOADED_DATA)
+    if data is None or data.kind != "text":
+        return []
+    return text_inputs(data)
+
+
 def choose_sentences() -> list[str]:
-    """One sentence typed, picked from the zoo's test snippets, or uploaded (.txt / .csv with a text column)."""
-    source = st.radio("Sentence", ["Type", "Pick from the test set", "Upload"], horizontal=True, key="tr_source")
+    """One sentence typed, picked from the zoo's test snippets, uploaded (.txt / .csv with a text column) here,
+    or picked from the sentences uploaded on the Models page."""
+    from_models = models_page_sentences()
+    sources = SENTENCE_SOURCES if from_models else SENTENCE_SOURCES[:3]
+    if st.session_state.get("tr_source") not in sources:
+        st.session_state.pop("tr_source", None)
+    source = st.radio("Sentence", sources, horizontal=True, key="tr_source")
+    if source == "Uploaded on the Models page":
+        i = st.selectbox("Sentence", range(len(from_models)), format_func=lambda j: from_models[j][:120],
+                         key="tr_models_pick")
+        return [from_models[i]]
     if source == "Type":
         st.session_state.setdefault("tr_text", DEFAULT_SENTENCE)
         text = st.text_input("Sentence", key="tr_text", label_visibility="collapsed").strip()

@@ -24,8 +24,9 @@ from kdviz.io.untrusted import UploadError, check_size, content_hash
 from kdviz.models import list_models, model_info
 from kdviz.ui.sets import LOAD_LOCK, UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
 
-__all__ = ["DataUpload", "FileStatus", "check_inputs", "default_normalisation", "fit_pool", "guess_from_filename",
-           "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo", "trust_programs", "upload_limit_bytes"]
+__all__ = ["ACCEPTED_INPUTS", "DataUpload", "FileStatus", "check_inputs", "default_normalisation", "fit_pool",
+           "guess_from_filename", "is_text_csv", "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo",
+           "read_dataset_upload", "text_inputs", "trust_programs", "upload_limit_bytes"]
 
 TRUST_ENV = "KDVIZ_TRUST_PROGRAMS"
 PROGRAM_REFUSED = (
@@ -35,10 +36,23 @@ PROGRAM_REFUSED = (
 )
 
 CHECKPOINT_TYPES = ["pth", "pt", "bin", "ckpt", "safetensors", "zip"]
+# The inputs uploader takes any name (CIFAR's python batches have no extension: test_batch, batches.meta);
+# load_data_files accepts these extensions and the CIFAR names below, and refuses anything else.
 DATA_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "zip", "ts", "csv", "npy",
-              "npz", "arff", "bin"]
+              "npz", "arff", "bin", "txt"]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 # Whole labelled test sets read by kdviz.io.datafiles (the readers behind `kdviz evaluate --data`).
 DATASET_SUFFIXES = (".npz", ".arff", ".bin")
+# CIFAR-10/100 python batches (read by kdviz.io.cifar's restricted decoder, never pickle.load) and the files that
+# name the classes next to a batch (python: batches.meta / meta; binary: batches.meta.txt / fine_label_names.txt)
+CIFAR_PYTHON_NAMES = ("test_batch", "test", "train")
+CIFAR_NAME_FILES = ("batches.meta", "meta", "batches.meta.txt", "fine_label_names.txt", "coarse_label_names.txt")
+ACCEPTED_INPUTS = (
+    "images (png, jpg, gif, bmp, tif, webp) or one ImageFolder .zip (a folder per class); series (.ts, .csv, .npy); "
+    "one labelled test set: .npz with x and y, .arff, a CIFAR-10/100 binary batch (.bin, with batches.meta.txt or "
+    "fine_label_names.txt) or python batch (test_batch or test, with batches.meta or meta; read without "
+    "unpickling); sentences for the Token rationales page (.txt, one per line, or a .csv with a text column)"
+)
 DATASET_MAX_INPUTS = 2000  # an upload set is browsed, not evaluated in full: its first inputs are kept
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN, CIFAR_STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)
@@ -60,7 +74,7 @@ class FileStatus:
 class DataUpload:
     """The user's uploaded inputs, kept as bytes so they can be decoded for any model set."""
 
-    kind: str  # 'images' | 'image_folder' | 'series'
+    kind: str  # 'images' | 'image_folder' | 'series' | 'dataset' (a labelled test set) | 'text' (sentences)
     files: tuple[tuple[str, bytes], ...]
 
 
@@ -193,6 +207,80 @@ def for_the_browser(message: str) -> str:
     return message.replace("explicitly (--arch)", "in the table's architecture column")
 
 
+def zip_kind(data: bytes) -> str:
+    """What an uploaded zip holds, from its entry names only (nothing is extracted): 'zoo' (a zoo.json),
+    'text' (a Hugging Face folder: config.json), else 'other'."""
+    import io
+    import zipfile
+
+    try:
+        names = [Path(n).name for n in zipfile.ZipFile(io.BytesIO(data)).namelist()]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return "other"
+    return "zoo" if "zoo.json" in names else "text" if "config.json" in names else "other"
+
+
+def _zoo_inputs(folder: Path, zoo: Any) -> InputPool | None:
+    """The labelled inputs a saved zoo carries (``test_inputs.npz``, kdviz.io.zoo_export), when they fit it."""
+    from kdviz.io.zoo_export import INPUTS_FILE
+
+    path = folder / INPUTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            x, y = np.asarray(npz["x"], dtype=np.float32), np.asarray(npz["y"], dtype=np.int64)
+    except Exception:  # noqa: BLE001 - a damaged or hostile file: the zoo is still usable without inputs
+        return None
+    if x.shape[1:] != tuple(zoo.input_shape) or len(x) != len(y) or (len(y) and (y.min() < 0 or
+                                                                               y.max() >= len(zoo.class_names))):
+        return None
+    return InputPool(x, y, tuple(f"{INPUTS_FILE} #{i}" for i in range(len(y))), source="the zoo's inputs")
+
+
+def export_set(mset: ModelSet) -> Any:
+    """``mset`` as a zoo zip (kdviz.io.zoo_export.ExportedZoo): its models with their roles, α and architectures
+    (for uploads: as edited in the table), normalisation and class names; the inputs too when the set has no
+    named data set and its inputs are labelled with its classes."""
+    from kdviz.io.zoo_export import export_zoo_zip
+
+    inputs = None
+    if not mset.dataset and mset.pool is not None and mset.pool.labels is not None and mset.labels_comparable:
+        inputs = (mset.pool.x, mset.pool.labels)
+    with LOAD_LOCK:  # the round-trip check builds models
+        return export_zoo_zip(mset.models, name=mset.name.removeprefix("Uploaded zoo: "), task=mset.task,
+                              input_shape=mset.input_shape, mean=mset.mean, std=mset.std,
+                              class_names=mset.class_names, dataset=mset.dataset, inputs=inputs)
+
+
+def export_problem(mset: ModelSet) -> str | None:
+    """Why ``mset`` cannot be saved as a zoo (a model whose architecture kdviz cannot build by name), else None."""
+    if mset.task not in ("image", "timeseries"):
+        return f"a {mset.task} set is not saved this way"
+    known = set(list_models())
+    odd = [m.id for m in mset.models if m.arch not in known and not _is_timm_name(m.arch.removeprefix("timm/"))]
+    if odd:
+        return (f"{', '.join(odd)}: the architecture is not one kdviz can build by name (a TorchScript program?), so "
+                "a zoo could not load it")
+    return None
+
+
+def save_zoo_button(mset: ModelSet, *, key: str) -> None:
+    """A download button: ``mset`` as a zipped zoo that ``kdviz evaluate --zoo``, the Report and this page's
+    zipped-zoo upload take back. The zip is built when clicked (Streamlit's deferred download)."""
+    problem = export_problem(mset)
+    folder = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", mset.name.removeprefix("Uploaded zoo: ")).strip("._") or "zoo"
+    st.download_button(
+        "Save this set as a zoo (.zip)", data=lambda: export_set(mset).data, file_name=f"{folder}.zip",
+        mime="application/zip", key=key, disabled=problem is not None, on_click="ignore",
+        icon=":material/download:",
+        help=problem or ("zoo.json + one .safetensors per model (float32), with the roles, α and architectures "
+                         "shown" + (" and the labelled inputs (test_inputs.npz)" if not mset.dataset else "")
+                         + "; `kdviz evaluate --zoo FOLDER`"
+                         + ("" if mset.dataset else " --data FOLDER/test_inputs.npz")
+                         + ", the Report and this page's zoo upload read it back"))
+
+
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
     from kdviz.io.safezip import extract_zip
@@ -206,16 +294,18 @@ def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
             raise UploadError("the zip has no zoo.json; upload checkpoint files instead, or a zoo folder zipped.")
         with LOAD_LOCK:
             zoo = load_zoo(manifests[0].parent)
-    pool = None
-    try:
-        from kdviz.io.datasets import load_dataset
+        pool = _zoo_inputs(manifests[0].parent, zoo)
+    if pool is None:
+        try:
+            from kdviz.io.datasets import load_dataset
 
-        ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
-        pool = InputPool(np.asarray(ds.x_test), np.asarray(ds.y_test),
-                         tuple(f"test #{i}" for i in range(len(ds.y_test))))
-    except (ValueError, OSError):
-        pool = None
-    return zoo_to_set(zoo, key=UPLOADED, name=f"Uploaded zoo: {zoo.name}", pool=pool)
+            ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
+            pool = InputPool(np.asarray(ds.x_test), np.asarray(ds.y_test),
+                             tuple(f"test #{i}" for i in range(len(ds.y_test))))
+        except (ValueError, OSError):
+            pool = None
+    mset = zoo_to_set(zoo, key=UPLOADED, name=f"Uploaded zoo: {zoo.name}", pool=pool)
+    return dataclasses.replace(mset, dataset="" if zoo.dataset == "unknown" else mset.dataset)
 
 
 def load_uploaded_zoo(name: str, data: bytes) -> tuple[ModelSet | None, str]:
@@ -278,11 +368,11 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
     mode = "L" if channels == 1 else "RGB"
     notes: list[str] = []
     if kind == "dataset":  # image sets get the model's size; without one (series models) the file is series
-        from kdviz.io.datafiles import read_upload
-
-        ds = read_upload(files[0][0], files[0][1], channels=channels, size=size, max_inputs=DATASET_MAX_INPUTS)
-        return (np.asarray(ds.x_test[: len(ds.y_test)]), ds.y_test, tuple(f"{files[0][0]} #{i}" for i in
-                range(len(ds.y_test))), ds.class_names, ds.warnings)
+        x, y, class_names, warnings = read_dataset_upload(files, channels=channels, size=size)
+        return x, y, tuple(f"{files[0][0]} #{i}" for i in range(len(y))), class_names, warnings
+    if kind == "text":
+        raise UploadError("the uploaded inputs are sentences: they are for the Token rationales page, not for "
+                          "image or series models")
     if kind == "image_folder":
         try:
             folder = load_image_folder(files[0][1], mode=mode, size=size)
@@ -334,16 +424,59 @@ def _decode(kind: str, files: tuple[tuple[str, bytes], ...], channels: int, size
     return x, lab, tuple(names), tuple(classes), tuple(notes)
 
 
+def _is_cifar_python(name: str) -> bool:
+    return name in CIFAR_PYTHON_NAMES or name.startswith("data_batch")
+
+
+def is_text_csv(data: bytes) -> bool:
+    """True for a CSV of sentences: a column named ``text`` (any case), or a column of mostly non-numeric
+    values with spaces (a series CSV holds numbers, and at most a short label column)."""
+    import io
+
+    try:
+        df = pd.read_csv(io.BytesIO(data), dtype=str, nrows=50)
+    except Exception:  # noqa: BLE001 - not a readable CSV: the series reader reports it
+        return False
+    if any(str(c).strip().lower() == "text" for c in df.columns):
+        return True
+    for col in df.columns:
+        values = [str(v) for v in df[col].dropna()]
+        if not values:
+            continue
+        wordy = sum(not _is_number(v) and " " in v.strip() for v in values)
+        if wordy / len(values) > 0.5:
+            return True
+    return False
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
-    """Classify uploaded data files: several images, one ImageFolder zip, or series files (size-checked)."""
+    """Classify uploaded data files: several images, one ImageFolder zip, series files, one labelled test set
+    (.npz, .arff, a CIFAR batch with its class-name file) or sentences (.txt, a text .csv); size-checked."""
     for name, data in files:
         _check_upload_size(name, data)
-    exts = {Path(n).suffix.lower() for n, _ in files}
-    for name, _ in files:
-        if f"{Path(name).suffix.lower()[1:]}" not in DATA_TYPES:
-            raise UploadError(f"'{name}' has an unsupported extension; upload images "
-                              "(png/jpg, or one ImageFolder zip) or series (.ts, .csv, .npy).")
-    if exts <= {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}:
+    names = [Path(n).name for n, _ in files]
+    exts = {Path(n).suffix.lower() for n in names}
+    cifar = [n for n in names if _is_cifar_python(n) or n.lower().endswith(".bin")]
+    name_files = [n for n in names if n in CIFAR_NAME_FILES]
+    if cifar or name_files:  # a CIFAR batch, with the file naming its classes
+        if len(cifar) != 1 or len(cifar) + len(name_files) != len(files):
+            raise UploadError("upload one CIFAR batch (test_batch.bin or test.bin; or the python test_batch or test) "
+                              "and, to name its classes, its batches.meta.txt / fine_label_names.txt (binary) or "
+                              f"batches.meta / meta (python) — not {', '.join(names)}.")
+        main = next(f for f in files if Path(f[0]).name == cifar[0])
+        return DataUpload("dataset", (main, *[f for f in files if f is not main]))
+    for name in names:
+        if Path(name).suffix.lower()[1:] not in DATA_TYPES:
+            raise UploadError(f"'{name}' is not an input format kdviz reads; upload {ACCEPTED_INPUTS}.")
+    if exts <= IMAGE_SUFFIXES:
         return DataUpload("images", tuple(files))
     if len(exts) == 1 and next(iter(exts)) in DATASET_SUFFIXES:
         if len(files) > 1:
@@ -353,10 +486,68 @@ def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
         if len(files) > 1:
             raise UploadError("upload one ImageFolder zip at a time.")
         return DataUpload("image_folder", tuple(files))
+    text = [n for (n, d) in files if n.lower().endswith(".txt") or (n.lower().endswith(".csv") and is_text_csv(d))]
+    if text:
+        if len(text) != len(files):
+            raise UploadError("upload sentences (.txt, or a .csv with a text column) on their own, not with "
+                              f"{', '.join(n for n in names if n not in text)}.")
+        return DataUpload("text", tuple(files))
     if exts <= {".ts", ".csv", ".npy"}:
         return DataUpload("series", tuple(files))
     raise UploadError("upload either images (png/jpg, or one zip ImageFolder) or series (.ts, .csv, .npy), "
                       "not a mix.")
+
+
+def text_inputs(upload: DataUpload) -> list[str]:
+    """The sentences of a ``text`` upload (every file, in order): kdviz.io.text.read_text_upload's rules."""
+    from kdviz.io.text import read_text_upload
+
+    if upload.kind != "text":
+        raise UploadError("the uploaded inputs are not sentences")
+    out: list[str] = []
+    for name, data in upload.files:
+        out += read_text_upload(data, name)
+    return out
+
+
+def read_dataset_upload(files: tuple[tuple[str, bytes], ...], *, channels: int, size: tuple[int, int] | None,
+                        max_inputs: int = DATASET_MAX_INPUTS,
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
+    """A labelled test set uploaded as files: the first is the set (.npz, .arff, a CIFAR batch), the others its
+    class-name files, written side by side into a private scratch folder and read by
+    :func:`kdviz.io.datafiles.read_data` (the reader of ``kdviz evaluate --data``). Images at ``size`` and
+    ``channels`` (without a size: series). Returns (x, labels, class names, notes); the first ``max_inputs``
+    inputs are kept. A CIFAR batch without its class-name file gets the CIFAR-10 / CIFAR-100 names (a note says
+    so), so its labels compare with models of those classes."""
+    from kdviz.io.class_names import CIFAR10, CIFAR100
+    from kdviz.io.datafiles import DataFileError, Preprocessing, read_data
+    from kdviz.io.untrusted import upload_workspace
+
+    safe = [Path(n).name for n, _ in files]
+    if any(not n or n.startswith(".") for n in safe) or len(set(safe)) != len(safe):
+        raise DataFileError(f"{', '.join(repr(n) for n, _ in files)}: not usable file names")
+    task = "image" if size is not None else "timeseries"
+    pre = Preprocessing("the model set", (0.0,) * channels, (1.0,) * channels, size, channels,
+                        znorm=task == "timeseries")
+    with upload_workspace() as folder:
+        for name, (_, data) in zip(safe, files, strict=True):
+            (folder / name).write_bytes(bytes(data))
+        ds = read_data(folder / safe[0], preprocessing=pre, task=task)  # type: ignore[arg-type]
+        n = min(len(ds.y_test), max_inputs)
+        x = np.asarray(ds.x_test[:n], dtype=np.float32)
+    notes = list(ds.warnings)
+    if n < len(ds.y_test):
+        notes.append(f"'{safe[0]}' holds {len(ds.y_test):,} inputs; the first {n:,} are used")
+    names = tuple(ds.class_names)
+    if ds.format.startswith("CIFAR-") and names == tuple(str(i) for i in range(len(names))):
+        known = CIFAR10 if len(names) == 10 else CIFAR100 if len(names) == 100 else None
+        if known is not None:
+            names = known
+            which = "CIFAR-10" if len(known) == 10 else "CIFAR-100"
+            notes.append(f"'{safe[0]}': no {'batches.meta' if len(known) == 10 else 'meta'} / "
+                         f"{'batches.meta.txt' if len(known) == 10 else 'fine_label_names.txt'} uploaded with it, so "
+                         f"its classes are named as in {which} ({', '.join(known[:3])} …)")
+    return x, np.asarray(ds.y_test[:n]), names, tuple(notes)
 
 
 def decode_data(upload: DataUpload, *, channels: int, size: tuple[int, int] | None, length: int | None = None,
@@ -411,12 +602,23 @@ def fit_pool(upload: DataUpload, mset: ModelSet) -> tuple[np.ndarray, list[str]]
 
 def show_inputs_status(upload: DataUpload, mset: ModelSet) -> None:
     """Draw what became of each uploaded input file for ``mset``: an error per file left out, notes, a count."""
+    if upload.kind == "text":
+        show_text_inputs(upload)
+        return
     pool, warnings, errors = check_inputs(upload, mset)
     for msg in errors:
         st.error(msg, icon=":material/error:")
     for msg in warnings[:5]:
         st.caption(f":material/warning: {msg}")
     st.success(f"{len(pool)} uploaded input(s) ready for {mset.name} (choose **uploaded** inputs on its pages).")
+
+
+def show_text_inputs(upload: DataUpload) -> None:
+    """Sentences uploaded as inputs: how many, the first few, and where they are used."""
+    texts = text_inputs(upload)
+    st.success(f"{len(texts)} sentence(s) ready for the Token rationales page (choose **Uploaded on the Models "
+               "page** as its sentence source).", icon=":material/check_circle:")
+    st.dataframe(pd.DataFrame({"sentence": texts[:5]}), hide_index=True)
 
 
 def show_file_status(status: FileStatus) -> None:
