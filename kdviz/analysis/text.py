@@ -50,6 +50,7 @@ __all__ = [
     "NullStats",
     "TextComparison",
     "TextEntry",
+    "attribute_bucketed",
     "compare_text_batch",
     "compare_text_models",
     "null_stats",
@@ -333,11 +334,55 @@ def _completeness(attr: TextAttribution, n: int) -> np.ndarray:
         return np.where(np.abs(gap) > 0, np.abs(delta) / np.abs(gap), np.nan)
 
 
+# IG: texts per attribution call, grouped by length (IG costs steps × the longest text of a call; measured on 50
+# test snippets, 32 steps, bert-L2-H256: 25.3 s in one call, 16.4 s in calls of 16). Gradient saliency is one
+# forward/backward pass, faster in one call (1.4 s vs 4.0 s).
+BUCKET = 16
+
+
+def attribute_bucketed(model: Any, enc: Encoded, *, method: str, target: np.ndarray | None = None,
+                       special_ids: dict[str, int] | None = None, bucket: int = BUCKET,
+                       **params: Any) -> TextAttribution:
+    """``attribute_text`` on texts of similar length together: the batch sorted by length and cut into calls of
+    ``bucket`` texts (each trimmed to its longest), put back in the batch's order and width. Equal to one call on
+    the whole batch up to float rounding (padding is masked); ``bucket <= 0`` is one call."""
+    n = len(enc.n_words)
+    if bucket <= 0 or n <= bucket:
+        return attribute_text(model, enc, method=method, target=target, special_ids=special_ids, **params)
+    order = np.argsort(enc.attention_mask.sum(1).numpy(), kind="stable")
+    length, width = enc.input_ids.shape[1], max(int(enc.n_words.max()), 1)
+    tokens, signed = np.zeros((n, length), np.float32), np.zeros((n, length), np.float32)
+    words, signed_words = np.full((n, width), np.nan), np.full((n, width), np.nan)
+    tgt = np.zeros(n, np.int64)
+    logits = delta = None
+    elapsed, notes, resolved = 0.0, [], {}
+    for start in range(0, n, bucket):
+        idx = order[start:start + bucket]
+        a = attribute_text(model, enc.rows(idx), method=method, target=None if target is None else np.asarray(target)[idx],
+                           special_ids=special_ids, **params)
+        tokens[idx, : a.tokens.shape[1]] = a.tokens
+        signed[idx, : a.signed_tokens.shape[1]] = a.signed_tokens
+        words[idx, : a.words.shape[1]] = a.words
+        signed_words[idx, : a.signed_words.shape[1]] = a.signed_words
+        tgt[idx] = a.target
+        if logits is None:
+            logits = np.zeros((n, a.logits.shape[1]), a.logits.dtype)
+        logits[idx] = a.logits
+        if a.delta is not None:
+            delta = np.zeros(n, np.asarray(a.delta).dtype) if delta is None else delta
+            delta[idx] = a.delta
+        elapsed += a.elapsed_s
+        notes.extend(w for w in a.warnings if w not in notes)
+        resolved = a.params
+    return TextAttribution(method, resolved, tokens, signed, words, signed_words, tgt, logits, delta, elapsed,
+                           tuple(notes))
+
+
 def compare_text_batch(teacher: TextEntry, students: Sequence[TextEntry], texts: Sequence[str], *,
                        labels: Sequence[int] | np.ndarray | None = None, input_ids: Sequence[int] | None = None,
                        method: str = "grad_x_embedding", k: int = 5, null_copies: int = 0,
                        null_first_seed: int = NULL_SEED_BASE, lexicon: frozenset[str] | None = None,
-                       max_length: int = 64, **params: Any) -> pd.DataFrame:
+                       max_length: int = 64, bucket: int | None = None, **params: Any) -> pd.DataFrame:
     """Every model on ``texts`` as rows of the evaluation's table (``TEXT_FRAME_COLUMNS``), one per (model, text).
 
     The columns mean what the image/series ones do (``kdviz.analysis.compare``) with words as the parts: all
@@ -347,18 +392,22 @@ def compare_text_batch(teacher: TextEntry, students: Sequence[TextEntry], texts:
     Pearson r over words, ``ssim`` is NaN (no image). The null: ``null_copies`` untrained copies of each student
     architecture (seeds ``null_first_seed …``), per row each copy's value (``*_null_copies``), their mean
     (``*_null``) and the excess (``*_excess``). Text only: ``n_words``, ``top_words`` (the model's top-k words,
-    space-separated), ``vader`` (their share in ``lexicon``) with its null.
+    space-separated), ``vader`` (their share in ``lexicon``) with its null. Attribution runs ``bucket`` texts of
+    similar length at a time (:func:`attribute_bucketed`; default ``BUCKET`` for IG, one call otherwise).
     """
     from kdviz.analysis.metrics import logit_margin, output_margin_class, pearson_rows, predictive_divergence
 
     if not texts:
         raise ValueError("texts is empty")
     n = len(texts)
+    if bucket is None:
+        bucket = BUCKET if method == "integrated_gradients" else 0
     ids = np.arange(n) if input_ids is None else np.asarray(list(input_ids), dtype=np.int64)
     y = None if labels is None else np.asarray(labels, dtype=np.int64)
     encodings: dict[int, Encoded] = {}
     enc_t = _encode(teacher.tokenizer, texts, encodings, max_length)
-    attr_t = attribute_text(teacher.model, enc_t, method=method, special_ids=_special_ids(teacher.tokenizer), **params)
+    attr_t = attribute_bucketed(teacher.model, enc_t, method=method, special_ids=_special_ids(teacher.tokenizer),
+                                bucket=bucket, **params)
     target, lg_t = attr_t.target, attr_t.logits
     width = max(int(enc_t.n_words.max()), 1)
     n_words = enc_t.n_words
@@ -369,9 +418,9 @@ def compare_text_batch(teacher: TextEntry, students: Sequence[TextEntry], texts:
     rows = []
     nan = np.full(n, np.nan)
     for entry in (teacher, *students):
-        attr = attr_t if entry is teacher else attribute_text(
+        attr = attr_t if entry is teacher else attribute_bucketed(
             entry.model, _encode(entry.tokenizer, texts, encodings, max_length), method=method, target=target,
-            special_ids=_special_ids(entry.tokenizer), **params)
+            special_ids=_special_ids(entry.tokenizer), bucket=bucket, **params)
         v = word_vectors(attr, width)
         sc = _word_scores(v, v_t, n_words, k, lexicon, words)
         lg = attr.logits
@@ -387,8 +436,8 @@ def compare_text_batch(teacher: TextEntry, students: Sequence[TextEntry], texts:
                 enc = _encode(entry.tokenizer, texts, encodings, max_length)
                 null_by_key[key] = []
                 for seed in range(null_first_seed, null_first_seed + null_copies):
-                    a = attribute_text(_random_copy(key, config, seed), enc, method=method, target=target,
-                                       special_ids=_special_ids(entry.tokenizer), **params)
+                    a = attribute_bucketed(_random_copy(key, config, seed), enc, method=method, target=target,
+                                           special_ids=_special_ids(entry.tokenizer), bucket=bucket, **params)
                     null_by_key[key].append(_word_scores(word_vectors(a, width), v_t, n_words, k, lexicon, words))
             copies = null_by_key[key]
         cols: dict[str, Any] = {

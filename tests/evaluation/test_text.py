@@ -152,3 +152,19 @@ def test_ig_completeness_error_equals_captum_called_directly(zoo):
         wants.append(want)
         assert f.loc[i, "ig_completeness_error"] == pytest.approx(want, abs=3e-4)  # float32 noise ~1e-4
     assert max(wants) > 5e-3  # 2 steps: an error well above float32 noise (~1e-4)
+
+
+def test_ig_in_length_buckets_equals_one_call(zoo):
+    from kdviz.analysis.text import compare_text_batch
+    from kdviz.evaluation.text import text_entries
+
+    entries = text_entries(zoo)
+    kw = {"labels": LABELS, "method": "integrated_gradients", "n_steps": 4, "null_copies": 1}
+    one = compare_text_batch(entries[0], entries[1:], SENTENCES, bucket=0, **kw)
+    split = compare_text_batch(entries[0], entries[1:], SENTENCES, bucket=2, **kw)  # 3 calls, sorted by length
+    for col in ("attention_rho", "topk_overlap", "focus_ratio", "logit_margin", "attention_rho_null"):
+        np.testing.assert_allclose(split[col].to_numpy(float), one[col].to_numpy(float), atol=1e-4, err_msg=col)
+    # the completeness error is a ratio of float32 sums of the order of its noise (~1e-3 here)
+    np.testing.assert_allclose(split["ig_completeness_error"].to_numpy(float),
+                               one["ig_completeness_error"].to_numpy(float), atol=3e-3)
+    assert (split["top_words"] == one["top_words"]).all()
