@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "instead of the zoo's size and mean/std")
     p.add_argument("--method", default=None,
                    help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default: the zoo's "
-                        "recommendation from `kdviz sanity --write`, else grad_cam for images and ig for series)")
+                        "recommendation from `kdviz sanity --write`, else grad_cam for images and ig for series); a text "
+                        "zoo: grad_x_embedding (default), ig, gradient_norm or word_occlusion")
     p.add_argument("--steps", type=_parse_steps, default=None,
                    help="integration steps for ig (default 32, or the zoo's recommended), or 'auto': per input, 16 steps doubled until the "
                         "completeness error |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)| is ≤ --tolerance "
