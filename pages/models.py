@@ -1,4 +1,5 @@
-"""Models: the active set as a table, and uploads (checkpoints or a zoo zip, plus images or series)."""
+"""Models: the active set as a table (and saved as a zoo zip), and uploads: checkpoints, a zoo zip or Hugging Face
+text models; inputs as images, series, a labelled test set or sentences."""
 
 import streamlit as st
 
@@ -70,7 +71,7 @@ if text_zips:
             st.success(f"{len(kept)} text model(s) ready: open **Token rationales** to compare them with the text "
                        "zoo.", icon=":material/check_circle:")
 else:
-    st.session_state.pop("kdviz_text_uploads", None)
+    st.session_state.pop("kdviz_text_uploads", None)  # kdviz.ui.text.TEXT_UPLOADS (not imported without text)
 with guard("load the uploaded models"):
     if not ck_files:
         raise Stop

@@ -108,12 +108,19 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
     if any(getattr(m, "test_accuracy", None) is None for m in ordered):
         notes.append("test accuracy not known for some models (0 in zoo.json): kdviz evaluate --data measures it")
     folder = safe_model_id(name, set())
+    has_inputs = inputs is not None and inputs[1] is not None and len(inputs[0]) > 0
+    if inputs is not None and not has_inputs:
+        notes.append("the inputs have no labels, so they are not saved (a test set needs labels)")
+    if dataset in ("", "unknown"):
+        notes.append(f"dataset unknown: evaluate with `kdviz evaluate --zoo {folder} --data "
+                     + (f"{folder}/{INPUTS_FILE}`" if has_inputs else "PATH`"))
     manifest = ZooManifest(
         name=name, task=task, dataset=dataset or "unknown", input_shape=tuple(int(v) for v in input_shape),  # type: ignore[arg-type]
         mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
         class_names=tuple(str(c) for c in class_names), models=tuple(entries), dtype="float32",
         description=(description or f"saved from kdviz's Models page (set '{name}')")
-        + ". α is kdviz's (the weight of the hard-label term; 1.0 = no KD).")
+        + ". α is kdviz's (the weight of the hard-label term; 1.0 = no KD)." + "".join(f" {n[0].upper()}{n[1:]}."
+                                                                                  for n in notes))
     text = manifest.to_json()
     parse_manifest(json.loads(text))  # what load_zoo will accept
     buf = io.BytesIO()
@@ -124,16 +131,12 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
             path = Path(tmp) / file
             save_weights(module, path, dtype=torch.float32, metadata={"source": "kdviz Models page"})
             archive.write(path, f"{folder}/{file}", compress_type=zipfile.ZIP_STORED)
-        if inputs is not None and inputs[1] is not None and len(inputs[0]):
+        if has_inputs:
+            assert inputs is not None and inputs[1] is not None
             x, y = np.asarray(inputs[0], dtype=np.float32), np.asarray(inputs[1], dtype=np.int64)
             npz = io.BytesIO()
             np.savez(npz, x=x, y=y, class_names=np.asarray([str(c) for c in class_names]))
             archive.writestr(f"{folder}/{INPUTS_FILE}", npz.getvalue())
-        elif inputs is not None:
-            notes.append("the inputs have no labels, so they are not saved (a test set needs labels)")
-    if dataset in ("", "unknown"):
-        notes.append(f"dataset unknown: evaluate with `kdviz evaluate --zoo {folder} --data "
-                     + (f"{folder}/{INPUTS_FILE}`" if inputs is not None and inputs[1] is not None else "PATH`"))
     data = buf.getvalue()
     _check_round_trip(data, folder)
     return ExportedZoo(data, folder, manifest, tuple(notes))

@@ -66,6 +66,7 @@ def test_round_trip_through_safe_zip_and_zoo_loader(tmp_path: Path) -> None:
     assert [(m.role, m.arch, m.alpha, m.method) for m in zoo.models] == [
         ("teacher", "resnet20", 1.0, "ce"), ("student", "resnet8", 0.5, "kd"), ("student", "resnet8", 1.0, "ce")]
     assert zoo.teacher.test_accuracy == 0.9 and zoo.mean == (0.5, 0.5, 0.5) and zoo.dataset == "unknown"
+    assert "--data my_set/test_inputs.npz" in zoo.manifest.description  # how to evaluate it travels with it
     batch = torch.from_numpy(x)
     for original, loaded in zip(models, zoo.models, strict=True):
         with torch.no_grad():
