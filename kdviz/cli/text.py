@@ -81,7 +81,8 @@ def run_text_distill(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     defaults = TextZooConfig()
     config = TextZooConfig(student_seed=args.seed, temperature=args.temperature,
-                           student_epochs=args.epochs or defaults.student_epochs)
+                           student_epochs=args.epochs or defaults.student_epochs,
+                           student_lr=getattr(args, "lr", None) or defaults.student_lr)
     try:
         spec = parse_text_arch(args.arch)
         teacher = load_hf_text(args.teacher)

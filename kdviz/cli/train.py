@@ -43,6 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ked-m", type=int, default=None, help="KED: number of superfeatures M (8)")
     p.add_argument("--data", default="mnist", help="dataset name (mnist, gunpoint, …)")
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: the zoo recipe's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the zoo recipe's)")
     p.add_argument("--augment-shift", type=int, default=None, help="images: random shifts up to N pixels")
     p.add_argument("--max-train", type=int, default=None, help="train on the first N examples only")
     p.add_argument("--max-test", type=int, default=None, help="report accuracy on the first N test examples")
@@ -91,7 +92,7 @@ def run_distill(args: argparse.Namespace) -> int:
     role = "student" if args.teacher else "teacher"
     overrides: dict[str, object] = {"alpha": args.alpha, "temperature": args.temperature, "sd_beta": args.sd_beta,
                                     "seed": args.seed, "max_train": args.max_train, "max_test": args.max_test}
-    for key in ("sd_parts", "sd_tau", "epochs", "augment_shift"):
+    for key in ("sd_parts", "sd_tau", "epochs", "augment_shift", "lr"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     overrides.update(_ked_overrides(args))

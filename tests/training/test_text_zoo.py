@@ -14,7 +14,14 @@ import torch
 from kdviz.io.text import read_rotten_tomatoes, rotten_tomatoes_path
 from kdviz.models.hf_text import StudentSpec
 from kdviz.training.rationale import TeacherCache
-from kdviz.training.text_zoo import StudentRun, TextData, TextZooConfig, distill_text_student, load_text_data
+from kdviz.training.text_zoo import (
+    StudentRun,
+    TextData,
+    TextZooConfig,
+    distill_text_student,
+    load_text_data,
+    student_command,
+)
 
 ZOO = Path(__file__).resolve().parents[2] / "assets" / "zoo" / "rotten-tomatoes"
 
@@ -24,14 +31,15 @@ def _manifest() -> dict:
 
 
 @pytest.mark.slow
-def test_teacher_accuracy_remeasured_with_pandas_and_transformers():
+@pytest.mark.parametrize("model_id", [m["id"] for m in json.loads((ZOO / "zoo.json").read_text())["models"]])
+def test_accuracy_remeasured_with_pandas_and_transformers(model_id):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     df = pd.read_csv(rotten_tomatoes_path())
     df = df[df["category"].isin(["fresh", "rotten"])].drop_duplicates("text").reset_index(drop=True)
     with np.load(ZOO / "split.npz") as z:
         test = df.iloc[z["test"]]
-    folder = ZOO / "teacher_minilm"
+    folder = ZOO / next(m for m in _manifest()["models"] if m["id"] == model_id)["checkpoint"]
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
     preds = []
@@ -42,7 +50,7 @@ def test_teacher_accuracy_remeasured_with_pandas_and_transformers():
             preds.append(model(**enc).logits.argmax(1).numpy())
     labels = (test["category"] == "fresh").to_numpy().astype(int)
     accuracy = float((np.concatenate(preds) == labels).mean())
-    recorded = next(m for m in _manifest()["models"] if m["role"] == "teacher")["test_accuracy"]
+    recorded = next(m for m in _manifest()["models"] if m["id"] == model_id)["test_accuracy"]
     assert accuracy == pytest.approx(recorded, abs=0.002)
     assert model.config.id2label[1] == "fresh"
 
@@ -57,6 +65,17 @@ def test_zoo_manifest_folders_and_size():
         assert hashlib.sha256(weights.read_bytes()).hexdigest() == m["sha256"], m["id"]
         assert 0.5 < m["test_accuracy"] <= 1.0 and m["command"]
     assert {m["method"] for m in manifest["models"]} == {"ce", "kd", "rationale"}
+    for m in manifest["models"]:
+        if m["role"] == "student":  # the recorded command trains it as the zoo did
+            assert f"--epochs {m['epochs']} --lr {m['lr']:g} " in m["command"], m["id"]
+
+
+def test_each_student_run_records_its_learning_rate():
+    config = TextZooConfig()
+    runs = {r.id: r for r in config.students}
+    assert "--lr 0.0003 " in student_command(runs["bert-l4-h128_a1"], config, "T")
+    assert "--lr 0.001 " in student_command(runs["bert-l2-h256_a0.1"], config, "T")
+    assert "--lr 0.002 " in student_command(runs["bert-l2-h256_a0.1"], TextZooConfig(student_lr=2e-3), "T")
 
 
 def test_distill_text_student_rationale_end_to_end(tmp_path):
