@@ -168,3 +168,30 @@ def test_ig_in_length_buckets_equals_one_call(zoo):
     np.testing.assert_allclose(split["ig_completeness_error"].to_numpy(float),
                                one["ig_completeness_error"].to_numpy(float), atol=3e-3)
     assert (split["top_words"] == one["top_words"]).all()
+
+
+def test_shipped_text_results_agree_with_a_fresh_evaluation():
+    """The shipped text zoo's results (when built) were made from its current models and read back the same."""
+    from pathlib import Path
+
+    from kdviz.io.zoo import read_manifest
+
+    path = Path(__file__).resolve().parents[2] / "assets" / "zoo" / "rotten-tomatoes" / "results.parquet"
+    if not path.exists():
+        pytest.skip("shipped text zoo results not built yet")
+    shipped = load_results(path)
+    s = shipped.settings
+    manifest = read_manifest(path.parent)
+    assert dict(s.models) == {m.id: m.sha256 for m in manifest.models}, "results made from other checkpoints"
+    assert s.parts == "words" and s.null_copies >= 19
+    students = shipped.summary[shipped.summary["role"] != "teacher"]
+    assert ((students["topk_overlap_p"] >= 1 / (students["null_copies"] + 1) - 1e-12)
+            & (students["topk_overlap_p"] <= 1)).all()
+    n = 3
+    fresh = evaluate_text_zoo(path.parent, method=s.method, method_params=s.method_params, k=s.k, limit=n,
+                              null_copies=0, progress_bar=False)
+    old = shipped.frame[shipped.frame["input_id"] < n].reset_index(drop=True)
+    new = fresh.frame.reset_index(drop=True)
+    assert list(old["model_id"]) == list(new["model_id"]) and (old["pred"] == new["pred"]).all()
+    for col in ("confidence", "attention_rho", "topk_overlap", "focus_fraction", "vader"):
+        np.testing.assert_allclose(new[col].to_numpy(float), old[col].to_numpy(float), atol=2e-3, err_msg=col)
