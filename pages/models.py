@@ -23,8 +23,9 @@ st.header("Upload your own")
 st.caption("**Models**: checkpoints (.safetensors, .pt/.pth/.bin/.ckpt state dicts, mdistiller's files without an "
            "extension), a zoo zip with zoo.json (such as the one saved above), or Hugging Face text classifiers (a zip "
            "of the folder save_pretrained wrote: config.json, model.safetensors or pytorch_model.bin, tokenizer "
-           f"files) for the Token rationales page. **Inputs**: {up.ACCEPTED_INPUTS}. Pickled code is never run"
+           "files) for the Token rationales page. Pickled code is never run"
            + ("." if not up.trust_programs() else "; TorchScript/torch.export programs are allowed by the operator."))
+st.caption(f"**Inputs**: {up.ACCEPTED_INPUTS}.")
 ck_files = up.remembered_files("up_ckpt", st.file_uploader(
     "Checkpoints, a zoo (.zip) or text models (.zip)", type=None, accept_multiple_files=True, key="up_ckpt",
     help="any name: the content decides (mdistiller's files have no extension, timm's end in .pth.tar)"))
