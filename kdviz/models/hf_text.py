@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:  # transformers is imported where a model is built (``kdviz inspect`` stays quick)
-    from transformers import BertForSequenceClassification, BertTokenizerFast, PretrainedConfig
+    from transformers import BertTokenizerFast, PretrainedConfig
 
 __all__ = [
     "DECODER_TYPES",
@@ -39,6 +39,7 @@ __all__ = [
     "VerbalizedOutput",
     "Verbalizer",
     "generative_lm",
+    "STUDENT_FAMILIES",
     "StudentSpec",
     "corpus_vocabulary",
     "parse_text_arch",
@@ -47,6 +48,7 @@ __all__ = [
     "random_text_copy",
     "save_hf_folder",
     "student_model",
+    "student_tokenizer",
     "text_arch_name",
 ]
 
@@ -68,33 +70,96 @@ def text_arch_name(config: PretrainedConfig) -> str:
     return f"{config.model_type}-L{layers}-H{hidden}"
 
 
+STUDENT_FAMILIES = ("bert", "t5", "gpt2")
+
+
 @dataclass(frozen=True)
 class StudentSpec:
-    """A small BERT student ``bert-L{layers}-H{hidden}``: heads = hidden/64, FFN = 4·hidden."""
+    """A small student ``{family}-L{layers}-H{hidden}``: heads = hidden/64, FFN = 4·hidden.
+
+    family ``bert`` is a sequence classifier; ``t5`` (encoder-decoder, ``layers`` in encoder and decoder each)
+    and ``gpt2`` (decoder, ``max_positions`` positions) are language models read as classifiers through a
+    :class:`Verbalizer` (:func:`student_model`).
+    """
 
     layers: int
     hidden: int
     max_positions: int = 128
+    family: str = "bert"
 
     @property
     def arch(self) -> str:
-        return f"bert-L{self.layers}-H{self.hidden}"
+        return f"{self.family}-L{self.layers}-H{self.hidden}"
 
 
 def parse_text_arch(name: str) -> StudentSpec:
-    """``bert-L2-H256`` -> ``StudentSpec(2, 256)``; ValueError naming the expected form otherwise."""
+    """``bert-L2-H256`` -> ``StudentSpec(2, 256)``, ``t5-L2-H128`` / ``gpt2-L2-H128`` -> the same with that
+    family; ValueError naming the expected form otherwise."""
+    expected = (f"text student arch must look like 'bert-L2-H256', 't5-L2-H128' or 'gpt2-L2-H128' (family "
+                f"{', '.join(STUDENT_FAMILIES[:-1])} or {STUDENT_FAMILIES[-1]}), got {name!r}")
     parts = name.lower().split("-")
-    if len(parts) != 3 or parts[0] != "bert" or not parts[1].startswith("l") or not parts[2].startswith("h"):
-        raise ValueError(f"text student arch must look like 'bert-L2-H256', got {name!r}")
+    if len(parts) != 3 or parts[0] not in STUDENT_FAMILIES or not parts[1].startswith("l") or not parts[2].startswith("h"):
+        raise ValueError(expected)
     try:
-        return StudentSpec(int(parts[1][1:]), int(parts[2][1:]))
+        layers, hidden = int(parts[1][1:]), int(parts[2][1:])
     except ValueError:
-        raise ValueError(f"text student arch must look like 'bert-L2-H256', got {name!r}") from None
+        raise ValueError(expected) from None
+    if layers < 1 or hidden < 1:
+        raise ValueError(f"{expected}: layers and hidden size must be positive")
+    return StudentSpec(layers, hidden, family=parts[0])
 
 
-def student_model(spec: StudentSpec, *, vocab_size: int, num_labels: int, seed: int,
-                  pad_token_id: int = 0) -> BertForSequenceClassification:
-    """A randomly initialised (``torch.manual_seed(seed)``) BERT sequence classifier of ``spec``."""
+def _heads(hidden: int) -> int:
+    """hidden/64 attention heads (at least 1), lowered until it divides ``hidden``."""
+    heads = max(1, hidden // 64)
+    while hidden % heads:
+        heads -= 1
+    return heads
+
+
+def student_tokenizer(tokenizer: Any, family: str) -> Any:
+    """The tokenizer a ``family`` student reads: ``tokenizer`` itself for BERT; for T5 / GPT-2 a copy of its
+    vocabulary (a WordPiece tokenizer: the text zoo's pruned one) whose end-of-sequence token is its ``[SEP]``
+    (beginning ``[CLS]``, padding ``[PAD]``). The T5 copy keeps ``[CLS] text [SEP]`` around encoder inputs; the
+    GPT-2 copy adds no special tokens (the answer follows the prompt directly, as GPT-2's own tokenizer does)."""
+    if family == "bert":
+        return tokenizer
+    if family not in GENERATIVE_TYPES:
+        raise ValueError(f"family must be one of {', '.join(STUDENT_FAMILIES)}, got {family!r}")
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    inner = getattr(tokenizer, "tokenizer", tokenizer)  # a PromptedTokenizer's own
+    pad = inner.pad_token
+    eos = inner.sep_token or inner.eos_token
+    if pad is None or eos is None:
+        raise ValueError("a T5 / GPT-2 student reuses the teacher's vocabulary and needs its padding and "
+                         "separator / end-of-sequence tokens ([PAD], [SEP])")
+    backend = Tokenizer.from_str(inner.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
+    if family in DECODER_TYPES:
+        backend.post_processor = None
+    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=pad, eos_token=eos,
+                                   bos_token=inner.cls_token or inner.bos_token or eos, unk_token=inner.unk_token,
+                                   mask_token=inner.mask_token, model_max_length=inner.model_max_length)
+
+
+def student_model(spec: StudentSpec, *, vocab_size: int, num_labels: int, seed: int, pad_token_id: int = 0,
+                  tokenizer: Any = None, labels: Sequence[str] = ()) -> nn.Module:
+    """A randomly initialised (``torch.manual_seed(seed)``) student of ``spec``.
+
+    BERT: a sequence classifier of ``num_labels`` classes. T5 / GPT-2: a :class:`VerbalizedLM` over
+    ``T5ForConditionalGeneration`` / ``GPT2LMHeadModel`` with ``tokenizer``'s vocabulary (a
+    :func:`student_tokenizer`) and the default verbalizer of ``labels`` (T5 ``"fresh"``, GPT-2 ``" fresh"``;
+    each must be one token); padding, end-of-sequence and T5's decoder start are the tokenizer's padding / EOS.
+    """
+    if spec.family in GENERATIVE_TYPES:
+        if tokenizer is None or len(labels) != num_labels:
+            raise ValueError(f"a {spec.family} student needs its tokenizer and the {num_labels} class names")
+        return _generative_student(spec, tokenizer, tuple(labels), seed)
+    if spec.family != "bert":
+        raise ValueError(f"family must be one of {', '.join(STUDENT_FAMILIES)}, got {spec.family!r}")
     from transformers import BertConfig, BertForSequenceClassification
 
     config = BertConfig(
@@ -104,6 +169,29 @@ def student_model(spec: StudentSpec, *, vocab_size: int, num_labels: int, seed: 
     )
     torch.manual_seed(seed)
     return BertForSequenceClassification(config)
+
+
+def _generative_student(spec: StudentSpec, tokenizer: Any, labels: tuple[str, ...], seed: int) -> VerbalizedLM:
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    if pad is None or eos is None:
+        raise ValueError("the student tokenizer needs padding and end-of-sequence tokens (student_tokenizer)")
+    bos = eos if tokenizer.bos_token_id is None else tokenizer.bos_token_id
+    heads = _heads(spec.hidden)
+    lm: nn.Module
+    torch.manual_seed(seed)
+    if spec.family == "t5":
+        config = T5Config(vocab_size=len(tokenizer), d_model=spec.hidden, d_kv=spec.hidden // heads,
+                          d_ff=4 * spec.hidden, num_layers=spec.layers, num_decoder_layers=spec.layers,
+                          num_heads=heads, pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=pad)
+        lm = T5ForConditionalGeneration(config)
+    else:
+        config = GPT2Config(vocab_size=len(tokenizer), n_positions=spec.max_positions, n_embd=spec.hidden,
+                            n_layer=spec.layers, n_head=heads, n_inner=4 * spec.hidden, bos_token_id=bos,
+                            eos_token_id=eos, pad_token_id=pad)
+        lm = GPT2LMHeadModel(config)
+    return VerbalizedLM(lm, Verbalizer.default(labels, spec.family).resolve(tokenizer))
 
 
 def random_text_copy(config: PretrainedConfig, seed: int) -> nn.Module:
