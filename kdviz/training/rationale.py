@@ -184,8 +184,16 @@ def _task(tokenizer: Any, template: str, texts: Sequence[str], targets: Sequence
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     if eos is None or pad is None:
         raise ValueError("the tokenizer needs an end-of-sequence token")
-    prompts = tokenizer([template.replace("{text}", t) for t in texts], truncation=True, max_length=max_length,
-                        add_special_tokens=seq2seq)["input_ids"]
+    if seq2seq:
+        prompts = tokenizer([template.replace("{text}", t) for t in texts], truncation=True, max_length=max_length,
+                            add_special_tokens=True)["input_ids"]
+    else:  # the answer follows the template's suffix: a long text loses its last pieces, never the suffix
+        prompts = tokenizer([template.replace("{text}", t) for t in texts], add_special_tokens=False)["input_ids"]
+        suffix = template.split("{text}")[1]
+        tail = tokenizer(suffix, add_special_tokens=False)["input_ids"] if suffix else []
+        prompts = [list(p) if len(p) <= max_length else
+                   (list(p[: max_length - len(tail)]) + list(tail) if tail and list(p[-len(tail):]) == list(tail)
+                    else list(p[:max_length])) for p in prompts]
     target_ids = tokenizer(list(targets), add_special_tokens=False)["input_ids"]
     target_ids = [t[: max_target - 1] + [eos] for t in target_ids]
     if seq2seq:
@@ -207,8 +215,8 @@ def step_by_step_batch(tokenizer: Any, texts: Sequence[str], labels: Sequence[st
 
     ``labels``: the label word of each text as generated (the verbalizer token: ``"fresh"`` for T5,
     ``" fresh"`` for GPT-2); ``rationales``: the rationale strings (:func:`rationale_strings`; GPT-2 targets
-    get a leading space). Prompts are truncated to ``max_length`` tokens, targets to ``max_target`` (with the
-    end-of-sequence token).
+    get a leading space). Prompts are truncated to ``max_length`` tokens (GPT-2: the text's last pieces go, the
+    template's suffix stays), targets to ``max_target`` (with the end-of-sequence token).
     """
     if not len(texts) == len(labels) == len(rationales):
         raise ValueError("texts, labels and rationales must have the same length")
@@ -263,7 +271,10 @@ def step_by_step_loss(model: nn.Module, batch: StepByStepBatch, *, beta: float =
         answer = logits[torch.arange(len(logits)), batch.answer_pos][:, list(verbalizer_ids)]
         kd = kd_loss(answer, teacher_logits, targets, alpha=0.0, temperature=temperature)
         label = alpha * label + (1.0 - alpha) * kd
-    rationale, _ = _token_ce(model, batch.explain_ids, batch.explain_mask, batch.rationale_ids, batch.seq2seq)
+    if beta == 0.0:  # plain (KD) label training: the rationale task is not run
+        rationale = torch.zeros((), dtype=label.dtype, device=label.device)
+    else:
+        rationale, _ = _token_ce(model, batch.explain_ids, batch.explain_mask, batch.rationale_ids, batch.seq2seq)
     return StepByStepLoss((1.0 - beta) * label + beta * rationale, label, rationale)
 
 

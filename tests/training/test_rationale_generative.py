@@ -99,3 +99,18 @@ def test_a_few_steps_lower_the_t5_loss():
     assert len(losses) == 20 and not model.training
     assert float(after.total) < 0.8 * float(before.total)
     assert float(after.label) < float(before.label) and float(after.rationale) < float(before.rationale)
+
+
+def test_gpt2_truncation_keeps_the_template_suffix():
+    tok = gpt2_tokenizer()
+    long = " ".join(["the movie was great and fun"] * 8)
+    batch = step_by_step_batch(tok, [long, "bad"], [" fresh", " rotten"], ["great", "bad"], model_type="gpt2",
+                               max_length=12)
+    suffix = tok("\nlabel:", add_special_tokens=False)["input_ids"]
+    full = tok("predict: " + long + "\nlabel:", add_special_tokens=False)["input_ids"]
+    fresh, eot = tok(" fresh")["input_ids"][0], tok.eos_token_id
+    n0 = int(batch.predict_mask[0].sum())
+    assert batch.predict_ids[0, :n0].tolist() == full[: 12 - len(suffix)] + suffix + [fresh, eot]
+    assert int(batch.answer_pos[0]) == 11 and batch.label_ids[0, 12].item() == fresh
+    short = tok("predict: bad\nlabel:", add_special_tokens=False)["input_ids"]
+    assert batch.predict_ids[1, : len(short)].tolist() == short  # short prompts untouched
