@@ -1,6 +1,11 @@
 """Text models on the command line: ``kdviz distill`` for text students (``--data rotten_tomatoes``,
 ``--method rationale``) and ``kdviz inspect`` of Hugging Face folders / zips.
 
+Students: ``--arch bert-L2-H256`` (a BERT classifier; rationale = a token-tagging head), ``t5-L2-H128`` or
+``gpt2-L2-H128`` (a language model on the teacher's vocabulary, read as a classifier through its verbalizer;
+rationale = generating the teacher's top-5 words after ``"explain:"``, distilling step-by-step). ``--max-train``
+/ ``--max-test`` keep the first N snippets of each split (quick runs).
+
 ``kdviz.cli.train`` hands a ``distill`` over to :func:`run_text_distill` when ``--data rotten_tomatoes`` or
 ``--method rationale`` is given; ``kdviz.cli.inspect`` hands a folder or zip with ``config.json`` to
 :func:`run_hf_inspect`.
@@ -67,6 +72,7 @@ def run_text_distill(args: argparse.Namespace) -> int:
         compute_teacher_cache,
         distill_text_student,
         load_text_data,
+        subset_text_data,
     )
 
     if args.data not in TEXT_DATASETS:
@@ -96,8 +102,12 @@ def run_text_distill(args: argparse.Namespace) -> int:
     cache_path = shipped if shipped.is_file() else work / "teacher_rationales.npz"
     if not cache_path.is_file():
         compute_teacher_cache(teacher.model, data, k=config.k).save(cache_path)
+    cache = TeacherCache.load(cache_path)
+    max_train, max_test = getattr(args, "max_train", None), getattr(args, "max_test", None)
+    if max_train or max_test:
+        data, cache = subset_text_data(data, cache, n_train=max_train, n_test=max_test)
     run = StudentRun(spec, args.alpha, method, beta=0.5 if beta is None and method == "rationale" else (beta or 0.0))
-    info = distill_text_student(run, data, TeacherCache.load(cache_path), out, work, config=config)
+    info = distill_text_student(run, data, cache, out, work, config=config)
     print(json.dumps({"id": run.id, "arch": spec.arch, "alpha": run.alpha, "method": run.method, "beta": run.beta,
                       "test_accuracy": round(info["accuracy"], 4), "train_seconds": round(info["seconds"], 1),
                       "out": str(out), "rationales": str(cache_path)}))

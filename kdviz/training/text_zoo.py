@@ -1,8 +1,11 @@
 """Text distillation and the shipped text demo zoo (Rotten Tomatoes, fresh vs rotten).
 
 * :func:`fine_tune_teacher`: all-MiniLM-L6-v2 with its vocabulary pruned to the corpus, fine-tuned with CE.
-* :func:`distill_text_student`: one small BERT student, ``method`` ``ce`` (α = 1), ``kd`` or ``rationale``
-  (``kdviz.training.rationale``), from the teacher's cached logits and rationales.
+* :func:`distill_text_student`: one small student, ``method`` ``ce`` (α = 1), ``kd`` or ``rationale``
+  (``kdviz.training.rationale``), from the teacher's cached logits and rationales: a BERT classifier
+  (``bert-L2-H256``; rationale = a token-tagging head), or a T5 / GPT-2 language model (``t5-L2-H128``,
+  ``gpt2-L2-H128``; the teacher's vocabulary, read through a verbalizer) trained with distilling step-by-step
+  (label after ``"predict:"``, rationale words after ``"explain:"``).
 * :func:`build_text_zoo`: teacher, the cache, every student, ``zoo.json``.
 
 Everything is resumable: a stage writes its result (and a training checkpoint every ``ckpt_every`` steps)
@@ -29,27 +32,41 @@ from safetensors.torch import save_file
 from torch import nn
 
 from kdviz.attribution.text import Encoded, encode_words
+from kdviz.io.hf_text import load_hf_text
 from kdviz.io.text import CLASS_NAMES, TextSplit, read_rotten_tomatoes, split_indices
 from kdviz.models.hf_text import (
+    GENERATIVE_TYPES,
     StudentSpec,
     corpus_vocabulary,
     prune_embeddings,
     pruned_tokenizer,
     save_hf_folder,
     student_model,
+    student_tokenizer,
 )
 from kdviz.training.losses import kd_loss
-from kdviz.training.rationale import RationaleHead, TeacherCache, rationale_distill_loss, rationale_tags, teacher_cache
+from kdviz.training.rationale import (
+    RationaleHead,
+    TeacherCache,
+    rationale_distill_loss,
+    rationale_strings,
+    rationale_tags,
+    step_by_step_batch,
+    step_by_step_loss,
+    teacher_cache,
+)
 
 __all__ = [
     "StudentRun",
     "TextData",
     "TextZooConfig",
     "build_text_zoo",
+    "distill_generative_student",
     "distill_text_student",
     "fine_tune_teacher",
     "load_text_data",
     "minilm_path",
+    "subset_text_data",
     "text_accuracy",
     "epoch_order",
     "train_steps",
@@ -111,7 +128,8 @@ class TextZooConfig:
 
 @dataclass(frozen=True, eq=False)
 class TextData:
-    """The encoded corpus split: ``train``/``test`` batches, labels, the split and the tokenizer."""
+    """The encoded corpus split: ``train``/``test`` batches, labels, the split and the tokenizer; the texts
+    (``test_texts`` is needed by T5 / GPT-2 students, which encode the test split in their prompt)."""
 
     train: Encoded
     test: Encoded
@@ -120,6 +138,7 @@ class TextData:
     split: TextSplit
     tokenizer: object
     train_texts: tuple[str, ...]
+    test_texts: tuple[str, ...] = ()
 
 
 def _log(msg: str) -> None:
@@ -131,10 +150,23 @@ def load_text_data(tokenizer: object, *, seed: int = 0, n_test: int = 1000, max_
     df = read_rotten_tomatoes()
     split = split_indices(len(df), n_test=n_test, seed=seed)
     texts, labels = df["text"].tolist(), df["label"].to_numpy()
-    train_texts = tuple(texts[i] for i in split.train)
+    train_texts, test_texts = tuple(texts[i] for i in split.train), tuple(texts[i] for i in split.test)
     return TextData(encode_words(tokenizer, train_texts, max_length=max_length),
-                    encode_words(tokenizer, [texts[i] for i in split.test], max_length=max_length),
-                    labels[split.train], labels[split.test], split, tokenizer, train_texts)
+                    encode_words(tokenizer, test_texts, max_length=max_length),
+                    labels[split.train], labels[split.test], split, tokenizer, train_texts, test_texts)
+
+
+def subset_text_data(data: TextData, cache: TeacherCache, *, n_train: int | None = None,
+                     n_test: int | None = None) -> tuple[TextData, TeacherCache]:
+    """The first ``n_train`` training and ``n_test`` test snippets (None: all) and the cache's rows of them."""
+    if len(cache.logits) != len(data.y_train):
+        raise ValueError(f"the teacher cache holds {len(cache.logits)} snippets, the training split {len(data.y_train)}")
+    tr = np.arange(min(n_train or len(data.y_train), len(data.y_train)))
+    te = np.arange(min(n_test or len(data.y_test), len(data.y_test)))
+    sub = TextData(data.train.rows(tr), data.test.rows(te), data.y_train[tr], data.y_test[te], data.split,
+                   data.tokenizer, tuple(data.train_texts[i] for i in tr),
+                   tuple(data.test_texts[i] for i in te) if data.test_texts else ())
+    return sub, TeacherCache(cache.logits[tr], cache.rationale[tr], cache.n_words[tr], cache.k)
 
 
 def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, *, epochs: int, lr: float, seed: int,
@@ -250,12 +282,17 @@ def compute_teacher_cache(teacher: nn.Module, data: TextData, *, k: int, batch_s
 
 def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, out: Path, work: Path, *,
                          config: TextZooConfig) -> dict:
-    """Train one student into the HF folder ``out`` (plus ``rationale_head.safetensors`` for ``rationale``);
-    ``{"seconds", "accuracy"}`` (accuracy of the stored float16 weights on the test split)."""
+    """Train one student into the HF folder ``out`` (plus ``rationale_head.safetensors`` for a BERT
+    ``rationale``); ``{"seconds", "accuracy"}`` (accuracy of the stored float16 weights on the test split).
+
+    A T5 / GPT-2 student (:func:`distill_generative_student`) is saved as its language model with the
+    verbalizer in ``config.json`` (``kdviz.io.hf_text.load_hf_text`` reads it as a classifier)."""
     if run.method not in ("ce", "kd", "rationale"):
         raise ValueError(f"method must be ce, kd or rationale, got {run.method!r}")
     if len(cache.logits) != len(data.y_train):
         raise ValueError(f"the teacher cache holds {len(cache.logits)} snippets, the training split {len(data.y_train)}")
+    if run.spec.family in GENERATIVE_TYPES:
+        return distill_generative_student(run, data, cache, out, work, config=config)
     model = student_model(run.spec, vocab_size=len(data.tokenizer), num_labels=len(CLASS_NAMES),
                           seed=config.student_seed, pad_token_id=data.tokenizer.pad_token_id)
     head = RationaleHead(run.spec.hidden) if run.method == "rationale" else None
@@ -282,6 +319,55 @@ def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, o
     return {"seconds": secs, "accuracy": text_accuracy(_reload(out), data.test, data.y_test)}
 
 
+PROMPT_EXTRA = 8  # pieces a T5 / GPT-2 prompt adds around the text ("predict :", "label :", [CLS]/[SEP])
+
+
+def distill_generative_student(run: StudentRun, data: TextData, cache: TeacherCache, out: Path, work: Path, *,
+                               config: TextZooConfig) -> dict:
+    """A T5 / GPT-2 student trained with distilling step-by-step (``kdviz.training.rationale``).
+
+    The student reads the teacher's vocabulary (:func:`~kdviz.models.hf_text.student_tokenizer`) and is a
+    classifier through its verbalizer (class name = its token). Each step runs the label task (``"predict:
+    {text}"`` -> the class word; with α < 1 plus KD on the verbalizer logits against the cached teacher logits)
+    and, for ``rationale``, the rationale task (``"explain: {text}"`` -> the teacher's top-k words in text
+    order): ``(1 − β)·label + β·rationale``. ``ce`` / ``kd`` train the label task only (β = 0). Accuracy: the
+    saved folder read back by ``load_hf_text``, the test texts in its prompt.
+    """
+    if len(data.test_texts) != len(data.y_test):
+        raise ValueError(f"a {run.spec.family} student encodes the test texts in its prompt: TextData.test_texts "
+                         f"holds {len(data.test_texts)}, y_test {len(data.y_test)}")
+    family = run.spec.family
+    work.mkdir(parents=True, exist_ok=True)
+    tok = student_tokenizer(data.tokenizer, family)
+    model = student_model(run.spec, vocab_size=len(tok), num_labels=len(CLASS_NAMES), seed=config.student_seed,
+                          tokenizer=tok, labels=CLASS_NAMES)
+    verbalizer = model.verbalizer
+    beta = run.beta if run.method == "rationale" else 0.0
+    texts = data.train_texts
+    answers = [verbalizer.tokens[int(c)] for c in data.y_train]
+    rationales = rationale_strings(data.train.words, cache.rationale)
+    t_logits, y = torch.as_tensor(cache.logits), torch.as_tensor(data.y_train)
+    max_length = config.max_length + PROMPT_EXTRA
+
+    def loss_fn(rows: np.ndarray) -> torch.Tensor:
+        batch = step_by_step_batch(tok, [texts[i] for i in rows], [answers[i] for i in rows],
+                                   [rationales[i] for i in rows], model_type=family,
+                                   predict_template=verbalizer.template, max_length=max_length)
+        return step_by_step_loss(model.lm, batch, beta=beta, teacher_logits=t_logits[rows],
+                                 verbalizer_ids=verbalizer.ids, targets=y[rows], alpha=run.alpha,
+                                 temperature=config.temperature).total
+
+    lengths = data.train.attention_mask.sum(1).numpy() if config.bucket_by_length else None
+    secs = train_steps(model, list(model.parameters()), len(data.y_train), epochs=config.student_epochs,
+                       lr=run.lr or config.student_lr, seed=config.student_seed, batch_size=config.batch_size,
+                       loss_fn=loss_fn, state_path=work / f"{run.id}_state.pt", ckpt_every=config.ckpt_every,
+                       lengths=lengths)
+    save_hf_folder(model, tok, out, id2label=dict(enumerate(CLASS_NAMES)))
+    saved = load_hf_text(out)
+    test = encode_words(saved.tokenizer, data.test_texts, max_length=max_length)
+    return {"seconds": secs, "accuracy": text_accuracy(saved.model, test, data.y_test)}
+
+
 def student_command(run: StudentRun, config: TextZooConfig, teacher: str) -> str:
     """The ``kdviz distill`` line that trains ``run`` like the zoo does."""
     return (f"kdviz distill --data rotten_tomatoes --teacher {teacher} --arch {run.spec.arch} --alpha {run.alpha:g} "
@@ -303,7 +389,8 @@ def _entry(id_: str, role: str, arch: str, alpha: float, method: str, beta: floa
             "method": method, "beta": beta, "tau": None, "checkpoint": folder.name, "params": params,
             "test_accuracy": round(info["accuracy"], 4), "train_seconds": round(info["seconds"], 1),
             "command": command, "seed": seed, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-            "epochs": epochs, "layers": cfg["num_hidden_layers"], "hidden": cfg["hidden_size"], "init": init}
+            "epochs": epochs, "layers": next(cfg[k] for k in ("num_hidden_layers", "num_layers", "n_layer") if k in cfg),
+            "hidden": next(cfg[k] for k in ("hidden_size", "d_model", "n_embd") if k in cfg), "init": init}
 
 
 def build_text_zoo(out: Path, work: Path, config: TextZooConfig = TextZooConfig()) -> dict:
