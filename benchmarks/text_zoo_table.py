@@ -43,16 +43,17 @@ def _fmt(v: object, digits: int = 3) -> str:
 
 def markdown(table: pd.DataFrame) -> str:
     """The table as Markdown: overlap, excess and p in one cell each, VADER share next to the null's."""
-    head = ("| model | layers | α | method | attribution | accuracy | top-5 overlap (null) | excess | p | ρ over words "
-            "(p) | VADER share (null) |")
+    head = ("| model | layers | α | method | attribution | accuracy (evaluated; whole split) | top-5 overlap (null) | "
+            "excess | p | ρ over words (p) | VADER share (null) |")
     lines = [head, "|" + "|".join("---" for _ in range(11)) + "|"]
     for _, r in table.iterrows():
         p = r["topk_overlap_p_text"] or ""
-        rho_p = "" if r["attention_rho_p"] != r["attention_rho_p"] else f" ({_fmt(r['attention_rho_p'], 2)})"
+        rho_p = "" if r["attention_rho_p"] != r["attention_rho_p"] else f" ({_fmt(r['attention_rho_p'], 3)})"
+        acc = _fmt(r["accuracy"]) + (f"; {_fmt(r['test_accuracy'])}" if r["test_accuracy"] == r["test_accuracy"] else "")
         null = f" ({_fmt(r['topk_overlap_null'])})" if r["topk_overlap_null"] == r["topk_overlap_null"] else ""
         vnull = f" ({_fmt(r['vader_null'])})" if r["vader_null"] == r["vader_null"] else ""
         lines.append(f"| {r['model']} | {r['layers']} | {_fmt(r['alpha'], 1)} | {r['method']} | {r['attribution']} | "
-                     f"{_fmt(r['accuracy'])} | {_fmt(r['topk_overlap'])}{null} | {_fmt(r['topk_overlap_excess'])} | "
+                     f"{acc} | {_fmt(r['topk_overlap'])}{null} | {_fmt(r['topk_overlap_excess'])} | "
                      f"{p} | {_fmt(r['attention_rho'])}{rho_p} | {_fmt(r['vader'])}{vnull} |")
     return "\n".join(lines)
 

@@ -138,7 +138,8 @@ def _number(row: pd.Series, col: str) -> float:
 
 
 def text_zoo_table(summary: pd.DataFrame, run: dict[str, Any] | None = None, settings: Any = None) -> pd.DataFrame:
-    """Issue 20's table: model, layers, α, method, attribution, accuracy on the evaluated snippets, top-k overlap
+    """Issue 20's table: model, layers, α, method, attribution, accuracy on the evaluated snippets (and the zoo's
+    recorded ``test_accuracy`` on its whole test split, from ``run``), top-k overlap
     with the teacher, its excess over the null with the rank p, ρ over words with its p, VADER share with the
     null's. ``run`` (the results' run facts) gives layers and hidden sizes; ``settings`` the attribution."""
     run = dict(run or {})
@@ -157,7 +158,9 @@ def text_zoo_table(summary: pd.DataFrame, run: dict[str, Any] | None = None, set
         rows.append({
             "model": mid, "role": r.get("role"), "layers": layers.get(mid), "hidden": hidden.get(mid),
             "alpha": r.get("alpha"), "method": r.get("method"), "attribution": attribution,
-            "accuracy": _number(r, "accuracy"), "topk_overlap": _number(r, "topk_overlap"),
+            "accuracy": _number(r, "accuracy"),
+            "test_accuracy": _number(pd.Series(run.get("test_accuracy") or {}), mid),
+            "topk_overlap": _number(r, "topk_overlap"),
             "topk_overlap_null": _number(r, "topk_overlap_null"), "topk_overlap_excess": _number(r, "topk_overlap_excess"),
             "topk_overlap_p": p, "topk_overlap_p_text": "" if not np.isfinite(p) else format_p(p, copies),
             "attention_rho": _number(r, "attention_rho"), "attention_rho_p": _number(r, "attention_rho_p"),

@@ -72,6 +72,7 @@ def test_the_zoo_table_and_the_html_report(result):
     for col in ("accuracy", "topk_overlap", "topk_overlap_excess", "topk_overlap_p", "vader", "vader_null"):
         assert table.loc["l1_a0.1", col] == pytest.approx(s.loc["l1_a0.1", col], nan_ok=True)
     assert table.loc["l1_a0.1", "attribution"] == "grad_x_embedding"
+    assert table.loc["l1_a0.1", "test_accuracy"] == 0.5  # the manifest's, on its whole split
     assert 1 / 4 <= table.loc["l1_a0.1", "topk_overlap_p"] <= 1
     page = ts.text_report_html(result.summary, settings=result.settings.to_dict(), run=result.run)
     for key in ts.TEXT_FIGURES:
