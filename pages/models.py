@@ -145,8 +145,7 @@ with guard("load the uploaded models"):
     (st.success if uset.students and not problems else st.warning)(
         f"Uploaded set: teacher {uset.teacher.id} and {len(uset.students)} student(s)"
         + ("." if uset.students else " — no student can be compared with this teacher (see above)."))
-    c1, c2 = st.columns([1, 3])
-    c1.button("Use the uploaded set", key="up_use", on_click=set_choice, args=(K_SET, "uploaded"))
-    with c2:
+    with st.container(horizontal=True):
+        st.button("Use the uploaded set", key="up_use", on_click=set_choice, args=(K_SET, "uploaded"))
         up.save_zoo_button(uset, key="save_upload_zoo")  # roles, α and architectures as edited in the table
 link_to_view()

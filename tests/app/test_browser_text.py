@@ -16,7 +16,9 @@ def test_token_rationales_rows_in_the_browser(server):  # noqa: F811 - pytest fi
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
         page.goto(f"{server.url}/token_rationales?tr_method=grad_x_embedding", timeout=120_000)
-        box = page.get_by_label("Sentence", exact=True).last
+        # the text box itself (the radio above it is labelled "Sentence" too, and may be drawn first)
+        box = page.locator('[data-testid="stMain"] [data-testid="stTextInput"] input').first
+        box.wait_for(timeout=180_000)
         box.fill("The acting is wooden but the score is wonderful.")
         box.press("Enter")
         page.wait_for_function("document.body.innerText.includes('wonderful') && "

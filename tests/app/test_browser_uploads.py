@@ -109,8 +109,13 @@ def test_cifar_python_and_bin_with_unnamed_cifar10_models(server, tmp_path) -> N
     (tmp_path / "teacher.pth").write_bytes(_checkpoint("resnet20", 1))
     (tmp_path / "student_alpha0.5.pth").write_bytes(_checkpoint("resnet8", 2))
     checkpoints = [str(tmp_path / "teacher.pth"), str(tmp_path / "student_alpha0.5.pth")]
+    buf = io.BytesIO()  # .npz: x as raw pixels (N, H, W, C), y, and the class names (no pickle)
+    np.savez(buf, x=batch["data"][:6].reshape(6, 3, 32, 32).transpose(0, 2, 3, 1), y=np.arange(6),
+             class_names=np.asarray(CIFAR10))
+    (tmp_path / "six.npz").write_bytes(buf.getvalue())
     cases = ((["test_batch", "batches.meta"], n, "models_cifar_python.png"),
-             (["test_batch.bin"], 5, "models_cifar_bin.png"))  # the .bin without its batches.meta.txt
+             (["test_batch.bin"], 5, "models_cifar_bin.png"),  # the .bin without its batches.meta.txt
+             (["six.npz"], 6, "models_npz.png"))
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
@@ -125,7 +130,7 @@ def test_cifar_python_and_bin_with_unnamed_cifar10_models(server, tmp_path) -> N
                 body = _main_text(page)
                 assert f"{count} input(s) loaded" in body and "not comparable" not in body, body[-3000:]
                 assert not _errors(page), _errors(page)
-                assert ("named as in CIFAR-10" in body) == (len(data) == 1), body[-3000:]
+                assert ("named as in CIFAR-10" in body) == (data == ["test_batch.bin"]), body[-3000:]
                 assert "Uploaded set: teacher teacher and 1 student(s)." in body
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
@@ -150,9 +155,14 @@ def test_uploaded_text_model_on_token_rationales(server, tmp_path) -> None:  # n
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 2000})
             _open_models(page, server.url)
-            page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(0).set_input_files([str(zipped)])
+            up = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+            up.nth(0).set_input_files([str(zipped)])
+            _settled(page)
+            (tmp_path / "reviews.csv").write_text('text,label\n"Witty, warm and wise.",fresh\nA dull plot.,rotten\n')
+            up.nth(1).set_input_files([str(tmp_path / "reviews.csv")])  # sentences: for Token rationales
             _settled(page)
             page.wait_for_function("document.body.innerText.includes('1 text model(s) ready')", timeout=300_000)
+            assert "2 sentence(s) ready for the Token rationales page" in _main_text(page)
             assert "bert-L2-H32" in _main_text(page) and not _errors(page), _errors(page)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "models_text_upload.png"), full_page=True)
@@ -173,5 +183,6 @@ def test_uploaded_text_model_on_token_rationales(server, tmp_path) -> None:  # n
             assert "bert-L2-H32 (upload) · α=0.5" in body, body[:3000]
             assert rows.last.locator("span[title]").count() == 9  # every word of the typed sentence
             page.screenshot(path=str(ARTIFACTS / "token_rationales_upload.png"), full_page=True)
+            assert "Uploaded on the Models page" in body  # the sentences uploaded there are a source here
         finally:
             browser.close()
