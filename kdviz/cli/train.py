@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(plain cross-entropy: how the zoo teachers are made). Prints the model's zoo.json entry.",
     )
     p.add_argument("--teacher", help="teacher checkpoint (.safetensors / .pt); required when α < 1 or --sd-beta > 0")
-    p.add_argument("--arch", required=True, help="student architecture (kdviz.models registry name)")
+    p.add_argument("--arch", required=True, help="student architecture: a kdviz.models registry name (resnet8 …), or for text bert-/t5-/gpt2-L<layers>-H<hidden>")
     p.add_argument("--alpha", type=float, default=1.0, help="weight of the hard-label CE term (1.0 = no KD)")
     p.add_argument("--temperature", type=float, default=4.0, help="KD temperature T (default 4)")
     p.add_argument("--sd-beta", type=float, default=0.0, help="weight β of saliency distillation (0 = off)")
