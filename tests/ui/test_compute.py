@@ -149,7 +149,7 @@ def test_summarise_tests_each_model_against_its_copies() -> None:
     rows = [{"model_id": "t", "role": "teacher", "arch": "a", "alpha": None, "method": "ce", "attention_rho": 1.0,
              "attention_rho_null_copies": None}]
     rows += [{"model_id": "s", "role": "student", "arch": "a", "alpha": 0.5, "method": "kd", "attention_rho": rho,
-              "attention_rho_null": float(c.mean()), "attention_rho_null_copies": c} for rho, c in zip((0.5, 0.6), copies)]
+              "attention_rho_null": float(c.mean()), "attention_rho_null_copies": c} for rho, c in zip((0.5, 0.6), copies, strict=True)]
     out = compute.summarise(pd.DataFrame(rows))
     s = out[out["model_id"] == "s"].iloc[0]
     means = copies.mean(axis=0)
