@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import pandas as pd
 
 import kdviz
 
-__all__ = ["EvalSettings", "batch_copies", "evaluate_batch", "with_precision"]
+__all__ = ["EvalResult", "EvalSettings", "batch_copies", "evaluate_batch", "with_precision"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,16 @@ class EvalSettings:
             del d["precision"]  # fp32 runs keep the keys they had before precision was a setting
         blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """A finished evaluation: long table, per-model summary, settings, and run facts (time, device)."""
+
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    settings: EvalSettings
+    run: dict[str, Any] = field(default_factory=dict)
 
 
 def batch_copies(settings: EvalSettings) -> int:

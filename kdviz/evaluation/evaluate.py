@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kdviz.attribution.methods import METHODS
-from kdviz.evaluation.batch import EvalSettings, evaluate_batch
+from kdviz.evaluation.batch import EvalResult, EvalSettings, evaluate_batch
+from kdviz.evaluation.resumable import EvalProgress, Job, run_batches
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -65,32 +64,6 @@ METRIC_COLUMNS: tuple[str, ...] = (
     "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
 )
 _MODEL_COLUMNS = ("model_id", "role", "arch", "alpha", "method")
-
-
-@dataclass(frozen=True)
-class EvalProgress:
-    """Reported after every batch: inputs done so far out of the total, and whether it came from cache."""
-
-    batch: int
-    n_batches: int
-    done: int
-    total: int
-    resumed: bool
-    elapsed_s: float
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 1.0
-
-
-@dataclass(frozen=True, eq=False)
-class EvalResult:
-    """A finished evaluation: long table, per-model summary, settings, and run facts (time, device)."""
-
-    frame: pd.DataFrame
-    summary: pd.DataFrame
-    settings: EvalSettings
-    run: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,14 +173,12 @@ def _sha256(model: Any) -> str:
     return digest
 
 
-def _batch_path(folder: Path, lo: int, hi: int) -> Path:
-    return folder / f"batch_{lo:06d}_{hi:06d}.parquet"
+def _is_text_zoo(zoo: Any) -> bool:
+    if isinstance(zoo, (str, Path)):
+        from kdviz.evaluation.text import is_text_zoo
 
-
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+        return is_text_zoo(zoo)
+    return getattr(getattr(zoo, "manifest", None), "task", None) == "text"
 
 
 def evaluate_zoo(
@@ -260,9 +231,23 @@ def evaluate_zoo(
     Returns
     -------
     EvalResult
-    """
-    from tqdm.auto import tqdm
 
+    A text zoo (``task: text``: a folder or a ``kdviz.io.hf_text.TextZoo``) goes to
+    ``kdviz.evaluation.text.evaluate_text_zoo``; the image-only options must then stay at their defaults.
+    """
+    if _is_text_zoo(zoo):
+        given = {name: value for name, value in (("dataset", dataset), ("parts", parts), ("device", device))
+                 if value is not None}
+        if precision != "fp32":
+            given["precision"] = precision
+        if given:
+            raise ValueError(f"a text zoo is evaluated on its recorded test split with words as the parts, on the "
+                             f"CPU in fp32; {', '.join(given)} cannot be set for it")
+        from kdviz.evaluation.text import evaluate_text_zoo
+
+        return evaluate_text_zoo(zoo, method=method, method_params=method_params, k=k, limit=limit,
+                                 batch_size=batch_size, cache_dir=cache_dir, progress=progress,
+                                 progress_bar=progress_bar, null_copies=null_copies, cluster=cluster)
     if dataset is None:
         from kdviz.io.datasets import load_dataset
 
@@ -281,7 +266,6 @@ def evaluate_zoo(
         # the key leaves out the limit: the settings file says what the batches were made with
 
     n, bs = settings.n_inputs, settings.batch_size
-    n_batches = math.ceil(n / bs)
     source = zoo if hasattr(zoo, "mean") else dataset  # the models' normalisation
     mean = np.asarray(source.mean, dtype=np.float32)
     std = np.asarray(source.std, dtype=np.float32)
@@ -291,63 +275,39 @@ def evaluate_zoo(
         from kdviz.attribution.precision import check_precision
 
         check_precision(resolve_device(device), precision, allow_emulated=allow_emulated_precision)
-    jobs = [(b, b * bs, min(n, (b + 1) * bs)) for b in range(n_batches)]
-    frames: dict[int, pd.DataFrame] = {}
-    start = time.perf_counter()
-    done = computed = resumed = 0
     cluster_facts: dict[str, Any] = {}
-    with tqdm(total=n_batches, desc=f"evaluate {settings.zoo}", unit="batch", disable=not progress_bar) as bar:
 
-        def finished(b: int, lo: int, hi: int, frame: pd.DataFrame, from_cache: bool) -> None:
-            nonlocal done
-            if not from_cache and folder is not None:
-                _write_atomic(frame, _batch_path(folder, lo, hi))
-            frames[b] = frame
-            done += hi - lo
-            bar.update(1)
-            if progress is not None:
-                progress(EvalProgress(b, n_batches, done, n, from_cache, time.perf_counter() - start))
-
-        todo = []
-        for b, lo, hi in jobs:
-            path = None if folder is None else _batch_path(folder, lo, hi)
-            if path is not None and path.exists():
-                resumed += 1
-                finished(b, lo, hi, pd.read_parquet(path), True)
-            else:
-                todo.append((b, lo, hi))
+    def compute(todo: list[Job]) -> Iterator[tuple[int, pd.DataFrame]]:
         if cluster is None:
             for b, lo, hi in todo:
-                frame = evaluate_batch(
+                yield b, evaluate_batch(
                     teacher, students, x_all[lo:hi], None if y_all is None else y_all[lo:hi], np.arange(lo, hi),
                     mean.reshape(shape), std.reshape(shape), settings, device,
                     allow_emulated=allow_emulated_precision,
                 )
-                computed += 1
-                finished(b, lo, hi, frame, False)
-        elif todo:
+        else:
             from kdviz.evaluation.distributed import evaluate_batches
 
             data = {"x": x_all[:n], "y": None if y_all is None else y_all[:n], "mean": mean.reshape(shape),
                     "std": std.reshape(shape)}
-            bounds = {b: (lo, hi) for b, lo, hi in todo}
-            for b, frame in evaluate_batches(
+            yield from evaluate_batches(
                 cluster, teacher=teacher, students=students, data=data, settings=settings, device=device,
                 jobs=todo, allow_emulated=allow_emulated_precision, facts=cluster_facts,
-            ):
-                computed += 1
-                finished(b, *bounds[b], frame, False)
-    frame = _order(pd.concat([frames[b] for b in sorted(frames)], ignore_index=True), settings)
+            )
+
+    batches = run_batches(n, bs, folder, compute=compute, desc=f"evaluate {settings.zoo}", progress=progress,
+                          progress_bar=progress_bar)
+    computed, resumed = batches.computed, batches.resumed
+    frame = _order(batches.frame, settings)
     copies_by_arch: dict[str, int] = {}
     if settings.null_sequential and settings.null_copies > 0:
         frame, copies_by_arch = extend_null(
             frame, teacher, students, x_all[:n], None if y_all is None else y_all[:n], mean.reshape(shape),
             std.reshape(shape), settings, device, allow_emulated=allow_emulated_precision)
-    elapsed = time.perf_counter() - start
     from kdviz.attribution.engine import resolve_device
 
     run = {
-        "elapsed_s": round(elapsed, 3), "device": str(resolve_device(device)), "batches_computed": computed,
+        "elapsed_s": batches.elapsed_s, "device": str(resolve_device(device)), "batches_computed": computed,
         "batches_resumed": resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "test_accuracy": {str(m.id): getattr(m, "test_accuracy", None) for m in zoo.models},
     }

@@ -2,7 +2,7 @@
 
 ``evaluate_text_zoo(zoo)`` walks the test snippets of ``split.npz`` (the first ``limit``) in batches, runs
 ``kdviz.analysis.text.compare_text_batch`` on each (teacher + every student on the same snippets, all explaining
-the teacher's predicted class, words as the parts) and returns a ``kdviz.evaluation.evaluate.EvalResult`` in the
+the teacher's predicted class, words as the parts) and returns a ``kdviz.evaluation.batch.EvalResult`` in the
 image/series results format: the long table has the columns of ``kdviz.analysis.compare.FRAME_COLUMNS`` where they
 mean the same thing over words (``attention_rho`` = Spearman ρ over words, ``topk_overlap`` with the teacher's
 top-k words, ``focus_ratio``/``focus_fraction`` on them, ``logit_rho``, ``logit_margin``, ``correct``, the
@@ -25,19 +25,17 @@ the image/series evaluation: finished batches in ``cache_dir/<settings key>/batc
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kdviz.evaluation.batch import EvalSettings
-from kdviz.evaluation.evaluate import EvalProgress, EvalResult
+from kdviz.evaluation.batch import EvalResult, EvalSettings
+from kdviz.evaluation.resumable import EvalProgress, Job, run_batches
 
 __all__ = [
     "TEXT_DATASETS",
@@ -175,16 +173,6 @@ def summarize_text(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples
     return summary.merge(pd.DataFrame(extra), on="model_id", how="left")
 
 
-def _batch_path(folder: Path, lo: int, hi: int) -> Path:
-    return folder / f"batch_{lo:06d}_{hi:06d}.parquet"  # as kdviz.evaluation.evaluate names its batches
-
-
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def _order(frame: pd.DataFrame, settings: EvalSettings) -> pd.DataFrame:
     """Rows grouped by model in zoo order (teacher first), inputs ascending within each model."""
     order = {mid: i for i, (mid, _sha) in enumerate(settings.models)}
@@ -218,7 +206,6 @@ def evaluate_text_zoo(
     cluster : None (this process), ``ClusterOptions``, an address string or a ``RayEvaluator``
     texts, labels : other snippets than the zoo's test split (default: the split)
     """
-    from tqdm.auto import tqdm
 
     from kdviz.io.text import vader_lexicon
 
@@ -240,53 +227,28 @@ def evaluate_text_zoo(
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "settings.json").write_text(json.dumps(settings.to_dict(), indent=1, default=str))
     n, bs = settings.n_inputs, settings.batch_size
-    n_batches = math.ceil(n / bs)
-    jobs = [(b, b * bs, min(n, (b + 1) * bs)) for b in range(n_batches)]
-    frames: dict[int, pd.DataFrame] = {}
-    start = time.perf_counter()
-    done = computed = resumed = 0
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
     cluster_facts: dict[str, Any] = {}
-    with tqdm(total=n_batches, desc=f"evaluate {settings.zoo}", unit="batch", disable=not progress_bar) as bar:
 
-        def finished(b: int, lo: int, hi: int, frame: pd.DataFrame, from_cache: bool) -> None:
-            nonlocal done
-            if not from_cache and folder is not None:
-                _write_atomic(frame, _batch_path(folder, lo, hi))
-            frames[b] = frame
-            done += hi - lo
-            bar.update(1)
-            if progress is not None:
-                progress(EvalProgress(b, n_batches, done, n, from_cache, time.perf_counter() - start))
-
-        todo = []
-        for b, lo, hi in jobs:
-            path = None if folder is None else _batch_path(folder, lo, hi)
-            if path is not None and path.exists():
-                resumed += 1
-                finished(b, lo, hi, pd.read_parquet(path), True)
-            else:
-                todo.append((b, lo, hi))
-        y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    def compute(todo: list[Job]) -> Iterator[tuple[int, pd.DataFrame]]:
         if cluster is None:
             for b, lo, hi in todo:
-                frame = evaluate_text_batch(teacher, students, texts[lo:hi], None if y is None else y[lo:hi],
-                                            np.arange(lo, hi), settings, lexicon=lexicon, max_length=max_length)
-                computed += 1
-                finished(b, lo, hi, frame, False)
-        elif todo:
+                yield b, evaluate_text_batch(teacher, students, texts[lo:hi], None if y is None else y[lo:hi],
+                                             np.arange(lo, hi), settings, lexicon=lexicon, max_length=max_length)
+        else:
             from kdviz.evaluation.distributed import evaluate_text_batches
 
-            bounds = {b: (lo, hi) for b, lo, hi in todo}
-            for b, frame in evaluate_text_batches(
+            yield from evaluate_text_batches(
                 cluster, teacher=teacher, students=students, texts=texts[:n], labels=None if y is None else y[:n],
                 settings=settings, lexicon=lexicon, max_length=max_length, jobs=todo, facts=cluster_facts,
-            ):
-                computed += 1
-                finished(b, *bounds[b], frame, False)
-    frame = _order(pd.concat([frames[b] for b in sorted(frames)], ignore_index=True), settings)
+            )
+
+    batches = run_batches(n, bs, folder, compute=compute, desc=f"evaluate {settings.zoo}", progress=progress,
+                          progress_bar=progress_bar)
+    frame = _order(batches.frame, settings)
     run: dict[str, Any] = {
-        "elapsed_s": round(time.perf_counter() - start, 3), "device": "cpu", "batches_computed": computed,
-        "batches_resumed": resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task": "text",
+        "elapsed_s": batches.elapsed_s, "device": "cpu", "batches_computed": batches.computed,
+        "batches_resumed": batches.resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task": "text",
         "max_length": max_length,
         "test_accuracy": {m.id: getattr(m.entry, "test_accuracy", None) for m in zoo.models},
         "layers": {m.id: m.text.layers for m in zoo.models}, "hidden": {m.id: m.text.hidden for m in zoo.models},

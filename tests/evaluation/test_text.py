@@ -195,3 +195,15 @@ def test_shipped_text_results_agree_with_a_fresh_evaluation():
     assert list(old["model_id"]) == list(new["model_id"]) and (old["pred"] == new["pred"]).all()
     for col in ("confidence", "attention_rho", "topk_overlap", "focus_fraction", "vader"):
         np.testing.assert_allclose(new[col].to_numpy(float), old[col].to_numpy(float), atol=2e-3, err_msg=col)
+
+
+def test_the_library_entry_point_evaluates_a_text_zoo(zoo):
+    """``kdviz.evaluate_zoo`` (the README's library call) takes a text zoo too, and refuses image-only options."""
+    import kdviz
+
+    via_api = kdviz.evaluate_zoo(zoo, limit=4, null_copies=0, progress_bar=False)
+    direct = evaluate_text_zoo(zoo, limit=4, null_copies=0, progress_bar=False)
+    cols = ["model_id", "input_id", "attention_rho", "topk_overlap"]
+    pd.testing.assert_frame_equal(via_api.frame[cols], direct.frame[cols])
+    with pytest.raises(ValueError, match="parts"):
+        kdviz.evaluate_zoo(zoo, parts="slic:50", limit=4, progress_bar=False)
