@@ -118,7 +118,7 @@ def browser(args: argparse.Namespace) -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.goto(f"{url}/attention_maps", wait_until="domcontentloaded")
+            page.goto(f"{url}/attention_maps" + (f"?{args.query}" if args.query else ""), wait_until="domcontentloaded")
             _settled(page, GRID)
             record("run → first Attention-maps grid (s)", time.monotonic() - start, server_runs(0.0))
             if args.first_only:  # cold vs warm start of the disk attribution cache (KDVIZ_CACHE_DIR)
@@ -237,6 +237,8 @@ def main() -> None:
                         "with its own .venv/ inside, to measure before and after on the same machine)")
     parser.add_argument("--first-only", action="store_true",
                         help="browser: stop after the first grid (run twice with one KDVIZ_CACHE_DIR: cold, then warm)")
+    parser.add_argument("--query", default="", help="browser: the first page's address-bar settings, e.g. "
+                        "'method=integrated_gradients&null=19' (a bookmarkable view)")
     parser.add_argument("--inputs", type=int, default=5, help="compute: distinct inputs, each timed cold")
     parser.add_argument("--steps", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="compute: torch threads (0 = torch's default)")
