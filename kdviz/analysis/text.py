@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kdviz.analysis.compare import FRAME_COLUMNS
 from kdviz.analysis.metrics import (
     agreement,
     attention_rank_alignment,
@@ -282,15 +283,7 @@ def compare_text_models(teacher: TextEntry, students: Sequence[TextEntry], texts
 # Columns of :func:`compare_text_batch`: the image/series ``kdviz.analysis.compare.FRAME_COLUMNS`` where a column
 # means the same thing over words (``attention_rho`` = ρ over words, parts = words), then the text-only ones.
 TEXT_NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio", "vader")
-TEXT_FRAME_COLUMNS = (
-    "model_id", "role", "arch", "alpha", "method", "attr_method", "input_id", "label", "pred", "correct",
-    "confidence", "attention_rho", "logit_rho", "logit_margin", "focus_ratio", "focus_fraction", "topk_overlap",
-    "kl_to_teacher", "agree", "ssim", "pearson",
-    "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
-    "ig_completeness_error", "ig_steps",
-    "null_copies", "attention_rho_null_copies", "topk_overlap_null_copies", "focus_ratio_null_copies",
-    "n_words", "top_words", "vader", "vader_null", "vader_null_copies",
-)
+TEXT_FRAME_COLUMNS = (*FRAME_COLUMNS, "n_words", "top_words", "vader", "vader_null", "vader_null_copies")
 
 
 def _word_scores(v: np.ndarray, v_t: np.ndarray, n_words: np.ndarray, k: int, lexicon: frozenset[str] | None,

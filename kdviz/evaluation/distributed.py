@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,6 +269,34 @@ class RayEvaluator:
             yield job.batch, frame
 
 
+def _run_on(
+    cluster: ClusterOptions | RayEvaluator | str, jobs: Sequence[tuple[int, int, int]], facts: dict[str, Any] | None,
+    start: Callable[[RayEvaluator], None], *, device: str | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """Join (or use) a cluster, ``start`` its workers, yield every job's ``(batch, frame)``, then stop the workers
+    (and leave a cluster joined here); ``facts`` gets the cluster's description, retries and lost workers."""
+    if isinstance(cluster, str):
+        cluster = ClusterOptions(address=None if cluster == "local" else cluster)
+    owned = isinstance(cluster, ClusterOptions)
+    evaluator = RayEvaluator(cluster) if owned else cluster
+    if owned:
+        evaluator.__enter__()
+    try:
+        start(evaluator)
+        if facts is not None:
+            facts.update(evaluator.describe())
+            if device is not None:
+                facts["device"] = device
+        yield from evaluator.run(jobs)
+        if facts is not None:
+            facts.update(retried_batches=list(evaluator.retried_batches), workers_lost=evaluator.workers_lost)
+    finally:
+        if owned:
+            evaluator.__exit__(None, None, None)
+        else:
+            evaluator.stop_workers()
+
+
 def evaluate_batches(
     cluster: ClusterOptions | RayEvaluator | str, *, teacher: Any, students: Sequence[Any], data: dict[str, Any],
     settings: Any, device: str | None, jobs: Sequence[tuple[int, int, int]], allow_emulated: bool = False,
@@ -281,27 +309,11 @@ def evaluate_batches(
     here and stopped at the end). ``facts`` receives the cluster's description, the batches retried and
     the workers lost.
     """
-    if isinstance(cluster, str):
-        cluster = ClusterOptions(address=None if cluster == "local" else cluster)
-    owned = isinstance(cluster, ClusterOptions)
-    evaluator = RayEvaluator(cluster) if owned else cluster
-    if owned:
-        evaluator.__enter__()
-    try:
-        models = [ModelPayload(str(m.id), "teacher" if i == 0 else str(getattr(m, "role", "student")), str(m.arch),
-                               m.alpha, str(getattr(m, "method", "kd")), m.module)
-                  for i, m in enumerate([teacher, *students])]
-        evaluator.start_workers(models, data, settings, device, allow_emulated=allow_emulated)
-        if facts is not None:
-            facts.update(evaluator.describe())
-        yield from evaluator.run(jobs)
-        if facts is not None:
-            facts.update(retried_batches=list(evaluator.retried_batches), workers_lost=evaluator.workers_lost)
-    finally:
-        if owned:
-            evaluator.__exit__(None, None, None)
-        else:
-            evaluator.stop_workers()
+    models = [ModelPayload(str(m.id), "teacher" if i == 0 else str(getattr(m, "role", "student")), str(m.arch),
+                           m.alpha, str(getattr(m, "method", "kd")), m.module)
+              for i, m in enumerate([teacher, *students])]
+    yield from _run_on(cluster, jobs, facts,
+                       lambda ev: ev.start_workers(models, data, settings, device, allow_emulated=allow_emulated))
 
 
 def evaluate_text_batches(
@@ -311,26 +323,10 @@ def evaluate_text_batches(
 ) -> Iterator[tuple[int, Any]]:
     """``(batch, frame)`` for every ``(batch, lo, hi)`` job of a text zoo, on a Ray cluster (as
     :func:`evaluate_batches`; ``teacher``/``students`` are ``kdviz.analysis.text.TextEntry``)."""
-    if isinstance(cluster, str):
-        cluster = ClusterOptions(address=None if cluster == "local" else cluster)
-    owned = isinstance(cluster, ClusterOptions)
-    evaluator = RayEvaluator(cluster) if owned else cluster
-    if owned:
-        evaluator.__enter__()
-    try:
-        evaluator.start_text_workers([teacher, *students], texts, labels, settings, lexicon=lexicon,
-                                     max_length=max_length)
-        if facts is not None:
-            facts.update(evaluator.describe())
-            facts["device"] = "cpu"
-        yield from evaluator.run(jobs)
-        if facts is not None:
-            facts.update(retried_batches=list(evaluator.retried_batches), workers_lost=evaluator.workers_lost)
-    finally:
-        if owned:
-            evaluator.__exit__(None, None, None)
-        else:
-            evaluator.stop_workers()
+    yield from _run_on(cluster, jobs, facts,
+                       lambda ev: ev.start_text_workers([teacher, *students], texts, labels, settings,
+                                                        lexicon=lexicon, max_length=max_length),
+                       device="cpu")
 
 
 def _ray() -> Any:
