@@ -81,6 +81,19 @@ def _settle(page) -> None:
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
 
 
+def settled_after_uploads(page) -> None:
+    """Streamlit idle and no upload still being read ("Loading … checkpoint(s)…" gone)."""
+    _settle(page)
+    page.wait_for_function("() => !document.body.innerText.includes('Loading ')", timeout=300_000)
+    _settle(page)
+
+
+def main_text(page) -> str:
+    """The page's main column as text (the sidebar left out)."""
+    main = page.locator('[data-testid="stMain"]')
+    return main.inner_text() if main.count() else page.inner_text("body")
+
+
 def _open_grid(page, url: str) -> None:
     """Open ``url`` (an Attention-maps address) and wait until its grid is drawn and the run has finished."""
     page.goto(url, wait_until="domcontentloaded")

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from tests.app.test_browser import ARTIFACTS, GRID, _settle, server  # noqa: F401 - the module's app fixture
+from tests.app.test_browser import (  # noqa: F401 - the module's app fixture
+    ARTIFACTS,
+    GRID,
+    _settle,
+    main_text,
+    server,
+    settled_after_uploads,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 
@@ -39,16 +46,6 @@ def _cifar_bin(n: int | None) -> bytes:
     return b"".join(bytes([i % 10]) + rng.integers(0, 256, 3072, dtype=np.uint8).tobytes() for i in range(n))
 
 
-def _settled(page) -> None:
-    """Streamlit idle and no upload still being read ("Loading … checkpoint(s)…" gone)."""
-    _settle(page)
-    page.wait_for_function("() => !document.body.innerText.includes('Loading ')", timeout=300_000)
-    _settle(page)
-
-
-def _main_text(page) -> str:
-    main = page.locator('[data-testid="stMain"]')
-    return main.inner_text() if main.count() else page.inner_text("body")
 
 
 def test_three_sessions_upload_at_once(server, tmp_path) -> None:  # noqa: F811 - the fixture imported above
@@ -77,12 +74,12 @@ def test_three_sessions_upload_at_once(server, tmp_path) -> None:  # noqa: F811 
             for up, folder in zip(uploads, files, strict=True):  # all three before any settles: concurrent runs
                 up.nth(0).set_input_files([str(folder / "teacher.pth"), str(folder / "student_alpha0.5.pth")])
             for page in pages:
-                _settled(page)
+                settled_after_uploads(page)
             for up, folder in zip(uploads, files, strict=True):
                 up.nth(1).set_input_files([str(folder / "test_batch.bin")])
             for page in pages:
-                _settled(page)
-            bodies = [_main_text(page) for page in pages]  # the sidebar lists the demo zoos' models
+                settled_after_uploads(page)
+            bodies = [main_text(page) for page in pages]  # the sidebar lists the demo zoos' models
             for i, (page, body) in enumerate(zip(pages, bodies, strict=True)):
                 page.screenshot(path=str(ARTIFACTS / f"three_sessions_{i}.png"), full_page=True)
                 arch, _favourite, n = SESSIONS[i]
@@ -103,7 +100,7 @@ def test_three_sessions_upload_at_once(server, tmp_path) -> None:  # noqa: F811 
             for i in (0, 1):
                 pages[i].wait_for_function(GRID, timeout=300_000)
                 _settle(pages[i])
-                text = _main_text(pages[i]) + pages[i].evaluate(
+                text = main_text(pages[i]) + pages[i].evaluate(
                     "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(g => JSON.stringify("
                     "g.layout.annotations || []) + (g.layout.title && g.layout.title.text || '')).join(' ')")
                 pages[i].screenshot(path=str(ARTIFACTS / f"three_sessions_grid_{i}.png"))

@@ -19,21 +19,18 @@ import numpy as np
 import pytest
 import torch
 
-from tests.app.test_browser import ARGS, ARTIFACTS, CHROMIUM, _settle, server  # noqa: F401 - the module's server
+from tests.app.test_browser import (  # noqa: F401 - the module's server
+    ARGS,
+    ARTIFACTS,
+    CHROMIUM,
+    _settle,
+    main_text,
+    server,
+    settled_after_uploads,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _settled(page) -> None:
-    _settle(page)
-    page.wait_for_function("() => !document.body.innerText.includes('Loading ')", timeout=300_000)
-    _settle(page)
-
-
-def _main_text(page) -> str:
-    main = page.locator('[data-testid="stMain"]')
-    return main.inner_text() if main.count() else page.inner_text("body")
 
 
 def _errors(page) -> list[str]:
@@ -43,7 +40,7 @@ def _errors(page) -> list[str]:
 def _open_models(page, url: str) -> None:
     page.goto(f"{url}/models", wait_until="domcontentloaded")
     page.wait_for_selector("h1:has-text('Models')", timeout=180_000)
-    _settled(page)
+    settled_after_uploads(page)
 
 
 def test_save_the_demo_set_as_a_zoo_and_upload_it_back(server, tmp_path) -> None:  # noqa: F811 - fixture
@@ -75,7 +72,7 @@ def test_save_the_demo_set_as_a_zoo_and_upload_it_back(server, tmp_path) -> None
             assert zoo.dataset == original.dataset
             up = page.locator('[data-testid="stFileUploader"] input[type="file"]')
             up.nth(0).set_input_files([str(saved)])
-            _settled(page)
+            settled_after_uploads(page)
             page.wait_for_function(f"document.body.innerText.includes('zoo with {len(zoo.models)} models')",
                                    timeout=300_000)
             assert not _errors(page), _errors(page)
@@ -124,10 +121,10 @@ def test_cifar_python_and_bin_with_unnamed_cifar10_models(server, tmp_path) -> N
                 _open_models(page, server.url)
                 up = page.locator('[data-testid="stFileUploader"] input[type="file"]')
                 up.nth(0).set_input_files(checkpoints)
-                _settled(page)
+                settled_after_uploads(page)
                 up.nth(1).set_input_files([str(tmp_path / f) for f in data])
-                _settled(page)
-                body = _main_text(page)
+                settled_after_uploads(page)
+                body = main_text(page)
                 assert f"{count} input(s) loaded" in body and "not comparable" not in body, body[-3000:]
                 assert not _errors(page), _errors(page)
                 assert ("named as in CIFAR-10" in body) == (data == ["test_batch.bin"]), body[-3000:]
@@ -157,13 +154,13 @@ def test_uploaded_text_model_on_token_rationales(server, tmp_path) -> None:  # n
             _open_models(page, server.url)
             up = page.locator('[data-testid="stFileUploader"] input[type="file"]')
             up.nth(0).set_input_files([str(zipped)])
-            _settled(page)
+            settled_after_uploads(page)
             (tmp_path / "reviews.csv").write_text('text,label\n"Witty, warm and wise.",fresh\nA dull plot.,rotten\n')
             up.nth(1).set_input_files([str(tmp_path / "reviews.csv")])  # sentences: for Token rationales
-            _settled(page)
+            settled_after_uploads(page)
             page.wait_for_function("document.body.innerText.includes('1 text model(s) ready')", timeout=300_000)
-            assert "2 sentence(s) ready for the Token rationales page" in _main_text(page)
-            assert "bert-L2-H32" in _main_text(page) and not _errors(page), _errors(page)
+            assert "2 sentence(s) ready for the Token rationales page" in main_text(page)
+            assert "bert-L2-H32" in main_text(page) and not _errors(page), _errors(page)
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "models_text_upload.png"), full_page=True)
             # in-app navigation keeps the session (a new address would start a new one)
