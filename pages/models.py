@@ -48,29 +48,9 @@ zips = [f for f in ck_files or [] if f.name.lower().endswith(".zip")]
 text_zips = [f for f in zips if up.zip_kind(f.getvalue()) == "text"]
 if text_zips:
     with guard("load the uploaded text models"):
-        from kdviz.ui import text as tx
+        from kdviz.ui.text import text_uploads_section
 
-        st.subheader("Text models (for the Token rationales page)")
-        loaded_text = []
-        for f in text_zips:
-            model, msg = tx.load_text_upload(f.name, f.getvalue())
-            if model is None:
-                st.error(f"**{f.name}** — {msg}", icon=":material/error:")
-            else:
-                st.markdown(f":material/check_circle: **{f.name}** — {msg}")
-            loaded_text.append(model)
-        st.caption("Each text model is a student of the shipped text zoo's teacher on the Token rationales page; edit "
-                   "its label and α (kdviz's convention: 1.0 = no KD).")
-        text_table = st.data_editor(
-            tx.text_upload_rows([f.name for f in text_zips], loaded_text), hide_index=True,
-            key="up_text_editor_" + "_".join(up.content_hash(f.getvalue())[:8] for f in text_zips),
-            disabled=["file", "role", "architecture", "parameters"], column_config={
-                "α": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05, format="%.2f")})
-        kept = tx.remember_text_uploads([(f.name, f.getvalue()) for f, m in zip(text_zips, loaded_text, strict=True)
-                                         if m is not None], text_table)
-        if kept:
-            st.success(f"{len(kept)} text model(s) ready: open **Token rationales** to compare them with the text "
-                       "zoo.", icon=":material/check_circle:")
+        text_uploads_section(text_zips)
 else:
     st.session_state.pop("kdviz_text_uploads", None)  # kdviz.ui.text.TEXT_UPLOADS (not imported without text)
 with guard("load the uploaded models"):
@@ -115,20 +95,7 @@ with guard("load the uploaded models"):
         raise Stop
     teacher_rows = [i for i, (_, r) in enumerate(table.iterrows()) if r["role"] == "teacher" and statuses[i].ok]
     t = (statuses[teacher_rows[0]] if teacher_rows else loaded[0]).loaded
-    st.subheader("Input size and normalisation")
-    presets = up.input_presets(t)  # guessed from the teacher's family first; every number stays editable
-    preset = st.selectbox("preset", presets, key=f"up_preset_{t.arch}", help="guessed from the architecture") if presets else None
-    size, mean, std = up.default_normalisation(t.arch, t.in_channels, kind=up.input_kind(t), num_classes=t.num_classes, preset=preset)
-    sfx = f"_{preset}" if presets and preset != presets[0] else ""  # another preset: fields start from it
-    c1, c2, c3, c4 = st.columns(4)
-    if size is not None:
-        size = (int(c1.number_input("height", 8, 1024, size[0], key=f"up_h_{t.arch}{sfx}")),
-                int(c2.number_input("width", 8, 1024, size[1], key=f"up_w_{t.arch}{sfx}")))
-    mean_s = c3.text_input("mean per channel", ", ".join(f"{v:g}" for v in mean), key=f"up_mean_{t.arch}{sfx}")
-    std_s = c4.text_input("std per channel", ", ".join(f"{v:g}" for v in std), key=f"up_std_{t.arch}{sfx}")
-    mean, std = tuple(float(v) for v in mean_s.split(",")), tuple(float(v) for v in std_s.split(","))
-    if len(mean) != t.in_channels or len(std) != t.in_channels or min(std) <= 0:
-        raise ValueError(f"give {t.in_channels} mean and {t.in_channels} positive std value(s)")
+    size, mean, std = up.normalisation_controls(t)
     pool, classes = None, ()
     if data is not None and data.kind != "text":
         with guard("read the uploaded inputs"):

@@ -11,8 +11,8 @@ from kdviz.attribution.engine import METHODS
 from kdviz.evaluation.evaluate import evaluate_zoo
 from kdviz.report import study as report
 from kdviz.report import text_study
-from kdviz.ui.charts import chart
 from kdviz.ui.report_view import (
+    figure_grid,
     fit_for_page,
     load_results_bytes,
     load_results_file,
@@ -23,12 +23,11 @@ from kdviz.ui.report_view import (
 )
 from kdviz.ui.sets import DEMO_SETS, demo_folder
 from kdviz.ui.sidebar import render_sidebar
+from kdviz.ui.text_report import run_text_evaluation, show_text_result
 from kdviz.ui.widgets import active_set, from_url, guard, link_to_view
 
 SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
 IMAGE_SETS, TEXT_ZOO = "Image and series sets", "Text zoo (Rotten Tomatoes)"
-TEXT_METHODS = {"grad_x_embedding": "Gradient saliency (gradient × embedding, L2)",
-                "integrated_gradients": "Integrated Gradients (32 steps)"}
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 
 
@@ -51,31 +50,7 @@ source = st.radio("Results", sources, horizontal=True, key="rp_source")
 result = mset = None
 with guard("load the results"):
     if kind == TEXT_ZOO and source == RUN:
-        from kdviz.evaluation.text import evaluate_text_zoo
-        from kdviz.ui.text import default_text_zoo
-
-        c1, c2, c3 = st.columns(3)
-        from_url("rp_text_n", kind=int, lo=1, hi=1000)
-        n_text = c1.number_input("Test snippets (the first N)", 1, 1000, 50, key="rp_text_n")
-        from_url("rp_text_method", options=list(TEXT_METHODS))
-        text_method = c2.selectbox("Attribution", list(TEXT_METHODS), format_func=TEXT_METHODS.get,
-                                   key="rp_text_method")
-        from_url("rp_text_copies", kind=int, lo=0, hi=99)
-        copies = c3.number_input("Untrained copies per architecture (null)", 0, 99, 19, key="rp_text_copies",
-                                 help="R random-weights copies of each student architecture; the rank p is at least "
-                                      "1/(R + 1)")
-        st.caption("Every model of the text zoo on the zoo's recorded test split, words as the parts, each model "
-                   "explaining the teacher's predicted class. Finished batches are kept: an interrupted run resumes.")
-        if st.button("Run evaluation", type="primary", key="rp_text_run"):
-            bar = st.progress(0.0, text="Starting…")
-            st.session_state["rp_text_result"] = evaluate_text_zoo(
-                default_text_zoo(), method=text_method,
-                method_params={"n_steps": 32} if text_method == "integrated_gradients" else {}, limit=int(n_text),
-                batch_size=25, null_copies=int(copies), progress_bar=False,
-                cache_dir=Path(tempfile.gettempdir()) / "kdviz-evaluate-text",
-                progress=lambda p: bar.progress(p.fraction, text=f"{p.done}/{p.total} snippets · {p.elapsed_s:.0f} s"),
-            )
-        result = st.session_state.get("rp_text_result")
+        result = run_text_evaluation()
     elif source == SHIPPED:
         result = load_results_file(str(shipped), shipped.stat().st_mtime)
     elif source == OPEN:
@@ -102,39 +77,7 @@ with guard("load the results"):
         result = result_for_set(mset)  # only this set's own result, never the previous set's
 
 if result is not None and text_study.is_text_result(result.settings):
-    s, summary = result.settings, result.summary
-    steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
-    made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
-    st.info(f"**{s.zoo}** (text): the first {s.n_inputs} test snippets × {len(s.models)} models · {s.method}{steps} · "
-            f"parts: words · k={s.k} · {s.null_copies} untrained copies per student architecture{made}.")
-    st.subheader("The reference study's findings on this zoo")
-    st.table(text_study.text_findings(summary).rename(columns=str.capitalize), hide_index=True)
-    st.caption(report.VERDICT_RULE)
-    figures = fit_for_page(text_study.text_report_figures(summary, k=s.k))
-    titles = text_study.TEXT_FIGURES
-    for i, (key, fig) in enumerate(figures.items()):
-        if i % 2 == 0:
-            columns = st.columns(2)
-        with columns[i % 2]:
-            chart(fig, name=f"report_text_{key}", key=f"rp_text_chart_{key}")
-            st.download_button(f"{titles[key][:3]} as HTML", lambda fig=fig: report.figure_html(fig),
-                               f"kdviz_text_{key}.html", "text/html", key=f"rp_text_html_{key}")
-    tables = text_study.text_report_tables(summary, result.run, s)
-    st.subheader("The text zoo's table")
-    st.dataframe(tables["text_zoo_table"].round(3), hide_index=True, key="rp_text_table")
-    with st.expander("Per-model numbers (mean [95% interval])", expanded=False):
-        numbers_tables(report.summary_display(summary), key="rp_text_numbers")
-    st.subheader("Downloads")
-    cols = st.columns(len(tables) + 1)
-    for col, (name, table) in zip(cols, tables.items(), strict=False):
-        col.download_button(f"{name} (CSV)", table.to_csv(index=False).encode(), f"kdviz_text_{name}.csv",
-                            "text/csv", key=f"rp_text_csv_{name}")
-    cols[-1].download_button(
-        "Download report (HTML)", lambda: text_study.text_report_html(summary, settings=s.to_dict(), run=result.run,
-                                                                      title=f"kdviz report — {s.zoo}"),
-        f"kdviz_report_{s.zoo}.html", "text/html", type="primary", key="rp_text_report")
-    with st.expander("Evaluation settings"):
-        st.json(s.to_dict(), expanded=False)
+    show_text_result(result)
 elif result is not None:
     s, summary = result.settings, result.summary
     if has_replicates(result.frame) and not st.toggle(
@@ -160,14 +103,7 @@ elif result is not None:
     rule = getattr(report, "VERDICT_RULE", None)
     if isinstance(rule, str) and rule:
         st.caption(rule)
-    figures = fit_for_page(report.report_figures(summary, k=s.k))
-    for i, (key, fig) in enumerate(figures.items()):
-        if i % 2 == 0:
-            columns = st.columns(2)
-        with columns[i % 2]:
-            chart(fig, name=f"report_{key}", key=f"rp_chart_{key}")
-            st.download_button(f"{report.FIGURES[key][:3]} as HTML", lambda fig=fig: report.figure_html(fig),
-                               f"kdviz_{key}.html", "text/html", key=f"rp_html_{key}")
+    figure_grid(fit_for_page(report.report_figures(summary, k=s.k)), report.FIGURES, prefix="")
     st.code(report.format_reference_table(report.logit_table(summary, column=report.output_alignment_column(summary))),
             language=None)  # margin ρ where logit ρ is undefined (2 classes), as view (d)
     with st.expander("Per-model numbers (mean [95% interval])", expanded=True):

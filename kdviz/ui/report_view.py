@@ -74,6 +74,20 @@ def fit_for_page(figures: dict[str, go.Figure]) -> dict[str, go.Figure]:
     return out
 
 
+def figure_grid(figures: dict[str, go.Figure], titles: dict[str, str], *, prefix: str) -> None:
+    """The Report's figures two to a row, each with an HTML download (``prefix`` keeps widget keys apart)."""
+    from kdviz.report.study import figure_html
+    from kdviz.ui.charts import chart
+
+    for i, (key, fig) in enumerate(figures.items()):
+        if i % 2 == 0:
+            columns = st.columns(2)
+        with columns[i % 2]:
+            chart(fig, name=f"report_{prefix}{key}", key=f"rp_{prefix}chart_{key}")
+            st.download_button(f"{titles[key][:3]} as HTML", lambda fig=fig: figure_html(fig),
+                               f"kdviz_{prefix}{key}.html", "text/html", key=f"rp_{prefix}html_{key}")
+
+
 def numbers_tables(shown: Any, *, key: str) -> None:
     """The Report's per-model numbers (strings "mean [low, high]") as two tables that fit the page: the main
     columns, then the others in an expander."""

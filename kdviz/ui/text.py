@@ -27,6 +27,7 @@ from kdviz.ui.sets import ROOT, ZOO_ROOT_ENV
 
 __all__ = [
     "TEXT_ZOO",
+    "text_uploads_section",
     "SENTENCE_SOURCES",
     "choose_sentences",
     "models_page_sentences",
@@ -312,3 +313,32 @@ def summary_table(comp: TextComparison) -> pd.DataFrame:
             "topk_overlap_p", "rho", "rho_null", "rho_excess", "rho_p", "vader", "vader_null", "vader_p"]
     return comp.summary[[c for c in cols if c in comp.summary.columns]].round(3)
 
+
+
+def text_uploads_section(files: list[Any]) -> None:
+    """The Models page's uploaded Hugging Face text models: each loaded and listed, an editable label/α table,
+    and the kept ones remembered for the Token rationales page (``files``: Streamlit uploads)."""
+    from kdviz.ui.uploads import content_hash
+
+    text_zips = files
+    st.subheader("Text models (for the Token rationales page)")
+    loaded_text = []
+    for f in text_zips:
+        model, msg = load_text_upload(f.name, f.getvalue())
+        if model is None:
+            st.error(f"**{f.name}** — {msg}", icon=":material/error:")
+        else:
+            st.markdown(f":material/check_circle: **{f.name}** — {msg}")
+        loaded_text.append(model)
+    st.caption("Each text model is a student of the shipped text zoo's teacher on the Token rationales page; edit "
+               "its label and α (kdviz's convention: 1.0 = no KD).")
+    text_table = st.data_editor(
+        text_upload_rows([f.name for f in text_zips], loaded_text), hide_index=True,
+        key="up_text_editor_" + "_".join(content_hash(f.getvalue())[:8] for f in text_zips),
+        disabled=["file", "role", "architecture", "parameters"], column_config={
+            "α": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05, format="%.2f")})
+    kept = remember_text_uploads([(f.name, f.getvalue()) for f, m in zip(text_zips, loaded_text, strict=True)
+                                  if m is not None], text_table)
+    if kept:
+        st.success(f"{len(kept)} text model(s) ready: open **Token rationales** to compare them with the text "
+                   "zoo.", icon=":material/check_circle:")

@@ -25,6 +25,7 @@ from kdviz.models import list_models, model_info
 from kdviz.ui.sets import LOAD_LOCK, UPLOADED, InputPool, ModelSet, SetModel, zoo_to_set
 
 __all__ = ["ACCEPTED_INPUTS", "DataUpload", "FileStatus", "check_inputs", "default_normalisation", "fit_pool",
+           "normalisation_controls",
            "guess_from_filename", "is_text_csv", "load_data_files", "load_uploaded_checkpoint", "load_uploaded_zoo",
            "read_dataset_upload", "text_inputs", "trust_programs", "upload_limit_bytes"]
 
@@ -775,3 +776,23 @@ def editor_start(digests: tuple[str, ...], fresh: pd.DataFrame, editor_key: str)
 
 def remember_editor(digests: tuple[str, ...], table: pd.DataFrame) -> None:
     st.session_state[EDITOR_TABLE] = (digests, table.copy())
+
+
+def normalisation_controls(t: Any) -> tuple[tuple[int, int] | None, tuple[float, ...], tuple[float, ...]]:
+    """Input size and mean/std for an uploaded set, started from a preset guessed from the teacher ``t`` (a
+    ``LoadedCheckpoint``) and every number editable; ValueError for a wrong count or a non-positive std."""
+    st.subheader("Input size and normalisation")
+    presets = input_presets(t)  # guessed from the teacher's family first; every number stays editable
+    preset = st.selectbox("preset", presets, key=f"up_preset_{t.arch}", help="guessed from the architecture") if presets else None
+    size, mean, std = default_normalisation(t.arch, t.in_channels, kind=input_kind(t), num_classes=t.num_classes, preset=preset)
+    sfx = f"_{preset}" if presets and preset != presets[0] else ""  # another preset: fields start from it
+    c1, c2, c3, c4 = st.columns(4)
+    if size is not None:
+        size = (int(c1.number_input("height", 8, 1024, size[0], key=f"up_h_{t.arch}{sfx}")),
+                int(c2.number_input("width", 8, 1024, size[1], key=f"up_w_{t.arch}{sfx}")))
+    mean_s = c3.text_input("mean per channel", ", ".join(f"{v:g}" for v in mean), key=f"up_mean_{t.arch}{sfx}")
+    std_s = c4.text_input("std per channel", ", ".join(f"{v:g}" for v in std), key=f"up_std_{t.arch}{sfx}")
+    mean, std = tuple(float(v) for v in mean_s.split(",")), tuple(float(v) for v in std_s.split(","))
+    if len(mean) != t.in_channels or len(std) != t.in_channels or min(std) <= 0:
+        raise ValueError(f"give {t.in_channels} mean and {t.in_channels} positive std value(s)")
+    return size, mean, std

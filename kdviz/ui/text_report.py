@@ -1,0 +1,78 @@
+"""The Report page's text-zoo part: running an evaluation of the shipped text zoo, and showing a text result
+(the study's views over words, the zoo table, downloads)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from kdviz.report import study as report
+from kdviz.report import text_study
+from kdviz.ui.report_view import figure_grid, fit_for_page, numbers_tables
+from kdviz.ui.widgets import from_url
+
+__all__ = ["TEXT_METHODS", "run_text_evaluation", "show_text_result"]
+
+TEXT_METHODS = {"grad_x_embedding": "Gradient saliency (gradient × embedding, L2)",
+                "integrated_gradients": "Integrated Gradients (32 steps)"}
+
+
+def run_text_evaluation() -> Any:
+    """Controls and a button that evaluate the text zoo here; the session's last text result (or None)."""
+    from kdviz.evaluation.text import evaluate_text_zoo
+    from kdviz.ui.text import default_text_zoo
+
+    c1, c2, c3 = st.columns(3)
+    from_url("rp_text_n", kind=int, lo=1, hi=1000)
+    n_text = c1.number_input("Test snippets (the first N)", 1, 1000, 50, key="rp_text_n")
+    from_url("rp_text_method", options=list(TEXT_METHODS))
+    text_method = c2.selectbox("Attribution", list(TEXT_METHODS), format_func=TEXT_METHODS.get,
+                               key="rp_text_method")
+    from_url("rp_text_copies", kind=int, lo=0, hi=99)
+    copies = c3.number_input("Untrained copies per architecture (null)", 0, 99, 19, key="rp_text_copies",
+                             help="R random-weights copies of each student architecture; the rank p is at least "
+                                  "1/(R + 1)")
+    st.caption("Every model of the text zoo on the zoo's recorded test split, words as the parts, each model "
+               "explaining the teacher's predicted class. Finished batches are kept: an interrupted run resumes.")
+    if st.button("Run evaluation", type="primary", key="rp_text_run"):
+        bar = st.progress(0.0, text="Starting…")
+        st.session_state["rp_text_result"] = evaluate_text_zoo(
+            default_text_zoo(), method=text_method,
+            method_params={"n_steps": 32} if text_method == "integrated_gradients" else {}, limit=int(n_text),
+            batch_size=25, null_copies=int(copies), progress_bar=False,
+            cache_dir=Path(tempfile.gettempdir()) / "kdviz-evaluate-text",
+            progress=lambda p: bar.progress(p.fraction, text=f"{p.done}/{p.total} snippets · {p.elapsed_s:.0f} s"),
+        )
+    return st.session_state.get("rp_text_result")
+
+
+def show_text_result(result: Any) -> None:
+    """A text zoo's evaluation as the Report shows it."""
+    s, summary = result.settings, result.summary
+    steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
+    made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
+    st.info(f"**{s.zoo}** (text): the first {s.n_inputs} test snippets × {len(s.models)} models · {s.method}{steps} · "
+            f"parts: words · k={s.k} · {s.null_copies} untrained copies per student architecture{made}.")
+    st.subheader("The reference study's findings on this zoo")
+    st.table(text_study.text_findings(summary).rename(columns=str.capitalize), hide_index=True)
+    st.caption(report.VERDICT_RULE)
+    figure_grid(fit_for_page(text_study.text_report_figures(summary, k=s.k)), text_study.TEXT_FIGURES, prefix="text_")
+    tables = text_study.text_report_tables(summary, result.run, s)
+    st.subheader("The text zoo's table")
+    st.dataframe(tables["text_zoo_table"].round(3), hide_index=True, key="rp_text_table")
+    with st.expander("Per-model numbers (mean [95% interval])", expanded=False):
+        numbers_tables(report.summary_display(summary), key="rp_text_numbers")
+    st.subheader("Downloads")
+    cols = st.columns(len(tables) + 1)
+    for col, (name, table) in zip(cols, tables.items(), strict=False):
+        col.download_button(f"{name} (CSV)", table.to_csv(index=False).encode(), f"kdviz_text_{name}.csv",
+                            "text/csv", key=f"rp_text_csv_{name}")
+    cols[-1].download_button(
+        "Download report (HTML)", lambda: text_study.text_report_html(summary, settings=s.to_dict(), run=result.run,
+                                                                      title=f"kdviz report — {s.zoo}"),
+        f"kdviz_report_{s.zoo}.html", "text/html", type="primary", key="rp_text_report")
+    with st.expander("Evaluation settings"):
+        st.json(s.to_dict(), expanded=False)
