@@ -254,12 +254,21 @@ def export_set(mset: ModelSet) -> Any:
                               class_names=mset.class_names, dataset=mset.dataset, inputs=inputs)
 
 
+def _buildable(arch: str) -> bool:
+    """Whether kdviz builds ``arch`` by name: registered, resolved on demand (``ked_mlp_m4_h49``, ``fcn_w32``) or
+    a timm name."""
+    try:
+        model_info(arch)
+        return True
+    except ValueError:  # kdviz.models.UnknownModelError
+        return _is_timm_name(arch.removeprefix("timm/"))
+
+
 def export_problem(mset: ModelSet) -> str | None:
     """Why ``mset`` cannot be saved as a zoo (a model whose architecture kdviz cannot build by name), else None."""
     if mset.task not in ("image", "timeseries"):
         return f"a {mset.task} set is not saved this way"
-    known = set(list_models())
-    odd = [m.id for m in mset.models if m.arch not in known and not _is_timm_name(m.arch.removeprefix("timm/"))]
+    odd = [m.id for m in mset.models if not _buildable(m.arch)]
     if odd:
         return (f"{', '.join(odd)}: the architecture is not one kdviz can build by name (a TorchScript program?), so "
                 "a zoo could not load it")

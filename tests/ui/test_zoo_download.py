@@ -70,3 +70,17 @@ def test_a_program_cannot_be_saved(tiny_image_set) -> None:
     assert up.export_problem(tiny_image_set) is None
     problem = up.export_problem(mset)
     assert problem is not None and problem.startswith(odd.id) and "not one kdviz can build by name" in problem
+
+
+def test_a_set_of_architectures_resolved_by_name_can_be_saved():
+    """The KED demo's explaining MLPs (``ked_mlp_m4_h49``: resolved on demand, not in ``list_models()``) build by
+    name, so the set is offered as a zoo zip; a name kdviz cannot build is still refused with the reason."""
+    import dataclasses
+
+    from kdviz.ui.sets import demo_set
+    from kdviz.ui.uploads import export_problem
+
+    ked = demo_set("demo-ked")
+    assert export_problem(ked) is None
+    odd = dataclasses.replace(ked.models[1], arch="not_a_model_kdviz_builds")
+    assert odd.id in export_problem(dataclasses.replace(ked, models=(ked.models[0], odd)))
