@@ -76,14 +76,30 @@ def server():
 
 
 def _settle(page) -> None:
-    """Wait until Streamlit has finished running the script (its status widget disappears)."""
+    """Wait until Streamlit has finished running the script: its status widget gone and staying gone for a second.
+
+    A rerun that an upload or a click starts can take a moment to show the widget (longer on a loaded machine), so
+    one look after a fixed pause is not enough; the widget must stay away over several looks.
+    """
     page.wait_for_timeout(300)
-    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
+    quiet = 0
+    deadline = time.monotonic() + 300
+    while quiet < 4:
+        page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=180_000)
+        page.wait_for_timeout(250)
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        quiet = 0 if running else quiet + 1
+        assert time.monotonic() < deadline, "the app kept running for 5 minutes"
 
 
-def settled_after_uploads(page) -> None:
-    """Streamlit idle and no upload still being read ("Loading … checkpoint(s)…" gone)."""
+def settled_after_uploads(page, expect: str | None = None) -> None:
+    """Streamlit idle, no upload still being read ("Loading … checkpoint(s)…" gone) and, when given, ``expect``
+    (a text the upload should bring) or an error on the page: the upload's rerun has really happened."""
     _settle(page)
+    if expect is not None:
+        page.wait_for_function(
+            "t => document.body.innerText.includes(t) || "
+            "document.querySelector('[data-testid=\"stAlertContentError\"]') !== null", arg=expect, timeout=300_000)
     page.wait_for_function("() => !document.body.innerText.includes('Loading ')", timeout=300_000)
     _settle(page)
 

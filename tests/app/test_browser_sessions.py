@@ -74,11 +74,11 @@ def test_three_sessions_upload_at_once(server, tmp_path) -> None:  # noqa: F811 
             for up, folder in zip(uploads, files, strict=True):  # all three before any settles: concurrent runs
                 up.nth(0).set_input_files([str(folder / "teacher.pth"), str(folder / "student_alpha0.5.pth")])
             for page in pages:
-                settled_after_uploads(page)
+                settled_after_uploads(page, expect="Uploaded set: teacher")
             for up, folder in zip(uploads, files, strict=True):
                 up.nth(1).set_input_files([str(folder / "test_batch.bin")])
             for page in pages:
-                settled_after_uploads(page)
+                settled_after_uploads(page, expect="input(s) loaded")  # or session 2's error
             bodies = [main_text(page) for page in pages]  # the sidebar lists the demo zoos' models
             for i, (page, body) in enumerate(zip(pages, bodies, strict=True)):
                 page.screenshot(path=str(ARTIFACTS / f"three_sessions_{i}.png"), full_page=True)

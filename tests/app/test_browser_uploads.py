@@ -72,7 +72,7 @@ def test_save_the_demo_set_as_a_zoo_and_upload_it_back(server, tmp_path) -> None
             assert zoo.dataset == original.dataset
             up = page.locator('[data-testid="stFileUploader"] input[type="file"]')
             up.nth(0).set_input_files([str(saved)])
-            settled_after_uploads(page)
+            settled_after_uploads(page, expect=f"zoo with {len(zoo.models)} models")
             page.wait_for_function(f"document.body.innerText.includes('zoo with {len(zoo.models)} models')",
                                    timeout=300_000)
             assert not _errors(page), _errors(page)
@@ -121,9 +121,9 @@ def test_cifar_python_and_bin_with_unnamed_cifar10_models(server, tmp_path) -> N
                 _open_models(page, server.url)
                 up = page.locator('[data-testid="stFileUploader"] input[type="file"]')
                 up.nth(0).set_input_files(checkpoints)
-                settled_after_uploads(page)
+                settled_after_uploads(page, expect="Uploaded set: teacher")
                 up.nth(1).set_input_files([str(tmp_path / f) for f in data])
-                settled_after_uploads(page)
+                settled_after_uploads(page, expect="input(s) loaded")
                 body = main_text(page)
                 assert f"{count} input(s) loaded" in body and "not comparable" not in body, body[-3000:]
                 assert not _errors(page), _errors(page)
@@ -154,10 +154,10 @@ def test_uploaded_text_model_on_token_rationales(server, tmp_path) -> None:  # n
             _open_models(page, server.url)
             up = page.locator('[data-testid="stFileUploader"] input[type="file"]')
             up.nth(0).set_input_files([str(zipped)])
-            settled_after_uploads(page)
+            settled_after_uploads(page, expect="text model(s) ready")
             (tmp_path / "reviews.csv").write_text('text,label\n"Witty, warm and wise.",fresh\nA dull plot.,rotten\n')
             up.nth(1).set_input_files([str(tmp_path / "reviews.csv")])  # sentences: for Token rationales
-            settled_after_uploads(page)
+            settled_after_uploads(page, expect="sentence(s) ready")
             page.wait_for_function("document.body.innerText.includes('1 text model(s) ready')", timeout=300_000)
             assert "2 sentence(s) ready for the Token rationales page" in main_text(page)
             assert "bert-L2-H32" in main_text(page) and not _errors(page), _errors(page)
