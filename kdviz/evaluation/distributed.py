@@ -133,6 +133,11 @@ class RayEvaluator:
     retried_batches: list[int] = field(default_factory=list, init=False)
     workers_lost: int = field(default=0, init=False)
     _started_cluster: bool = field(default=False, init=False)
+    _in_flight: dict[Any, tuple[Any, _Job]] = field(default_factory=dict, init=False)
+
+    def busy_workers(self) -> list[tuple[int, Any]]:
+        """``(batch, actor)`` of every batch sent and not yet collected, oldest first (to watch or stop a run)."""
+        return [(job.batch, actor) for actor, job in list(self._in_flight.values())]
 
     def __enter__(self) -> RayEvaluator:
         ray = _ray()
@@ -230,7 +235,8 @@ class RayEvaluator:
 
         queue = deque(_Job(*j) for j in jobs)
         idle = list(self.actors)
-        in_flight: dict[Any, tuple[Any, _Job]] = {}
+        in_flight = self._in_flight
+        in_flight.clear()
         restarts_left = (len(self.actors) if self.options.max_worker_restarts is None
                          else self.options.max_worker_restarts)
         while queue or in_flight:

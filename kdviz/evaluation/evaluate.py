@@ -288,8 +288,8 @@ def evaluate_zoo(
         else:
             from kdviz.evaluation.distributed import evaluate_batches
 
-            data = {"x": x_all[:n], "y": None if y_all is None else y_all[:n], "mean": mean.reshape(shape),
-                    "std": std.reshape(shape)}
+            # x stays as given (a LazyImages folder is decoded one job's slice at a time, as above)
+            data = {"x": x_all, "y": y_all, "mean": mean.reshape(shape), "std": std.reshape(shape)}
             yield from evaluate_batches(
                 cluster, teacher=teacher, students=students, data=data, settings=settings, device=device,
                 jobs=todo, allow_emulated=allow_emulated_precision, facts=cluster_facts,
@@ -302,8 +302,8 @@ def evaluate_zoo(
     copies_by_arch: dict[str, int] = {}
     if settings.null_sequential and settings.null_copies > 0:
         frame, copies_by_arch = extend_null(
-            frame, teacher, students, x_all[:n], None if y_all is None else y_all[:n], mean.reshape(shape),
-            std.reshape(shape), settings, device, allow_emulated=allow_emulated_precision)
+            frame, teacher, students, x_all, y_all, mean.reshape(shape), std.reshape(shape), settings, device,
+            allow_emulated=allow_emulated_precision)
     from kdviz.attribution.engine import resolve_device
 
     run = {
@@ -346,7 +346,8 @@ def extend_null(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """The sequential rule on a finished frame: per student architecture, add ``block`` copies (the next seeds)
     while one of its students is undecided, up to ``settings.null_copies``; the per-input null and excess
-    columns are recomputed over all copies. Returns the frame and the copies each architecture got."""
+    columns are recomputed over all copies. ``x`` is read one batch at a time (a ``LazyImages`` folder is never
+    decoded whole), its first ``settings.n_inputs``. Returns the frame and the copies each architecture got."""
     from kdviz.analysis.compare import NULL_METRICS, compare_models
     from kdviz.analysis.nulls import NULL_SEED_BASE, chance_corrected
     from kdviz.evaluation.batch import with_precision
@@ -361,14 +362,16 @@ def extend_null(
         while have and have < settings.null_copies and _undecided(frame[rows], settings.null_copies):
             more = min(block, settings.null_copies - have)
             parts = []
-            for lo in range(0, len(x), settings.batch_size):
-                hi = min(len(x), lo + settings.batch_size)
-                model_in = ((np.asarray(x[lo:hi], dtype=np.float32) - mean) / std).astype(np.float32)
+            n = min(len(x), settings.n_inputs)
+            for lo in range(0, n, settings.batch_size):
+                hi = min(n, lo + settings.batch_size)
+                shown = x[lo:hi]  # decoded once per batch
+                model_in = ((np.asarray(shown, dtype=np.float32) - mean) / std).astype(np.float32)
                 comp = with_precision(
                     compare_models, settings.precision, device, allow_emulated, teacher, mine, model_in,
                     labels=None if y is None else y[lo:hi], method=settings.method,
                     method_params=settings.method_params, parts=settings.parts, k=settings.k,
-                    target=settings.target, device=device, images_for_slic=x[lo:hi],
+                    target=settings.target, device=device, images_for_slic=shown,
                     input_ids=list(range(lo, hi)), null_copies=more, null_first_seed=NULL_SEED_BASE + have)
                 parts.append(comp.frame[comp.frame["model_id"].astype(str).isin(ids)])
             extra = pd.concat(parts, ignore_index=True).set_index(["model_id", "input_id"])

@@ -122,8 +122,8 @@ class LazyImages:
     """(N, C, H, W) float32 images in [0, 1] decoded only when sliced: ``x[lo:hi]`` is a numpy array.
 
     Enough of an array for ``kdviz.evaluation.evaluate.evaluate_zoo`` (``len``, ``ndim``, ``shape``,
-    slicing), which walks a test set batch by batch: a 50,000-image folder is never in memory at once.
-    ``np.asarray(x)`` decodes everything (the Ray path does, to ship the inputs to its workers).
+    slicing), which walks a test set batch by batch, in this process or sending each batch to a Ray worker: a
+    50,000-image folder is never in memory at once. ``np.asarray(x)`` decodes everything.
     """
 
     def __init__(self, n: int, item_shape: tuple[int, ...], load: Callable[[int, int], np.ndarray]) -> None:

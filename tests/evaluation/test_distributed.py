@@ -69,8 +69,9 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, demo, ref
     with RayEvaluator(ClusterOptions(workers=2)) as pool:
 
         def kill_a_busy_worker(p: ev.EvalProgress) -> None:
-            if not killed:  # every worker has a batch in flight when a batch is reported
-                ray.kill(pool.actors[0])
+            if not killed:  # the batch sent last (just now, when this one came back) cannot have finished yet
+                _batch, actor = pool.busy_workers()[-1]
+                ray.kill(actor)
                 killed.append("yes")
 
         # 3 batches on 2 workers: when the first is reported, both workers hold one (the reference's batches,
@@ -81,4 +82,24 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, demo, ref
     assert killed and res.run["cluster"]["workers_lost"] == 1
     rows = list(zip(res.frame["model_id"], res.frame["input_id"], strict=True))
     assert len(rows) == len(set(rows)) == len(zoo.models) * 5
+    _same_table(res.frame, reference.frame)
+
+
+def test_a_lazy_test_set_is_decoded_one_batch_at_a_time_for_the_workers(cluster, demo, reference):
+    """The driver sends each worker its batch's slice: a file-based set (``LazyImages``) is never decoded whole."""
+    from kdviz.io.datafiles import LazyImages
+
+    zoo, data = demo
+    x = data.x_test[:5]
+    slices: list[tuple[int, int]] = []
+
+    def load(lo: int, hi: int):
+        slices.append((lo, hi))
+        return x[lo:hi]
+
+    lazy = type("Lazy", (), {"name": data.name, "x_test": LazyImages(len(x), x.shape[1:], load),
+                              "y_test": data.y_test[:5]})()
+    res = ev.evaluate_zoo(zoo, dataset=lazy, batch_size=2, progress_bar=False, cluster=ClusterOptions(workers=2),
+                          **FAST)
+    assert set(slices) == {(0, 2), (2, 4), (4, 5)}  # batches only (the null's extension reads them again)
     _same_table(res.frame, reference.frame)
