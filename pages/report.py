@@ -23,7 +23,7 @@ from kdviz.ui.report_view import (
 )
 from kdviz.ui.sets import DEMO_SETS, demo_folder
 from kdviz.ui.sidebar import render_sidebar
-from kdviz.ui.text_report import run_text_evaluation, show_text_result
+from kdviz.ui.text_report import run_text_evaluation, show_text_result, sidebar_note
 from kdviz.ui.widgets import active_set, from_url, guard, link_to_view
 
 SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
@@ -40,6 +40,8 @@ kind = st.radio("Model set", [IMAGE_SETS, TEXT_ZOO], horizontal=True, key="rp_ki
                      "BERTs, explained word by word.")
 if kind == TEXT_ZOO:
     from kdviz.ui.text import zoo_folder
+
+    sidebar_note()
 
     shipped = zoo_folder() / "results.parquet"
 else:

@@ -14,10 +14,17 @@ from kdviz.report import text_study
 from kdviz.ui.report_view import figure_grid, fit_for_page, numbers_tables
 from kdviz.ui.widgets import from_url
 
-__all__ = ["TEXT_METHODS", "run_text_evaluation", "show_text_result"]
+__all__ = ["TEXT_METHODS", "run_text_evaluation", "show_text_result", "sidebar_note"]
 
 TEXT_METHODS = {"grad_x_embedding": "Gradient saliency (gradient × embedding, L2)",
                 "integrated_gradients": "Integrated Gradients (32 steps)"}
+
+
+def sidebar_note() -> None:
+    """Say in the sidebar that its model set, method and parts do not apply to the text zoo's view."""
+    st.sidebar.info("**Text zoo view**: the settings above (model set, method, parts, k) are for image and series "
+                    "sets. The text zoo's results say how they were made; *Run an evaluation* sets its own method "
+                    "and snippets on the page.", icon=":material/info:")
 
 
 def run_text_evaluation() -> Any:
