@@ -1,6 +1,7 @@
 """``kdviz sanity --zoo DIR``: which attribution setting to trust on this data (``kdviz.analysis.sanity``).
 
-For every method × parts × IG baseline asked for, on the first ``--n`` test inputs: the teacher randomisation
+A text zoo goes to ``kdviz.cli.sanity_text`` (words as the parts, the text methods). For every method × parts × IG
+baseline asked for, on the first ``--n`` test inputs: the teacher randomisation
 test (Adebayo et al. 2018) with its verdict, the random-weights null and the trained students' raw and excess
 attention alignment, the copies' spread, how many students clear the null (rank p ≤ 0.05) and the inputs/seeds
 that would detect an excess of 0.1 at 80% power. Prints a table and writes it as CSV with ``--out``;
@@ -28,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--zoo", required=True, help="zoo folder (with zoo.json)")
     p.add_argument("--n", type=int, default=16, help="first N test inputs (default 16)")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma-separated, from {', '.join(sorted(METHODS))}")
+    p.add_argument("--methods", default=None,
+                   help=f"comma-separated, from {', '.join(sorted(METHODS))} (default {', '.join(DEFAULT_METHODS)}); "
+                        "for a text zoo from grad_x_embedding, gradient_norm, integrated_gradients (ig), "
+                        "word_occlusion, attention_rollout (default all but gradient_norm)")
     p.add_argument("--parts", default=None,
                    help="comma-separated part specs (default slic:50,grid:4x4 for images, segments:10 for series)")
     p.add_argument("--baselines", default="zeros",
@@ -50,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _settings(args: argparse.Namespace, task: str) -> list:
     from kdviz.analysis.sanity import Setting
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in (args.methods or ",".join(DEFAULT_METHODS)).split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise SystemExit(f"kdviz sanity: unknown method(s) {unknown}; choose from {sorted(METHODS)}")
@@ -74,9 +77,14 @@ def run_sanity(args: argparse.Namespace) -> int:
     import torch
 
     from kdviz.analysis.sanity import choose_default, sanity_table
+    from kdviz.evaluation.text import is_text_zoo
     from kdviz.io.datasets import load_dataset
     from kdviz.io.zoo import load_zoo
 
+    if is_text_zoo(args.zoo):
+        from kdviz.cli.sanity_text import run_text_sanity
+
+        return run_text_sanity(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
