@@ -315,6 +315,18 @@ class TextAttribution:
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
 
+IG_TOKENS_PER_PASS = 4_096  # sequences × tokens through the model per IG forward/backward pass (memory bound)
+
+
+def _ig_chunk(input_ids: torch.Tensor) -> int:
+    """captum's ``internal_batch_size`` for IG: about :data:`IG_TOKENS_PER_PASS` tokens per pass, never fewer
+    sequences than texts (captum's minimum). Without it 20 snippets × 32 steps went through the MiniLM teacher in
+    one pass: 22 s and 7.5 GB peak; in passes of 4,096 tokens 11 s and 2.0 GB (2 idle cores; 16,384: 15 s, 4.3 GB).
+    Equal up to float rounding; a sentence on the Token rationales page still goes in one pass."""
+    n, length = input_ids.shape
+    return max(n, IG_TOKENS_PER_PASS // max(1, length))
+
+
 def _special_id(model: nn.Module, tokenizer_ids: dict[str, int] | None, name: str) -> int:
     if tokenizer_ids and name in tokenizer_ids:
         return int(tokenizer_ids[name])
@@ -369,7 +381,8 @@ def attribute_text(model: nn.Module, enc: Encoded, *, method: str = "integrated_
                                                model.get_input_embeddings())
                 raw, d = lig.attribute(enc.input_ids, baselines=baseline_ids(enc.input_ids, enc.token_word, replacement),
                                        additional_forward_args=(enc.attention_mask,), target=tgt,
-                                       n_steps=resolved["n_steps"], return_convergence_delta=True)
+                                       n_steps=resolved["n_steps"], return_convergence_delta=True,
+                                       internal_batch_size=_ig_chunk(enc.input_ids))
                 signed = raw.detach().sum(-1) * enc.attention_mask
                 tokens = raw.detach().abs().sum(-1) * enc.attention_mask
                 delta = d.detach().numpy()

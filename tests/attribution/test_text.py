@@ -61,6 +61,19 @@ def test_ig_equals_captum_layer_integrated_gradients(enc):
     np.testing.assert_allclose(got.words[0], w[0], rtol=1e-6)
 
 
+def test_ig_in_passes_of_a_few_tokens_equals_one_pass(enc, monkeypatch):
+    """The memory bound (``IG_TOKENS_PER_PASS``) splits the steps into several passes: same attributions."""
+    import kdviz.attribution.text as text
+
+    model = tiny_bert(1)
+    whole = attribute_text(model, enc, method="integrated_gradients", n_steps=16, target=[1, 0])
+    monkeypatch.setattr(text, "IG_TOKENS_PER_PASS", 3 * enc.input_ids.shape[1])  # 3 sequences: 2 texts × 1 step
+    assert text._ig_chunk(enc.input_ids) == 3
+    chunked = attribute_text(model, enc, method="integrated_gradients", n_steps=16, target=[1, 0])
+    np.testing.assert_allclose(chunked.signed_tokens, whole.signed_tokens, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chunked.words, whole.words, rtol=1e-5, atol=1e-6)
+
+
 def test_grad_x_embedding_equals_captum_layer_gradient_x_activation(enc):
     model = tiny_bert(2)
     got = attribute_text(model, enc, method="grad_x_embedding", target=[0, 1])
