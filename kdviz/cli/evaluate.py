@@ -10,8 +10,9 @@ keeps it).
 autocast where the device computes in it natively; ``--steps auto`` picks IG's steps per input.
 
 A text zoo (``zoo.json`` task ``text``) goes to ``kdviz.evaluation.text.evaluate_text_zoo``: the zoo's recorded test
-split, words as the parts, gradient saliency (``grad_x_embedding``) unless ``--method`` says otherwise
-(``--method ig --steps 32``); ``--data``, ``--parts``, ``--precision`` and ``--preset`` do not apply.
+split (or ``--data`` a .csv with a text column and, optionally, a label column; a .txt of snippets), words as the
+parts, gradient saliency (``grad_x_embedding``) unless ``--method`` says otherwise (``--method ig --steps 32``);
+``--parts``, ``--precision`` and ``--preset`` do not apply.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--zoo", required=True, help="zoo folder (with zoo.json)")
     p.add_argument("--data", help="dataset name (default: the zoo's own, e.g. mnist or gunpoint) or a path: an "
                                   "ImageFolder folder or .zip, a CIFAR-10/100 folder or file (binary or python), "
-                                  ".npz with x/y, .ts, .arff or .csv series (kdviz.io.datafiles)")
+                                  ".npz with x/y, .ts, .arff or .csv series (kdviz.io.datafiles); for a text zoo a "
+                                  ".csv with a text column and optionally a label column (class names or indices), "
+                                  "or a .txt with one snippet per line (kdviz.io.text.read_labelled_texts)")
+    p.add_argument("--text-column", help="text zoo, --data .csv: the column holding the snippets (default 'text', "
+                                         "else the only column besides the labels)")
+    p.add_argument("--label-column", help="text zoo, --data .csv: the column holding the labels (default the first of "
+                                          "label, labels, category, class, y)")
     p.add_argument("--preset", help="read --data files with a named preprocessing (CIFAR-10, CIFAR-100, ImageNet) "
                                     "instead of the zoo's size and mean/std")
     p.add_argument("--method", default=None,
@@ -120,9 +127,20 @@ def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
     from kdviz.evaluation.text import canonical_text_method, evaluate_text_zoo
 
     try:
-        for flag, value in (("--data", args.data), ("--parts", args.parts), ("--preset", args.preset)):
+        for flag, value in (("--parts", args.parts), ("--preset", args.preset)):
             if value:
-                raise ValueError(f"{flag} does not apply to a text zoo (its test split and words are fixed)")
+                raise ValueError(f"{flag} does not apply to a text zoo (its parts are words, its inputs raw text)")
+        texts = labels = dataset = None
+        if args.data:
+            from kdviz.io.text import read_labelled_texts
+            from kdviz.io.zoo import read_manifest
+
+            own = read_labelled_texts(args.data, read_manifest(args.zoo).class_names, column=args.text_column,
+                                      label_column=args.label_column)
+            texts, labels, dataset = list(own.texts), own.labels, own.name
+            print(f"kdviz evaluate: {len(texts)} snippets from {args.data} ({'; '.join(own.notes)})", file=sys.stderr)
+        elif args.text_column or args.label_column:
+            raise ValueError("--text-column and --label-column apply to --data")
         if args.precision != "fp32":
             raise ValueError("--precision: a text zoo is evaluated in fp32")
         method = canonical_text_method(args.method)
@@ -143,7 +161,8 @@ def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
                                      threads=args.threads or 1)
         result = evaluate_text_zoo(args.zoo, method=method, method_params=params, k=args.k, limit=args.limit,
                                    batch_size=args.batch_size, cache_dir=partial, progress_bar=not args.quiet,
-                                   null_copies=args.null_copies, cluster=cluster)
+                                   null_copies=args.null_copies, cluster=cluster, texts=texts, labels=labels,
+                                   dataset=dataset)
     except (ValueError, FileNotFoundError, ConnectionError) as exc:
         print(f"kdviz evaluate: {exc}", file=sys.stderr)
         return 2
@@ -181,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         zoo = load_zoo(args.zoo)
         dataset = None
+        if args.text_column or args.label_column:
+            raise ValueError("--text-column and --label-column apply to a text zoo's --data")
         if args.data:
             from kdviz.io.datafiles import test_set_for_zoo
 

@@ -106,8 +106,10 @@ def text_test_set(zoo: Any) -> tuple[list[str], np.ndarray]:
 
 def make_text_settings(zoo: Any, *, n_available: int, method: str | None = None,
                        method_params: dict[str, Any] | None = None, k: int | None = None, limit: int | None = None,
-                       batch_size: int = 50, null_copies: int | str = "auto") -> EvalSettings:
-    """Validated settings (parameters resolved against ``TEXT_METHODS``; ``k`` default: the zoo's, else 5)."""
+                       batch_size: int = 50, null_copies: int | str = "auto",
+                       dataset: str | None = None) -> EvalSettings:
+    """Validated settings (parameters resolved against ``TEXT_METHODS``; ``k`` default: the zoo's, else 5;
+    ``dataset`` default: the zoo's, for its recorded split)."""
     from kdviz.analysis.nulls import copies_for
     from kdviz.attribution.text import TEXT_METHODS
 
@@ -128,7 +130,8 @@ def make_text_settings(zoo: Any, *, n_available: int, method: str | None = None,
     entries = text_entries(zoo)
     sha = {m.id: str(getattr(m.entry, "sha256", "") or m.text.sha256) for m in zoo.models}
     return EvalSettings(
-        zoo=str(zoo.manifest.name), dataset=str(zoo.manifest.dataset), method=name, method_params=params,
+        zoo=str(zoo.manifest.name), dataset=str(zoo.manifest.dataset if dataset is None else dataset), method=name,
+        method_params=params,
         parts="words", k=k, limit=None if limit is None else int(limit),
         n_inputs=int(n_available if limit is None else min(int(limit), n_available)), batch_size=int(batch_size),
         models=tuple((e.id, sha[e.id]) for e in entries), precision="fp32", target="teacher",
@@ -195,6 +198,7 @@ def evaluate_text_zoo(
     cluster: Any = None,
     texts: Sequence[str] | None = None,
     labels: np.ndarray | None = None,
+    dataset: str | None = None,
 ) -> EvalResult:
     """Evaluate every model of a text zoo (a folder or a loaded ``kdviz.io.hf_text.TextZoo``) against its teacher.
 
@@ -204,7 +208,9 @@ def evaluate_text_zoo(
     cache_dir : resume folder (finished batches are reused by a rerun with the same settings)
     null_copies : untrained copies per student architecture; ``'auto'`` the R rule; 0 turns the null off
     cluster : None (this process), ``ClusterOptions``, an address string or a ``RayEvaluator``
-    texts, labels : other snippets than the zoo's test split (default: the split)
+    texts, labels : other snippets than the zoo's test split (default: the split); labels may be None
+    dataset : the name recorded for ``texts`` (``kdviz.io.text.LabelledTexts.name``); default a fingerprint of
+        them, so a resumed run never reuses batches of other texts
     """
 
     from kdviz.io.text import vader_lexicon
@@ -215,9 +221,16 @@ def evaluate_text_zoo(
         zoo = load_text_zoo(zoo)
     if texts is None:
         texts, labels = text_test_set(zoo)
+        dataset = None
+    elif dataset is None:
+        import hashlib
+
+        fingerprint = hashlib.sha1("\n".join(texts).encode()
+                                   + (b"" if labels is None else np.asarray(labels, np.int64).tobytes()))
+        dataset = f"texts#{fingerprint.hexdigest()[:8]}"
     texts = list(texts)
     settings = make_text_settings(zoo, n_available=len(texts), method=method, method_params=method_params, k=k,
-                                  limit=limit, batch_size=batch_size, null_copies=null_copies)
+                                  limit=limit, batch_size=batch_size, null_copies=null_copies, dataset=dataset)
     entries = text_entries(zoo)
     teacher, students = entries[0], entries[1:]
     max_length = int(zoo.text.get("max_length", 64))

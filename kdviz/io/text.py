@@ -21,7 +21,9 @@ from kdviz.io.untrusted import UploadError, check_size
 __all__ = [
     "CLASS_NAMES",
     "MAX_TEXT_UPLOAD_BYTES",
+    "LabelledTexts",
     "TextSplit",
+    "read_labelled_texts",
     "read_rotten_tomatoes",
     "read_text_upload",
     "rotten_tomatoes_path",
@@ -117,6 +119,85 @@ def read_text_upload(data: bytes, name: str, *, column: str | None = None) -> li
     if len(out) > MAX_SENTENCES:
         raise UploadError(f"{name} holds more than {MAX_SENTENCES:,} sentences")
     return out
+
+
+LABEL_COLUMNS = ("label", "labels", "category", "class", "y")  # tried in this order when none is named
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """A lab's own text test set: ``name`` ends in a fingerprint of its content (so a resumed evaluation never
+    reuses batches of other texts), ``labels`` index ``class_names`` (None: unlabelled), ``notes`` to print."""
+
+    name: str
+    texts: tuple[str, ...]
+    labels: np.ndarray | None
+    notes: tuple[str, ...]
+
+
+def read_labelled_texts(path: str | Path, class_names: tuple[str, ...] | list[str], *, column: str | None = None,
+                        label_column: str | None = None) -> LabelledTexts:
+    """A text test set for ``kdviz evaluate --data``: a ``.txt`` (one snippet per line, no labels) or a ``.csv``
+    with a text column (``column``, else ``text``, else the only column) and, optionally, a label column
+    (``label_column``, else the first of :data:`LABEL_COLUMNS`) holding class names (any case) or class indices.
+
+    Raises ``ValueError`` naming the file and the problem: unreadable, no text, labels outside ``class_names``.
+    """
+    import hashlib
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ValueError(f"{p}: no such file")
+    notes: list[str] = []
+    labels = None
+    if p.suffix.lower() == ".txt":
+        texts = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        notes.append("a .txt has no labels: accuracy is not computed")
+    elif p.suffix.lower() == ".csv":
+        try:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False)
+        except Exception as exc:  # pandas raises many kinds on damaged files
+            raise ValueError(f"{p} is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+        lower = {str(c).lower(): c for c in df.columns}
+        if label_column is None:
+            label_column = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
+        elif label_column not in df.columns:
+            raise ValueError(f"{p} has no column {label_column!r}; columns: {', '.join(map(str, df.columns))}")
+        others = [c for c in df.columns if c != label_column]
+        text_column = column or ("text" if "text" in df.columns else (others[0] if len(others) == 1 else None))
+        if text_column is None or text_column not in df.columns:
+            raise ValueError(f"{p}: name the text column (--text-column); columns: {', '.join(map(str, df.columns))}")
+        df = df[df[text_column].str.strip() != ""]
+        texts = df[text_column].str.strip().tolist()
+        if label_column is None:
+            notes.append(f"no label column ({', '.join(LABEL_COLUMNS)}): accuracy is not computed")
+        else:
+            labels = _label_indices(df[label_column].str.strip().tolist(), tuple(class_names), p, label_column)
+            notes.append(f"labels from column {label_column!r} ({', '.join(class_names)})")
+    else:
+        raise ValueError(f"{p}: a text test set is a .csv with a text column or a .txt with one snippet per line")
+    if not texts:
+        raise ValueError(f"{p} holds no text")
+    digest = hashlib.sha1("\n".join(texts).encode() + (b"" if labels is None else labels.tobytes())).hexdigest()[:8]
+    return LabelledTexts(f"{p.name}#{digest}", tuple(texts), labels, tuple(notes))
+
+
+def _label_indices(values: list[str], class_names: tuple[str, ...], path: Path, column: str) -> np.ndarray:
+    by_name = {c.lower(): i for i, c in enumerate(class_names)}
+    out, bad = [], []
+    for v in values:
+        if v.lower() in by_name:
+            out.append(by_name[v.lower()])
+        elif v.lstrip("-").isdigit() and 0 <= int(v) < len(class_names):
+            out.append(int(v))
+        else:
+            out.append(-1)
+            bad.append(v)
+    if bad:
+        raise ValueError(f"{path}: column {column!r} holds {len(bad)} label(s) that are neither a class name "
+                         f"({', '.join(class_names)}) nor an index below {len(class_names)}: "
+                         f"{', '.join(sorted(set(bad))[:5])}")
+    return np.asarray(out, dtype=np.int64)
 
 
 def vader_lexicon() -> frozenset[str]:

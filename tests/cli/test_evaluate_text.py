@@ -48,3 +48,34 @@ def test_ig_steps_and_refusals(zoo, tmp_path, capsys):
         assert main(["evaluate", "--zoo", str(zoo), "--out", str(tmp_path / "x.parquet"), "--limit", "1",
                      "--quiet", *extra]) == 2, extra
     assert "not a text method" in capsys.readouterr().err
+
+
+def test_a_labs_own_csv_of_snippets(zoo, tmp_path, capsys):
+    """--data: a CSV with text and label columns (class names in any case, or indices) is what is evaluated,
+    recorded under its own fingerprinted name; a .txt has no labels, so no accuracy."""
+    from tests.evaluation.tiny_text_zoo import SENTENCES
+
+    labels = ["fresh", "ROTTEN", "0", "fresh", "rotten", "1"]
+    pd.DataFrame({"review": SENTENCES, "Label": labels}).to_csv(tmp_path / "mine.csv", index=False)
+    out = tmp_path / "mine.parquet"
+    assert main(["evaluate", "--zoo", str(zoo), "--data", str(tmp_path / "mine.csv"), "--text-column", "review",
+                 "--out", str(out), "--null-copies", "0", "--quiet"]) == 0
+    assert "6 snippets from" in capsys.readouterr().err
+    s, _ = read_settings(out)
+    assert s.n_inputs == 6 and s.dataset.startswith("mine.csv#")
+    frame = load_results(out).frame
+    want = np.array([1, 0, 0, 1, 0, 1])  # zoo class names: rotten = 0, fresh = 1
+    for _mid, g in frame.groupby("model_id"):
+        g = g.sort_values("input_id")
+        assert (g["correct"].astype(bool).to_numpy() == (g["pred"].to_numpy() == want)).all()
+    (tmp_path / "mine.txt").write_text("\n".join(SENTENCES[:3]) + "\n\n")
+    out2 = tmp_path / "txt.parquet"
+    assert main(["evaluate", "--zoo", str(zoo), "--data", str(tmp_path / "mine.txt"), "--out", str(out2),
+                 "--null-copies", "0", "--quiet"]) == 0
+    s2, _ = read_settings(out2)
+    assert s2.n_inputs == 3 and s2.dataset.startswith("mine.txt#") and s2.key() != s.key()
+    assert load_results(out2).summary["accuracy"].isna().all()
+    pd.DataFrame({"text": SENTENCES[:2], "label": ["fresh", "meh"]}).to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["evaluate", "--zoo", str(zoo), "--data", str(tmp_path / "bad.csv"), "--out", str(out2),
+                 "--quiet"]) == 2
+    assert "neither a class name (rotten, fresh) nor an index below 2: meh" in capsys.readouterr().err

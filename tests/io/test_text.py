@@ -36,3 +36,29 @@ def test_vader_lexicon():
     lex = vader_lexicon()
     assert len(lex) > 7000 and {"good", "bad", "boring"} <= lex and "movie" not in lex
     assert vader_share(["Good", "movie"], lex) == 0.5
+
+
+def test_read_labelled_texts(tmp_path):
+    import pandas as pd
+
+    from kdviz.io.text import read_labelled_texts
+
+    pd.DataFrame({"category": ["Fresh", "rotten", "1"], "text": [" Witty. ", "Dull.", "Fine"]}).to_csv(
+        tmp_path / "a.csv", index=False)
+    got = read_labelled_texts(tmp_path / "a.csv", ("rotten", "fresh"))
+    assert got.texts == ("Witty.", "Dull.", "Fine") and got.labels.tolist() == [1, 0, 1]
+    assert got.name.startswith("a.csv#") and "labels from column 'category'" in got.notes[0]
+    pd.DataFrame({"category": ["Fresh", "rotten", "0"], "text": ["Witty.", "Dull.", "Fine"]}).to_csv(
+        tmp_path / "a.csv", index=False)  # one label changed: another fingerprint
+    assert read_labelled_texts(tmp_path / "a.csv", ("rotten", "fresh")).name != got.name
+    pd.DataFrame({"a": ["x"], "b": ["y"]}).to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(ValueError, match="name the text column"):
+        read_labelled_texts(tmp_path / "two.csv", ("rotten", "fresh"))
+    only = read_labelled_texts(tmp_path / "two.csv", ("rotten", "fresh"), column="b")
+    assert only.texts == ("y",) and only.labels is None
+    (tmp_path / "e.txt").write_text("\n \n")
+    with pytest.raises(ValueError, match="holds no text"):
+        read_labelled_texts(tmp_path / "e.txt", ("rotten", "fresh"))
+    (tmp_path / "t.json").write_text("{}")
+    with pytest.raises(ValueError, match="a .csv with a text column or a .txt"):
+        read_labelled_texts(tmp_path / "t.json", ("rotten", "fresh"))
