@@ -292,7 +292,9 @@ def compare_models(
         part_lab = _checked_labels(part_labels, x)
     n_parts = int(part_lab.max()) + 1
     if k > n_parts:
-        raise ValueError(f"k={k} exceeds the number of parts K={n_parts}")
+        why = (f": SLIC found at most {n_parts} superpixel(s) in these inputs (noise-like or very small images); use grid "
+               "parts (e.g. grid:4x4) or a smaller k" if spec.kind == "slic" else "")
+        raise ValueError(f"k={k} exceeds the number of parts K={n_parts}{why}")
     if null_copies < 0:
         raise ValueError(f"null_copies={null_copies} must be ≥ 0 (0 turns the random-weights reference off)")
     dev = resolve_device(device)

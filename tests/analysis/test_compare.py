@@ -117,6 +117,16 @@ def test_parse_parts() -> None:
             parse_parts(bad)
 
 
+def test_slic_on_noise_images_says_why_k_is_too_large() -> None:
+    """RGB noise (a synthetic CIFAR batch) gives SLIC one superpixel: the error says so and what to use instead."""
+    teacher = ModelEntry("t", "tiny", 1.0, tiny(3, 2, 0), role="teacher")
+    student = ModelEntry("s", "tiny", 0.5, tiny(3, 2, 1))
+    x = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"k=5 exceeds the number of parts K=1: SLIC found at most 1 superpixel"):
+        compare_models(teacher, [student], x, method="saliency", parts="slic:50", k=5, device="cpu",
+                       images_for_slic=x)
+
+
 def test_bad_options_are_named(image_models) -> None:
     teacher, students, x = image_models
     with pytest.raises(ValueError, match=r"k=10.*K=9"):
