@@ -99,6 +99,40 @@ def test_seeded_model_matches_manual_seed() -> None:
         assert all(torch.equal(ref[k], got[k]) for k in ref), arch
 
 
+def test_text_null_copies_are_the_same_from_many_threads_and_as_manual_seed() -> None:
+    """``random_text_copy`` (the text null's untrained copies) is seeded per thread too, while another thread draws
+    from the global generator: 8 threads give the serial weights, which are those ``torch.manual_seed`` gave
+    before (so the shipped text zoo's null copies are unchanged)."""
+    from transformers import AutoModelForSequenceClassification
+
+    from kdviz.models.hf_text import random_text_copy
+    from tests.text_models import tiny_bert
+
+    config = tiny_bert(0).config
+    seeds = list(range(10_000, 10_006))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(10_000)
+        before = AutoModelForSequenceClassification.from_config(config).state_dict()
+    serial = [random_text_copy(config, s).state_dict() for s in seeds]
+    assert all(torch.equal(before[k], serial[0][k]) for k in before)
+    stop = threading.Event()
+
+    def noise() -> None:  # another session drawing from the global generator meanwhile
+        while not stop.is_set():
+            torch.rand(64)
+
+    other = threading.Thread(target=noise)
+    other.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            threaded = list(pool.map(lambda s: random_text_copy(config, s).state_dict(), seeds * 2))
+    finally:
+        stop.set()
+        other.join()
+    for ref, got in zip(serial * 2, threaded, strict=True):
+        assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
 def test_trace_gate_keeps_forward_passes_out_while_tracing() -> None:
     """A trace waits for running forward passes, lets no new one in, and gives up after its timeout."""
     from kdviz.attribution.engine import TraceGate

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdviz.models.registry import seeded_draws
+
 if TYPE_CHECKING:  # transformers is imported where a model is built (``kdviz inspect`` stays quick)
     from transformers import BertTokenizerFast, PretrainedConfig
 
@@ -201,9 +203,7 @@ def random_text_copy(config: PretrainedConfig, seed: int) -> nn.Module:
     from transformers import AutoModelForSequenceClassification
 
     cfg = copy.deepcopy(config)
-    gen_state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
+    with seeded_draws(seed):  # thread-safe: concurrent sessions' copies equal serial ones
         if cfg.model_type in GENERATIVE_TYPES:  # a VerbalizedLM: the same verbalizer on a random LM
             block = getattr(cfg, "kdviz_verbalizer", None)
             if not isinstance(block, dict):
@@ -213,8 +213,6 @@ def random_text_copy(config: PretrainedConfig, seed: int) -> nn.Module:
             model = VerbalizedLM(generative_lm(cfg), verbalizer)
         else:
             model = AutoModelForSequenceClassification.from_config(cfg)
-    finally:
-        torch.random.set_rng_state(gen_state)
     return model.float().eval()
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "register_model",
     "register_resolver",
     "registry_version",
+    "seeded_draws",
     "seeded_model",
     "state_dict_signature",
 ]
@@ -288,12 +289,21 @@ def _takes_generator(func: Callable[..., object]) -> bool:
 def seeded_model(arch: str, *, seed: int, num_classes: int, in_channels: int) -> nn.Module:
     """``create_model`` with initial weights fixed by ``seed``; the global RNG is neither read nor changed,
     so threads building seeded models at the same time get the same weights as one after another."""
+    with seeded_draws(seed):
+        return create_model(arch, num_classes=num_classes, in_channels=in_channels)
+
+
+@contextmanager
+def seeded_draws(seed: int) -> Iterator[None]:
+    """Random draws inside (layer initialisers, ``torch.rand*``) are those ``torch.manual_seed(seed)`` gives, taken
+    from this thread's own generator: the global RNG is neither read nor changed, so seeded builds in several
+    threads at once equal serial ones (``seeded_model``, the text null's ``random_text_copy``)."""
     # The global generator is seeded too, for any draw the mode cannot redirect (``torch.rand_like``, numpy):
-    # such a model is still seeded one build at a time, as before.
+    # such a build is still seeded one at a time, as before.
     with _SEED_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         with _OwnGenerator(seed):
-            return create_model(arch, num_classes=num_classes, in_channels=in_channels)
+            yield
 
 
 _SEED_LOCK = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from kdviz.analysis.metrics import topk_overlap
 from kdviz.analysis.text import TextEntry, compare_text_models, null_stats, top_words
@@ -51,3 +52,24 @@ def test_teacher_against_itself_and_a_student_with_its_null():
     hand = np.mean([comp.words[0][j].lower() in lex for j in top if j >= 0])
     assert f.loc[("t", 0), "vader"] == pytest.approx(hand)
     assert np.isnan(f.loc[("t", 0), "logit_rho"])  # two classes: Spearman over logits is undefined
+
+
+def test_null_copies_are_kept_within_a_byte_budget(monkeypatch):
+    """The text null's copies stay built while they fit the budget (a 1,000-snippet run reuses them in every
+    batch); past it, the oldest go first."""
+    import kdviz.analysis.text as text
+    from tests.text_models import tiny_bert
+
+    config = tiny_bert(0).config
+    monkeypatch.setattr(text, "_COPIES", {})
+    size = text._nbytes(text._random_copy("tiny", config, 1))
+    monkeypatch.setattr(text, "_COPIES_MAX_BYTES", 2 * size)
+    first = text._random_copy("tiny", config, 1)
+    assert text._random_copy("tiny", config, 1) is first  # built once
+    text._random_copy("tiny", config, 2)
+    text._random_copy("tiny", config, 3)
+    assert sorted(seed for _key, seed in text._COPIES) == [2, 3]
+    assert text._random_copy("tiny", config, 1) is not first  # rebuilt, with the same weights
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(),
+                                                 text._random_copy("tiny", config, 1).state_dict().values(),
+                                                 strict=True))
