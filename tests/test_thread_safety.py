@@ -133,6 +133,27 @@ def test_text_null_copies_are_the_same_from_many_threads_and_as_manual_seed() ->
         assert all(torch.equal(ref[k], got[k]) for k in ref)
 
 
+def test_one_tokenizer_encodes_from_many_threads_as_serially() -> None:
+    """Token rationales sessions share the zoo's tokenizers; each call sets the Rust tokenizer's truncation, so
+    unlocked calls with different lengths took each other's (about a third differed)."""
+    from kdviz.attribution.text import encode_words
+    from tests.text_models import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    texts = ["the movie was great and the story is very good fun " * (i % 5 + 1) for i in range(30)]
+
+    def encode(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = encode_words(tok, texts[: i % 30 + 1], max_length=8 + i % 40)
+        return enc.input_ids, enc.token_word
+
+    serial = [encode(i) for i in range(160)]
+    with ThreadPoolExecutor(8) as pool:
+        threaded = list(pool.map(encode, range(160)))
+    differ = [i for i, (a, b) in enumerate(zip(serial, threaded, strict=True))
+              if not (torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]))]
+    assert not differ, f"{len(differ)} of 160 concurrent encodings differ from serial ones"
+
+
 def test_trace_gate_keeps_forward_passes_out_while_tracing() -> None:
     """A trace waits for running forward passes, lets no new one in, and gives up after its timeout."""
     from kdviz.attribution.engine import TraceGate

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +58,7 @@ __all__ = [
     "attribute_text",
     "baseline_ids",
     "encode_words",
+    "tokenizer_lock",
     "gradient_saliency",
     "text_attention_rollout",
     "text_logits",
@@ -182,18 +185,38 @@ def _encode_prompted(tokenizer: PromptedTokenizer, texts: Sequence[str], max_len
     return Encoded(input_ids, attention_mask, token_word, n_words, tuple(words))
 
 
+_TOKENIZER_LOCKS: weakref.WeakKeyDictionary[Any, threading.RLock] = weakref.WeakKeyDictionary()
+_TOKENIZER_LOCKS_GUARD = threading.Lock()
+
+
+def tokenizer_lock(tokenizer: Any) -> threading.RLock:
+    """The lock that serialises calls on one Hugging Face tokenizer (a :class:`PromptedTokenizer`'s inner one).
+
+    A fast tokenizer's truncation and padding are settings of its shared Rust object, set by each call: two
+    sessions encoding at once with different ``max_length`` got each other's (67 of 200 concurrent encodings
+    differed from serial ones, tests/test_thread_safety.py)."""
+    inner = tokenizer.tokenizer if isinstance(tokenizer, PromptedTokenizer) else tokenizer
+    with _TOKENIZER_LOCKS_GUARD:
+        lock = _TOKENIZER_LOCKS.get(inner)
+        if lock is None:
+            lock = _TOKENIZER_LOCKS[inner] = threading.RLock()
+        return lock
+
+
 def encode_words(tokenizer: Any, texts: Sequence[str], *, max_length: int = 64) -> Encoded:
     """Tokenize ``texts`` (a fast tokenizer; truncation to ``max_length`` pieces) and map pieces to words.
 
     A :class:`~kdviz.models.hf_text.PromptedTokenizer` (GPT-2, T5) puts each text in its prompt template and
-    right-pads; the words are still those of the text, prompt pieces belong to no word.
+    right-pads; the words are still those of the text, prompt pieces belong to no word. Thread-safe
+    (:func:`tokenizer_lock`).
     """
     if not getattr(tokenizer, "is_fast", False):
         raise ValueError("text attribution needs a fast (Rust) tokenizer for character offsets")
-    if isinstance(tokenizer, PromptedTokenizer):
-        return _encode_prompted(tokenizer, texts, max_length)
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
-                    return_offsets_mapping=True, return_tensors="pt")
+    with tokenizer_lock(tokenizer):
+        if isinstance(tokenizer, PromptedTokenizer):
+            return _encode_prompted(tokenizer, texts, max_length)
+        enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
+                        return_offsets_mapping=True, return_tensors="pt")
     token_word = torch.full_like(enc["input_ids"], -1)
     n_words = np.zeros(len(texts), dtype=np.int64)
     words = []
