@@ -28,20 +28,21 @@ from kdviz.ui.widgets import active_set, from_url, guard, link_to_view
 
 SHIPPED, OPEN, RUN = "Shipped demo results", "Open a results file", "Run an evaluation"
 IMAGE_SETS, TEXT_ZOO = "Image and series sets", "Text zoo (Rotten Tomatoes)"
+from_url("rp_kind", options=[IMAGE_SETS, TEXT_ZOO])
+if st.session_state.get("rp_kind") == TEXT_ZOO:
+    sidebar_note()  # above the shared sidebar's image settings, which the text view does not use
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 
 
 st.title("Report")
 st.caption("Accuracy, focus on the teacher's top parts, attention and logit alignment over a whole test split — "
            "the reference study's views for this zoo. Error bars: 95% bootstrap intervals.")
-from_url("rp_kind", options=[IMAGE_SETS, TEXT_ZOO])
 kind = st.radio("Model set", [IMAGE_SETS, TEXT_ZOO], horizontal=True, key="rp_kind",
                 help="Image and series sets: the one chosen in the sidebar. Text zoo: the shipped Rotten Tomatoes "
                      "BERTs, explained word by word.")
 if kind == TEXT_ZOO:
     from kdviz.ui.text import zoo_folder
 
-    sidebar_note()
 
     shipped = zoo_folder() / "results.parquet"
 else:

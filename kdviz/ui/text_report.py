@@ -22,7 +22,7 @@ TEXT_METHODS = {"grad_x_embedding": "Gradient saliency (gradient × embedding, L
 
 def sidebar_note() -> None:
     """Say in the sidebar that its model set, method and parts do not apply to the text zoo's view."""
-    st.sidebar.info("**Text zoo view**: the settings above (model set, method, parts, k) are for image and series "
+    st.sidebar.info("**Text zoo view**: the settings below (model set, method, parts, k) are for image and series "
                     "sets. The text zoo's results say how they were made; *Run an evaluation* sets its own method "
                     "and snippets on the page.", icon=":material/info:")
 
