@@ -128,3 +128,25 @@ def test_report_page_runs_an_evaluation_with_a_progress_bar(tmp_path, monkeypatc
     assert len(at.get("plotly_chart")) == 5
     assert "the first 3 test inputs × 9 models" in at.info[0].value
     assert any(p.proto.value == 100 for p in at.get("progress"))
+
+
+def test_report_page_text_zoo_view(monkeypatch):
+    """The text zoo's shipped results: the study's views over words, no error, and the sidebar says that its image
+    settings do not apply (above them); a bookmarked address opens the same view."""
+    if not (ROOT / "assets" / "zoo" / "rotten-tomatoes" / "results.parquet").exists():
+        pytest.skip("the text zoo's results are not built")
+    for how in ("radio", "address"):
+        at = AppTest.from_file(PAGE, default_timeout=120)
+        if how == "address":
+            at.query_params["rp_kind"] = "Text zoo (Rotten Tomatoes)"
+            at.run()
+        else:
+            at.run()
+            assert not any("Text zoo view" in i.value for i in at.sidebar.info)  # image sets: no note
+            at.radio(key="rp_kind").set_value("Text zoo (Rotten Tomatoes)").run()
+        assert not at.exception, at.exception
+        assert at.radio(key="rp_source").value == "Shipped demo results"
+        assert "rotten-tomatoes** (text): the first 1000 test snippets × 8 models" in at.main.info[0].value
+        notes = [i.value for i in at.sidebar.info if "Text zoo view" in i.value]
+        assert len(notes) == 1 and "are for image and series sets" in notes[0]
+        assert len(at.get("plotly_chart")) >= 4, how
