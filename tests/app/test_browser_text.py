@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.test_browser import ARGS, ARTIFACTS, CHROMIUM, server  # noqa: F401 - the module's server fixture
+from tests.app.test_browser import ARGS, ARTIFACTS, CHROMIUM, _settle, server  # noqa: F401 - the module's server
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +23,7 @@ def test_token_rationales_rows_in_the_browser(server):  # noqa: F811 - pytest fi
         box.press("Enter")
         page.wait_for_function("document.body.innerText.includes('wonderful') && "
                                "document.querySelectorAll('span[title]').length >= 8 * 9", timeout=180_000)
-        page.wait_for_timeout(1500)
+        _settle(page)
         rows = page.locator("div[data-testid='stMarkdownContainer']:has(span[title])")
         assert rows.count() == 8
         assert rows.first.locator("span[style*='border-bottom']").count() == 5  # the teacher's top-5 words
@@ -43,7 +43,7 @@ def test_token_rationales_dataset_view_in_the_browser(server):  # noqa: F811 - p
         page.wait_for_function("document.querySelectorAll('span[title]').length > 0", timeout=180_000)
         page.get_by_text("Compute", exact=True).click()
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=180_000)
-        page.wait_for_timeout(2000)
+        _settle(page)
         assert page.locator(".js-plotly-plot").count() == 3  # top-5 overlap, rho, VADER share
         assert "top-5 overlap with the teacher" in page.inner_text("body")
         ARTIFACTS.mkdir(exist_ok=True)
