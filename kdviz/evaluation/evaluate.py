@@ -233,21 +233,27 @@ def evaluate_zoo(
     EvalResult
 
     A text zoo (``task: text``: a folder or a ``kdviz.io.hf_text.TextZoo``) goes to
-    ``kdviz.evaluation.text.evaluate_text_zoo``; the image-only options must then stay at their defaults.
+    ``kdviz.evaluation.text.evaluate_text_zoo``, on its recorded split or on ``dataset`` texts
+    (``kdviz.io.text.read_labelled_texts``: ``name``, ``texts``, ``labels``); the image-only options must then stay
+    at their defaults.
     """
     if _is_text_zoo(zoo):
-        given = {name: value for name, value in (("dataset", dataset), ("parts", parts), ("device", device))
-                 if value is not None}
+        given = {name: value for name, value in (("parts", parts), ("device", device)) if value is not None}
         if precision != "fp32":
             given["precision"] = precision
+        if dataset is not None and not hasattr(dataset, "texts"):
+            given["dataset"] = dataset
         if given:
-            raise ValueError(f"a text zoo is evaluated on its recorded test split with words as the parts, on the "
-                             f"CPU in fp32; {', '.join(given)} cannot be set for it")
+            raise ValueError(f"a text zoo is evaluated with words as the parts, on the CPU in fp32, on its recorded "
+                             f"test split or on texts (kdviz.io.text.read_labelled_texts); {', '.join(given)} cannot "
+                             "be set for it")
         from kdviz.evaluation.text import evaluate_text_zoo
 
+        own = {} if dataset is None else {"texts": list(dataset.texts), "labels": dataset.labels,
+                                          "dataset": str(dataset.name)}
         return evaluate_text_zoo(zoo, method=method, method_params=method_params, k=k, limit=limit,
                                  batch_size=batch_size, cache_dir=cache_dir, progress=progress,
-                                 progress_bar=progress_bar, null_copies=null_copies, cluster=cluster)
+                                 progress_bar=progress_bar, null_copies=null_copies, cluster=cluster, **own)
     if dataset is None:
         from kdviz.io.datasets import load_dataset
 

@@ -207,3 +207,23 @@ def test_the_library_entry_point_evaluates_a_text_zoo(zoo):
     pd.testing.assert_frame_equal(via_api.frame[cols], direct.frame[cols])
     with pytest.raises(ValueError, match="parts"):
         kdviz.evaluate_zoo(zoo, parts="slic:50", limit=4, progress_bar=False)
+
+
+def test_the_library_entry_point_takes_a_labs_own_texts(zoo, tmp_path):
+    """``kdviz.evaluate_zoo(text_zoo, dataset=read_labelled_texts(...))`` evaluates those texts, as
+    ``evaluate_text_zoo(texts=..., labels=...)`` does, under the file's fingerprinted name."""
+    import kdviz
+    from kdviz.io.text import read_labelled_texts
+    from tests.evaluation.tiny_text_zoo import SENTENCES
+
+    pd.DataFrame({"text": SENTENCES[:3], "label": ["fresh", "rotten", "fresh"]}).to_csv(tmp_path / "t.csv",
+                                                                                       index=False)
+    own = read_labelled_texts(tmp_path / "t.csv", ("rotten", "fresh"))
+    via_api = kdviz.evaluate_zoo(zoo, dataset=own, null_copies=0, progress_bar=False)
+    direct = evaluate_text_zoo(zoo, texts=SENTENCES[:3], labels=np.array([1, 0, 1]), null_copies=0,
+                               progress_bar=False)
+    cols = ["model_id", "input_id", "attention_rho", "topk_overlap", "correct"]
+    pd.testing.assert_frame_equal(via_api.frame[cols], direct.frame[cols])
+    assert via_api.settings.dataset == own.name and direct.settings.dataset.startswith("texts#")
+    with pytest.raises(ValueError, match="dataset"):
+        kdviz.evaluate_zoo(zoo, dataset="mnist", limit=2, progress_bar=False)
