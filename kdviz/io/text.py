@@ -23,6 +23,7 @@ __all__ = [
     "MAX_TEXT_UPLOAD_BYTES",
     "LabelledTexts",
     "TextSplit",
+    "parse_labelled_texts",
     "read_labelled_texts",
     "read_rotten_tomatoes",
     "read_text_upload",
@@ -143,46 +144,58 @@ def read_labelled_texts(path: str | Path, class_names: tuple[str, ...] | list[st
 
     Raises ``ValueError`` naming the file and the problem: unreadable, no text, labels outside ``class_names``.
     """
-    import hashlib
-
     p = Path(path).expanduser()
     if not p.is_file():
         raise ValueError(f"{p}: no such file")
+    return parse_labelled_texts(p.read_bytes(), str(p), class_names, column=column, label_column=label_column)
+
+
+def parse_labelled_texts(data: bytes, name: str, class_names: tuple[str, ...] | list[str], *,
+                         column: str | None = None, label_column: str | None = None) -> LabelledTexts:
+    """:func:`read_labelled_texts` on a file's bytes (``name`` says its kind by its suffix, and names it)."""
+    import hashlib
+
     notes: list[str] = []
     labels = None
-    if p.suffix.lower() == ".txt":
-        texts = [line.strip() for line in p.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-        notes.append("a .txt has no labels: accuracy is not computed")
-    elif p.suffix.lower() == ".csv":
+    suffix = Path(name).suffix.lower()
+    if suffix == ".txt":
         try:
-            df = pd.read_csv(p, dtype=str, keep_default_na=False)
+            lines = data.decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{name} is not UTF-8 text ({exc.reason})") from exc
+        texts = [line.strip() for line in lines if line.strip()]
+        notes.append("a .txt has no labels: accuracy is not computed")
+    elif suffix == ".csv":
+        try:
+            df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
         except Exception as exc:  # pandas raises many kinds on damaged files
-            raise ValueError(f"{p} is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+            raise ValueError(f"{name} is not a readable CSV ({str(exc).splitlines()[0]})") from exc
         lower = {str(c).lower(): c for c in df.columns}
         if label_column is None:
             label_column = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
         elif label_column not in df.columns:
-            raise ValueError(f"{p} has no column {label_column!r}; columns: {', '.join(map(str, df.columns))}")
+            raise ValueError(f"{name} has no column {label_column!r}; columns: {', '.join(map(str, df.columns))}")
         others = [c for c in df.columns if c != label_column]
         text_column = column or ("text" if "text" in df.columns else (others[0] if len(others) == 1 else None))
         if text_column is None or text_column not in df.columns:
-            raise ValueError(f"{p}: name the text column (--text-column); columns: {', '.join(map(str, df.columns))}")
+            raise ValueError(f"{name}: name the text column (--text-column); columns: "
+                             f"{', '.join(map(str, df.columns))}")
         df = df[df[text_column].str.strip() != ""]
         texts = df[text_column].str.strip().tolist()
         if label_column is None:
             notes.append(f"no label column ({', '.join(LABEL_COLUMNS)}): accuracy is not computed")
         else:
-            labels = _label_indices(df[label_column].str.strip().tolist(), tuple(class_names), p, label_column)
+            labels = _label_indices(df[label_column].str.strip().tolist(), tuple(class_names), name, label_column)
             notes.append(f"labels from column {label_column!r} ({', '.join(class_names)})")
     else:
-        raise ValueError(f"{p}: a text test set is a .csv with a text column or a .txt with one snippet per line")
+        raise ValueError(f"{name}: a text test set is a .csv with a text column or a .txt with one snippet per line")
     if not texts:
-        raise ValueError(f"{p} holds no text")
+        raise ValueError(f"{name} holds no text")
     digest = hashlib.sha1("\n".join(texts).encode() + (b"" if labels is None else labels.tobytes())).hexdigest()[:8]
-    return LabelledTexts(f"{p.name}#{digest}", tuple(texts), labels, tuple(notes))
+    return LabelledTexts(f"{Path(name).name}#{digest}", tuple(texts), labels, tuple(notes))
 
 
-def _label_indices(values: list[str], class_names: tuple[str, ...], path: Path, column: str) -> np.ndarray:
+def _label_indices(values: list[str], class_names: tuple[str, ...], path: str, column: str) -> np.ndarray:
     by_name = {c.lower(): i for i, c in enumerate(class_names)}
     out, bad = [], []
     for v in values:

@@ -27,14 +27,41 @@ def sidebar_note() -> None:
                     "and snippets on the page.", icon=":material/info:")
 
 
+SPLIT, UPLOADED = "The zoo's test split", "Uploaded on the Models page"
+
+
+def _uploaded_snippets(class_names: tuple[str, ...]) -> Any:
+    """The sentences uploaded as inputs on the Models page, with labels where the files have them (or None)."""
+    from kdviz.ui.uploads import labelled_text_inputs
+    from kdviz.ui.widgets import UPLOADED_DATA
+
+    data = st.session_state.get(UPLOADED_DATA)
+    return None if data is None or data.kind != "text" else labelled_text_inputs(data, class_names)
+
+
 def run_text_evaluation() -> Any:
-    """Controls and a button that evaluate the text zoo here; the session's last text result (or None)."""
+    """Controls and a button that evaluate the text zoo here, on its test split or on the snippets uploaded on the
+    Models page; the session's last text result (or None)."""
     from kdviz.evaluation.text import evaluate_text_zoo
     from kdviz.ui.text import default_text_zoo
 
+    zoo = default_text_zoo()
+    own = _uploaded_snippets(tuple(zoo.manifest.class_names))
+    if own is not None:
+        from_url("rp_text_source", options=[SPLIT, UPLOADED])
+        source = st.radio("Snippets", [SPLIT, UPLOADED], horizontal=True, key="rp_text_source",
+                          help="Uploaded: the .txt / .csv sentences of the Models page (labels from a label column "
+                               "with class names or indices; without one, no accuracy).")
+        if source == UPLOADED:
+            st.caption(f"{len(own.texts)} uploaded snippet(s): " + "; ".join(own.notes))
+        else:
+            own = None
+    available = 1000 if own is None else len(own.texts)
     c1, c2, c3 = st.columns(3)
     from_url("rp_text_n", kind=int, lo=1, hi=1000)
-    n_text = c1.number_input("Test snippets (the first N)", 1, 1000, 50, key="rp_text_n")
+    if st.session_state.get("rp_text_n", 0) > available:  # e.g. a bookmark's 50 with 3 uploaded snippets
+        st.session_state["rp_text_n"] = available
+    n_text = c1.number_input("Snippets (the first N)", 1, available, min(50, available), key="rp_text_n")
     from_url("rp_text_method", options=list(TEXT_METHODS))
     text_method = c2.selectbox("Attribution", list(TEXT_METHODS), format_func=TEXT_METHODS.get,
                                key="rp_text_method")
@@ -42,16 +69,19 @@ def run_text_evaluation() -> Any:
     copies = c3.number_input("Untrained copies per architecture (null)", 0, 99, 19, key="rp_text_copies",
                              help="R random-weights copies of each student architecture; the rank p is at least "
                                   "1/(R + 1)")
-    st.caption("Every model of the text zoo on the zoo's recorded test split, words as the parts, each model "
-               "explaining the teacher's predicted class. Finished batches are kept: an interrupted run resumes.")
+    snippets = "the zoo's recorded test split" if own is None else "the uploaded snippets"
+    st.caption(f"Every model of the text zoo on {snippets}, words as the parts, each model explaining the teacher's "
+               "predicted class. Finished batches are kept: an interrupted run resumes.")
     if st.button("Run evaluation", type="primary", key="rp_text_run"):
         bar = st.progress(0.0, text="Starting…")
+        given = {} if own is None else {"texts": list(own.texts), "labels": own.labels, "dataset": own.name}
         st.session_state["rp_text_result"] = evaluate_text_zoo(
-            default_text_zoo(), method=text_method,
+            zoo, method=text_method,
             method_params={"n_steps": 32} if text_method == "integrated_gradients" else {}, limit=int(n_text),
             batch_size=25, null_copies=int(copies), progress_bar=False,
             cache_dir=Path(tempfile.gettempdir()) / "kdviz-evaluate-text",
             progress=lambda p: bar.progress(p.fraction, text=f"{p.done}/{p.total} snippets · {p.elapsed_s:.0f} s"),
+            **given,
         )
     return st.session_state.get("rp_text_result")
 
@@ -61,7 +91,10 @@ def show_text_result(result: Any) -> None:
     s, summary = result.settings, result.summary
     steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
     made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
-    st.info(f"**{s.zoo}** (text): the first {s.n_inputs} test snippets × {len(s.models)} models · {s.method}{steps} · "
+    own = "#" in s.dataset  # a fingerprinted name: the user's snippets (kdviz.io.text.LabelledTexts), not the split
+    which = (f"the first {s.n_inputs} snippets of {s.dataset.split('#')[0]}" if own
+             else f"the first {s.n_inputs} test snippets")
+    st.info(f"**{s.zoo}** (text): {which} × {len(s.models)} models · {s.method}{steps} · "
             f"parts: words · k={s.k} · {s.null_copies} untrained copies per student architecture{made}.")
     st.subheader("The reference study's findings on this zoo")
     st.table(text_study.text_findings(summary).rename(columns=str.capitalize), hide_index=True)

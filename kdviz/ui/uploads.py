@@ -520,6 +520,32 @@ def text_inputs(upload: DataUpload) -> list[str]:
     return out
 
 
+def labelled_text_inputs(upload: DataUpload, class_names: tuple[str, ...]) -> Any:
+    """The sentences of a ``text`` upload with their labels where every file has a label column
+    (``kdviz.io.text.parse_labelled_texts``), as one ``LabelledTexts`` for an evaluation."""
+    import hashlib
+
+    from kdviz.io.text import LabelledTexts, parse_labelled_texts
+
+    if upload.kind != "text":
+        raise UploadError("the uploaded inputs are not sentences")
+    parts = []
+    for name, data in upload.files:
+        try:
+            parts.append(parse_labelled_texts(data, name, class_names))
+        except ValueError as exc:
+            raise UploadError(str(exc)) from exc
+    texts = tuple(t for p in parts for t in p.texts)
+    labelled = all(p.labels is not None for p in parts)
+    labels = np.concatenate([p.labels for p in parts]) if labelled else None
+    notes = tuple(dict.fromkeys(n for p in parts for n in p.notes))
+    if not labelled and any(p.labels is not None for p in parts):
+        notes += ("some files have no labels: accuracy is not computed",)
+    name = parts[0].name if len(parts) == 1 else "uploads#" + hashlib.sha1(
+        "|".join(p.name for p in parts).encode()).hexdigest()[:8]
+    return LabelledTexts(name, texts, labels, notes)
+
+
 def read_dataset_upload(files: tuple[tuple[str, bytes], ...], *, channels: int, size: tuple[int, int] | None,
                         max_inputs: int = DATASET_MAX_INPUTS,
                         ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
@@ -627,7 +653,8 @@ def show_text_inputs(upload: DataUpload) -> None:
     """Sentences uploaded as inputs: how many, the first few, and where they are used."""
     texts = text_inputs(upload)
     st.success(f"{len(texts)} sentence(s) ready for the Token rationales page (choose **Uploaded on the Models "
-               "page** as its sentence source).", icon=":material/check_circle:")
+               "page** as its sentence source) and for the Report's text-zoo evaluation (a .csv's label column, with "
+               "class names or indices, gives its accuracy).", icon=":material/check_circle:")
     st.dataframe(pd.DataFrame({"sentence": texts[:5]}), hide_index=True)
 
 

@@ -150,3 +150,31 @@ def test_report_page_text_zoo_view(monkeypatch):
         notes = [i.value for i in at.sidebar.info if "Text zoo view" in i.value]
         assert len(notes) == 1 and "are for image and series sets" in notes[0]
         assert len(at.get("plotly_chart")) >= 4, how
+
+
+def test_report_page_text_zoo_on_snippets_uploaded_on_the_models_page(tmp_path, monkeypatch):
+    """Sentences uploaded on the Models page (a .csv with labels) are a source of the text zoo's evaluation here:
+    the run says so, and its accuracy is counted against those labels."""
+    if not (ROOT / "assets" / "zoo" / "rotten-tomatoes" / "zoo.json").exists():
+        pytest.skip("the text zoo is not built")
+    from kdviz.ui.uploads import DataUpload
+    from kdviz.ui.widgets import UPLOADED_DATA
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the resume cache goes under the temp dir
+    csv = b"text,label\nA witty and wonderful film.,fresh\nDull and lifeless.,rotten\nA mess.,fresh\n"
+    at = AppTest.from_file(PAGE, default_timeout=180)
+    at.session_state[UPLOADED_DATA] = DataUpload("text", (("mine.csv", csv),))
+    at.query_params["rp_kind"] = "Text zoo (Rotten Tomatoes)"
+    at.run()
+    at.radio(key="rp_source").set_value("Run an evaluation").run()
+    at.radio(key="rp_text_source").set_value("Uploaded on the Models page").run()
+    assert not at.exception, at.exception
+    assert "3 uploaded snippet(s): labels from column 'label'" in " ".join(c.value for c in at.caption)
+    at.number_input(key="rp_text_copies").set_value(0)
+    at.button(key="rp_text_run").click().run()
+    assert not at.exception, at.exception
+    assert "the first 3 snippets of mine.csv × 8 models" in at.main.info[0].value
+    result = at.session_state["rp_text_result"]
+    frame = result.frame
+    teacher = frame[frame["role"] == "teacher"].sort_values("input_id")
+    assert (teacher["correct"].astype(bool).to_numpy() == (teacher["pred"].to_numpy() == [1, 0, 1])).all()
