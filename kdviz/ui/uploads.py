@@ -52,7 +52,8 @@ ACCEPTED_INPUTS = (
     "images (png, jpg, gif, bmp, tif, webp) or one ImageFolder .zip (a folder per class); series (.ts, .csv, .npy); "
     "one labelled test set: .npz with x and y, .arff, a CIFAR-10/100 binary batch (.bin, with batches.meta.txt or "
     "fine_label_names.txt) or python batch (test_batch or test, with batches.meta or meta; read without "
-    "unpickling); sentences for the Token rationales page (.txt, one per line, or a .csv with a text column)"
+    "unpickling); sentences for the Token rationales page and the Report's text-zoo evaluation (.txt, one per "
+    "line, or a .csv with a text column and, for accuracy, a label column)"
 )
 DATASET_MAX_INPUTS = 2000  # an upload set is browsed, not evaluated in full: its first inputs are kept
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
