@@ -91,9 +91,10 @@ def show_text_result(result: Any) -> None:
     s, summary = result.settings, result.summary
     steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
     made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
-    own = "#" in s.dataset  # a fingerprinted name: the user's snippets (kdviz.io.text.LabelledTexts), not the split
-    which = (f"the first {s.n_inputs} snippets of {s.dataset.split('#')[0]}" if own
-             else f"the first {s.n_inputs} test snippets")
+    source = s.dataset.split("#")[0] if "#" in s.dataset else None  # fingerprinted: texts given, not the split
+    which = (f"the first {s.n_inputs} test snippets" if source is None
+             else f"the first {s.n_inputs} given snippets" if source == "texts"
+             else f"the first {s.n_inputs} snippets of {source}")
     st.info(f"**{s.zoo}** (text): {which} × {len(s.models)} models · {s.method}{steps} · "
             f"parts: words · k={s.k} · {s.null_copies} untrained copies per student architecture{made}.")
     st.subheader("The reference study's findings on this zoo")

@@ -99,7 +99,7 @@ def test_the_report_page_draws_a_text_zoo(result, tmp_path, monkeypatch):
     assert at.radio(key="rp_kind").value == "Text zoo (Rotten Tomatoes)"
     assert at.radio(key="rp_source").value == "Shipped demo results"
     assert len(at.get("plotly_chart")) == len(ts.TEXT_FIGURES)
-    assert "tiny-text" in at.info[0].value and "6 test snippets" in at.info[0].value
+    assert "tiny-text" in at.info[0].value and "6 given snippets" in at.info[0].value  # texts=, not the split
     buttons = {b.proto.label: b.proto for b in at.get("download_button")}
     proto = buttons["text_zoo_table (CSV)"]
     mgr = managers[-1]
