@@ -91,28 +91,38 @@ def split_indices(n: int, *, n_test: int, seed: int) -> TextSplit:
     return TextSplit(train=np.sort(perm[n_test:]), test=np.sort(perm[:n_test]), seed=seed)
 
 
+def _lines(data: bytes, name: str) -> list[str]:
+    """A .txt's non-empty lines, stripped."""
+    try:
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UploadError(f"{name} is not UTF-8 text ({exc.reason})") from exc
+    return [line.strip() for line in lines if line.strip()]
+
+
+def _csv(data: bytes, name: str, *, nrows: int | None = None) -> pd.DataFrame:
+    """A .csv as strings (empty cells as ""), or an error naming the file."""
+    try:
+        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, nrows=nrows)
+    except Exception as exc:  # pandas raises many kinds on hostile bytes
+        raise UploadError(f"{name} is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+
+
 def read_text_upload(data: bytes, name: str, *, column: str | None = None) -> list[str]:
     """Sentences from an uploaded ``.txt`` (one per non-empty line) or ``.csv`` (column ``column``, else
     ``text``, else the only string column). Raises ``UploadError`` naming the problem."""
     check_size(len(data), limit_bytes=MAX_TEXT_UPLOAD_BYTES, name=name)
     suffix = Path(name).suffix.lower()
     if suffix == ".txt":
-        try:
-            lines = data.decode("utf-8-sig").splitlines()
-        except UnicodeDecodeError as exc:
-            raise UploadError(f"{name} is not UTF-8 text ({exc.reason})") from exc
-        out = [line.strip() for line in lines if line.strip()]
+        out = _lines(data, name)
     elif suffix == ".csv":
-        try:
-            df = pd.read_csv(io.BytesIO(data), dtype=str, nrows=MAX_SENTENCES + 1)
-        except Exception as exc:  # pandas raises many kinds on hostile bytes
-            raise UploadError(f"{name} is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+        df = _csv(data, name, nrows=MAX_SENTENCES + 1)
         candidates = [column] if column else (["text"] if "text" in df.columns else list(df.columns))
         if column and column not in df.columns:
             raise UploadError(f"{name} has no column {column!r}; columns: {', '.join(map(str, df.columns))}")
         if len(candidates) != 1:
             raise UploadError(f"{name}: name the text column (no 'text' column among {', '.join(map(str, df.columns))})")
-        out = [str(v).strip() for v in df[candidates[0]].dropna() if str(v).strip()]
+        out = [v.strip() for v in df[candidates[0]] if v.strip()]
     else:
         raise UploadError(f"{name}: upload a .txt (one sentence per line) or a .csv with a text column")
     if not out:
@@ -159,17 +169,10 @@ def parse_labelled_texts(data: bytes, name: str, class_names: tuple[str, ...] | 
     labels = None
     suffix = Path(name).suffix.lower()
     if suffix == ".txt":
-        try:
-            lines = data.decode("utf-8-sig").splitlines()
-        except UnicodeDecodeError as exc:
-            raise ValueError(f"{name} is not UTF-8 text ({exc.reason})") from exc
-        texts = [line.strip() for line in lines if line.strip()]
+        texts = _lines(data, name)
         notes.append("a .txt has no labels: accuracy is not computed")
     elif suffix == ".csv":
-        try:
-            df = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-        except Exception as exc:  # pandas raises many kinds on damaged files
-            raise ValueError(f"{name} is not a readable CSV ({str(exc).splitlines()[0]})") from exc
+        df = _csv(data, name)
         lower = {str(c).lower(): c for c in df.columns}
         if label_column is None:
             label_column = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
