@@ -223,11 +223,9 @@ def evaluate_text_zoo(
         texts, labels = text_test_set(zoo)
         dataset = None
     elif dataset is None:
-        import hashlib
+        from kdviz.io.text import texts_fingerprint
 
-        fingerprint = hashlib.sha1("\n".join(texts).encode()
-                                   + (b"" if labels is None else np.asarray(labels, np.int64).tobytes()))
-        dataset = f"texts#{fingerprint.hexdigest()[:8]}"
+        dataset = f"texts#{texts_fingerprint(list(texts), labels)}"
     texts = list(texts)
     settings = make_text_settings(zoo, n_available=len(texts), method=method, method_params=method_params, k=k,
                                   limit=limit, batch_size=batch_size, null_copies=null_copies, dataset=dataset)

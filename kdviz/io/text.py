@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ __all__ = [
     "read_text_upload",
     "rotten_tomatoes_path",
     "split_indices",
+    "texts_fingerprint",
     "vader_lexicon",
     "vader_share",
     "words_of",
@@ -163,8 +165,6 @@ def read_labelled_texts(path: str | Path, class_names: tuple[str, ...] | list[st
 def parse_labelled_texts(data: bytes, name: str, class_names: tuple[str, ...] | list[str], *,
                          column: str | None = None, label_column: str | None = None) -> LabelledTexts:
     """:func:`read_labelled_texts` on a file's bytes (``name`` says its kind by its suffix, and names it)."""
-    import hashlib
-
     notes: list[str] = []
     labels = None
     suffix = Path(name).suffix.lower()
@@ -194,8 +194,16 @@ def parse_labelled_texts(data: bytes, name: str, class_names: tuple[str, ...] | 
         raise ValueError(f"{name}: a text test set is a .csv with a text column or a .txt with one snippet per line")
     if not texts:
         raise ValueError(f"{name} holds no text")
-    digest = hashlib.sha1("\n".join(texts).encode() + (b"" if labels is None else labels.tobytes())).hexdigest()[:8]
-    return LabelledTexts(f"{Path(name).name}#{digest}", tuple(texts), labels, tuple(notes))
+    return LabelledTexts(f"{Path(name).name}#{texts_fingerprint(texts, labels)}", tuple(texts), labels, tuple(notes))
+
+
+def texts_fingerprint(texts: Sequence[str], labels: np.ndarray | None) -> str:
+    """8 hex digits of the texts and their labels: part of a text set's recorded name, so a resumed evaluation
+    never reuses batches made from other texts."""
+    import hashlib
+
+    label_bytes = b"" if labels is None else np.asarray(labels, dtype=np.int64).tobytes()
+    return hashlib.sha1("\n".join(texts).encode() + label_bytes).hexdigest()[:8]
 
 
 def _label_indices(values: list[str], class_names: tuple[str, ...], path: str, column: str) -> np.ndarray:
