@@ -32,11 +32,18 @@ SPLIT, UPLOADED = "The zoo's test split", "Uploaded on the Models page"
 
 def _uploaded_snippets(class_names: tuple[str, ...]) -> Any:
     """The sentences uploaded as inputs on the Models page, with labels where the files have them (or None)."""
+    from kdviz.io.untrusted import UploadError
     from kdviz.ui.uploads import labelled_text_inputs
     from kdviz.ui.widgets import UPLOADED_DATA
 
     data = st.session_state.get(UPLOADED_DATA)
-    return None if data is None or data.kind != "text" else labelled_text_inputs(data, class_names)
+    if data is None or data.kind != "text":
+        return None
+    try:
+        return labelled_text_inputs(data, class_names)
+    except UploadError as err:  # the split stays available
+        st.warning(f"The sentences uploaded on the Models page cannot be evaluated here: {err}")
+        return None
 
 
 def run_text_evaluation() -> Any:

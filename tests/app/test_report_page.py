@@ -178,3 +178,21 @@ def test_report_page_text_zoo_on_snippets_uploaded_on_the_models_page(tmp_path, 
     frame = result.frame
     teacher = frame[frame["role"] == "teacher"].sort_values("input_id")
     assert (teacher["correct"].astype(bool).to_numpy() == (teacher["pred"].to_numpy() == [1, 0, 1])).all()
+
+
+def test_report_page_text_zoo_with_bad_uploaded_labels_keeps_the_split(monkeypatch):
+    """Uploaded sentences whose labels are not the zoo's classes: a warning says why, the split stays usable."""
+    if not (ROOT / "assets" / "zoo" / "rotten-tomatoes" / "zoo.json").exists():
+        pytest.skip("the text zoo is not built")
+    from kdviz.ui.uploads import DataUpload
+    from kdviz.ui.widgets import UPLOADED_DATA
+
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state[UPLOADED_DATA] = DataUpload("text", (("bad.csv", b"text,label\nGood.,positive\n"),))
+    at.query_params["rp_kind"] = "Text zoo (Rotten Tomatoes)"
+    at.run()
+    at.radio(key="rp_source").set_value("Run an evaluation").run()
+    assert not at.exception, at.exception
+    assert any("cannot be evaluated here" in w.value and "positive" in w.value for w in at.warning)
+    assert all(r.key != "rp_text_source" for r in at.radio)  # no uploaded source offered
+    assert at.button(key="rp_text_run").proto.label == "Run evaluation"
