@@ -364,6 +364,23 @@ def test_part_focus_alignment_and_maps_on_every_shipped_set(server, require_zoo,
             browser.close()
 
 
+def test_settle_waits_for_the_end_of_a_long_run(server, require_zoo) -> None:
+    """The seed-replicate Report computes for seconds before its findings appear: ``_settle`` must see the run
+    (Streamlit's status widget, shown with toolbarMode 'viewer'; 'minimal' hid it and every wait became a pause)."""
+    require_zoo("demo-seeds")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser, page = _browser(p)
+        try:
+            page.goto(f"{server.url}/report?set=demo-seeds", wait_until="domcontentloaded")
+            page.wait_for_selector('[data-testid="stStatusWidget"]', timeout=60_000)  # the run is visible
+            _settle(page)
+            assert "findings on this zoo" in main_text(page)
+        finally:
+            browser.close()
+
+
 def _plot_areas(page) -> list[dict]:
     return page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
         .filter(g => g.data.some(t => t.type === 'bar'))
