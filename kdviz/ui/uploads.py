@@ -524,9 +524,7 @@ def text_inputs(upload: DataUpload) -> list[str]:
 def labelled_text_inputs(upload: DataUpload, class_names: tuple[str, ...]) -> Any:
     """The sentences of a ``text`` upload with their labels where every file has a label column
     (``kdviz.io.text.parse_labelled_texts``), as one ``LabelledTexts`` for an evaluation."""
-    import hashlib
-
-    from kdviz.io.text import LabelledTexts, parse_labelled_texts
+    from kdviz.io.text import LabelledTexts, parse_labelled_texts, texts_fingerprint
 
     if upload.kind != "text":
         raise UploadError("the uploaded inputs are not sentences")
@@ -542,8 +540,7 @@ def labelled_text_inputs(upload: DataUpload, class_names: tuple[str, ...]) -> An
     notes = tuple(dict.fromkeys(n for p in parts for n in p.notes))
     if not labelled and any(p.labels is not None for p in parts):
         notes += ("some files have no labels: accuracy is not computed",)
-    name = parts[0].name if len(parts) == 1 else "uploads#" + hashlib.sha1(
-        "|".join(p.name for p in parts).encode()).hexdigest()[:8]
+    name = parts[0].name if len(parts) == 1 else f"uploads#{texts_fingerprint(texts, labels)}"
     return LabelledTexts(name, texts, labels, notes)
 
 
