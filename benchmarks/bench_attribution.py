@@ -50,7 +50,7 @@ def zoo_models(path: Path) -> tuple[list[tuple[str, str, torch.nn.Module]], tupl
     """The zoo's models as (id, arch, module) and its (mean, std) normalisation; None without a zoo."""
     if not (path / "zoo.json").exists():
         return None
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.zoo.manifest import load_zoo
 
     zoo = load_zoo(path)
     models = [(str(m.id), str(m.arch), m.module.eval()) for m in zoo.models]

@@ -201,8 +201,8 @@ def compute(args: argparse.Namespace) -> None:
     import torch
 
     from kdviz.analysis.compare import compare_models
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     if args.threads:
         torch.set_num_threads(args.threads)

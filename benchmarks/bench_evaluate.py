@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kdviz.attribution.engine import attribute  # noqa: E402
 from kdviz.evaluation.evaluate import evaluate_zoo  # noqa: E402
-from kdviz.io.datasets import load_dataset  # noqa: E402
+from kdviz.io.builtin_datasets import load_dataset  # noqa: E402
 from kdviz.models import create_model  # noqa: E402
 
 MNIST_RECIPE = [("teacher", "resnet56", 1.0, "ce")] + [
@@ -72,7 +72,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.zoo:
-        from kdviz.io.zoo import load_zoo
+        from kdviz.io.zoo.manifest import load_zoo
 
         zoo = load_zoo(args.zoo)
     else:

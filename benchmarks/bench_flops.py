@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     zoo = load_zoo(args.zoo)
     ds = load_dataset(zoo.dataset)

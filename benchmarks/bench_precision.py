@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 from kdviz.analysis.compare import compare_models  # noqa: E402
 from kdviz.attribution.precision import precision_context, precision_support  # noqa: E402
 from kdviz.evaluation.evaluate import summarize  # noqa: E402
-from kdviz.io.datasets import load_dataset  # noqa: E402
-from kdviz.io.zoo import load_zoo  # noqa: E402
+from kdviz.io.builtin_datasets import load_dataset  # noqa: E402
+from kdviz.io.zoo.manifest import load_zoo  # noqa: E402
 
 METRICS = ("accuracy", "confidence", "attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
            "kl_to_teacher", "agree", "ssim", "pearson", "ig_completeness_error")

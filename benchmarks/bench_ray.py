@@ -56,8 +56,8 @@ def cpu(args: argparse.Namespace) -> None:
     import ray
 
     from kdviz.evaluation.distributed import ClusterOptions
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     zoo = load_zoo(args.zoo)
     data = load_dataset(zoo.dataset)

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kdviz.analysis.superfeatures import build_superfeatures, default_base, load_superfeatures  # noqa: E402
 from kdviz.attribution.groups import explain_groups  # noqa: E402
-from kdviz.io.datasets import load_dataset  # noqa: E402
-from kdviz.io.zoo import load_zoo  # noqa: E402
+from kdviz.io.builtin_datasets import load_dataset  # noqa: E402
+from kdviz.io.zoo.manifest import load_zoo  # noqa: E402
+from kdviz.modalities.superfeatures import build_superfeatures, default_base, load_superfeatures  # noqa: E402
 from kdviz.training.loop import sd_baseline  # noqa: E402
 
 

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kdviz.analysis.aggregate import summarize_models, summarize_variants  # noqa: E402
 from kdviz.analysis.compare import compare_models  # noqa: E402
 from kdviz.attribution.engine import attribute  # noqa: E402
-from kdviz.io.datasets import load_dataset  # noqa: E402
-from kdviz.io.zoo import load_zoo  # noqa: E402
+from kdviz.io.builtin_datasets import load_dataset  # noqa: E402
+from kdviz.io.zoo.manifest import load_zoo  # noqa: E402
 
 COLUMNS = ["model_id", "method", "n", "accuracy", "attention_rho", "attention_rho_null", "attention_rho_excess",
            "attention_rho_excess_low", "attention_rho_excess_high", "focus_ratio", "logit_rho", "margin_rho"]

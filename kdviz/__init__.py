@@ -32,15 +32,15 @@ _PUBLIC_API = {
     "create_model": "kdviz.models",
     "evaluate_zoo": "kdviz.evaluation.evaluate",
     "load_checkpoint": "kdviz.io.checkpoints",
-    "load_dataset": "kdviz.io.datasets",
-    "load_zoo": "kdviz.io.zoo",
+    "load_dataset": "kdviz.io.builtin_datasets",
+    "load_zoo": "kdviz.io.zoo.manifest",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC_API)]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the public API on first use (``kdviz.load_zoo`` imports ``kdviz.io.zoo`` then)."""
+    """Import the public API on first use (``kdviz.load_zoo`` imports ``kdviz.io.zoo.manifest`` then)."""
     module = _PUBLIC_API.get(name)
     if module is None:
         raise AttributeError(f"module 'kdviz' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from kdviz.analysis.parts import topk_ties_note
+from kdviz.modalities.parts import topk_ties_note
 from kdviz.report.figures import focus_bars, parts_figure
 from kdviz.ui.charts import chart
 from kdviz.ui.compute import compare, pool_predictions, summarise

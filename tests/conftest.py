@@ -34,7 +34,7 @@ def tiny_image_set():
     """A random 3-model image set (CIFAR ResNets on 8 MNIST digits) as the dashboard's ModelSet."""
     import torch
 
-    from kdviz.io.datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset
     from kdviz.models import create_model
     from kdviz.ui.sets import InputPool, ModelSet, SetModel
 

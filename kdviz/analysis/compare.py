@@ -48,10 +48,10 @@ from kdviz.analysis.metrics import (
     topk_overlap,
 )
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE, RandomCopy, chance_corrected, random_copies
-from kdviz.analysis.parts import PartSpec, label_parts, parse_parts, part_importance, top_k_parts
-from kdviz.analysis.superfeatures import load_superfeatures
 from kdviz.attribution.engine import Attribution, attribute, predict_logits, resolve_device
 from kdviz.attribution.ig_steps import completeness_column, steps_column
+from kdviz.modalities.parts import PartSpec, label_parts, parse_parts, part_importance, top_k_parts
+from kdviz.modalities.superfeatures import load_superfeatures
 
 __all__ = ["COPY_COLUMNS", "FRAME_COLUMNS", "NULL_COLUMNS", "NULL_METRICS", "Comparison", "ModelEntry", "PartSpec", "compare_models", "label_parts", "parse_parts"]
 

@@ -2,7 +2,7 @@
 
 ``kdviz sanity --write`` records in a zoo's ``zoo.json`` the setting (method, parameters, parts) that passed the
 teacher randomisation test and whose trained students stand furthest above the random-weights null, with the
-table it came from (``kdviz.io.zoo.Recommendation``). ``kdviz evaluate``, ``kdviz sanity``, the sidebar and the
+table it came from (``kdviz.io.zoo.manifest.Recommendation``). ``kdviz evaluate``, ``kdviz sanity``, the sidebar and the
 Report start from :func:`default_setting`; :func:`randomisation_failure` says when a chosen method failed the
 randomisation test on that zoo (a CLI warning, a badge in the UI).
 

@@ -22,7 +22,7 @@ import scipy.special
 import scipy.stats
 from skimage.metrics import structural_similarity
 
-from kdviz.analysis.parts import top_k_parts
+from kdviz.modalities.parts import top_k_parts
 
 __all__ = [
     "METRICS",

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from kdviz.analysis.metrics import attention_rank_alignment, mean_ci
-from kdviz.analysis.parts import part_importance
 from kdviz.attribution.engine import Attribution, attribute, predict_logits, resolve_device
+from kdviz.modalities.parts import part_importance
 
 __all__ = [
     "PASS_MAX_RHO",

@@ -29,8 +29,8 @@ import pandas as pd
 from kdviz.analysis.aggregate import summarize_models
 from kdviz.analysis.compare import compare_models
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_ALPHA, inputs_for_power, seeds_for_power
-from kdviz.analysis.parts import parse_parts
 from kdviz.analysis.randomisation import randomisation_test
+from kdviz.modalities.parts import parse_parts
 
 __all__ = ["SanityRow", "Setting", "choose_default", "power_sentence", "sanity_row", "sanity_table", "spread_power"]
 

@@ -40,8 +40,8 @@ from kdviz.analysis.metrics import (
     topk_overlap,
 )
 from kdviz.analysis.nulls import NULL_SEED_BASE, chance_corrected
-from kdviz.analysis.parts import top_k_parts
 from kdviz.attribution.text import Encoded, TextAttribution, attribute_text, encode_words
+from kdviz.modalities.parts import top_k_parts
 from kdviz.models.hf_text import random_text_copy
 
 __all__ = [

@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--zoo", required=True, help="zoo folder (with zoo.json)")
     p.add_argument("--data", help="dataset name (default: the zoo's own, e.g. mnist or gunpoint) or a path: an "
                                   "ImageFolder folder or .zip, a CIFAR-10/100 folder or file (binary or python), "
-                                  ".npz with x/y, .ts, .arff or .csv series (kdviz.io.datafiles); for a text zoo a "
+                                  ".npz with x/y, .ts, .arff or .csv series (kdviz.io.user_datasets); for a text zoo a "
                                   ".csv with a text column and optionally a label column (class names or indices), "
                                   "or a .txt with one snippet per line (kdviz.io.text.read_labelled_texts)")
     p.add_argument("--text-column", help="text zoo, --data .csv: the column holding the snippets (default 'text', "
@@ -133,7 +133,7 @@ def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
         texts = labels = dataset = None
         if args.data:
             from kdviz.io.text import read_labelled_texts
-            from kdviz.io.zoo import read_manifest
+            from kdviz.io.zoo.manifest import read_manifest
 
             own = read_labelled_texts(args.data, read_manifest(args.zoo).class_names, column=args.text_column,
                                       label_column=args.label_column)
@@ -186,7 +186,7 @@ def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     from kdviz.evaluation.evaluate import evaluate_zoo, save_results
     from kdviz.evaluation.text import is_text_zoo
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.zoo.manifest import load_zoo
     from kdviz.report.study import format_reference_table, logit_table
 
     if args.threads:
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         if args.text_column or args.label_column:
             raise ValueError("--text-column and --label-column apply to a text zoo's --data")
         if args.data:
-            from kdviz.io.datafiles import test_set_for_zoo
+            from kdviz.io.user_datasets import test_set_for_zoo
 
             dataset, zoo, lines = test_set_for_zoo(args.data, zoo, preset=args.preset)
             for line in lines:

@@ -5,7 +5,7 @@
 
 1. the plain teacher ``mlp_h500`` (CE, the authors' teacher; batch 500);
 2. its superfeatures: the input Hessian of ``Σ_c log p_c`` averaged over 1,000 training inputs, W = |H| + |H|ᵀ,
-   Louvain stepped to exactly M communities (:func:`kdviz.analysis.superfeatures.build_paper_superfeatures`),
+   Louvain stepped to exactly M communities (:func:`kdviz.modalities.superfeatures.build_paper_superfeatures`),
    and the class prior (the plain teacher's mean prediction over the training set);
 3. the explaining teacher ``ked_mlp_m<M>_h<H>`` with as many parameters as the plain teacher (CE);
 4. per seed: a plain student ``mlp_h<W>`` with CE, one with KD from the plain teacher (λ = 0.7, T = 10), and an
@@ -15,7 +15,7 @@
 plain teacher is listed as a student entry ``plain_teacher_mlp_h500`` (method ``ce``) so that it is loadable
 and shown, and the KD students' command names it as their teacher. Weights are float16; each recorded test
 accuracy is measured after reloading the float16 file. (It lives in ``kdviz.cli``: it needs both the training
-layer and :mod:`kdviz.analysis.superfeatures`, which sits above training.)
+layer and :mod:`kdviz.modalities.superfeatures`, which sits above training.)
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdviz.analysis.superfeatures import build_paper_superfeatures, save_superfeatures
+from kdviz.io.builtin_datasets import Dataset, load_dataset
 from kdviz.io.checkpoints import load_checkpoint
-from kdviz.io.datasets import Dataset, load_dataset
-from kdviz.io.zoo import MANIFEST, ModelEntry, ZooManifest, parse_model, save_weights
+from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, parse_model, save_weights
+from kdviz.modalities.superfeatures import build_paper_superfeatures, save_superfeatures
 from kdviz.models import seeded_model
 from kdviz.models.ked_family import explaining_mlp_name
 from kdviz.training.explaining import (

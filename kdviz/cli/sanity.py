@@ -78,8 +78,8 @@ def run_sanity(args: argparse.Namespace) -> int:
 
     from kdviz.analysis.sanity import choose_default, sanity_table
     from kdviz.evaluation.text import is_text_zoo
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     if is_text_zoo(args.zoo):
         from kdviz.cli.sanity_text import run_text_sanity
@@ -148,7 +148,7 @@ def _write_recommendation(root: str, table: object, setting: object, n: int) -> 
     from dataclasses import asdict
     from pathlib import Path
 
-    from kdviz.io.zoo import MANIFEST, Recommendation, parse_manifest, read_manifest, replace_recommendation
+    from kdviz.io.zoo.manifest import MANIFEST, Recommendation, parse_manifest, read_manifest, replace_recommendation
 
     def plain(v: object) -> object:
         if isinstance(v, float):

@@ -83,7 +83,7 @@ def run_distill(args: argparse.Namespace) -> int:
         return run_text_distill(args)
     from pathlib import Path
 
-    from kdviz.analysis.superfeatures import load_superfeatures
+    from kdviz.modalities.superfeatures import load_superfeatures
     from kdviz.training.loop import default_config
     from kdviz.training.zoo_build import distill_to_file
 
@@ -150,7 +150,7 @@ def run_zoo_build(args: argparse.Namespace) -> int:
 def run_zoo_superfeatures(args: argparse.Namespace) -> int:
     import torch
 
-    from kdviz.analysis.superfeatures import build_for_zoo, superfeature_file
+    from kdviz.modalities.superfeatures import build_for_zoo, superfeature_file
 
     if args.threads:
         torch.set_num_threads(args.threads)

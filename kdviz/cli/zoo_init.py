@@ -1,7 +1,7 @@
 """``kdviz zoo init DIR --out ZOO``: a zoo (zoo.json + safetensors) from a folder of checkpoints, non-interactive.
 
 Registered under ``kdviz zoo`` (beside ``build``, from :mod:`kdviz.cli.train`); the guessing lives in
-:mod:`kdviz.io.zoo_init`. Prints every guess and what the user should confirm; ``--dry-run`` writes nothing.
+:mod:`kdviz.io.zoo.discover`. Prints every guess and what the user should confirm; ``--dry-run`` writes nothing.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_zoo_init(args: argparse.Namespace) -> int:
-    from kdviz.io.zoo_init import draft_zoo, write_zoo
+    from kdviz.io.zoo.discover import draft_zoo, write_zoo
 
     names = None
     if args.class_names:

@@ -127,7 +127,7 @@ def make_settings(
     ``null_copies='auto'`` is the R rule (``kdviz.analysis.nulls.copies_for``): R_max = enough copies for the
     Holm-corrected test of one student per architecture, reached sequentially (``sequential_stop``).
     """
-    from kdviz.analysis.parts import parse_parts
+    from kdviz.modalities.parts import parse_parts
 
     name = canonical_method(method)
     params = METHODS[name].resolve(dict(method_params or {}))
@@ -204,9 +204,9 @@ def evaluate_zoo(
 
     Parameters
     ----------
-    zoo : ``kdviz.io.zoo.Zoo`` or a ``kdviz.ui.sets.ModelSet``: ``name``, ``mean``, ``std`` and ``models`` with
+    zoo : ``kdviz.io.zoo.manifest.Zoo`` or a ``kdviz.ui.sets.ModelSet``: ``name``, ``mean``, ``std`` and ``models`` with
         id, role, arch, alpha, method, module, sha256 (``dataset`` names its data when none is given)
-    dataset : ``kdviz.io.datasets.Dataset`` or anything with ``name``, ``x_test`` (N, C, ...) as displayed (images in
+    dataset : ``kdviz.io.builtin_datasets.Dataset`` or anything with ``name``, ``x_test`` (N, C, ...) as displayed (images in
         [0, 1]) and ``y_test`` (N,) or None; default ``load_dataset(zoo.dataset)``
     method, method_params : attribution method (``'ig'`` is accepted for integrated_gradients) and parameters;
         None: the zoo's recommendation (``kdviz sanity --write``), else the library's constant for its input
@@ -255,7 +255,7 @@ def evaluate_zoo(
                                  batch_size=batch_size, cache_dir=cache_dir, progress=progress,
                                  progress_bar=progress_bar, null_copies=null_copies, cluster=cluster, **own)
     if dataset is None:
-        from kdviz.io.datasets import load_dataset
+        from kdviz.io.builtin_datasets import load_dataset
 
         dataset = load_dataset(zoo.dataset)
     x_all, y_all = dataset.x_test, dataset.y_test

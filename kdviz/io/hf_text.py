@@ -363,7 +363,7 @@ def load_hf_text(source: str | os.PathLike[str] | bytes, *, max_vocab: int = MAX
 class TextZooModel:
     """A manifest entry of a text zoo with its loaded model."""
 
-    entry: Any  # kdviz.io.zoo.ModelEntry
+    entry: Any  # kdviz.io.zoo.manifest.ModelEntry
     text: TextModel
 
     @property
@@ -376,7 +376,7 @@ class TextZoo:
     """A loaded text zoo: root, manifest, models (teacher first), and the manifest's ``text`` block."""
 
     root: Path
-    manifest: Any  # kdviz.io.zoo.ZooManifest
+    manifest: Any  # kdviz.io.zoo.manifest.ZooManifest
     models: tuple[TextZooModel, ...]
     text: dict[str, Any]
 
@@ -391,7 +391,7 @@ class TextZoo:
 
 def load_text_zoo(root: str | os.PathLike[str]) -> TextZoo:
     """Read ``root/zoo.json`` (task ``text``) and load every model folder through :func:`load_hf_text`."""
-    from kdviz.io.zoo import MANIFEST, read_manifest
+    from kdviz.io.zoo.manifest import MANIFEST, read_manifest
 
     root = Path(root)
     manifest = read_manifest(root)

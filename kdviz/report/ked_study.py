@@ -29,8 +29,8 @@ from torch import nn
 from kdviz.analysis.aggregate import hierarchical_ci
 from kdviz.analysis.compare import compare_models
 from kdviz.analysis.nulls import NULL_SEED_BASE
-from kdviz.io.datasets import load_dataset
-from kdviz.io.zoo import Zoo, load_zoo
+from kdviz.io.builtin_datasets import load_dataset
+from kdviz.io.zoo.manifest import Zoo, load_zoo
 from kdviz.models import seeded_model
 
 __all__ = ["NullCopy", "accuracy_difference", "accuracy_table", "alignment_table", "explaining_copies",

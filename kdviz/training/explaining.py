@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kdviz.io.datasets import Dataset
+from kdviz.io.builtin_datasets import Dataset
 from kdviz.training.losses import KED_LAMBDA, KED_MU, KED_T, KED_TAU, kd_paper_loss, ked_paper_loss
 
 __all__ = ["PaperMethod", "PaperRecipe", "PaperResult", "class_log_prior", "levelled_off", "predict_logits",

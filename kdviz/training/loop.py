@@ -4,7 +4,7 @@ The losses live in :mod:`kdviz.training.losses`; this module feeds them batches,
 (computed once per training input where they do not change) and the optimiser. KED's teacher
 per-superfeature logits are computed once per training input (``TrainConfig.ked``).
 
-The loop (:func:`train`) is used by ``kdviz distill`` and by the zoo builder (:mod:`kdviz.io.zoo`). The test
+The loop (:func:`train`) is used by ``kdviz distill`` and by the zoo builder (:mod:`kdviz.io.zoo.manifest`). The test
 split is only *reported* each epoch; the model returned is always the last epoch's.
 """
 
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdviz.attribution.groups import group_logits
-from kdviz.io.datasets import Dataset
+from kdviz.io.builtin_datasets import Dataset
 from kdviz.training.losses import (
     frozen_bn_stats,
     kd_loss,

@@ -45,7 +45,7 @@ How this differs from the paper
   baseline (black pixel / series mean), computed by masking the input. The teacher's ``exp_m`` are
   computed once per training input without grad; the student's are differentiable, its M masked copies
   going through it as one batch (like saliency distillation). No architecture change, no extra parameters.
-* **Superfeatures** come from :mod:`kdviz.analysis.superfeatures`: averaged |Hessian| between coarse cells or
+* **Superfeatures** come from :mod:`kdviz.modalities.superfeatures`: averaged |Hessian| between coarse cells or
   windows of the *trained* teacher (finite differences of gradients), Louvain, merged/split to M.
 * **Defaults.** The paper's text was not available here (only its abstract could be found with the search
   tool), so its λ, μ, τ and M could not be checked. kdviz's defaults are its own: λ = 1 (α = 0.5, the demo

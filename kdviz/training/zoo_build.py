@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kdviz.io.builtin_datasets import Dataset, load_dataset
 from kdviz.io.checkpoints import load_checkpoint
-from kdviz.io.datasets import Dataset, load_dataset
-from kdviz.io.zoo import MANIFEST, ModelEntry, Role, ZooManifest, parse_model, save_weights
+from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, Role, ZooManifest, parse_model, save_weights
 from kdviz.models import seeded_model
 from kdviz.training.loop import TrainConfig, default_config, evaluate_accuracy, train
 
@@ -70,7 +70,7 @@ def distill_to_file(
     reload them and measure test accuracy; returns its manifest entry (checkpoint = file name).
 
     KED and SD over superfeatures need the teacher's superfeature labelling (``superfeatures``: the
-    ``labels`` of ``kdviz.analysis.superfeatures.load_superfeatures`` for the teacher's zoo and ``config.ked_m``).
+    ``labels`` of ``kdviz.modalities.superfeatures.load_superfeatures`` for the teacher's zoo and ``config.ked_m``).
     """
     if threads:
         torch.set_num_threads(threads)

@@ -29,10 +29,10 @@ import streamlit as st
 from kdviz.analysis.aggregate import copy_matrix, has_replicates, margin_rho_ci, null_columns, summarize_variants
 from kdviz.analysis.compare import Comparison, compare_models
 from kdviz.analysis.metrics import margin_alignment, mean_ci
-from kdviz.analysis.parts import label_parts, parse_parts
 from kdviz.attribution.cache import default_cache, weights_key
 from kdviz.attribution.engine import Attribution, attribute, predict_logits
 from kdviz.attribution.precision import precision_context
+from kdviz.modalities.parts import label_parts, parse_parts
 from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.state import Settings
 from kdviz.ui.superfeatures import superfeature_parts

@@ -20,17 +20,17 @@ from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 WARM_MODULES = ("torch", "captum.attr", "scipy.stats", "pandas", "plotly.graph_objects", "skimage.segmentation",
-                "kdviz.attribution.engine", "kdviz.analysis.compare", "kdviz.analysis.metrics", "kdviz.report.figures", "kdviz.io.zoo")
+                "kdviz.attribution.engine", "kdviz.analysis.compare", "kdviz.analysis.metrics", "kdviz.report.figures", "kdviz.io.zoo.manifest")
 
 
 def warm_up(modules: tuple[str, ...] = WARM_MODULES, datasets: tuple[str, ...] = ("mnist",)) -> float:
-    """Import ``modules`` and load ``datasets`` (``kdviz.io.datasets.load_dataset`` keeps them); returns seconds."""
+    """Import ``modules`` and load ``datasets`` (``kdviz.io.builtin_datasets.load_dataset`` keeps them); returns seconds."""
     import importlib
 
     start = time.perf_counter()
     for name in modules:
         importlib.import_module(name)
-    from kdviz.io.datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset
 
     for name in datasets:
         load_dataset(name)

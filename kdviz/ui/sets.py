@@ -198,7 +198,7 @@ def _model_hash(m: Any) -> str:
 
 
 def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> ModelSet:
-    """A :class:`ModelSet` from a ``kdviz.io.zoo.Zoo`` (teacher first, then the students as listed)."""
+    """A :class:`ModelSet` from a ``kdviz.io.zoo.manifest.Zoo`` (teacher first, then the students as listed)."""
     models = [zoo.teacher, *zoo.students]
     items = tuple(
         SetModel(
@@ -220,8 +220,8 @@ def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> Mode
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_demo(key: str, folder: str, manifest_hash: str) -> ModelSet:
     """Load a demo zoo and its test split once per process (keyed by the manifest's hash)."""
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     with LOAD_LOCK:
         zoo = load_zoo(folder)

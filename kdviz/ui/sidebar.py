@@ -18,7 +18,7 @@ from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
 from kdviz.attribution.engine import METHODS, ParamSpec
 from kdviz.attribution.precision import available_precisions
 from kdviz.attribution.vision_transformer import method_label, model_kind, unavailable_methods
-from kdviz.io.zoo import read_manifest
+from kdviz.io.zoo.manifest import read_manifest
 from kdviz.ui.sets import DEMO_MODEL_KINDS, DEMO_SETS, UPLOADED, demo_folder
 from kdviz.ui.state import (
     K_DEVICE,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from kdviz.analysis.parts import PartSpec, parse_parts
+from kdviz.modalities.parts import PartSpec, parse_parts
 from kdviz.ui.sets import DEMO_SETS, ModelSet, array_hash, demo_folder
 
 __all__ = ["available_m", "set_superfeatures", "superfeature_parts", "superfeature_section"]
@@ -38,7 +38,7 @@ def available_m(mset: ModelSet | None = None, *, key: str | None = None) -> list
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _load(folder: str, m: int, stamp: float) -> tuple[np.ndarray, str, float, int]:
-    from kdviz.analysis.superfeatures import load_superfeatures
+    from kdviz.modalities.superfeatures import load_superfeatures
 
     sf = load_superfeatures(folder, m)
     return sf.labels, sf.base, sf.seconds, sf.n_inputs

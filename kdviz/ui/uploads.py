@@ -42,7 +42,7 @@ CHECKPOINT_TYPES = ["pth", "pt", "bin", "ckpt", "safetensors", "zip"]
 DATA_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "zip", "ts", "csv", "npy",
               "npz", "arff", "bin", "txt"]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
-# Whole labelled test sets read by kdviz.io.datafiles (the readers behind `kdviz evaluate --data`).
+# Whole labelled test sets read by kdviz.io.user_datasets (the readers behind `kdviz evaluate --data`).
 DATASET_SUFFIXES = (".npz", ".arff", ".bin")
 # CIFAR-10/100 python batches (read by kdviz.io.cifar's restricted decoder, never pickle.load) and the files that
 # name the classes next to a batch (python: batches.meta / meta; binary: batches.meta.txt / fine_label_names.txt)
@@ -223,8 +223,8 @@ def zip_kind(data: bytes) -> str:
 
 
 def _zoo_inputs(folder: Path, zoo: Any) -> InputPool | None:
-    """The labelled inputs a saved zoo carries (``test_inputs.npz``, kdviz.io.zoo_export), when they fit it."""
-    from kdviz.io.zoo_export import INPUTS_FILE
+    """The labelled inputs a saved zoo carries (``test_inputs.npz``, kdviz.io.zoo.export), when they fit it."""
+    from kdviz.io.zoo.export import INPUTS_FILE
 
     path = folder / INPUTS_FILE
     if not path.is_file():
@@ -241,10 +241,10 @@ def _zoo_inputs(folder: Path, zoo: Any) -> InputPool | None:
 
 
 def export_set(mset: ModelSet) -> Any:
-    """``mset`` as a zoo zip (kdviz.io.zoo_export.ExportedZoo): its models with their roles, α and architectures
+    """``mset`` as a zoo zip (kdviz.io.zoo.export.ExportedZoo): its models with their roles, α and architectures
     (for uploads: as edited in the table), normalisation and class names; the inputs too when the set has no
     named data set and its inputs are labelled with its classes."""
-    from kdviz.io.zoo_export import export_zoo_zip
+    from kdviz.io.zoo.export import export_zoo_zip
 
     inputs = None
     if not mset.dataset and mset.pool is not None and mset.pool.labels is not None and mset.labels_comparable:
@@ -296,7 +296,7 @@ def save_zoo_button(mset: ModelSet, *, key: str) -> None:
 def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
     from kdviz.io.safezip import extract_zip
     from kdviz.io.untrusted import upload_workspace
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.zoo.manifest import load_zoo
 
     with upload_workspace() as folder:
         extract_zip(_data, folder)
@@ -308,7 +308,7 @@ def _zoo_cached(digest: str, _data: bytes) -> ModelSet:
         pool = _zoo_inputs(manifests[0].parent, zoo)
     if pool is None:
         try:
-            from kdviz.io.datasets import load_dataset
+            from kdviz.io.builtin_datasets import load_dataset
 
             ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
             pool = InputPool(np.asarray(ds.x_test), np.asarray(ds.y_test),
@@ -549,13 +549,13 @@ def read_dataset_upload(files: tuple[tuple[str, bytes], ...], *, channels: int, 
                         ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], tuple[str, ...]]:
     """A labelled test set uploaded as files: the first is the set (.npz, .arff, a CIFAR batch), the others its
     class-name files, written side by side into a private scratch folder and read by
-    :func:`kdviz.io.datafiles.read_data` (the reader of ``kdviz evaluate --data``). Images at ``size`` and
+    :func:`kdviz.io.user_datasets.read_data` (the reader of ``kdviz evaluate --data``). Images at ``size`` and
     ``channels`` (without a size: series). Returns (x, labels, class names, notes); the first ``max_inputs``
     inputs are kept. A CIFAR batch without its class-name file gets the CIFAR-10 / CIFAR-100 names (a note says
     so), so its labels compare with models of those classes."""
     from kdviz.io.class_names import CIFAR10, CIFAR100
-    from kdviz.io.datafiles import DataFileError, Preprocessing, read_data
     from kdviz.io.untrusted import upload_workspace
+    from kdviz.io.user_datasets import DataFileError, Preprocessing, read_data
 
     safe = [Path(n).name for n, _ in files]
     if any(not n or n.startswith(".") for n in safe) or len(set(safe)) != len(safe):

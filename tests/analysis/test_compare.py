@@ -13,8 +13,8 @@ from torch import nn
 
 from kdviz.analysis.compare import FRAME_COLUMNS, Comparison, ModelEntry, compare_models
 from kdviz.analysis.metrics import attention_rank_alignment, focus_ratio, logit_alignment
-from kdviz.analysis.parts import PartSpec, grid_labels, parse_parts, part_importance
 from kdviz.attribution.engine import attribute
+from kdviz.modalities.parts import PartSpec, grid_labels, parse_parts, part_importance
 
 
 def tiny(in_channels: int, dims: int, seed: int) -> nn.Module:
@@ -144,8 +144,8 @@ def test_bad_options_are_named(image_models) -> None:
 def test_logits_fn_and_label_parts_replace_the_defaults_exactly(image_models) -> None:
     """A caller's logits (the dashboard caches them) are used for every model once, and precomputed part
     labels from ``label_parts`` give the same frame as labelling inside ``compare_models``."""
-    from kdviz.analysis.parts import label_parts
     from kdviz.attribution.engine import predict_logits
+    from kdviz.modalities.parts import label_parts
 
     teacher, students, x = image_models
     calls: list[str] = []

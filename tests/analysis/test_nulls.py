@@ -21,14 +21,14 @@ ZOOS = Path(__file__).resolve().parents[2] / "assets" / "zoo"
 
 @pytest.fixture(scope="module")
 def gunpoint_zoo():
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.zoo.manifest import load_zoo
 
     return load_zoo(ZOOS / "gunpoint")
 
 
 @pytest.fixture(scope="module")
 def gunpoint_inputs() -> np.ndarray:
-    from kdviz.io.datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset
 
     ds = load_dataset("gunpoint")
     return ds.model_input(ds.x_test)
@@ -196,8 +196,8 @@ def test_untrained_networks_hold_zero_and_trained_resnet20_clear_the_null() -> N
     below all 19 copies' range 0.13–0.43), so its interval lies below 0 — an untrained network further from
     the copies than any 95% interval built from 19 of them can reach. The test keeps that measured fact."""
     from kdviz.analysis.aggregate import summarize_models
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     zoo = load_zoo(ZOOS / "mnist")
     ds = load_dataset("mnist")
@@ -231,7 +231,7 @@ def test_power_analysis_by_the_normal_formula() -> None:
 
 def test_default_setting_prefers_the_zoos_recommendation() -> None:
     from kdviz.analysis.defaults import default_setting, randomisation_failure
-    from kdviz.io.zoo import Recommendation, read_manifest, replace_recommendation
+    from kdviz.io.zoo.manifest import Recommendation, read_manifest, replace_recommendation
 
     m = read_manifest(ZOOS / "gunpoint")
     plain = replace_recommendation(m, None)

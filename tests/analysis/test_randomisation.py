@@ -44,9 +44,9 @@ def test_verdict_rule_threshold() -> None:
 
 @pytest.fixture(scope="module")
 def mnist_digits():
-    from kdviz.analysis.parts import slic_labels
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
+    from kdviz.modalities.parts import slic_labels
 
     zoo = load_zoo(ZOO)
     ds = load_dataset("mnist")
@@ -75,7 +75,7 @@ def test_flags_input_x_gradient_and_passes_grad_cam_on_mnist(mnist_digits) -> No
 
 
 def test_full_only_equals_the_last_cascading_step() -> None:
-    from kdviz.analysis.parts import grid_labels
+    from kdviz.modalities.parts import grid_labels
 
     model = seeded_model("resnet8", seed=5, num_classes=10, in_channels=1).eval()
     x = np.random.default_rng(0).normal(size=(4, 1, 16, 16)).astype(np.float32)

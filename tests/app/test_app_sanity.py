@@ -30,8 +30,8 @@ def test_alignment_page_runs_the_randomisation_test_on_request(app_path: str, re
     rho = float(re.search(r"mean ρ (-?[0-9.]+) \[", shown[0]).group(1))
 
     # The same test called directly: the zoo's teacher, the page's first 4 inputs, saliency, 10 segments.
-    from kdviz.analysis.parts import label_parts
     from kdviz.analysis.randomisation import randomisation_test
+    from kdviz.modalities.parts import label_parts
     from kdviz.ui.sets import demo_set
 
     mset = demo_set("demo-series")

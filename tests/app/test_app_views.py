@@ -185,7 +185,7 @@ def test_report_result_belongs_to_its_set(app_path: str, tiny_image_set) -> None
 def test_an_image_with_fewer_parts_than_k_uses_what_it_has(app_path: str, tiny_image_set) -> None:
     """Colour noise gives SLIC a single superpixel (measured: 1 for 3×32×32 noise at n=50): the page says so
     and uses k = 1 instead of failing with "k=5 exceeds the number of parts"."""
-    from kdviz.analysis.parts import slic_labels
+    from kdviz.modalities.parts import slic_labels
 
     noise = np.random.default_rng(0).random((1, 3, 32, 32)).astype(np.float32)
     assert slic_labels(noise, n_segments=50).max() == 0  # the premise: one part

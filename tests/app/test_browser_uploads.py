@@ -47,7 +47,7 @@ def test_save_the_demo_set_as_a_zoo_and_upload_it_back(server, tmp_path) -> None
     from playwright.sync_api import sync_playwright
 
     from kdviz.io.safezip import extract_zip
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.zoo.manifest import load_zoo
     from kdviz.ui.sets import demo_folder
 
     if not (demo_folder("demo-image") / "zoo.json").is_file():

@@ -176,8 +176,8 @@ def test_ig_completeness_on_demo_model() -> None:
     resnet56 teacher 1.1%); that is the integral's convergence, not the engine's, which
     ``test_method_matches_captum_on_a_batch`` pins to captum itself.
     """
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     zoo = load_zoo(ROOT / "assets" / "zoo" / "mnist")
     model = zoo.get("resnet8_a0.5").module.eval()

@@ -42,7 +42,7 @@ def test_completeness_error_is_captums_delta_relative_to_the_output_gap():
 def demo_student():
     from safetensors.torch import load_file
 
-    from kdviz.io.datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset
     from kdviz.models import create_model
 
     ds = load_dataset("mnist")

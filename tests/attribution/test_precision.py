@@ -79,7 +79,7 @@ def _demo(zoo: str, file: str, arch: str, classes: int, channels: int) -> torch.
 def test_bf16_maps_rank_like_fp32_on_demo_models(zoo, file, classes, bound):
     import json
 
-    from kdviz.io.datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset
 
     manifest = json.loads((ROOT / "assets" / "zoo" / zoo / "zoo.json").read_text())
     entry = next(m for m in manifest["models"] if m["checkpoint"] == file)

@@ -10,8 +10,8 @@ import torch
 
 from kdviz.cli import main
 from kdviz.evaluation.evaluate import read_settings, summary_path
-from kdviz.io.datasets import load_dataset
-from kdviz.io.zoo import ModelEntry, ZooManifest, save_weights
+from kdviz.io.builtin_datasets import load_dataset
+from kdviz.io.zoo.manifest import ModelEntry, ZooManifest, save_weights
 from kdviz.models import create_model
 
 
@@ -111,7 +111,7 @@ def test_cli_uses_the_zoos_recommended_method_else_the_library_constant(tiny_zoo
     import shutil
 
     from kdviz.analysis.defaults import DEFAULT_METHODS
-    from kdviz.io.zoo import read_manifest
+    from kdviz.io.zoo.manifest import read_manifest
 
     base = ["--parts", "grid:4x4", "--k", "3", "--limit", "2", "--batch-size", "2", "--quiet", "--null-copies", "0"]
     out = tmp_path / "plain.parquet"

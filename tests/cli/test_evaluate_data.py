@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from kdviz.cli import main
-from kdviz.io.zoo import ModelEntry, ZooManifest, save_weights
+from kdviz.io.zoo.manifest import ModelEntry, ZooManifest, save_weights
 from kdviz.models import create_model
 from tests.io.test_cifar import write_cifar100_python
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from kdviz.cli.ked_zoo import KedZooPlan, build_ked_zoo
-from kdviz.io.zoo import load_zoo
+from kdviz.io.zoo.manifest import load_zoo
 from kdviz.models.ked_family import is_explaining
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 
 from kdviz.cli import main
 from tests.io.test_cifar import write_cifar100_python
-from tests.io.test_zoo_init import write_repdistiller
+from tests.io.zoo.test_discover import write_repdistiller
 
 
 def test_zoo_init_then_evaluate_on_cifar100(tmp_path: Path, capsys) -> None:

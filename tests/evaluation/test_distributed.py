@@ -28,8 +28,8 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def demo():
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import load_zoo
 
     zoo = load_zoo(ROOT / "assets" / "zoo" / "gunpoint")
     return zoo, load_dataset(zoo.dataset)
@@ -87,7 +87,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(cluster, demo, ref
 
 def test_a_lazy_test_set_is_decoded_one_batch_at_a_time_for_the_workers(cluster, demo, reference):
     """The driver sends each worker its batch's slice: a file-based set (``LazyImages``) is never decoded whole."""
-    from kdviz.io.datafiles import LazyImages
+    from kdviz.io.user_datasets import LazyImages
 
     zoo, data = demo
     x = data.x_test[:5]

@@ -155,7 +155,7 @@ def test_summarize_handles_undefined_and_infinite_values():
 
 @pytest.mark.parametrize("name", ["mnist", "gunpoint"])
 def test_shipped_results_agree_with_a_fresh_evaluation(name):
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.zoo.manifest import load_zoo
 
     path = ROOT / "assets" / "zoo" / name / "results.parquet"
     if not path.exists():
@@ -249,7 +249,7 @@ def test_sequential_null_adds_copies_only_where_undecided(tiny):
 def test_shipped_results_hold_the_null_as_a_distribution(name):
     """Shipped results made with the defaults: the zoo's recommended method, ≥ 19 copies per architecture with
     each copy's values in the rows, and p, z in the summary."""
-    from kdviz.io.zoo import read_manifest
+    from kdviz.io.zoo.manifest import read_manifest
 
     path = ROOT / "assets" / "zoo" / name / "results.parquet"
     shipped = ev.load_results(path)

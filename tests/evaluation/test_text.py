@@ -174,7 +174,7 @@ def test_shipped_text_results_agree_with_a_fresh_evaluation():
     """The shipped text zoo's results (when built) were made from its current models and read back the same."""
     from pathlib import Path
 
-    from kdviz.io.zoo import read_manifest
+    from kdviz.io.zoo.manifest import read_manifest
 
     path = Path(__file__).resolve().parents[2] / "assets" / "zoo" / "rotten-tomatoes" / "results.parquet"
     if not path.exists():

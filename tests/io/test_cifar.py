@@ -177,7 +177,7 @@ def test_pickle_gadget_named_test_batch_is_refused_and_never_runs(tmp_path: Path
     (folder / "test_batch").write_bytes(pickle.dumps(payload, protocol=protocol))
     with pytest.raises(UnsafePickleError, match=r"refused 'test_batch'.*(posix|os)\.system"):
         read_cifar_python(folder / "test_batch")
-    from kdviz.io.datafiles import preprocessing_for, read_data
+    from kdviz.io.user_datasets import preprocessing_for, read_data
 
     pre = preprocessing_for(task="image", preset="CIFAR-10")
     with pytest.raises(UnsafePickleError):

@@ -72,7 +72,7 @@ def test_set_superfeatures_rejects_a_labelling_that_leaves_a_branch_empty() -> N
 
 def test_checkpoint_round_trip_keeps_superfeatures_and_prior(tmp_path) -> None:
     from kdviz.io.checkpoints import load_checkpoint
-    from kdviz.io.zoo import save_weights
+    from kdviz.io.zoo.manifest import save_weights
 
     model = create_model("ked_mlp_m2_h3", num_classes=10, in_channels=1)
     labels = (np.arange(784) % 7 == 0).astype(np.int64)

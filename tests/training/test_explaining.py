@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdviz.io.datasets import load_dataset
+from kdviz.io.builtin_datasets import load_dataset
 from kdviz.models import seeded_model
 from kdviz.training.explaining import PaperRecipe, class_log_prior, levelled_off, train_paper
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdviz.io.datasets import load_dataset
+from kdviz.io.builtin_datasets import load_dataset
 from kdviz.models import seeded_model
 from kdviz.training.loop import TrainConfig, default_config, train
 from kdviz.training.losses import kd_loss, occlusion_saliency, part_masks, saliency_distillation_loss

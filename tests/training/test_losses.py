@@ -86,7 +86,7 @@ def test_explanation_term_decreases_under_optimisation():
 
 
 def _tiny_dataset():
-    from kdviz.io.datasets import Dataset
+    from kdviz.io.builtin_datasets import Dataset
 
     g = np.random.default_rng(0)
     y = g.integers(0, 2, 64)

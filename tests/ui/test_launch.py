@@ -13,7 +13,7 @@ def test_warm_up_imports_the_modules_and_loads_the_data() -> None:
     sys.modules.pop("colorsys", None)
     seconds = launch.warm_up(("colorsys",), datasets=("gunpoint",))
     assert "colorsys" in sys.modules and seconds >= 0
-    from kdviz.io.datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset
 
     assert load_dataset.cache_info().currsize >= 1  # the page's load_dataset("gunpoint") is now a cache hit
 

@@ -1,4 +1,4 @@
-"""A model set saved as a zoo zip (kdviz.io.zoo_export): read back by the safe zip reader, the zoo loader, the
+"""A model set saved as a zoo zip (kdviz.io.zoo.export): read back by the safe zip reader, the zoo loader, the
 test-set reader behind ``kdviz evaluate --data`` and ``kdviz evaluate`` itself; weights checked with safetensors."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import torch
 from safetensors import safe_open
 
 from kdviz.io.safezip import extract_zip
-from kdviz.io.zoo import load_zoo
-from kdviz.io.zoo_export import INPUTS_FILE, export_zoo_zip, safe_model_id
+from kdviz.io.zoo.export import INPUTS_FILE, export_zoo_zip, safe_model_id
+from kdviz.io.zoo.manifest import load_zoo
 from kdviz.models import seeded_model
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -85,7 +85,7 @@ def test_round_trip_through_safe_zip_and_zoo_loader(tmp_path: Path) -> None:
 
 
 def test_inputs_read_by_the_evaluate_reader(tmp_path: Path) -> None:
-    from kdviz.io.datafiles import test_set_for_zoo
+    from kdviz.io.user_datasets import test_set_for_zoo
 
     out, x, y = _export(_set())
     extract_zip(out.data, tmp_path)

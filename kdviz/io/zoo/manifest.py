@@ -105,7 +105,7 @@ class ZooManifest:
     dtype: str = "float16"
     format_version: int = FORMAT_VERSION
     description: str = ""
-    # superfeature labellings stored with the zoo (kdviz.analysis.superfeatures): {m, file, teacher, base, sizes, …}
+    # superfeature labellings stored with the zoo (kdviz.modalities.superfeatures): {m, file, teacher, base, sizes, …}
     superfeatures: tuple[dict, ...] = ()
     # the evidence-based attribution setting for this zoo (kdviz sanity --write); None: library defaults
     recommended: Recommendation | None = None

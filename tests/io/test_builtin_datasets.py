@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kdviz.io.datasets import load_dataset
+from kdviz.io.builtin_datasets import load_dataset
 
 
 def test_mnist_split_is_fixed_stratified_and_unnormalised() -> None:

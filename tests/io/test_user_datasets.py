@@ -1,4 +1,4 @@
-"""Test sets from files (kdviz.io.datafiles) against independent readers: torchvision's ImageFolder, aeon's
+"""Test sets from files (kdviz.io.user_datasets) against independent readers: torchvision's ImageFolder, aeon's
 loaders, numpy; lazy batches; labels matched to a zoo's classes."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdviz.io import datafiles
-from kdviz.io.datafiles import DataFileError, Preprocessing, preprocessing_for, read_data
+from kdviz.io import user_datasets
+from kdviz.io.user_datasets import DataFileError, Preprocessing, preprocessing_for, read_data
 
 SIZE = (12, 10)  # (H, W)
 
@@ -65,13 +65,13 @@ def test_image_folder_zip_equals_the_folder(tmp_path: Path) -> None:
 def test_image_folder_is_decoded_batch_by_batch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_image_folder(tmp_path / "data")
     decoded: list[str] = []
-    real = datafiles.load_image
+    real = user_datasets.load_image
 
     def counting(data: bytes, **kwargs: object):  # a spy around the real decoder, not a stand-in
         decoded.append(str(kwargs["name"]))
         return real(data, **kwargs)
 
-    monkeypatch.setattr(datafiles, "load_image", counting)
+    monkeypatch.setattr(user_datasets, "load_image", counting)
     ds = read_data(tmp_path / "data", preprocessing=_pre(1, (8, 8)), task="image")
     assert decoded == []  # reading the set decodes nothing
     batch = ds.x_test[2:4]
@@ -137,7 +137,7 @@ def test_ts_matches_aeon_load_classification() -> None:
     got = read_data(_aeon_file("GunPoint_TEST.ts"), preprocessing=raw, task="timeseries")
     np.testing.assert_allclose(got.x_test, x_ref, rtol=1e-6)
     assert [got.class_names[i] for i in got.y_test] == [str(v) for v in y_ref]
-    from kdviz.io.datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset
 
     zoo_pre = preprocessing_for(task="timeseries", input_shape=(1, 150), mean=(0.0,), std=(1.0,))
     ours = read_data(_aeon_file("GunPoint_TEST.ts"), preprocessing=zoo_pre, task="timeseries",
@@ -171,7 +171,7 @@ def test_wrong_task_and_unknown_format(tmp_path: Path) -> None:
 
 
 def test_read_upload_cifar_bin_and_arff() -> None:
-    from kdviz.io.datafiles import read_upload
+    from kdviz.io.user_datasets import read_upload
 
     rng = np.random.default_rng(2)
     records = b"".join(bytes([i % 10]) + rng.integers(0, 256, 3072, dtype=np.uint8).tobytes() for i in range(7))

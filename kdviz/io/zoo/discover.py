@@ -73,7 +73,7 @@ class ModelGuess:
 class ZooDraft:
     """A zoo manifest ready to write, with every guess and what to confirm."""
 
-    manifest: Any  # kdviz.io.zoo.ZooManifest
+    manifest: Any  # kdviz.io.zoo.manifest.ZooManifest
     guesses: tuple[ModelGuess, ...]
     skipped: tuple[str, ...]
     confirm: tuple[str, ...]
@@ -331,7 +331,7 @@ def draft_zoo(root: str | os.PathLike[str], *, name: str | None = None, dataset:
     from kdviz.io.checkpoints import CheckpointError, load_checkpoint
     from kdviz.io.class_names import guess_class_names
     from kdviz.io.presets import PRESETS, guess_preset
-    from kdviz.io.zoo import ModelEntry, ZooManifest
+    from kdviz.io.zoo.manifest import ModelEntry, ZooManifest
     from kdviz.models import model_info
 
     base = Path(root)
@@ -454,7 +454,7 @@ def write_zoo(draft: ZooDraft, out: str | os.PathLike[str]) -> Path:
 
     import torch
 
-    from kdviz.io.zoo import MANIFEST, parse_manifest, save_weights
+    from kdviz.io.zoo.manifest import MANIFEST, parse_manifest, save_weights
 
     folder = Path(out)
     if (folder / MANIFEST).exists():

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import data, transform
 
-from kdviz.analysis.parts import (
+from kdviz.modalities.parts import (
     grid_labels,
     mask_labels,
     part_importance,

@@ -1,4 +1,4 @@
-"""Superfeatures as the KED authors build them (kdviz/analysis/superfeatures.py): Hessian and Louvain step."""
+"""Superfeatures as the KED authors build them (kdviz/modalities/superfeatures.py): Hessian and Louvain step."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdviz.analysis.superfeatures import (
+from kdviz.modalities.superfeatures import (
     LouvainCountError,
     build_paper_superfeatures,
     hessian_graph,

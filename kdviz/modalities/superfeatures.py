@@ -95,7 +95,7 @@ class Superfeatures:
 
 def base_feature_labels(spatial_shape: tuple[int, ...], base: str) -> np.ndarray:
     """Labels of the base features: ``'grid:RxC'`` cells for (H, W) or ``'segments:N'`` windows for (L,)."""
-    from kdviz.analysis.parts import grid_labels, parse_parts, segment_labels
+    from kdviz.modalities.parts import grid_labels, parse_parts, segment_labels
 
     if base == "pixels":  # every pixel / timestep its own base feature (the authors' MLP superfeatures)
         return np.arange(int(np.prod(spatial_shape)), dtype=np.int64).reshape(spatial_shape)
@@ -296,7 +296,7 @@ def load_superfeatures(root: str | os.PathLike[str], m: int) -> Superfeatures:
     if not path.is_file():
         have = sorted(p.name for p in root.glob("superfeatures_M*.npy"))
         raise ValueError(f"zoo {str(root)!r} has no {path.name} (has: {', '.join(have) or 'none'}); build it with "
-                         "`python -m kdviz.analysis.superfeatures build`")
+                         "`python -m kdviz.modalities.superfeatures build`")
     labels = np.load(path, allow_pickle=False)
     if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (1, 2):
         raise ValueError(f"{path} must hold an integer (H, W) or (L,) labelling, got {labels.dtype} {labels.shape}")
@@ -341,8 +341,8 @@ def build_for_zoo(
 ) -> Superfeatures:
     """Build the zoo teacher's M superfeatures from its first ``n_inputs`` training inputs and store them
     with the zoo: ``superfeatures_M<M>.npy`` / ``.json`` and a record in ``zoo.json``'s ``superfeatures``."""
-    from kdviz.io.datasets import load_dataset
-    from kdviz.io.zoo import MANIFEST, load_zoo, parse_manifest
+    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.zoo.manifest import MANIFEST, load_zoo, parse_manifest
 
     root = Path(root)
     zoo = load_zoo(root)

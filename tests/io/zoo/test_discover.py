@@ -1,4 +1,4 @@
-"""``kdviz zoo init``'s guessing (kdviz.io.zoo_init) on folders laid out as RepDistiller, mdistiller, torchdistill
+"""``kdviz zoo init``'s guessing (kdviz.io.zoo.discover) on folders laid out as RepDistiller, mdistiller, torchdistill
 and torchvision's reference training scripts save them (tiny random models, the real file layouts)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdviz.io.zoo import load_zoo
-from kdviz.io.zoo_init import draft_zoo, find_checkpoints, read_safe_yaml, write_zoo
+from kdviz.io.zoo.discover import draft_zoo, find_checkpoints, read_safe_yaml, write_zoo
+from kdviz.io.zoo.manifest import load_zoo
 from kdviz.models import seeded_model
 
 

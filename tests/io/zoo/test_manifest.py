@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kdviz.io.datasets import load_dataset
-from kdviz.io.zoo import load_zoo, parse_manifest, read_manifest
+from kdviz.io.builtin_datasets import load_dataset
+from kdviz.io.zoo.manifest import load_zoo, parse_manifest, read_manifest
 from kdviz.training.loop import evaluate_accuracy
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "zoo"
+ASSETS = Path(__file__).resolve().parents[3] / "assets" / "zoo"
 SHIPPED = ("mnist", "gunpoint")
 
 

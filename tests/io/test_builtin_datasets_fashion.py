@@ -1,4 +1,4 @@
-"""Fashion-MNIST in kdviz/io/datasets.py: the IDX reader against files written by hand, and the dataset."""
+"""Fashion-MNIST in kdviz/io/builtin_datasets.py: the IDX reader against files written by hand, and the dataset."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from kdviz.io.datasets import FASHION_MNIST_DIR, load_dataset, load_fashion_mnist, read_idx
+from kdviz.io.builtin_datasets import FASHION_MNIST_DIR, load_dataset, load_fashion_mnist, read_idx
 
 
 def _write_idx(path, array: np.ndarray) -> None:

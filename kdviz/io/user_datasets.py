@@ -52,7 +52,7 @@ Task = Literal["image", "timeseries"]
 
 # (format, reader, what it is checked against in the tests): the README's table.
 DATA_FORMATS: tuple[tuple[str, str, str], ...] = (
-    ("ImageFolder folder or .zip", "kdviz.io.datafiles (decoded per batch)", "torchvision.datasets.ImageFolder"),
+    ("ImageFolder folder or .zip", "kdviz.io.user_datasets (decoded per batch)", "torchvision.datasets.ImageFolder"),
     ("CIFAR-10/100 binary (*.bin)", "kdviz.io.cifar.read_cifar_binary (memory map)",
      "the published record layout, written byte by byte"),
     ("CIFAR-10/100 python", "kdviz.io.cifar.read_cifar_python (restricted decoder)",
@@ -164,7 +164,7 @@ class LazyImages:
 
 @dataclass(frozen=True, eq=False)
 class FileDataset:
-    """A labelled test set read from files; quacks like ``kdviz.io.datasets.Dataset`` for evaluation
+    """A labelled test set read from files; quacks like ``kdviz.io.builtin_datasets.Dataset`` for evaluation
     (``name``, ``x_test``, ``y_test``, ``class_names``)."""
 
     name: str
@@ -455,7 +455,7 @@ def test_set_for_zoo(data: str, zoo: Any, *, preset: str | None = None) -> tuple
     if not path.exists():
         if preset is not None:
             raise ValueError("--preset applies to data read from files; a built-in data set has its own")
-        from kdviz.io.datasets import load_dataset
+        from kdviz.io.builtin_datasets import load_dataset
 
         return load_dataset(data), zoo, []
     task = getattr(zoo, "task", "image")

@@ -239,7 +239,7 @@ def topk_ties_note(v: np.ndarray, k: int) -> str | None:
 class PartSpec:
     """How to split inputs into parts: ``slic`` (n superpixels), ``grid`` (rows × cols), ``segments``
     (n equal time segments), ``mask`` (user labels in ``masks``) or ``superfeatures`` (the teacher's n
-    superfeatures, kdviz.analysis.superfeatures: a fixed labelling per teacher and dataset, given in ``masks``)."""
+    superfeatures, kdviz.modalities.superfeatures: a fixed labelling per teacher and dataset, given in ``masks``)."""
 
     kind: Literal["slic", "grid", "segments", "mask", "superfeatures"]
     n: int = 0
@@ -299,7 +299,7 @@ def label_parts(spec: PartSpec | str, x: np.ndarray, images_for_slic: np.ndarray
     if spec.kind == "superfeatures":
         if spec.masks is None:
             raise ValueError(f"parts={spec} needs the teacher's labelling: PartSpec('superfeatures', n=M, "
-                             "masks=kdviz.analysis.superfeatures.load_superfeatures(zoo_folder, M).labels)")
+                             "masks=kdviz.modalities.superfeatures.load_superfeatures(zoo_folder, M).labels)")
         lab = mask_labels(spec.masks, shape=(n, *spatial))
         if int(lab.max()) + 1 != spec.n:
             raise ValueError(f"parts={spec}: the labelling given has {int(lab.max()) + 1} superfeatures")

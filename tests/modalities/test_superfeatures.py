@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from kdviz.analysis.superfeatures import (
+from kdviz.modalities.superfeatures import (
     base_feature_labels,
     build_superfeatures,
     feature_interactions,
@@ -136,7 +136,7 @@ def test_superfeature_parts_in_compare_models(tmp_path):
     from types import SimpleNamespace
 
     from kdviz.analysis.compare import compare_models
-    from kdviz.analysis.parts import PartSpec, parse_parts
+    from kdviz.modalities.parts import PartSpec, parse_parts
 
     torch.manual_seed(0)
     nets = [nn.Sequential(nn.Flatten(), nn.Linear(6, 3)).eval() for _ in range(2)]
@@ -161,7 +161,7 @@ def test_superfeature_parts_in_compare_models(tmp_path):
 
 def test_saliency_distillation_over_superfeatures():
     """SD training takes the superfeature labelling as its parts (K = M occluded copies per input)."""
-    from kdviz.io.datasets import Dataset
+    from kdviz.io.builtin_datasets import Dataset
     from kdviz.training.loop import TrainConfig, train
     from kdviz.training.losses import occlusion_saliency
 

@@ -1,7 +1,7 @@
 """A model set saved as a zoo: ``zoo.json`` + one ``.safetensors`` per model (+ its inputs), zipped.
 
 The Models page's "save this set as a zoo" download. The zip holds one folder ``<name>/`` with what
-:func:`kdviz.io.zoo.load_zoo` reads (so ``kdviz evaluate --zoo``, the Report and the Models page's zipped-zoo
+:func:`kdviz.io.zoo.manifest.load_zoo` reads (so ``kdviz evaluate --zoo``, the Report and the Models page's zipped-zoo
 upload all take it back) and, when the set has labelled inputs, ``test_inputs.npz`` (``x`` in [0, 1] as displayed,
 ``y``, ``class_names``: plain arrays, no pickle) for ``kdviz evaluate --zoo DIR --data DIR/test_inputs.npz``.
 
@@ -35,7 +35,7 @@ class ExportedZoo:
 
     data: bytes
     folder: str
-    manifest: Any  # kdviz.io.zoo.ZooManifest
+    manifest: Any  # kdviz.io.zoo.manifest.ZooManifest
     notes: tuple[str, ...]
 
 
@@ -60,18 +60,18 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
                    mean: Sequence[float], std: Sequence[float], class_names: Sequence[str], dataset: str = "",
                    inputs: tuple[np.ndarray, np.ndarray | None] | None = None, description: str = "",
                    temperature: float = 4.0) -> ExportedZoo:
-    """Zip ``models`` (teacher first or marked by ``role``) as a zoo that :func:`kdviz.io.zoo.load_zoo` reads.
+    """Zip ``models`` (teacher first or marked by ``role``) as a zoo that :func:`kdviz.io.zoo.manifest.load_zoo` reads.
 
     Each model is any object with ``id``, ``role`` ('teacher' | 'student'), ``arch``, ``alpha`` (kdviz's
     convention; None = unknown), ``module`` (an ``nn.Module``) and optionally ``method``, ``params``,
     ``test_accuracy``, ``seed``. ``inputs`` = (x as displayed, labels or None) are stored as
-    ``test_inputs.npz`` when labelled. The manifest is checked by :func:`kdviz.io.zoo.parse_manifest` and the
-    zip is read back through the safe extractor and :func:`~kdviz.io.zoo.load_zoo` before it is returned, so a
+    ``test_inputs.npz`` when labelled. The manifest is checked by :func:`kdviz.io.zoo.manifest.parse_manifest` and the
+    zip is read back through the safe extractor and :func:`~kdviz.io.zoo.manifest.load_zoo` before it is returned, so a
     set the loader would refuse raises ``ValueError`` here, not after the download.
     """
     import torch
 
-    from kdviz.io.zoo import MANIFEST, ModelEntry, ZooManifest, parse_manifest, save_weights
+    from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, parse_manifest, save_weights
 
     if not models:
         raise ValueError("the set has no models")
@@ -145,7 +145,7 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
 def _check_round_trip(data: bytes, folder: str) -> None:
     """Extract with the upload rules and load the zoo, as the Models page does with an uploaded zoo zip."""
     from kdviz.io.safezip import extract_zip
-    from kdviz.io.zoo import load_zoo
+    from kdviz.io.zoo.manifest import load_zoo
 
     with tempfile.TemporaryDirectory(prefix="kdviz-export-check-") as tmp:
         extract_zip(data, tmp)
