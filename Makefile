@@ -8,15 +8,14 @@ BIN    := $(VENV)/bin
 PORT   ?= 8501
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install dev chromium fashion-mnist lint clean
+.PHONY: run test install dev chromium fashion-mnist lint lint-checks clean
 
 run: install fashion-mnist  ## set up and open the dashboard on the shipped demo zoos
 	@echo "kdviz: open http://localhost:$(PORT) in your browser (Ctrl+C stops the app)"
 	$(BIN)/python -m kdviz.ui.launch --server.port $(PORT)  # = streamlit run app.py, imports warmed meanwhile
 
-test: dev chromium fashion-mnist  ## set up and run the whole test suite (lint, import contracts, pytest with browser tests)
-	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+test: dev chromium fashion-mnist  ## set up and run the whole test suite (lint, import contracts, dead code, pytest with browser tests)
+	$(MAKE) --no-print-directory lint-checks
 	$(BIN)/python -m pytest
 
 install: $(VENV)/.app-installed
@@ -50,9 +49,13 @@ fashion-mnist:  ## Debian's Fashion-MNIST (MIT, 31 MB) for the KED zoo: idx file
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist) || \
 	  { if [ -n "$$CI" ]; then exit 1; else echo "kdviz: dataset-fashion-mnist not installed; the Fashion-MNIST zoo and its tests are skipped"; fi; }; }
 
-lint: dev
+lint: dev  ## ruff (style, complexity, docstrings of the public API), import contracts, dead code
+	$(MAKE) --no-print-directory lint-checks
+
+lint-checks:
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/vulture kdviz pages app.py .ci/vulture_whitelist.py --min-confidence 80
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
