@@ -31,8 +31,10 @@ class UnknownNameError(InvalidInputError):
 
 
 class UnsupportedModelError(KdvizError, ValueError):
-    """A model kdviz cannot handle this way (an architecture without a random-weights null, a method that does not
-    apply to it)."""
+    """A model kdviz cannot handle this way.
+
+    For example an architecture without a random-weights null, or a method that does not apply to it.
+    """
 
 
 class CheckpointError(InvalidInputError):

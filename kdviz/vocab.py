@@ -22,7 +22,7 @@ class Modality(StrEnum):
 
     @classmethod
     def parse(cls, value: str | Modality) -> Modality:
-        """The member named by ``value``; ``"series"`` and ``"time-series"`` are accepted for ``SERIES``."""
+        """Return the member named by ``value``; ``"series"`` and ``"time-series"`` are accepted for ``SERIES``."""
         if isinstance(value, cls):
             return value
         key = str(value).strip().lower().replace("-", "").replace("_", "")
@@ -45,7 +45,7 @@ class TrainingMethod(StrEnum):
 
     @classmethod
     def parse(cls, value: str | TrainingMethod | None, default: TrainingMethod | None = None) -> TrainingMethod:
-        """The member named by ``value`` (case and spaces ignored); ``default`` for None or empty."""
+        """Return the member named by ``value`` (case and spaces ignored); ``default`` for None or empty."""
         if isinstance(value, cls):
             return value
         if value is None or not str(value).strip():

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kdviz.vocab import Modality
+
 __all__ = [
     "DEFAULT_METHODS",
     "DEFAULT_PARAMS",
@@ -27,10 +29,11 @@ __all__ = [
     "randomisation_failure",
 ]
 
-# One library constant per input kind (the dashboard, the CLI and the Report fall back to these).
-DEFAULT_METHODS: dict[str, str] = {"image": "grad_cam", "timeseries": "integrated_gradients"}
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {"image": {}, "timeseries": {"baseline": "zeros", "n_steps": 32}}
-DEFAULT_PARTS: dict[str, str] = {"image": "slic:50", "timeseries": "segments:10"}
+# One library constant per modality of tensors (the dashboard, the CLI and the Report fall back to these).
+DEFAULT_METHODS: dict[Modality, str] = {Modality.IMAGE: "grad_cam", Modality.SERIES: "integrated_gradients"}
+DEFAULT_PARAMS: dict[Modality, dict[str, Any]] = {Modality.IMAGE: {},
+                                                  Modality.SERIES: {"baseline": "zeros", "n_steps": 32}}
+DEFAULT_PARTS: dict[Modality, str] = {Modality.IMAGE: "slic:50", Modality.SERIES: "segments:10"}
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,8 @@ class DefaultSetting:
 
 
 def default_method(kind: str) -> str:
-    """The library's method for an input kind (``image``, ``timeseries``; anything else: the image one)."""
-    return DEFAULT_METHODS.get(kind, DEFAULT_METHODS["image"])
+    """Return the library's method for an input kind (``image``, ``timeseries``; anything else: the image one)."""
+    return DEFAULT_METHODS.get(kind, DEFAULT_METHODS[Modality.IMAGE])
 
 
 def _recommended(zoo: Any) -> Any:
@@ -60,7 +63,7 @@ def default_setting(zoo: Any = None, *, kind: str | None = None) -> DefaultSetti
     if rec is not None:
         return DefaultSetting(rec.method, dict(rec.params), rec.parts, "zoo")
     task = kind or str(getattr(getattr(zoo, "manifest", zoo), "task", "image") or "image")
-    task = task if task in DEFAULT_METHODS else "image"
+    task = task if task in DEFAULT_METHODS else Modality.IMAGE
     return DefaultSetting(DEFAULT_METHODS[task], dict(DEFAULT_PARAMS[task]), DEFAULT_PARTS[task], "library")
 
 
