@@ -2,8 +2,8 @@
 
 Everything a browser sends is hostile until parsed. The loaders in ``kdviz.io.safezip``,
 ``kdviz.io.images``, ``kdviz.io.series`` and ``kdviz.io.paths`` raise one error family,
-rooted at :class:`UploadError` (a ``ValueError``), whose messages name the bad thing
-and say what to do, so the UI can show ``str(error)`` as is and keep running.
+rooted at :class:`UploadError` (a :class:`kdviz.errors.InvalidInputError`, so also a ``ValueError``), whose
+messages name the bad thing and say what to do, so the UI can show ``str(error)`` as advice and keep running.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from kdviz.errors import InvalidInputError
 
 __all__ = [
     "UploadError",
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 
-class UploadError(ValueError):
+class UploadError(InvalidInputError):
     """A file or path from the user that kdviz refuses; the message says why and what to do."""
 
 
@@ -79,9 +81,9 @@ def check_size(n_bytes: int, *, limit_bytes: int, name: str = "the file") -> Non
     again so the CLI and tests share the same limit and message.
     """
     if limit_bytes <= 0:
-        raise ValueError(f"limit_bytes must be positive, got {limit_bytes}")
+        raise InvalidInputError(f"limit_bytes must be positive, got {limit_bytes}")
     if n_bytes < 0:
-        raise ValueError(f"n_bytes must be non-negative, got {n_bytes}")
+        raise InvalidInputError(f"n_bytes must be non-negative, got {n_bytes}")
     if n_bytes > limit_bytes:
         raise UploadTooLargeError(
             f"{name!s} is {format_bytes(n_bytes)}; the limit is {format_bytes(limit_bytes)}. "

@@ -2,11 +2,12 @@
 
 Every registered architecture is a candidate; none is ruled out by a rule of thumb such as "has
 ``layer1.0.conv1`` so it is a CIFAR ResNet" (ShuffleV1 has that key too). Building every architecture to
-read its keys takes ~40 s on two CPU cores, so ``kdviz.models.key_index`` ships, per architecture, a hash of
+read its keys takes tens of seconds, so ``kdviz.models.key_index`` ships, per architecture, a hash of
 its sorted parameter names, a hash of their shapes (with the axes that follow num_classes and in_channels
 left as placeholders) and those axes: a checkpoint's own hashes find the architectures that fit it exactly
-without building any. Architectures the index lacks are built on the meta device (no memory) instead. timm ViT/DeiT names outside the registry are searched the same way, after filtering timm's
-name list by the width, patch size and token count the weights show.
+without building any. Architectures the index lacks are built on the meta device (no memory) instead. timm
+ViT/DeiT names outside the registry are searched the same way, after filtering timm's name list by the width,
+patch size and token count the weights show.
 
 The answer says whether the match is exact, which other architectures fit *exactly as well* (a tie the
 weights cannot break, e.g. ``deit_tiny_patch16_224`` and ``vit_tiny_patch16_224`` are the same network),
@@ -20,10 +21,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from importlib.metadata import version as package_version
 
 import torch
 
 from kdviz import models
+from kdviz.models.timm_family import timm_vit_candidates
 
 __all__ = ["ArchGuess", "clear_caches", "fingerprint_of_keys", "guess", "key_index", "write_key_index"]
 
@@ -66,9 +69,7 @@ def _top_modules(keys: Sequence[str] | Mapping[str, object]) -> frozenset[str]:
 
 
 def _library_versions() -> dict[str, str]:
-    from importlib.metadata import version  # not `import timm`: that alone costs seconds
-
-    return {name: version(name).split("+")[0] for name in ("torch", "torchvision", "timm")}
+    return {name: package_version(name).split("+")[0] for name in ("torch", "torchvision", "timm")}
 
 
 Axes = tuple[tuple[str, int, str], ...]
@@ -96,7 +97,7 @@ def shape_fingerprint(shapes: Mapping[str, tuple[int, ...]], axes: Axes) -> str:
 def _stored_index() -> dict[str, tuple]:
     """``kdviz.models.key_index.INDEX`` when it was made with the installed torch/torchvision/timm, else {}."""
     try:
-        from kdviz.models.key_index import INDEX, VERSIONS
+        from kdviz.models.key_index import INDEX, VERSIONS  # noqa: PLC0415 - a generated module, maybe absent
     except ImportError:  # not generated yet
         return {}
     return INDEX if _library_versions() == VERSIONS else {}
@@ -193,7 +194,7 @@ def _dim_axes(arch: str) -> tuple[tuple[str, int, str], ...]:
 
 
 def _axes(arch: str) -> Axes:
-    # one architecture's stored entry first: key_index() lists every model, torchvision's included (~2.6 s)
+    # one architecture's stored entry first: key_index() lists every model, torchvision's included (slow)
     entry = _stored_entry(arch) or key_index().get(arch)
     return entry.axes if entry is not None and entry.shapes_sha is not None else _dim_axes(arch)
 
@@ -265,8 +266,6 @@ def _timm_vit_candidates(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
     proj, pos = shapes.get("patch_embed.proj.weight"), shapes.get("pos_embed")
     if proj is None or pos is None or len(proj) != 4 or len(pos) != 3 or "blocks.0.attn.qkv.weight" not in shapes:
         return []
-    from kdviz.models.timm_family import timm_vit_candidates
-
     return timm_vit_candidates(embed_dim=int(proj[0]), patch=int(proj[2]), tokens=int(pos[1]))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kdviz.errors import InvalidInputError
 from kdviz.models.registry import register_model
 
 __all__ = ["UPSTREAM_NAMES"]
@@ -91,7 +92,7 @@ class WideResNet(nn.Module):
     def __init__(self, depth: int, widen: int, *, num_classes: int, in_channels: int):
         super().__init__()
         if (depth - 4) % 6:
-            raise ValueError(f"wide ResNet depth must be 6n+4, got {depth}")
+            raise InvalidInputError(f"wide ResNet depth must be 6n+4, got {depth}")
         n = (depth - 4) // 6
         ch = [16, 16 * widen, 32 * widen, 64 * widen]
         self.conv1 = nn.Conv2d(in_channels, ch[0], 3, padding=1, bias=False)

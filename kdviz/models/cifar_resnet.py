@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from kdviz.errors import InvalidInputError
 from kdviz.models.registry import register_model
 
 __all__ = ["BasicBlock", "CifarResNet"]
@@ -43,7 +44,7 @@ class CifarResNet(nn.Module):
     def __init__(self, depth: int, num_filters: tuple[int, int, int, int], *, num_classes: int, in_channels: int):
         super().__init__()
         if (depth - 2) % 6 != 0:
-            raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
+            raise InvalidInputError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
         self.inplanes = num_filters[0]
         self.conv1 = nn.Conv2d(in_channels, num_filters[0], 3, padding=1, bias=False)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdviz.errors import InvalidInputError, UnknownNameError, UnsupportedModelError
 from kdviz.models.registry import seeded_draws
 
 if TYPE_CHECKING:  # transformers is imported where a model is built (``kdviz inspect`` stays quick)
@@ -101,13 +102,13 @@ def parse_text_arch(name: str) -> StudentSpec:
                 f"{', '.join(STUDENT_FAMILIES[:-1])} or {STUDENT_FAMILIES[-1]}), got {name!r}")
     parts = name.lower().split("-")
     if len(parts) != 3 or parts[0] not in STUDENT_FAMILIES or not parts[1].startswith("l") or not parts[2].startswith("h"):
-        raise ValueError(expected)
+        raise InvalidInputError(expected)
     try:
         layers, hidden = int(parts[1][1:]), int(parts[2][1:])
     except ValueError:
-        raise ValueError(expected) from None
+        raise InvalidInputError(expected) from None
     if layers < 1 or hidden < 1:
-        raise ValueError(f"{expected}: layers and hidden size must be positive")
+        raise InvalidInputError(f"{expected}: layers and hidden size must be positive")
     return StudentSpec(layers, hidden, family=parts[0])
 
 
@@ -127,15 +128,15 @@ def student_tokenizer(tokenizer: Any, family: str) -> Any:
     if family == "bert":
         return tokenizer
     if family not in GENERATIVE_TYPES:
-        raise ValueError(f"family must be one of {', '.join(STUDENT_FAMILIES)}, got {family!r}")
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
+        raise UnknownNameError(f"family must be one of {', '.join(STUDENT_FAMILIES)}, got {family!r}")
+    from tokenizers import Tokenizer  # noqa: PLC0415 - transformers is heavy: imported where a model is built
+    from transformers import PreTrainedTokenizerFast  # noqa: PLC0415 - transformers is heavy: imported where a model is built
 
     inner = getattr(tokenizer, "tokenizer", tokenizer)  # a PromptedTokenizer's own
     pad = inner.pad_token
     eos = inner.sep_token or inner.eos_token
     if pad is None or eos is None:
-        raise ValueError("a T5 / GPT-2 student reuses the teacher's vocabulary and needs its padding and "
+        raise UnsupportedModelError("a T5 / GPT-2 student reuses the teacher's vocabulary and needs its padding and "
                          "separator / end-of-sequence tokens ([PAD], [SEP])")
     backend = Tokenizer.from_str(inner.backend_tokenizer.to_str())
     backend.no_truncation()
@@ -158,11 +159,11 @@ def student_model(spec: StudentSpec, *, vocab_size: int, num_labels: int, seed: 
     """
     if spec.family in GENERATIVE_TYPES:
         if tokenizer is None or len(labels) != num_labels:
-            raise ValueError(f"a {spec.family} student needs its tokenizer and the {num_labels} class names")
+            raise InvalidInputError(f"a {spec.family} student needs its tokenizer and the {num_labels} class names")
         return _generative_student(spec, tokenizer, tuple(labels), seed)
     if spec.family != "bert":
-        raise ValueError(f"family must be one of {', '.join(STUDENT_FAMILIES)}, got {spec.family!r}")
-    from transformers import BertConfig, BertForSequenceClassification
+        raise UnknownNameError(f"family must be one of {', '.join(STUDENT_FAMILIES)}, got {spec.family!r}")
+    from transformers import BertConfig, BertForSequenceClassification  # noqa: PLC0415 - transformers is heavy: imported where a model is built
 
     config = BertConfig(
         vocab_size=vocab_size, hidden_size=spec.hidden, num_hidden_layers=spec.layers,
@@ -174,11 +175,11 @@ def student_model(spec: StudentSpec, *, vocab_size: int, num_labels: int, seed: 
 
 
 def _generative_student(spec: StudentSpec, tokenizer: Any, labels: tuple[str, ...], seed: int) -> VerbalizedLM:
-    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
+    from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration  # noqa: PLC0415 - transformers is heavy: imported where a model is built
 
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     if pad is None or eos is None:
-        raise ValueError("the student tokenizer needs padding and end-of-sequence tokens (student_tokenizer)")
+        raise UnsupportedModelError("the student tokenizer needs padding and end-of-sequence tokens (student_tokenizer)")
     bos = eos if tokenizer.bos_token_id is None else tokenizer.bos_token_id
     heads = _heads(spec.hidden)
     lm: nn.Module
@@ -200,14 +201,14 @@ def random_text_copy(config: PretrainedConfig, seed: int) -> nn.Module:
     """An untrained eval-mode classifier of exactly ``config``'s architecture (weights from ``seed``); for a
     decoder / encoder-decoder config (``kdviz_verbalizer`` set by :class:`VerbalizedLM`), a random language model
     read through the same verbalizer."""
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification  # noqa: PLC0415 - transformers is heavy: imported where a model is built
 
     cfg = copy.deepcopy(config)
     with seeded_draws(seed):  # thread-safe: concurrent sessions' copies equal serial ones
         if cfg.model_type in GENERATIVE_TYPES:  # a VerbalizedLM: the same verbalizer on a random LM
             block = getattr(cfg, "kdviz_verbalizer", None)
             if not isinstance(block, dict):
-                raise ValueError(f"a {cfg.model_type} config needs its kdviz_verbalizer to build a random classifier")
+                raise UnsupportedModelError(f"a {cfg.model_type} config needs its kdviz_verbalizer to build a random classifier")
             verbalizer = Verbalizer(tuple(block["labels"]), tuple(block["tokens"]), block["template"],
                                     tuple(block["ids"]))
             model = VerbalizedLM(generative_lm(cfg), verbalizer)
@@ -234,7 +235,7 @@ def corpus_vocabulary(tokenizer: Any, texts: Iterable[str], *, min_count: int) -
 def pruned_tokenizer(tokenizer: Any, keep: Sequence[int], folder: str | Path) -> BertTokenizerFast:
     """A WordPiece tokenizer holding only the ``keep`` ids (renumbered 0..len−1) with BERT's uncased
     normalisation; saved to ``folder``."""
-    from transformers import BertTokenizerFast
+    from transformers import BertTokenizerFast  # noqa: PLC0415 - transformers is heavy: imported where a model is built
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -295,18 +296,18 @@ class Verbalizer:
         object.__setattr__(self, "tokens", tokens)
         object.__setattr__(self, "ids", tuple(int(i) for i in self.ids))
         if not 2 <= len(labels) <= MAX_VERBALIZER_LABELS or len(tokens) != len(labels):
-            raise ValueError(f"a verbalizer needs 2-{MAX_VERBALIZER_LABELS} classes with one token each "
+            raise InvalidInputError(f"a verbalizer needs 2-{MAX_VERBALIZER_LABELS} classes with one token each "
                              f"(got {len(labels)} labels, {len(tokens)} tokens)")
         strings = (*labels, *tokens, self.template)
         if not all(isinstance(x, str) and 0 < len(x) <= MAX_VERBALIZER_CHARS for x in strings):
-            raise ValueError(f"verbalizer labels, tokens and template must be non-empty strings of at most "
+            raise InvalidInputError(f"verbalizer labels, tokens and template must be non-empty strings of at most "
                              f"{MAX_VERBALIZER_CHARS} characters")
         if len(set(labels)) != len(labels) or len(set(tokens)) != len(tokens):
-            raise ValueError("verbalizer labels and tokens must be distinct")
+            raise InvalidInputError("verbalizer labels and tokens must be distinct")
         if self.template.count("{text}") != 1:
-            raise ValueError(f"the prompt template must hold '{{text}}' exactly once, got {self.template!r}")
+            raise InvalidInputError(f"the prompt template must hold '{{text}}' exactly once, got {self.template!r}")
         if self.ids and len(self.ids) != len(labels):
-            raise ValueError("verbalizer ids must be one per class")
+            raise InvalidInputError("verbalizer ids must be one per class")
 
     @classmethod
     def default(cls, labels: Sequence[str], model_type: str, *, template: str | None = None) -> Verbalizer:
@@ -324,9 +325,9 @@ class Verbalizer:
     def from_dict(cls, obj: Any) -> Verbalizer:
         """The ``kdviz_verbalizer`` block of a ``config.json`` (``labels``, ``tokens``, ``template``)."""
         if not isinstance(obj, dict) or not all(isinstance(obj.get(k), list) for k in ("labels", "tokens")):
-            raise ValueError("kdviz_verbalizer must be an object with lists 'labels' and 'tokens' and a 'template'")
+            raise InvalidInputError("kdviz_verbalizer must be an object with lists 'labels' and 'tokens' and a 'template'")
         if not isinstance(obj.get("template"), str):
-            raise ValueError("kdviz_verbalizer.template must be a string holding '{text}'")
+            raise InvalidInputError("kdviz_verbalizer.template must be a string holding '{text}'")
         return cls(tuple(obj["labels"]), tuple(obj["tokens"]), obj["template"])
 
     def to_dict(self) -> dict[str, Any]:
@@ -341,12 +342,12 @@ class Verbalizer:
         for label, token in zip(self.labels, self.tokens, strict=True):
             pieces = tokenizer(token, add_special_tokens=False)["input_ids"]
             if len(pieces) != 1:
-                raise ValueError(f"the verbalizer token {token!r} of class {label!r} is {len(pieces)} tokens in "
+                raise InvalidInputError(f"the verbalizer token {token!r} of class {label!r} is {len(pieces)} tokens in "
                                  f"this tokenizer ({tokenizer.convert_ids_to_tokens(pieces)}); pass a one-token "
                                  "verbalizer")
             ids.append(int(pieces[0]))
         if len(set(ids)) != len(ids):
-            raise ValueError(f"verbalizer tokens {self.tokens} map to repeated ids {ids}")
+            raise InvalidInputError(f"verbalizer tokens {self.tokens} map to repeated ids {ids}")
         return Verbalizer(self.labels, self.tokens, self.template, tuple(ids))
 
     @property
@@ -454,7 +455,7 @@ class VerbalizedLM(nn.Module):
         length = (input_ids if inputs_embeds is None else inputs_embeds).shape[1]
         limit = None if self.seq2seq else getattr(self.lm.config, "max_position_embeddings", None)
         if limit is not None and length > limit:
-            raise ValueError(f"{length} tokens (prompt included) exceed this {self.lm.config.model_type}'s "
+            raise InvalidInputError(f"{length} tokens (prompt included) exceed this {self.lm.config.model_type}'s "
                              f"{limit} positions; encode with a smaller max_length")
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
@@ -480,11 +481,11 @@ class VerbalizedLM(nn.Module):
 
 def generative_lm(config: PretrainedConfig) -> nn.Module:
     """An untrained causal LM (decoders) or seq2seq LM (encoder-decoders) built from ``config``, never remote code."""
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM  # noqa: PLC0415 - transformers is heavy: imported where a model is built
 
     if config.model_type in SEQ2SEQ_TYPES:
         return AutoModelForSeq2SeqLM.from_config(config)
     if config.model_type in DECODER_TYPES:
         return AutoModelForCausalLM.from_config(config)
-    raise ValueError(f"model_type {config.model_type!r} is not a supported decoder or encoder-decoder "
+    raise UnsupportedModelError(f"model_type {config.model_type!r} is not a supported decoder or encoder-decoder "
                      f"({', '.join(GENERATIVE_TYPES)})")

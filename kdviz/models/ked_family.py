@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdviz.errors import InvalidInputError
 from kdviz.models.registry import ModelInfo, register_resolver
 
 __all__ = [
@@ -98,14 +99,14 @@ def solve_branch_width(n_params: int, *, d: int, c: int, m: int, depth: int = DE
     else:
         disc = b * b - 4 * a * k
         if disc < 0:
-            raise ValueError(f"no branch width fits {n_params} parameters")
+            raise InvalidInputError(f"no branch width fits {n_params} parameters")
         h = int((-b + math.sqrt(disc)) / (2 * a))
     while h > 0 and branch_mlp_params(d, h, c, m, depth=depth) > n_params:  # guard float rounding
         h -= 1
     while branch_mlp_params(d, h + 1, c, m, depth=depth) <= n_params:
         h += 1
     if h < 1:
-        raise ValueError(f"{n_params} parameters leave no branch width ≥ 1 for m={m}, d={d}, c={c}")
+        raise InvalidInputError(f"{n_params} parameters leave no branch width ≥ 1 for m={m}, d={d}, c={c}")
     return h
 
 
@@ -152,7 +153,7 @@ class PlainMLP(nn.Module):
     def __init__(self, shape: MLPShape, *, in_channels: int = 1) -> None:
         super().__init__()
         if shape.d % in_channels:
-            raise ValueError(f"d={shape.d} is not a multiple of in_channels={in_channels}")
+            raise InvalidInputError(f"d={shape.d} is not a multiple of in_channels={in_channels}")
         self.shape = shape
         self.first_weight = nn.Parameter(torch.empty(shape.h, in_channels, shape.d // in_channels))
         self.first_bias = nn.Parameter(torch.zeros(shape.h))
@@ -173,10 +174,10 @@ class ExplainingMLP(nn.Module):
     def __init__(self, shape: MLPShape, *, in_channels: int = 1) -> None:
         super().__init__()
         if shape.d % in_channels:
-            raise ValueError(f"d={shape.d} is not a multiple of in_channels={in_channels}")
+            raise InvalidInputError(f"d={shape.d} is not a multiple of in_channels={in_channels}")
         pixels = shape.d // in_channels
         if not 1 <= shape.m <= pixels:
-            raise ValueError(f"m must be in [1, {pixels}], got {shape.m}")
+            raise InvalidInputError(f"m must be in [1, {pixels}], got {shape.m}")
         self.shape = shape
         self.first_weight = nn.Parameter(torch.empty(shape.h, in_channels, pixels))
         self.first_bias = nn.Parameter(torch.zeros(shape.m, shape.h))
@@ -207,12 +208,12 @@ class ExplainingMLP(nn.Module):
         re-initialise the input layers for the new fan-ins. Call before training."""
         lab = torch.as_tensor(np.asarray(labels), dtype=torch.long).reshape(-1)
         if lab.numel() != self.superfeatures.numel():
-            raise ValueError(f"labels have {lab.numel()} entries, the model takes {self.superfeatures.numel()} pixels")
+            raise InvalidInputError(f"labels have {lab.numel()} entries, the model takes {self.superfeatures.numel()} pixels")
         if int(lab.min()) < 0 or set(lab.unique().tolist()) != set(range(self.m)):
-            raise ValueError(f"labels must use every superfeature 0..{self.m - 1}")
+            raise InvalidInputError(f"labels must use every superfeature 0..{self.m - 1}")
         prior = torch.as_tensor(np.asarray(log_prior), dtype=torch.float32).reshape(-1)
         if prior.numel() != self.shape.c:
-            raise ValueError(f"log_prior has {prior.numel()} entries for {self.shape.c} classes")
+            raise InvalidInputError(f"log_prior has {prior.numel()} entries for {self.shape.c} classes")
         self.superfeatures.copy_(lab)
         self.log_prior.copy_(prior)
         self.reset_first_layer(generator)
@@ -277,7 +278,7 @@ class ExplainingResNet(nn.Module):
     def __init__(self, *, depth: int, m: int, f: int, num_classes: int, in_channels: int) -> None:
         super().__init__()
         if (depth - 2) % 6:
-            raise ValueError(f"depth must be 6n+2 (8, 20, 32, 44, 56 …), got {depth}")
+            raise InvalidInputError(f"depth must be 6n+2 (8, 20, 32, 44, 56 …), got {depth}")
         n = (depth - 2) // 6
         self.m = m
         self.stem = nn.Sequential(nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
@@ -317,7 +318,7 @@ def solve_resnet_branch_filters(n_params: int, *, depth: int, m: int, num_classe
     while count(hi) <= n_params:
         lo, hi = hi, hi * 2
     if count(lo) > n_params:
-        raise ValueError(f"no branch width fits {n_params} parameters")
+        raise InvalidInputError(f"no branch width fits {n_params} parameters")
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if count(mid) <= n_params else (lo, mid)

@@ -21,6 +21,8 @@ an unknown name raises an error that lists the closest valid names.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +33,8 @@ from typing import Literal
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from kdviz.errors import InvalidInputError, UnknownNameError
 
 __all__ = [
     "OPTIONAL_KEY_SUFFIXES",
@@ -54,8 +58,8 @@ Family = Literal["torchvision", "cifar_resnet", "cifar_kd", "timm", "timeseries"
 InputKind = Literal["image", "series", "text"]
 
 
-class UnknownModelError(ValueError):
-    """Raised for an architecture name that is not in the registry."""
+class UnknownModelError(UnknownNameError):
+    """Raised for an architecture name that is not in the registry; the message lists the closest valid names."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +86,12 @@ _VERSION = [0]  # bumped on every registration: caches built from the registry (
 def register_model(
     name: str, *, family: Family, input_kind: InputKind, default_in_channels: int
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator adding a builder ``fn(*, num_classes, in_channels, **kwargs) -> nn.Module``."""
+    """Register a builder ``fn(*, num_classes, in_channels, **kwargs) -> nn.Module`` under ``name`` (a decorator)."""
 
     def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         with _LOCK:
             if name in _REGISTRY:
-                raise ValueError(f"model {name!r} is registered twice")
+                raise InvalidInputError(f"model {name!r} is registered twice")
             _REGISTRY[name] = ModelInfo(name, family, input_kind, default_in_channels, fn)
             _VERSION[0] += 1
         return fn
@@ -114,8 +118,10 @@ def register_lazy_family(family: Family, load: Callable[[], None]) -> Callable[[
 
 
 def registry_version() -> int:
-    """A number that changes whenever an architecture is registered (lazy families loaded first), so a
-    cache derived from the whole registry can tell it is stale."""
+    """Return a number that changes whenever an architecture is registered (lazy families loaded first).
+
+    A cache derived from the whole registry keys on it, so it can tell it is stale.
+    """
     _load_lazy_families()
     with _LOCK:
         return _VERSION[0]
@@ -125,7 +131,7 @@ def _load_lazy_families(family: Family | None = None) -> None:
     """Run the lazy families' ``load`` exactly once (only ``family``'s when given); other threads wait.
 
     The "loaded" event is set only after the last registration, so no thread ever reads a half-filled
-    registry (issue 21: a flag set before the loop let a second thread guess from an incomplete one).
+    registry (a flag set before the loop would let a second thread guess from an incomplete one).
     """
     if _LAZY_LOADED.is_set():
         return
@@ -141,7 +147,7 @@ def _load_lazy_families(family: Family | None = None) -> None:
 
 
 def list_models(family: Family | None = None) -> list[str]:
-    """Registered architecture names, sorted; optionally one family only."""
+    """List the registered architecture names, sorted; optionally one family only."""
     _load_lazy_families(family)
     with _LOCK:
         return sorted(n for n, info in _REGISTRY.items() if family is None or info.family == family)
@@ -184,10 +190,10 @@ def create_model(
     """
     info = model_info(arch)
     if num_classes < 1:
-        raise ValueError(f"num_classes must be ≥ 1, got {num_classes}")
+        raise InvalidInputError(f"num_classes must be ≥ 1, got {num_classes}")
     channels = info.default_in_channels if in_channels is None else int(in_channels)
     if channels < 1:
-        raise ValueError(f"in_channels must be ≥ 1, got {in_channels}")
+        raise InvalidInputError(f"in_channels must be ≥ 1, got {in_channels}")
     return info.builder(num_classes=num_classes, in_channels=channels, **kwargs)
 
 
@@ -225,8 +231,11 @@ def _empty_weights() -> Iterator[None]:
 
 
 def infer_dims_from_state_dict(state: dict[str, torch.Tensor]) -> tuple[int | None, int | None]:
-    """(num_classes, in_channels): the classifier is the last weight of rank ≥ 2 (a Linear, or a 1×1
-    conv as in SqueezeNet); the input layer is the first convolution weight."""
+    """Read (num_classes, in_channels) from a state dict's shapes.
+
+    The classifier is the last weight of rank ≥ 2 (a Linear, or a 1×1 conv as in SqueezeNet); the input layer is
+    the first convolution weight.
+    """
     weights = [v for k, v in state.items() if k.endswith("weight")]
     first_conv = next((v for v in weights if v.ndim in (3, 4, 5)), None)
     classifier = next((v for v in reversed(weights) if v.ndim >= 2), None)
@@ -242,8 +251,6 @@ def key_fingerprint(arch: str) -> tuple[str, int]:
     Names do not depend on num_classes or in_channels, so one fingerprint per architecture finds every
     architecture whose key set equals a checkpoint's (``kdviz.models.key_index`` ships them precomputed).
     """
-    import hashlib
-
     keys = sorted(k for k in state_dict_signature(arch, 10, None) if not k.endswith(OPTIONAL_KEY_SUFFIXES))
     return hashlib.sha1("\n".join(keys).encode()).hexdigest(), len(keys)
 
@@ -278,8 +285,6 @@ class _OwnGenerator(TorchFunctionMode):
 
 @cache
 def _takes_generator(func: Callable[..., object]) -> bool:
-    import inspect
-
     try:
         return "generator" in inspect.signature(func).parameters
     except (TypeError, ValueError):  # builtins without a signature
@@ -287,17 +292,22 @@ def _takes_generator(func: Callable[..., object]) -> bool:
 
 
 def seeded_model(arch: str, *, seed: int, num_classes: int, in_channels: int) -> nn.Module:
-    """``create_model`` with initial weights fixed by ``seed``; the global RNG is neither read nor changed,
-    so threads building seeded models at the same time get the same weights as one after another."""
+    """Build ``arch`` like ``create_model``, with initial weights fixed by ``seed``.
+
+    The global RNG is neither read nor changed, so threads building seeded models at the same time get the same
+    weights as one after another.
+    """
     with seeded_draws(seed):
         return create_model(arch, num_classes=num_classes, in_channels=in_channels)
 
 
 @contextmanager
 def seeded_draws(seed: int) -> Iterator[None]:
-    """Random draws inside (layer initialisers, ``torch.rand*``) are those ``torch.manual_seed(seed)`` gives, taken
-    from this thread's own generator: the global RNG is neither read nor changed, so seeded builds in several
-    threads at once equal serial ones (``seeded_model``, the text null's ``random_text_copy``)."""
+    """Make random draws inside (layer initialisers, ``torch.rand*``) those ``torch.manual_seed(seed)`` gives.
+
+    They are taken from this thread's own generator: the global RNG is neither read nor changed, so seeded builds
+    in several threads at once equal serial ones (``seeded_model``, the text null's ``random_text_copy``).
+    """
     # The global generator is seeded too, for any draw the mode cannot redirect (``torch.rand_like``, numpy):
     # such a build is still seeded one at a time, as before.
     with _SEED_LOCK, torch.random.fork_rng(devices=[]):

@@ -27,7 +27,7 @@ def timm_builder(name: str) -> Callable[..., nn.Module]:
     """``build(*, num_classes, in_channels, **kwargs)`` for timm model ``name``, random weights."""
 
     def build(*, num_classes: int, in_channels: int, **kwargs: object) -> nn.Module:
-        import timm  # imported on first use: `import kdviz` stays fast
+        import timm  # noqa: PLC0415 - heavy optional dependency: imported on first use, `import kdviz` stays fast
 
         return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs)
 
@@ -45,7 +45,7 @@ def resolve_timm_name(arch: str) -> ModelInfo | None:
     ``timm/<name>`` (the prefix timm's own hub ids use) always means timm's model, also where another family
     registered the same name (``timm/efficientnet_b0`` vs torchvision's ``efficientnet_b0``).
     """
-    import timm
+    import timm  # noqa: PLC0415 - heavy optional dependency: asked last, imported only for an unknown name
 
     name = arch.removeprefix("timm/")
     return ModelInfo(arch, "timm", "image", 3, timm_builder(name)) if timm.is_model(name) else None
@@ -64,7 +64,7 @@ def timm_vit_candidates(*, embed_dim: int, patch: int, tokens: int) -> list[str]
     Only names that can hold these weights are returned, so the caller builds a handful of models rather
     than all ~200 ViTs.
     """
-    import timm
+    import timm  # noqa: PLC0415 - heavy optional dependency: only when ViT weights are being matched
 
     found = []
     for name in timm.list_models(["vit_*", "deit_*", "deit3_*"]):

@@ -1,7 +1,7 @@
 """The ``torchvision`` family: every torchvision classification model by its torchvision name.
 
 Registered on first need (:func:`kdviz.models.registry.register_lazy_family`): importing torchvision pulls in
-torch._dynamo (~2.6 s on the 2-core box), and the dashboard's demo zoos never need it. The first convolution
+torch._dynamo, which takes seconds, and the dashboard's demo zoos never need it. The first convolution
 is adapted to the input's channel count (1-channel MNIST, for instance).
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from kdviz.errors import UnsupportedModelError
 from kdviz.models.registry import register_lazy_family, register_model
 
 __all__ = ["replace_first_conv", "torchvision_builder"]
@@ -34,7 +35,7 @@ def replace_first_conv(model: nn.Module, in_channels: int) -> None:
                 )
                 setattr(parent, child_name, new)
                 return
-    raise ValueError(f"{type(model).__name__} has no Conv2d to adapt to in_channels={in_channels}")
+    raise UnsupportedModelError(f"{type(model).__name__} has no Conv2d to adapt to in_channels={in_channels}")
 
 
 def torchvision_builder(name: str) -> Callable[..., nn.Module]:
@@ -44,7 +45,7 @@ def torchvision_builder(name: str) -> Callable[..., nn.Module]:
         if name in ("googlenet", "inception_v3"):
             kwargs.setdefault("aux_logits", False)
             kwargs.setdefault("init_weights", True)
-        import torchvision
+        import torchvision  # noqa: PLC0415 - heavy (imports torch._dynamo): only when a torchvision model is built
 
         model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
         if in_channels != 3:
@@ -57,7 +58,7 @@ def torchvision_builder(name: str) -> Callable[..., nn.Module]:
 
 
 def _register_all() -> None:
-    import torchvision
+    import torchvision  # noqa: PLC0415 - heavy: only on the first lookup that needs the family
 
     for name in torchvision.models.list_models(module=torchvision.models):
         register_model(name, family="torchvision", input_kind="image", default_in_channels=3)(torchvision_builder(name))
