@@ -5,7 +5,7 @@ CE, KD and KED students of a KED zoo (``kdviz ked-zoo``), with intervals that re
   mean of the seeds and a hierarchical 95% bootstrap interval (:func:`kdviz.analysis.aggregate.hierarchical_ci`);
   :func:`accuracy_difference` the KED − KD difference with the same two-level resampling (seeds of each arm
   drawn independently; the test inputs drawn once per resample and shared by both arms).
-* :func:`alignment_table`: attention rank alignment (Spearman ρ of part-importance vectors, DESIGN.md) of every
+* :func:`alignment_table`: attention rank alignment (Spearman ρ of part-importance vectors) of every
   student to the zoo's teacher, with the random-weights null as a distribution: R untrained copies of each
   student architecture — explaining copies carry the zoo's superfeatures and class prior, as every trained
   explaining model does — scored exactly like the students; the copies' mean and SD, the model's z and the
@@ -28,10 +28,11 @@ from torch import nn
 
 from kdviz.analysis.aggregate import hierarchical_ci
 from kdviz.analysis.compare import compare_models
-from kdviz.analysis.nulls import NULL_SEED_BASE
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE
 from kdviz.io.builtin_datasets import load_dataset
 from kdviz.io.zoo.manifest import Zoo, load_zoo
 from kdviz.models import seeded_model
+from kdviz.vocab import TrainingMethod
 
 __all__ = ["NullCopy", "accuracy_difference", "accuracy_table", "alignment_table", "explaining_copies",
            "markdown", "test_correct"]
@@ -68,7 +69,7 @@ def accuracy_table(zoo: Zoo, *, n_resamples: int = 2000, seed: int = 0) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def accuracy_difference(zoo: Zoo, *, a: str = "ked", b: str = "kd", n_resamples: int = 2000,
+def accuracy_difference(zoo: Zoo, *, a: str = TrainingMethod.KED, b: str = TrainingMethod.KD, n_resamples: int = 2000,
                         seed: int = 0) -> tuple[float, float, float]:
     """Mean accuracy of method ``a`` minus method ``b`` (students) and a seeds-then-inputs 95% interval."""
     ds = load_dataset(zoo.dataset)
@@ -119,7 +120,7 @@ def explaining_copies(zoo: Zoo, arch: str, copies: int) -> tuple[NullCopy, ...]:
 
 
 def alignment_table(zoo: Zoo, *, n_inputs: int = 500, method: str = "integrated_gradients",
-                    parts: str = "grid:7x7", copies: int = 19, n_resamples: int = 2000,
+                    parts: str = "grid:7x7", copies: int = DEFAULT_NULL_COPIES, n_resamples: int = 2000,
                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per model, per cell) attention alignment to the teacher on the first ``n_inputs`` test inputs.
 
@@ -128,7 +129,7 @@ def alignment_table(zoo: Zoo, *, n_inputs: int = 500, method: str = "integrated_
     """
     ds = load_dataset(zoo.dataset)
     x = ds.model_input(ds.x_test[:n_inputs])
-    students = [m for m in zoo.students]
+    students = list(zoo.students)
     nulls = {arch: explaining_copies(zoo, arch, copies) for arch in dict.fromkeys(m.arch for m in students)}
     everyone = students + [c for cs in nulls.values() for c in cs]
     comp = compare_models(zoo.teacher, everyone, x, labels=ds.y_test[:n_inputs], method=method, parts=parts,
@@ -169,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kdviz.report.ked_study", description=__doc__.split("\n")[0])
     parser.add_argument("zoo", type=Path)
     parser.add_argument("--inputs", type=int, default=500, help="test inputs for attention alignment")
-    parser.add_argument("--copies", type=int, default=19, help="random-weights copies per architecture (R)")
+    parser.add_argument("--copies", type=int, default=DEFAULT_NULL_COPIES,
+                        help="random-weights copies per architecture (R)")
     parser.add_argument("--method", default="integrated_gradients")
     parser.add_argument("--parts", default="grid:7x7")
     args = parser.parse_args(argv)

@@ -5,19 +5,21 @@
 * :func:`superfeature_explanations` — teacher and students side by side: row 1 the Shapley value of each
   superfeature painted over the input, row 2 the superfeature × class heat map of ``exp_m``.
 
-Colours are sent as ``rgb(…)`` (kdviz.report.figures.browser_safe_scale) so Streamlit's placeholder swap cannot
+Colours are sent as ``rgb(…)`` (:func:`kdviz.report.style.browser_safe_scale`) so Streamlit's placeholder swap cannot
 reach them.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from kdviz.report.figures import DIFF_SCALE, GREY_SCALE, browser_safe_scale
+from kdviz.report.input_views import to_grey
+from kdviz.report.style import DIFF_SCALE, GREY_SCALE, browser_safe_scale
 
 __all__ = ["superfeature_explanations", "superfeature_layout"]
 
@@ -26,14 +28,6 @@ _QUALITATIVE = [
     "rgb(140, 86, 75)", "rgb(227, 119, 194)", "rgb(127, 127, 127)", "rgb(188, 189, 34)", "rgb(23, 190, 207)",
 ]
 PROB_SCALE = browser_safe_scale("Blues")
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    x = np.asarray(image, dtype=np.float64)
-    if x.ndim == 3:
-        x = x.mean(axis=0) if x.shape[0] in (1, 3) else x.mean(axis=-1)
-    lo, hi = float(x.min()), float(x.max())
-    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
 
 
 def _centres(labels: np.ndarray) -> list[tuple[float, float]]:
@@ -62,7 +56,7 @@ def superfeature_layout(display: np.ndarray, labels: np.ndarray, *, title: str =
             [[0.0, _QUALITATIVE[0]], [1.0, _QUALITATIVE[0]]]
         fig.add_trace(go.Heatmap(z=lab, colorscale=scale, showscale=False, opacity=0.55, zmin=0, zmax=max(1, m - 1),
                                  hovertemplate="superfeature %{z}<extra></extra>"))
-        fig.add_trace(go.Contour(z=_grey(display), showscale=False, contours_coloring="lines",
+        fig.add_trace(go.Contour(z=to_grey(display), showscale=False, contours_coloring="lines",
                                  line={"width": 1.5, "color": "rgb(0, 0, 0)"}, ncontours=4, hoverinfo="skip"))
         for k, (r, c) in enumerate(_centres(lab)):
             fig.add_annotation(x=c, y=r, text=f"<b>{k}</b>", showarrow=False, font={"size": 13, "color": "rgb(0, 0, 0)"})
@@ -128,7 +122,7 @@ def superfeature_explanations(
         if phi.shape != (m,):
             raise ValueError(f"shapley[{mid!r}] has shape {phi.shape}, expected ({m},)")
         if lab.ndim == 2:
-            fig.add_trace(go.Heatmap(z=_grey(display), colorscale=GREY_SCALE, showscale=False, hoverinfo="skip"),
+            fig.add_trace(go.Heatmap(z=to_grey(display), colorscale=GREY_SCALE, showscale=False, hoverinfo="skip"),
                           row=1, col=j)
             fig.add_trace(go.Heatmap(z=phi[lab], coloraxis="coloraxis", opacity=0.7, customdata=lab,
                                      hovertemplate="superfeature %{customdata}: φ = %{z:.3f}<extra></extra>"),
@@ -171,6 +165,4 @@ def superfeature_explanations(
 
 def _wrap(text: str, width: int) -> str:
     """``text`` broken at spaces into lines of at most ``width`` characters (joined by ``<br>``)."""
-    import textwrap
-
     return "<br>".join(textwrap.wrap(text, width=width, break_long_words=False)) or text

@@ -17,7 +17,7 @@ words, and (g) ``vader``, the share of each model's top-k words in VADER's lexic
 with its null. A student trained with a method other than KD/CE (the rationale student) is drawn as its own group,
 ``<arch> + rationale``, so it never shares a bar slot with the α = 1.0 student of its architecture.
 
-:func:`text_zoo_table` is issue 20's table (model, layers, α, method, accuracy, top-5 overlap, its excess over the
+:func:`text_zoo_table` is the zoo's table (model, layers, α, method, accuracy, top-5 overlap, its excess over the
 null with p, VADER share and its null); :func:`text_report_html` puts everything in one offline HTML file.
 """
 
@@ -35,12 +35,15 @@ import plotly.io as pio
 
 from kdviz.analysis.nulls import format_p
 from kdviz.report import study
+from kdviz.report.findings import VERDICT_RULE, findings_table
+from kdviz.report.logit_table import logit_table
+from kdviz.report.study_bars import attention_figure
+from kdviz.report.summary import output_alignment_column
+from kdviz.vocab import TrainingMethod
 
 __all__ = [
     "TEXT_FIGURES",
-    "TEXT_PARTS",
     "display_summary",
-    "is_text_result",
     "text_findings",
     "text_report_figures",
     "text_report_html",
@@ -48,8 +51,8 @@ __all__ = [
     "text_zoo_table",
 ]
 
-TEXT_PARTS = "words"  # ``EvalSettings.parts`` of a text evaluation
-_PLAIN = ("kd", "ce", "kd+sd", "ked", "ked-blackbox")
+# every training recipe but the rationale one, whose student is drawn as its own group
+_PLAIN = tuple(m.value for m in TrainingMethod if m is not TrainingMethod.RATIONALE)
 
 
 def _titles(k: int) -> dict[str, str]:
@@ -67,12 +70,6 @@ def _titles(k: int) -> dict[str, str]:
 TEXT_FIGURES: dict[str, str] = _titles(5)
 
 
-def is_text_result(settings: Any) -> bool:
-    """Whether evaluation settings (an ``EvalSettings`` or its dict) are a text zoo's (parts = words)."""
-    parts = settings.get("parts") if isinstance(settings, dict) else getattr(settings, "parts", None)
-    return parts == TEXT_PARTS
-
-
 def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary with every student of another training method (``rationale``) in its own architecture group,
     ``<arch> + <method>``, so the study's grouped views keep one bar per (architecture, α)."""
@@ -85,7 +82,7 @@ def display_summary(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _as_attention(summary: pd.DataFrame, col: str) -> pd.DataFrame:
-    """``col`` and its interval and null in the attention columns, to draw it with ``study.attention_figure``."""
+    """``col`` and its interval and null in the attention columns, to draw it with ``attention_figure``."""
     out = summary.copy()
     for suffix in ("", "_low", "_high", "_null"):
         out[f"attention_rho{suffix}"] = summary.get(f"{col}{suffix}", np.nan)
@@ -109,11 +106,11 @@ def text_report_figures(summary: pd.DataFrame, *, k: int = 5) -> dict[str, go.Fi
     figs["attention"] = _retitle(figs["attention"], titles["attention"], "Spearman ρ of word importance")
     figs["covariation"].update_layout(title=figs["covariation"].layout.title.text.replace(
         "(e) Logit vs attention alignment", titles["covariation"]))
-    figs["overlap"] = _retitle(study.attention_figure(_as_attention(s, "topk_overlap")), titles["overlap"],
+    figs["overlap"] = _retitle(attention_figure(_as_attention(s, "topk_overlap")), titles["overlap"],
                                f"top-{k} overlap with the teacher")
     figs["overlap"].update_yaxes(range=[0, 1.02])
     if "vader" in s:
-        fig = study.attention_figure(_as_attention(s, "vader"))
+        fig = attention_figure(_as_attention(s, "vader"))
         teacher = s[s["role"].astype(str) == "teacher"]
         ref = float(teacher["vader"].iloc[0]) if not teacher.empty else math.nan
         if np.isfinite(ref):
@@ -125,9 +122,9 @@ def text_report_figures(summary: pd.DataFrame, *, k: int = 5) -> dict[str, go.Fi
 
 
 def text_findings(summary: pd.DataFrame) -> pd.DataFrame:
-    """The reference study's findings (``kdviz.report.study.findings_table``) judged on the text summary (the
+    """The reference study's findings (``kdviz.report.findings.findings_table``) judged on the text summary (the
     rationale student in its own group, so the α trends are the plain-KD students')."""
-    return study.findings_table(display_summary(summary))
+    return findings_table(display_summary(summary))
 
 
 def _number(row: pd.Series, col: str) -> float:
@@ -138,7 +135,7 @@ def _number(row: pd.Series, col: str) -> float:
 
 
 def text_zoo_table(summary: pd.DataFrame, run: dict[str, Any] | None = None, settings: Any = None) -> pd.DataFrame:
-    """Issue 20's table: model, layers, α, method, attribution, accuracy on the evaluated snippets (and the zoo's
+    """The text zoo's table: model, layers, α, method, attribution, accuracy on the evaluated snippets (and the zoo's
     recorded ``test_accuracy`` on its whole test split, from ``run``), top-k overlap
     with the teacher, its excess over the null with the rank p, ρ over words with its p, VADER share with the
     null's. ``run`` (the results' run facts) gives layers and hidden sizes; ``settings`` the attribution."""
@@ -177,7 +174,7 @@ def text_report_tables(summary: pd.DataFrame, run: dict[str, Any] | None = None,
     return {
         "summary": summary,
         "text_zoo_table": text_zoo_table(summary, run, settings),
-        "output_alignment": study.logit_table(s, column=study.output_alignment_column(s)).round(4).reset_index(),
+        "output_alignment": logit_table(s, column=output_alignment_column(s)).round(4).reset_index(),
         "findings": text_findings(summary),
     }
 
@@ -205,7 +202,7 @@ def text_report_html(summary: pd.DataFrame, *, settings: dict[str, Any] | None =
             parts.append(f"<tr><th>{html.escape(key)}</th><td>{html.escape(str(run[key]))}</td></tr>")
     parts.append("</table><h2>Findings of the reference study on this zoo</h2>")
     parts.append(text_findings(summary).to_html(index=False, escape=True))
-    parts.append(f"<p><small>{html.escape(study.VERDICT_RULE)}</small></p>")
+    parts.append(f"<p><small>{html.escape(VERDICT_RULE)}</small></p>")
     titles = _titles(k)
     for i, (key, fig) in enumerate(text_report_figures(summary, k=k).items()):
         parts.append(f"<h2>{html.escape(titles[key])}</h2>")
