@@ -1,5 +1,5 @@
 """A persistent attribution cache on disk, shared by the dashboard and ``kdviz evaluate`` (the dashboard keeps
-its models' logits there too: a cold first forward pass of 15 models cost as much as their attributions).
+its models' logits there too: a cold first forward pass of a model set costs about as much as its attributions).
 
 An attribution is stored under a SHA-256 of everything that decides it: the model's weights (a hash of its
 parameters and buffers, :func:`weights_key`), the input batch's bytes, the method and its resolved
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import captum
 import numpy as np
 import torch
 from torch import nn
@@ -143,8 +144,6 @@ class AttributionCache:
     def key(*, weights: str, inputs: str, method: str, params: Mapping[str, object], targets: Sequence[int] | None,
             precision: str = "fp32", device: str | torch.device = "cpu") -> str:
         """The entry's name: SHA-256 over every field that decides the attribution."""
-        import captum
-
         blob = json.dumps({
             "format": FORMAT, "torch": torch.__version__.split("+")[0], "captum": captum.__version__,
             "weights": weights, "inputs": inputs, "method": method, "params": _jsonable(dict(params)),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from captum.attr import ShapleyValueSampling
 from torch import nn
 
 __all__ = [
@@ -140,8 +141,6 @@ def shapley_sampled(
 ) -> np.ndarray:
     """Shapley values (N, M) estimated by captum's ``ShapleyValueSampling`` (``n_samples`` permutations),
     the groups given as its ``feature_mask``. Seeded: the same call gives the same numbers."""
-    from captum.attr import ShapleyValueSampling
-
     xt = _as_tensor(x)
     onehot = _group_onehot(labels, tuple(xt.shape[2:]))
     m = onehot.shape[0]

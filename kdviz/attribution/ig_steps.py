@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 __all__ = [
     "MAX_STEPS", "completeness_caption", "completeness_column", "completeness_error", "step_ladder", "steps_column",
@@ -46,8 +47,6 @@ def completeness_column(attr: Any, n: int) -> np.ndarray:
 
 def steps_column(attr: Any, n: int) -> Any:
     """(n,) IG steps per input (``auto_steps``' choice, else the fixed ``n_steps``); NA for other methods."""
-    import pandas as pd
-
     if getattr(attr, "method", None) != "integrated_gradients":
         return pd.array([pd.NA] * n, dtype="Int64")
     steps = attr.steps if getattr(attr, "steps", None) is not None else np.full(n, attr.params["n_steps"])

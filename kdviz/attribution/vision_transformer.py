@@ -18,7 +18,7 @@ torchvision ``VisionTransformer`` (``encoder.layers[i].self_attention``, one cla
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,16 +28,15 @@ import torch.nn.functional as F
 from captum.attr import LayerGradCam
 from torch import nn
 
-from kdviz.attribution.methods import METHODS
+from kdviz.errors import InvalidInputError, UnsupportedModelError
 
 __all__ = [
     "ModelKind",
     "TokenLayout",
     "attention_rollout",
-    "method_label",
     "model_kind",
-    "unavailable_methods",
     "token_layout",
+    "vit_cam",
     "vit_grad_cam",
 ]
 
@@ -83,28 +82,6 @@ def model_kind(model: nn.Module) -> ModelKind:
     return "other"
 
 
-def unavailable_methods(kinds: Iterable[str]) -> dict[str, str]:
-    """method -> why it is greyed out, for each method of ``kdviz.attribution.methods.METHODS`` that does not apply to
-    every model kind in ``kinds`` (a model set mixing a ViT teacher with CNN students greys out both sides')."""
-    kinds = sorted(set(kinds))
-    out = {}
-    for name, spec in METHODS.items():
-        reasons = [spec.reason_not_applicable(k) for k in kinds]
-        bad = [k for k, r in zip(kinds, reasons, strict=True) if r]
-        if bad:
-            out[name] = next(r for r in reasons if r) + f" ({', '.join(_KIND_WORDS.get(k, k) for k in bad)})"
-    return out
-
-
-_KIND_WORDS = {"cnn": "convolutional networks", "vit": "vision transformers", "series": "time-series models",
-               "other": "models without convolutions or attention"}
-
-
-def method_label(name: str, label: str, unavailable: dict[str, str]) -> str:
-    """A selectbox label that marks a method that does not apply: ``Attention rollout (n/a)``."""
-    return f"{label} (n/a)" if name in unavailable else label
-
-
 class _Grid(nn.Identity):
     """Identity on the (N, D, h, w) token grid: the layer captum's LayerGradCam reads."""
 
@@ -120,7 +97,7 @@ def _grid_exposed(layout: TokenLayout) -> Iterator[nn.Module]:
         prefix, patches = out[:, :p], out[:, p:]
         n, t, d = patches.shape
         if t != h * w:
-            raise ValueError(f"the model has {t} patch tokens, not the {h}×{w} grid it was built for")
+            raise UnsupportedModelError(f"the model has {t} patch tokens, not the {h}×{w} grid it was built for")
         grid = grid_layer(patches.transpose(1, 2).reshape(n, d, h, w))
         return torch.cat([prefix, grid.reshape(n, d, t).transpose(1, 2)], dim=1)
 
@@ -131,16 +108,63 @@ def _grid_exposed(layout: TokenLayout) -> Iterator[nn.Module]:
         handle.remove()
 
 
-def vit_grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, relu: bool = True,
-                 interpolate: str = "bilinear") -> torch.Tensor:
-    """Grad-CAM of a ViT on the patch-token grid of its last block, upsampled to the input: (N, 1, H, W)."""
+def vit_cam(model: nn.Module, x: torch.Tensor, layer_map: Callable[[nn.Module], torch.Tensor], *,
+            interpolate: str = "bilinear") -> torch.Tensor:
+    """A CAM of a ViT on the patch-token grid of its last block, upsampled to the input: (N, 1, H, W).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A timm or torchvision Vision Transformer.
+    x : torch.Tensor
+        (N, C, H, W) images.
+    layer_map : callable
+        ``layer -> (N, 1, h, w)`` map computed on the identity layer that sees the (N, D, h, w) token grid
+        (e.g. captum ``LayerGradCam(model, layer).attribute(...)``).
+    interpolate : str, default "bilinear"
+        ``bilinear`` or ``nearest`` upsampling.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Raises
+    ------
+    UnsupportedModelError
+        When ``model`` has no token grid.
+    """
     layout = token_layout(model)
     if layout is None:
-        raise ValueError("vit_grad_cam needs a Vision Transformer (timm or torchvision layout)")
+        raise UnsupportedModelError("a ViT CAM needs a Vision Transformer (timm or torchvision layout)")
     with _grid_exposed(layout) as grid_layer:
-        cam = LayerGradCam(model, grid_layer).attribute(x, target=target, relu_attributions=relu)
+        cam = layer_map(grid_layer)
     return F.interpolate(cam, size=tuple(x.shape[2:]), mode=interpolate,
                          **({"align_corners": False} if interpolate == "bilinear" else {}))
+
+
+def vit_grad_cam(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, relu: bool = True,
+                 interpolate: str = "bilinear") -> torch.Tensor:
+    """Grad-CAM of a ViT on the patch-token grid of its last block, upsampled to the input: (N, 1, H, W).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A timm or torchvision Vision Transformer.
+    x : torch.Tensor
+        (N, C, H, W) images.
+    target : torch.Tensor
+        (N,) classes explained.
+    relu : bool, default True
+        Keep only positive evidence.
+    interpolate : str, default "bilinear"
+        ``bilinear`` or ``nearest`` upsampling.
+
+    Returns
+    -------
+    torch.Tensor
+    """
+    return vit_cam(model, x, lambda layer: LayerGradCam(model, layer).attribute(x, target=target, relu_attributions=relu),
+                   interpolate=interpolate)
 
 
 @contextmanager
@@ -153,7 +177,7 @@ def _attention_maps(layout: TokenLayout) -> Iterator[list[torch.Tensor]]:
         if layout.style == "timm":
             attn = block.attn
             if not hasattr(attn, "attn_drop"):
-                raise ValueError(f"rollout cannot read the attention of {type(attn).__name__}")
+                raise UnsupportedModelError(f"rollout cannot read the attention of {type(attn).__name__}")
             restore.append((attn, bool(getattr(attn, "fused_attn", False))))
             attn.fused_attn = False  # so the softmax probabilities pass through attn_drop, where we read them
             handles.append(attn.attn_drop.register_forward_hook(lambda _m, inp, _out: maps.append(inp[0].detach())))
@@ -180,20 +204,20 @@ def attention_rollout(model: nn.Module, x: torch.Tensor, *, head_fusion: str = "
 
     ``head_fusion`` combines heads (``mean`` as in the paper; ``max``/``min`` as in later ViT tooling);
     ``residual`` is the weight of the identity added for the residual connection (0.5 in the paper).
-    Raises ValueError, with the reason, for a model without attention layers.
+    Raises UnsupportedModelError, with the reason, for a model without attention layers.
     """
     layout = token_layout(model)
     if layout is None:
-        raise ValueError(
+        raise UnsupportedModelError(
             f"attention rollout needs attention layers (a ViT or DeiT); {type(model).__name__} has none — use "
             "grad_cam or a gradient method for it"
         )
     if not 0 <= token < layout.prefix_tokens:
-        raise ValueError(f"token={token} is not a prefix token; this model has {layout.prefix_tokens}")
+        raise InvalidInputError(f"token={token} is not a prefix token; this model has {layout.prefix_tokens}")
     with _attention_maps(layout) as maps, torch.no_grad():
         model(x)
     if len(maps) != len(layout.blocks):
-        raise ValueError(f"read {len(maps)} attention maps from {len(layout.blocks)} blocks")
+        raise UnsupportedModelError(f"read {len(maps)} attention maps from {len(layout.blocks)} blocks")
     fuse = {"mean": lambda a: a.mean(1), "max": lambda a: a.amax(1), "min": lambda a: a.amin(1)}[head_fusion]
     rollout = None
     for a in maps:

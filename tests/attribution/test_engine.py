@@ -1,4 +1,5 @@
-"""Tests for kdviz/attribution.py: against torch.autograd and captum called directly, on tiny models."""
+"""kdviz.attribution.engine: every registered tensor method against torch.autograd and captum called directly, on
+tiny models."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from captum.attr import (
 )
 from torch import nn
 
-from kdviz.attribution import engine as attr_mod
-from kdviz.attribution.engine import METHODS, Attribution, attribute, find_last_conv, make_baseline, resolve_device
+from kdviz.attribution.engine import Attribution, attribute
+from kdviz.attribution.methods import get_method, method_names
+from kdviz.attribution.runtime import make_baseline
+from tests.attribution.helpers import LinearModel, no_hooks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,54 +36,6 @@ FAST = {
     "gradient_shap": {"n_samples": 4, "seed": 5},
     "occlusion": {"window": 3, "stride": 2},
 }
-
-
-class TinyCNN(nn.Module):
-    """Two convs (separate ReLU modules, as DeepLIFT wants), global pooling, linear head."""
-
-    def __init__(self, in_channels: int = 2, n_classes: int = 3, dims: int = 2) -> None:
-        super().__init__()
-        conv = nn.Conv2d if dims == 2 else nn.Conv1d
-        pool = nn.AdaptiveAvgPool2d(1) if dims == 2 else nn.AdaptiveAvgPool1d(1)
-        self.features = nn.Sequential(
-            conv(in_channels, 4, 3, padding=1), nn.ReLU(), conv(4, 5, 3, padding=1), nn.ReLU(), pool, nn.Flatten()
-        )
-        self.head = nn.Linear(5, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-class LinearModel(nn.Module):
-    def __init__(self, weight: torch.Tensor) -> None:
-        super().__init__()
-        self.linear = nn.Linear(weight.shape[1], weight.shape[0])
-        with torch.no_grad():
-            self.linear.weight.copy_(weight)
-            self.linear.bias.fill_(0.5)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.flatten(1))
-
-
-@pytest.fixture
-def image_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(0)
-    return TinyCNN(dims=2), torch.randn(3, 2, 8, 8), torch.tensor([0, 2, 1])
-
-
-@pytest.fixture
-def series_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    torch.manual_seed(1)
-    return TinyCNN(dims=1), torch.randn(3, 2, 16), torch.tensor([1, 0, 2])
-
-
-def no_hooks(model: nn.Module) -> bool:
-    return all(
-        not m._forward_hooks and not m._backward_hooks and not m._forward_pre_hooks
-        and not getattr(m, "_backward_pre_hooks", {})
-        for m in model.modules()
-    )
 
 
 def captum_direct(method: str, model: nn.Module, x: torch.Tensor, t: torch.Tensor, p: dict) -> torch.Tensor:
@@ -119,14 +74,14 @@ def captum_direct(method: str, model: nn.Module, x: torch.Tensor, t: torch.Tenso
 
 
 @pytest.mark.parametrize("kind", ["image", "series"])
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", method_names())
 def test_method_matches_captum_on_a_batch(method: str, kind: str, request: pytest.FixtureRequest) -> None:
-    if METHODS[method].reason_not_applicable("cnn" if kind == "image" else "series"):
+    if get_method(method).reason_not_applicable("cnn" if kind == "image" else "series"):
         pytest.skip(f"{method} does not apply to this model kind (tests/attribution/test_vision_transformer.py)")
     model, x, t = request.getfixturevalue(f"{kind}_case")
     x_before = x.clone()
     result = attribute(model, x, method=method, target=t, device="cpu", **FAST.get(method, {}))
-    p = METHODS[method].resolve(FAST.get(method, {}))
+    p = get_method(method).resolve(FAST.get(method, {}))
     expected = captum_direct(method, model, x, t, p).detach().numpy()
 
     assert isinstance(result, Attribution) and result.method == method and result.params == p
@@ -314,34 +269,6 @@ def test_bad_method_and_params_name_the_option(image_case) -> None:
         attribute(model, x[0, 0], method="saliency", target=0)
 
 
-def test_method_table_is_consistent() -> None:
-    for name, spec in METHODS.items():
-        assert spec.name == name and spec.params == tuple(spec.params)
-        defaults = spec.resolve({})
-        assert defaults == spec.defaults()
-        for p in spec.params:
-            assert p.kind in ("int", "float", "choice", "bool")
-            if p.kind == "choice":
-                assert p.default in p.choices
-            if p.min is not None:
-                assert p.min <= p.default <= p.max
-
-
-def test_baselines() -> None:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(2, 3, 10, 10, generator=gen)
-    assert torch.equal(make_baseline(x, "zeros"), torch.zeros_like(x))
-    mean = make_baseline(x, "mean")
-    torch.testing.assert_close(mean[:, :, 4, 7], x.mean(dim=(2, 3)))
-    blurred = make_baseline(x, "blurred", blur_sigma=2.0)
-    assert blurred.shape == x.shape and blurred.std() < x.std()
-    noise = make_baseline(x, "noise", seed=1)
-    assert torch.equal(noise, make_baseline(x, "noise", seed=1))
-    assert noise.min() >= x.min() and noise.max() <= x.max()
-    with pytest.raises(ValueError, match="baseline='ones'"):
-        make_baseline(x, "ones")
-
-
 def test_ig_baseline_and_internal_batch_reported(image_case) -> None:
     model, x, t = image_case
     a = attribute(model, x, method="integrated_gradients", target=t, device="cpu", n_steps=6, baseline="blurred",
@@ -351,43 +278,10 @@ def test_ig_baseline_and_internal_batch_reported(image_case) -> None:
     np.testing.assert_allclose(a.raw, b.raw, rtol=1e-4, atol=1e-6)
 
 
-def test_oom_halves_and_retries(monkeypatch: pytest.MonkeyPatch, image_case) -> None:
-    """A fake OOM above 2 rows: the engine halves its row budget, chunks the batch and says so."""
-    model, x, t = image_case
-
-    class FakeOOM(RuntimeError):
-        pass
-
-    real = attr_mod._RUNNERS["saliency"]
-    seen: list[int] = []
-
-    def flaky(model, xb, tb, p, rows):
-        seen.append(rows)
-        if rows > 2 or xb.shape[0] > 2:
-            raise FakeOOM("CUDA out of memory")
-        return real(model, xb, tb, p, rows)
-
-    monkeypatch.setitem(attr_mod._RUNNERS, "saliency", flaky)
-    monkeypatch.setattr(attr_mod, "_is_cuda_oom", lambda err: isinstance(err, FakeOOM))
-    out = attribute(model, x, method="saliency", target=t, device="cpu", abs=True)
-    expected = Saliency(model).attribute(x.clone().requires_grad_(), target=t).numpy()
-    np.testing.assert_allclose(out.raw, expected, rtol=1e-5, atol=1e-9)
-    assert out.warnings and "out of memory" in out.warnings[-1]
-    assert seen[-1] <= 2
-    assert no_hooks(model)
-
-
-def test_find_last_conv_and_device(image_case) -> None:
-    model, _, _ = image_case
-    assert find_last_conv(model) is model.features[2]
-    assert resolve_device("cpu") == torch.device("cpu")
-    assert resolve_device(None).type in ("cpu", "cuda", "mps")
-
-
 @pytest.mark.parametrize("method", ["integrated_gradients", "occlusion", "grad_cam"])
 def test_one_captum_call_for_the_whole_batch(method: str, image_case, monkeypatch: pytest.MonkeyPatch) -> None:
     model, x, t = image_case
-    cls = METHODS[method].captum_class
+    cls = get_method(method).captum_class
     calls: list[int] = []
     real = cls.attribute
 
@@ -398,59 +292,3 @@ def test_one_captum_call_for_the_whole_batch(method: str, image_case, monkeypatc
     monkeypatch.setattr(cls, "attribute", counted)
     attribute(model, x, method=method, target=t, device="cpu", **FAST.get(method, {}))
     assert calls == [len(x)]
-
-
-def test_inference_twin_folds_batchnorm_and_tracks_weight_changes() -> None:
-    """The fast copy used for input-gradient methods gives the original model's attributions and
-    follows in-place weight updates; the original keeps its parameters trainable."""
-    from captum.attr import IntegratedGradients
-
-    from kdviz.attribution.engine import inference_twin
-    from kdviz.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model("resnet8", num_classes=10, in_channels=1).eval()
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
-    twin = inference_twin(model, torch.device("cpu"))
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in twin.modules())
-    assert all(p.requires_grad for p in model.parameters())
-    assert inference_twin(model, torch.device("cpu")) is twin  # cached
-    reference = IntegratedGradients(model).attribute(x, target=2, n_steps=16)
-    fast = attribute(model, x, method="integrated_gradients", target=2, device="cpu", n_steps=16)
-    scale = reference.abs().max().item()
-    np.testing.assert_allclose(fast.raw, reference.numpy(), atol=1e-4 * scale)
-
-    with torch.no_grad():
-        model.fc.weight.mul_(-1.0)
-    rebuilt = inference_twin(model, torch.device("cpu"))
-    assert rebuilt is not twin
-    flipped = attribute(model, x, method="integrated_gradients", target=2, device="cpu", n_steps=16)
-    reference = IntegratedGradients(model).attribute(x, target=2, n_steps=16)
-    np.testing.assert_allclose(flipped.raw, reference.numpy(), atol=1e-4 * reference.abs().max().item())
-
-
-def test_inference_twin_is_built_only_when_the_work_pays_for_it() -> None:
-    """Saliency on one input makes one gradient pass: folding the model would cost more than it saves.
-    IG over 32 steps × 2 inputs (64 passes) builds the twin, and from then on every method uses it."""
-    from captum.attr import Saliency
-
-    from kdviz.attribution.engine import _TWINS, TWIN_MIN_PASSES, _gradient_passes
-    from kdviz.models import create_model
-
-    assert _gradient_passes({"n_steps": 32}, 2) == 64 >= TWIN_MIN_PASSES
-    assert _gradient_passes({"nt_samples": 10, "base": "saliency", "n_steps": 16}, 1) == 10
-    assert _gradient_passes({"nt_samples": 10, "base": "integrated_gradients", "n_steps": 16}, 1) == 160
-    assert _gradient_passes({"n_samples": 16}, 3) == 48
-    torch.manual_seed(0)
-    model = create_model("resnet8", num_classes=10, in_channels=1).eval()
-    x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(2))
-    one = attribute(model, x[:1], method="saliency", target=3, device="cpu")
-    assert model not in _TWINS
-    np.testing.assert_allclose(one.raw, Saliency(model).attribute(x[:1], target=3, abs=True).numpy(), rtol=1e-5,
-                               atol=1e-7)
-    attribute(model, x, method="integrated_gradients", target=3, device="cpu", n_steps=32)
-    assert model in _TWINS

@@ -1,4 +1,5 @@
-"""kdviz.attribution.text against captum called directly, on tiny random BERTs."""
+"""kdviz.attribution.text (words, encodings) and ``attribute_text`` with the registered text methods, against
+captum called directly, on tiny random BERTs."""
 
 from __future__ import annotations
 
@@ -7,15 +8,10 @@ import pytest
 import torch
 from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
 
-from kdviz.attribution.text import (
-    TEXT_METHODS,
-    attribute_text,
-    baseline_ids,
-    encode_words,
-    token_to_word,
-    word_importance,
-    word_spans,
-)
+from kdviz.attribution.engine import attribute_text
+from kdviz.attribution.methods import method_names
+from kdviz.attribution.text import encode_words, token_to_word, word_importance, word_spans
+from kdviz.vocab import Modality
 from tests.text_models import tiny_bert, tiny_tokenizer
 
 TEXTS = ["The movie was unfunny, but the acting is witty!", "a boring plot and dull acts."]
@@ -54,24 +50,10 @@ def test_ig_equals_captum_layer_integrated_gradients(enc):
                         target=torch.tensor([1, 0]), n_steps=16)
     np.testing.assert_allclose(got.signed_tokens, (raw.sum(-1) * enc.attention_mask).detach().numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got.tokens, (raw.abs().sum(-1) * enc.attention_mask).detach().numpy(), rtol=1e-5, atol=1e-6)
-    assert torch.equal(baseline_ids(enc.input_ids, enc.token_word, pad), base)
     # words = sum of pieces; NaN beyond each text's words
     assert np.isnan(got.words[1, enc.n_words[1]:]).all()
     w = word_importance(torch.as_tensor(got.tokens), enc.token_word, got.words.shape[1]).numpy()
     np.testing.assert_allclose(got.words[0], w[0], rtol=1e-6)
-
-
-def test_ig_in_passes_of_a_few_tokens_equals_one_pass(enc, monkeypatch):
-    """The memory bound (``IG_TOKENS_PER_PASS``) splits the steps into several passes: same attributions."""
-    import kdviz.attribution.text as text
-
-    model = tiny_bert(1)
-    whole = attribute_text(model, enc, method="integrated_gradients", n_steps=16, target=[1, 0])
-    monkeypatch.setattr(text, "IG_TOKENS_PER_PASS", 3 * enc.input_ids.shape[1])  # 3 sequences: 2 texts × 1 step
-    assert text._ig_chunk(enc.input_ids) == 3
-    chunked = attribute_text(model, enc, method="integrated_gradients", n_steps=16, target=[1, 0])
-    np.testing.assert_allclose(chunked.signed_tokens, whole.signed_tokens, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(chunked.words, whole.words, rtol=1e-5, atol=1e-6)
 
 
 def test_grad_x_embedding_equals_captum_layer_gradient_x_activation(enc):
@@ -103,14 +85,23 @@ def test_word_occlusion_is_the_logit_drop_of_masking_the_word(enc):
 def test_no_hook_left_and_mode_restored(enc):
     model = tiny_bert(4)
     model.train()
-    for method in TEXT_METHODS:
+    for method in method_names(Modality.TEXT):
         attribute_text(model, enc, method=method, special_ids={"pad": 0, "mask": 4}, **({"n_steps": 4} if method == "integrated_gradients" else {}))
     assert model.training
     assert all(not m._forward_hooks and not m._forward_pre_hooks and not m._backward_hooks for m in model.modules())
 
 
 def test_unknown_method_and_parameter_are_named(enc):
-    with pytest.raises(ValueError, match="unknown text method"):
+    with pytest.raises(ValueError, match="'lime' is not a text method"):
         attribute_text(tiny_bert(), enc, method="lime")
     with pytest.raises(ValueError, match="n_steps"):
         attribute_text(tiny_bert(), enc, method="integrated_gradients", n_steps=1)
+
+
+def test_aliases_name_the_same_text_method(enc):
+    model = tiny_bert(2)
+    by_name = attribute_text(model, enc, method="grad_x_embedding", target=[0, 1])
+    for alias in ("gxe", "saliency", "GXE"):
+        got = attribute_text(model, enc, method=alias, target=[0, 1])
+        assert got.method == "grad_x_embedding"
+        np.testing.assert_array_equal(got.tokens, by_name.tokens)

@@ -7,13 +7,9 @@ import pytest
 import torch
 from captum.attr import LayerIntegratedGradients
 
-from kdviz.attribution.text import (
-    TEXT_METHOD_NAMES,
-    TEXT_METHODS,
-    attribute_text,
-    encode_words,
-    word_importance,
-)
+from kdviz.attribution.engine import attribute_text
+from kdviz.attribution.methods import method_names
+from kdviz.attribution.text import encode_words, word_importance
 from kdviz.models.hf_text import PromptedTokenizer, VerbalizedLM, Verbalizer
 from tests.generative_models import gpt2_tokenizer, t5_tokenizer, tiny_gpt2, tiny_t5
 from tests.text_models import tiny_bert, tiny_tokenizer
@@ -85,7 +81,7 @@ def test_ig_equals_captum_called_directly(kind):
 def test_every_text_method_runs_and_words_sum_pieces(kind):
     _, model, ptok, _ = _wrapped(kind, 4)
     enc = encode_words(ptok, TEXTS)
-    for method in TEXT_METHOD_NAMES:
+    for method in method_names("text"):
         params = {"n_steps": 4} if method == "integrated_gradients" else {}
         got = attribute_text(model, enc, method=method, special_ids={"pad": ptok.pad_token_id,
                                                                      "mask": ptok.mask_token_id}, **params)
@@ -153,7 +149,3 @@ def test_rollout_of_t5_is_cross_attention_times_encoder_rollout():
     cross = np.mean([a.numpy().mean(1)[:, 0] for a in out.cross_attentions], axis=0)
     ref = np.einsum("nl,nlm->nm", cross, roll) * enc.attention_mask.numpy()
     np.testing.assert_allclose(got.tokens, ref, rtol=1e-5, atol=1e-7)
-
-
-def test_method_names_are_one_tuple():
-    assert tuple(TEXT_METHODS) == TEXT_METHOD_NAMES and "attention_rollout" in TEXT_METHOD_NAMES

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 import torchvision
 
 from kdviz import models
-from kdviz.attribution.engine import METHODS, attribute
+from kdviz.attribution.engine import attribute
+from kdviz.attribution.methods import get_method
 from kdviz.attribution.vision_transformer import attention_rollout, model_kind, token_layout, vit_grad_cam
 
 
@@ -91,9 +92,10 @@ def test_rollout_of_a_model_without_attention_is_refused_with_a_reason(batch):
         attention_rollout(cnn, batch)
     with pytest.raises(ValueError, match="needs attention layers"):
         attribute(cnn, batch, method="attention_rollout", target=None, device="cpu")
-    assert METHODS["attention_rollout"].reason_not_applicable("cnn") == METHODS["attention_rollout"].not_applicable
-    assert METHODS["attention_rollout"].reason_not_applicable("vit") is None
-    assert METHODS["deeplift"].reason_not_applicable("vit") and METHODS["grad_cam"].reason_not_applicable("vit") is None
+    rollout = get_method("attention_rollout")
+    assert rollout.reason_not_applicable("cnn") == rollout.not_applicable
+    assert rollout.reason_not_applicable("vit") is None
+    assert get_method("deeplift").reason_not_applicable("vit") and get_method("grad_cam").reason_not_applicable("vit") is None
 
 
 @pytest.mark.parametrize("method", ["grad_cam", "attention_rollout", "saliency", "integrated_gradients"])
