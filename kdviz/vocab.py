@@ -42,6 +42,8 @@ class TrainingMethod(StrEnum):
     KED = "ked"  # Knowledge Explaining Distillation, explaining teacher and student
     KED_BLACKBOX = "ked-blackbox"  # KD plus masked explanations of a black-box teacher
     RATIONALE = "rationale"  # label + the teacher's token rationale words
+    UNTRAINED = "random"  # no training: an untrained copy standing in for its architecture (the null)
+    UPLOADED = "upload"  # a user's model whose recipe kdviz does not know
 
     @classmethod
     def parse(cls, value: str | TrainingMethod | None, default: TrainingMethod | None = None) -> TrainingMethod:

@@ -1,38 +1,38 @@
-"""Teacher vs students on one batch: attributions, predictions and every alignment metric in one call.
+"""Teacher vs students on one batch, for every modality: attributions, predictions and every alignment metric.
 
-``compare_models(teacher, students, x, ...)`` attributes every model (one batched captum call each),
-splits the inputs into parts once (shared by all models, so part vectors are comparable), takes the
-teacher's top-k parts, and returns a ``Comparison`` whose ``frame`` is a tidy DataFrame with one row per
-(model, input). The teacher has rows too: its own focus is the reference line and its alignments are 1.
+``compare_models(teacher, students, inputs, ...)`` reads the inputs through their modality's plug-in
+(``kdviz.modalities``: images, series or texts), splits them into parts once (shared by all models, so part
+vectors are comparable: superpixels, segments, words), attributes every model, takes the teacher's top-k parts
+and returns a ``Comparison`` whose ``frame`` is a tidy DataFrame with one row per (model, input) and the same
+columns (``FRAME_COLUMNS``) for every modality; a column that does not apply is NaN or empty. The teacher has
+rows too: its own focus is the reference line and its alignments are 1.
 
-All models are attributed to the same class per input (default: the teacher's prediction, as in
-DESIGN.md's saliency distillation), so their maps answer the same question.
+All models are attributed to the same class per input (default: the teacher's prediction), so their maps answer
+the same question.
 
-Every student's alignment comes with what chance gives (``kdviz.analysis.nulls``): R randomly initialised copies of
-its architecture go through the same attribution, parts and metrics against the same teacher, and the frame
-holds their per-input mean (``*_null``) and the chance-corrected excess ``(m − m_null) / (1 − m_null)``.
-Each copy's own per-input values are kept too (``*_null_copies``: one array of R values per row, and
-``null_copies`` = R), so a summary can treat the null as a distribution over initialisations
-(``kdviz.analysis.aggregate``). Copies' part vectors are cached per (copy, inputs, method, parts, targets)
-behind a lock, so Streamlit sessions (threads) and evaluation batches share them.
+Every student's alignment comes with what chance gives (``kdviz.analysis.nulls``): R untrained copies of its
+architecture (built by the modality plug-in) go through the same attribution, parts and metrics against the same
+teacher, and the frame holds their per-input mean (``*_null``) and the chance-corrected excess
+``(m − m_null) / (1 − m_null)``. Each copy's own per-input values are kept too (``*_null_copies``: one array of
+R values per row, and ``null_copies`` = R), so a summary can treat the null as a distribution over
+initialisations (``kdviz.analysis.aggregate``). Copies' part vectors are cached per (copy, inputs, method, parts,
+targets) behind a lock, so Streamlit sessions (threads) and evaluation batches share them.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import threading
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.special
 import torch
-from torch import nn
 
 from kdviz.analysis.metrics import (
     agreement,
@@ -44,16 +44,32 @@ from kdviz.analysis.metrics import (
     map_pearson,
     map_ssim,
     output_margin_class,
+    pearson_rows,
     predictive_divergence,
     topk_overlap,
 )
-from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE, RandomCopy, chance_corrected, random_copies
-from kdviz.attribution.engine import Attribution, attribute, predict_logits, resolve_device
-from kdviz.attribution.ig_steps import completeness_column, steps_column
-from kdviz.modalities.parts import PartSpec, label_parts, parse_parts, part_importance, top_k_parts
-from kdviz.modalities.superfeatures import load_superfeatures
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE, chance_corrected
+from kdviz.attribution.runtime import resolve_device
+from kdviz.errors import InvalidInputError
+from kdviz.io.hf_text import TextZooModel
+from kdviz.modalities import get_modality, infer_modality
+from kdviz.modalities.base import ModalityPlugin, RandomCopy
+from kdviz.modalities.parts import PartSpec
+from kdviz.modalities.tensor import array_digest
+from kdviz.vocab import Modality, TrainingMethod
 
-__all__ = ["COPY_COLUMNS", "FRAME_COLUMNS", "NULL_COLUMNS", "NULL_METRICS", "Comparison", "ModelEntry", "PartSpec", "compare_models", "label_parts", "parse_parts"]
+__all__ = [
+    "COPY_COLUMNS",
+    "FRAME_COLUMNS",
+    "NULL_COLUMNS",
+    "NULL_METRICS",
+    "CompareOptions",
+    "ComparedModel",
+    "Comparison",
+    "Hooks",
+    "NullOptions",
+    "compare_models",
+]
 
 FRAME_COLUMNS = (
     "model_id", "role", "arch", "alpha", "method", "attr_method", "input_id", "label", "pred", "correct",
@@ -62,32 +78,121 @@ FRAME_COLUMNS = (
     "attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess", "focus_ratio_null",
     "ig_completeness_error", "ig_steps",
     "null_copies", "attention_rho_null_copies", "topk_overlap_null_copies", "focus_ratio_null_copies",
+    # text only (NaN or empty for images and series): words kept, the model's top-k words, their VADER share
+    "n_words", "top_words", "vader", "vader_null", "vader_null_copies",
 )
-# Columns of the random-weights reference (NaN on the teacher's rows and when the null is off).
+# Columns of the random-weights reference for alignment (NaN on the teacher's rows and when the null is off).
 NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
                 "focus_ratio_null")
-# Metrics the null is computed for, and the per-row arrays of each copy's value (empty on teacher rows).
-NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio")
+# Metrics with per-copy values (``*_null_copies``, empty on teacher rows and where a modality lacks the metric).
+NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio", "vader")
 COPY_COLUMNS = tuple(f"{m}_null_copies" for m in NULL_METRICS)
-AttributeFn = Callable[[Any, np.ndarray, np.ndarray, str], Attribution]
+EXCESS_METRICS = ("attention_rho", "topk_overlap")
+AttributeFn = Callable[[Any, Any, np.ndarray, str], Any]
 ProgressFn = Callable[[int, int, str], None]
-LogitsFn = Callable[[Any, np.ndarray, str], np.ndarray]
+LogitsFn = Callable[[Any, Any, str], np.ndarray]
+Target = Literal["teacher", "label", "own"] | int
 
 
 @dataclass(frozen=True, eq=False)
-class ModelEntry:
-    """A model to compare: id, architecture, distillation strength α (kdviz convention), the module.
+class ComparedModel:
+    """A model to compare, as a typed record.
 
-    ``method`` is how it was trained (kd | kd+sd | ce). Anything with these attributes (a zoo model)
-    works in ``compare_models`` too.
+    Its id, architecture, distillation strength α (kdviz convention), the module, its role (``teacher``,
+    ``student``, ``random``), how it was trained, and for text its tokenizer. ``path``: its checkpoint (a zoo
+    teacher's stored superfeatures sit next to it).
     """
 
     id: str
     arch: str
     alpha: float | None
-    module: nn.Module
+    module: Any = field(repr=False)
     role: str = "student"
-    method: str = "kd"
+    method: TrainingMethod = TrainingMethod.KD
+    tokenizer: Any = field(default=None, repr=False)
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method", TrainingMethod.parse(self.method, TrainingMethod.KD))
+
+    @classmethod
+    def of(cls, model: Any, *, role: str | None = None) -> ComparedModel:
+        """Return the record of a zoo model, a text zoo model, or anything with the record's attributes.
+
+        ``model`` needs ``id, arch, alpha`` and ``module`` (or ``model``), optionally ``role``, ``method``,
+        ``tokenizer``, ``path``; the ``role`` argument overrides its own.
+        """
+        if isinstance(model, cls):
+            return model if role is None else dataclasses.replace(model, role=role)
+        if isinstance(model, TextZooModel):
+            e = model.entry
+            return cls(model.id, str(e.arch), e.alpha, model.text.model, role or str(e.role), e.method,
+                       model.text.tokenizer)
+        try:
+            module = model.module if hasattr(model, "module") else model.model
+            ident, arch, alpha = str(model.id), str(model.arch), model.alpha
+        except AttributeError as err:
+            raise InvalidInputError(f"model entries need id, arch, alpha and module attributes: {err}") from None
+        path = getattr(model, "path", None)
+        return cls(ident, arch, alpha, module, role or str(getattr(model, "role", "student")),
+                   getattr(model, "method", None), getattr(model, "tokenizer", None), None if path is None else str(path))
+
+
+@dataclass(frozen=True)
+class NullOptions:
+    """The random-weights reference.
+
+    ``copies`` untrained copies per student architecture (0 turns it off), seeds ``first_seed …`` (a later first
+    seed adds copies to earlier ones).
+    """
+
+    copies: int = DEFAULT_NULL_COPIES
+    first_seed: int = NULL_SEED_BASE
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Callables a caller puts in place of the defaults (a UI passes cached ones).
+
+    attribute_fn : ``(model, batch, targets, device) -> attribution`` instead of the modality's, for every model
+        and null copy (``model.id`` identifies it)
+    logits_fn : ``(model, batch, device) -> logits (N, classes)``, likewise
+    progress : ``(done, total, model_id)`` before each model is attributed and once at the end with
+        ``model_id=""``; an exception it raises stops the comparison between models
+    """
+
+    attribute_fn: AttributeFn | None = None
+    logits_fn: LogitsFn | None = None
+    progress: ProgressFn | None = None
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Everything but the models, inputs, labels, method, parts and k.
+
+    target : explain the teacher's predicted class (default), the true label, each model's own prediction, or
+        one class (an ``int``: its index) for every input
+    method_params : the attribution method's parameters
+    device : where models run (default: the best available)
+    input_ids : identifiers for the ``input_id`` column (default 0..N-1)
+    images_for_slic : display images (un-normalised) for SLIC, (N, H, W[, C]) or (N, C, H, W); default: the
+        inputs themselves, min-max scaled
+    part_labels : precomputed part labels (e.g. cached SLIC); ``parts`` then only names them
+    null, hooks : :class:`NullOptions`, :class:`Hooks`
+    modality : the inputs' modality (default: inferred from them)
+    reading : how the modality reads the inputs (texts: ``max_length``, ``bucket``, ``lexicon``)
+    """
+
+    target: Target = "teacher"
+    method_params: Mapping[str, Any] = field(default_factory=dict)
+    device: str | torch.device | None = None
+    input_ids: Sequence[Any] | None = None
+    images_for_slic: np.ndarray | None = None
+    part_labels: np.ndarray | None = None
+    null: NullOptions = NullOptions()
+    hooks: Hooks = Hooks()
+    modality: Modality | str | None = None
+    reading: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,11 +201,12 @@ class Comparison:
 
     frame : one row per (model, input), columns ``FRAME_COLUMNS``.
     attributions, logits, part_vectors : per model id; logits (N, n_classes), part_vectors (N, K).
-    part_labels : (N, H, W) or (N, L); teacher_topk : (N, k) the teacher's top-k part indices.
+    part_labels : (N, H, W), (N, L) or (N, W) word indices; teacher_topk : (N, k) the teacher's top-k part
+    indices (-1 where an input has fewer parts). part_names : the words of each text (None for tensors).
     """
 
     frame: pd.DataFrame
-    attributions: dict[str, Attribution]
+    attributions: dict[str, Any]
     logits: dict[str, np.ndarray]
     part_vectors: dict[str, np.ndarray]
     part_labels: np.ndarray
@@ -111,63 +217,91 @@ class Comparison:
     attr_method: str
     method_params: dict[str, Any]
     null_part_vectors: dict[str, np.ndarray] = field(default_factory=dict)  # random copy id -> (N, K)
-    null_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)  # architecture -> its copies' ids
+    null_ids: dict[str, tuple[str, ...]] = field(default_factory=dict)  # null key -> its copies' ids
     notes: tuple[str, ...] = ()  # what could not be computed and why (e.g. no null for an unknown arch)
+    modality: str = Modality.IMAGE.value
+    part_names: tuple[tuple[str, ...], ...] | None = None
 
 
-def _entry_fields(entry: Any) -> tuple[str, str, Any, nn.Module, str, str]:
-    try:
-        return (str(entry.id), str(entry.arch), entry.alpha, entry.module,
-                str(getattr(entry, "role", "student")), str(getattr(entry, "method", "kd")))
-    except AttributeError as err:
-        raise ValueError(f"model entries need id, arch, alpha and module attributes: {err}") from None
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """One comparison's checked inputs and settings."""
+
+    plugin: ModalityPlugin
+    batch: Any
+    n: int
+    labels: np.ndarray | None
+    ids: list[Any]
+    models: list[ComparedModel]
+    spec: PartSpec
+    part_labels: np.ndarray
+    n_parts: int
+    k: int
+    method: str
+    params: dict[str, Any]
+    target: Target
+    device: str
+    options: CompareOptions
 
 
-def _stored_superfeatures(spec: PartSpec, teacher: Any) -> PartSpec:
-    """``superfeatures:M`` without labels: those stored next to a zoo teacher's checkpoint (its ``path``)."""
-    if spec.kind != "superfeatures" or spec.masks is not None or not getattr(teacher, "path", None):
-        return spec
-    return PartSpec("superfeatures", n=spec.n, masks=load_superfeatures(Path(teacher.path).parent, spec.n).labels)
+def _check_target(target: Any, y: np.ndarray | None) -> None:
+    fixed = isinstance(target, (int, np.integer)) and not isinstance(target, bool)
+    if not fixed and target not in ("teacher", "label", "own"):
+        raise InvalidInputError(f"target={target!r} is not one of ['teacher', 'label', 'own'] or a class index")
+    if target == "label" and y is None:
+        raise InvalidInputError("target='label' needs labels")
 
 
-def _checked_labels(labels: np.ndarray, x: np.ndarray) -> np.ndarray:
-    lab = np.asarray(labels)
-    if lab.shape != (x.shape[0], *x.shape[2:]) or not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0:
-        raise ValueError(f"part_labels must be non-negative integers of shape {(x.shape[0], *x.shape[2:])}, "
-                         f"got {lab.dtype} {lab.shape}")
-    return lab
+def _prepare(teacher: Any, students: Sequence[Any], inputs: Any, labels: Any, method: str, parts: Any, k: int,
+             options: CompareOptions) -> _Run:
+    plugin = infer_modality(inputs) if options.modality is None else get_modality(options.modality)
+    batch = plugin.read(inputs, **dict(options.reading))
+    n = plugin.size(batch)
+    y = None if labels is None else np.asarray(labels, dtype=np.int64)
+    if y is not None and y.shape != (n,):
+        raise InvalidInputError(f"labels must have shape ({n},), got {y.shape}")
+    _check_target(options.target, y)
+    ids = list(range(n)) if options.input_ids is None else list(options.input_ids)
+    if len(ids) != n:
+        raise InvalidInputError(f"input_ids has {len(ids)} entries for {n} inputs")
+    models = [ComparedModel.of(teacher, role="teacher"), *(ComparedModel.of(s) for s in students)]
+    if len({m.id for m in models}) != len(models):
+        raise InvalidInputError(f"model ids must be unique, got {[m.id for m in models]}")
+    spec = plugin.parse_parts(parts)
+    lab = (plugin.label_parts(spec, batch, display=options.images_for_slic, teacher=models[0])
+           if options.part_labels is None else plugin.check_labels(options.part_labels, batch))
+    n_parts = plugin.n_parts(lab)
+    plugin.check_k(k, n_parts, spec)
+    if options.null.copies < 0:
+        raise InvalidInputError(f"null_copies={options.null.copies} must be ≥ 0 (0 turns the random-weights "
+                                "reference off)")
+    return _Run(plugin, batch, n, y, ids, models, spec, lab, n_parts, k, method, dict(options.method_params),
+                options.target, str(resolve_device(options.device)), options)
 
 
-def _null_entries(entries: list[tuple], *, n_classes: int, in_channels: int, copies: int,
-                  notes: list[str], first_seed: int = NULL_SEED_BASE) -> dict[str, tuple[RandomCopy, ...]]:
-    """Random copies for each student architecture (once per architecture); unknown ones noted, not raised."""
-    out: dict[str, tuple[RandomCopy, ...]] = {}
-    if copies == 0:
-        return out
-    for _mid, arch, _alpha, module, role, _m in entries:
-        if role == "teacher" or arch in out:
-            continue
-        try:
-            out[arch] = random_copies(arch, num_classes=n_classes, in_channels=in_channels, copies=copies,
-                                      first_seed=first_seed, like=module)
-        except ValueError as err:
-            notes.append(f"no random-weights reference for {arch}: {err}")
+def _targets(run: _Run, logits: np.ndarray, teacher_pred: np.ndarray) -> np.ndarray:
+    """Return the class each input is explained for, given a model's logits."""
+    if run.target in ("teacher", "label", "own"):
+        return {"teacher": teacher_pred, "label": run.labels, "own": logits.argmax(axis=1)}[run.target]
+    if not 0 <= int(run.target) < logits.shape[1]:
+        raise InvalidInputError(f"target class {int(run.target)} is not one of the model's {logits.shape[1]} classes")
+    return np.full(logits.shape[0], int(run.target), dtype=np.int64)
+
+
+def _scores(run: _Run, v: np.ndarray, v_t: np.ndarray) -> dict[str, np.ndarray]:
+    """Return per input ρ over parts, top-k overlap, focus ratio and fraction, and the modality's own metrics.
+
+    Top-k metrics are on the teacher's top-k and NaN where the modality says top-k means nothing.
+    """
+    kk = min(run.k, v.shape[1])
+    defined = run.plugin.topk_defined(run.part_labels, run.k)
+    with np.errstate(all="ignore"):
+        out = {"attention_rho": attention_rank_alignment(v, v_t),
+               "topk_overlap": np.where(defined, topk_overlap(v, v_t, k=kk), np.nan),
+               "focus_ratio": np.where(defined, focus_ratio(v, v_t, k=kk), np.nan),
+               "focus_fraction": np.where(defined, focus_fraction(v, v_t, k=kk), np.nan)}
+    out.update(run.plugin.extra_scores(v, run.batch, run.part_labels, run.k))
     return out
-
-
-def _copy_metrics(copy_vectors: list[np.ndarray], v_teacher: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """Per copy and input (R, N), each null metric against the teacher (infinite focus made NaN)."""
-    rho = np.stack([attention_rank_alignment(v, v_teacher) for v in copy_vectors])
-    overlap = np.stack([topk_overlap(v, v_teacher, k=k) for v in copy_vectors]).astype(np.float64)
-    focus = np.stack([focus_ratio(v, v_teacher, k=k) for v in copy_vectors])
-    return {"attention_rho": rho, "topk_overlap": overlap, "focus_ratio": np.where(np.isinf(focus), np.nan, focus)}
-
-
-def _null_metrics(per_copy: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per input, the mean over random copies of each metric (NaN copies left out)."""
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN inputs give NaN, as they should
-        return {m: np.nanmean(v, axis=0) for m, v in per_copy.items()}
 
 
 _COPY_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -175,26 +309,17 @@ _COPY_CACHE_LOCK = threading.Lock()
 _COPY_CACHE_MAX_BYTES = 256 << 20
 
 
-def _digest(*arrays: np.ndarray) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:24]
-
-
-def _autocast_state(dev: torch.device) -> str:
-    """Autocast dtype in force on ``dev`` ('' when off): part of a cached copy's key."""
+def _autocast_state(dev: str) -> str:
+    """Return the autocast dtype in force on ``dev`` ('' when off): part of a cached copy's key."""
+    kind = torch.device(dev).type
     try:
-        on = torch.is_autocast_enabled(dev.type)
-        return str(torch.get_autocast_dtype(dev.type)) if on else ""
+        return str(torch.get_autocast_dtype(kind)) if torch.is_autocast_enabled(kind) else ""
     except (TypeError, RuntimeError, AttributeError):
         return ""
 
 
 def _copy_vectors_cached(key: tuple, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    """A copy's part vectors per (copy id, inputs, method, parameters, parts, targets), computed once.
+    """Return a copy's part vectors per (copy id, inputs, method, parameters, parts, targets), computed once.
 
     Thread-safe (a lock around the dictionary; two threads missing the same key both compute, one result
     is kept). Least recently used entries go beyond ``_COPY_CACHE_MAX_BYTES``.
@@ -213,207 +338,171 @@ def _copy_vectors_cached(key: tuple, compute: Callable[[], np.ndarray]) -> np.nd
     return value
 
 
+def _null_copies(run: _Run, n_classes: int, notes: list[str]) -> dict[str, tuple[RandomCopy, ...]]:
+    """Return untrained copies per null key of the students (once per key); one without copies is noted."""
+    out: dict[str, tuple[RandomCopy, ...]] = {}
+    if run.options.null.copies == 0:
+        return out
+    for m in run.models[1:]:
+        key = run.plugin.null_key(m)
+        if key in out:
+            continue
+        try:
+            out[key] = run.plugin.random_copies(m, n_classes=n_classes, batch=run.batch,
+                                                copies=run.options.null.copies, first_seed=run.options.null.first_seed)
+        except ValueError as err:
+            notes.append(f"no random-weights reference for {m.arch}: {err}")
+    return out
+
+
+@dataclass
+class _Work:
+    """What the models' and copies' attribution produced."""
+
+    logits: dict[str, np.ndarray]
+    attributions: dict[str, Any] = field(default_factory=dict)
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    null_vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    copies: dict[str, tuple[RandomCopy, ...]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _attribute_all(run: _Run) -> _Work:
+    """Compute logits, attributions and part vectors of every model, then of every null copy."""
+    plugin, hooks = run.plugin, run.options.hooks
+    run_logits = hooks.logits_fn or plugin.logits
+
+    def run_attribution(m: Any, targets: np.ndarray) -> Any:
+        if hooks.attribute_fn is not None:
+            return hooks.attribute_fn(m, run.batch, targets, run.device)
+        return plugin.attribute(m, run.batch, method=run.method, targets=targets, device=run.device, params=run.params)
+
+    work = _Work({m.id: run_logits(m, run.batch, run.device) for m in run.models})
+    teacher_pred = work.logits[run.models[0].id].argmax(axis=1)
+    work.copies = _null_copies(run, work.logits[run.models[0].id].shape[1], work.notes)
+    total, done = len(run.models) + sum(len(c) for c in work.copies.values()), 0
+    for m in run.models:
+        if hooks.progress is not None:
+            hooks.progress(done, total, m.id)
+        work.attributions[m.id] = run_attribution(m, _targets(run, work.logits[m.id], teacher_pred))
+        work.vectors[m.id] = plugin.part_vectors(work.attributions[m.id], run.part_labels, run.n_parts)
+        done += 1
+    cache = hooks.attribute_fn is None and hooks.logits_fn is None  # a caller's hooks keep their own cache
+    base_key = (plugin.digest(run.batch), run.method, repr(sorted(run.params.items())), array_digest(run.part_labels),
+                run.target, array_digest(teacher_pred) if run.target == "teacher" else "", run.device,
+                _autocast_state(run.device))
+    for copy in (c for copies in work.copies.values() for c in copies):
+        if hooks.progress is not None:
+            hooks.progress(done, total, copy.id)
+
+        def attribute_copy(copy: RandomCopy = copy) -> np.ndarray:
+            lg = run_logits(copy, run.batch, run.device) if run.target == "own" else work.logits[run.models[0].id]
+            attr = run_attribution(copy, _targets(run, lg, teacher_pred))
+            return plugin.part_vectors(attr, run.part_labels, run.n_parts)
+
+        work.null_vectors[copy.id] = (_copy_vectors_cached((copy.id, *base_key), attribute_copy) if cache
+                                      else attribute_copy())
+        done += 1
+    if hooks.progress is not None:
+        hooks.progress(done, total, "")
+    return work
+
+
+def _objects(values: Sequence[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def _null_columns(run: _Run, copies: tuple[RandomCopy, ...] | None, work: _Work, scores: dict[str, np.ndarray],
+                  v_t: np.ndarray) -> dict[str, Any]:
+    """Return per input each copy's values of the null metrics, their mean over copies and the excess."""
+    nan = np.full(run.n, np.nan)
+    cols: dict[str, Any] = {"null_copies": 0 if not copies else len(copies)}
+    per_copy: dict[str, np.ndarray] = {}
+    if copies:
+        each = [_scores(run, work.null_vectors[c.id], v_t) for c in copies]
+        per_copy = {m: np.stack([e[m] for e in each]) for m in run.plugin.null_metrics}
+        per_copy["focus_ratio"] = np.where(np.isinf(per_copy["focus_ratio"]), np.nan, per_copy["focus_ratio"])
+    for m in NULL_METRICS:
+        if m not in per_copy:
+            cols[f"{m}_null_copies"], cols[f"{m}_null"] = _objects([np.empty(0)] * run.n), nan
+            continue
+        cols[f"{m}_null_copies"] = _objects(list(np.ascontiguousarray(per_copy[m].T)))  # row i: the R copies' values
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN inputs give NaN, as they should
+            cols[f"{m}_null"] = np.nanmean(per_copy[m], axis=0)
+    for m in EXCESS_METRICS:
+        cols[f"{m}_excess"] = chance_corrected(scores[m], cols[f"{m}_null"]) if m in per_copy else nan
+    return cols
+
+
+def _model_rows(run: _Run, m: ComparedModel, work: _Work) -> pd.DataFrame:
+    """Return the frame's rows of one model."""
+    plugin, n, tid = run.plugin, run.n, run.models[0].id
+    lg, lg_t, v, v_t = work.logits[m.id], work.logits[tid], work.vectors[m.id], work.vectors[tid]
+    attr, attr_t = work.attributions[m.id], work.attributions[tid]
+    pred, scores = lg.argmax(axis=1), _scores(run, v, v_t)
+    maps, maps_t = plugin.maps(attr), plugin.maps(attr_t)
+    y = run.labels
+    cols: dict[str, Any] = {
+        "model_id": m.id, "role": m.role, "arch": m.arch, "alpha": np.nan if m.alpha is None else float(m.alpha),
+        "method": m.method.value, "attr_method": run.method, "input_id": run.ids,
+        "label": pd.array(y if y is not None else [pd.NA] * n, dtype="Int64"), "pred": pred,
+        "correct": pd.array(pred == y if y is not None else [pd.NA] * n, dtype="boolean"),
+        "confidence": scipy.special.softmax(lg, axis=1).max(axis=1),
+        "logit_rho": logit_alignment(lg, lg_t), "logit_margin": logit_margin(lg, output_margin_class(lg_t)),
+        "kl_to_teacher": predictive_divergence(lg, lg_t), "agree": agreement(lg, lg_t).astype(bool),
+        "ssim": np.full(n, np.nan) if maps is None else map_ssim(maps, maps_t),
+        "pearson": pearson_rows(v, v_t) if maps is None else map_pearson(maps, maps_t),
+        "n_words": pd.array([pd.NA] * n, dtype="Int64"), "top_words": [""] * n, "vader": np.full(n, np.nan),
+        **scores, **plugin.attribution_columns(attr, n), **plugin.extra_columns(v, run.batch, run.part_labels, run.k),
+    }
+    copies = work.copies.get(plugin.null_key(m)) if m.role != "teacher" else None
+    cols.update(_null_columns(run, copies, work, scores, v_t))
+    return pd.DataFrame(cols)
+
+
 def compare_models(
     teacher: Any,
     students: Sequence[Any],
-    inputs: torch.Tensor | np.ndarray,
+    inputs: Any,
     *,
     labels: Sequence[int] | np.ndarray | None = None,
     method: str = "integrated_gradients",
-    method_params: dict[str, Any] | None = None,
-    parts: str | PartSpec = "slic:50",
+    parts: str | PartSpec | None = None,
     k: int = 5,
-    target: Literal["teacher", "label", "own"] | int = "teacher",
-    device: str | torch.device | None = None,
-    images_for_slic: np.ndarray | None = None,
-    input_ids: Sequence[Any] | None = None,
-    null_copies: int = DEFAULT_NULL_COPIES,
-    null_first_seed: int = NULL_SEED_BASE,
-    attribute_fn: AttributeFn | None = None,
-    logits_fn: LogitsFn | None = None,
-    progress: ProgressFn | None = None,
-    part_labels: np.ndarray | None = None,
+    options: CompareOptions | None = None,
 ) -> Comparison:
     """Attribute teacher and students on a batch and compute every alignment metric against the teacher.
 
     Parameters
     ----------
-    teacher, students : ModelEntry or anything with ``id, arch, alpha, module`` (``role``, ``method``)
-    inputs : (N, C, H, W) images or (N, C, L) series, normalised as the models expect
+    teacher, students : ComparedModel, zoo models, or anything with ``id, arch, alpha, module`` (``role``,
+        ``method``; ``tokenizer`` for text)
+    inputs : (N, C, H, W) images or (N, C, L) series normalised as the models expect, or a list of texts
     labels : (N,) true classes, optional (``correct`` is NA without them)
-    method, method_params : attribution method (``kdviz.attribution.engine.METHODS``) and its parameters
-    parts : ``'slic:N'``, ``'grid:RxC'``, ``'segments:N'`` or a PartSpec
-    k : number of teacher's top parts for the focus ratio and top-k overlap (k > K raises ValueError)
-    target : explain the teacher's predicted class (default), the true label, each model's own prediction, or
-        one class (an ``int``: its index) for every input
-    images_for_slic : display images (un-normalised) for SLIC, (N, H, W[, C]) or (N, C, H, W);
-        default: the inputs themselves, min-max scaled
-    input_ids : identifiers for the ``input_id`` column; default 0..N-1
-    null_copies : R, randomly initialised copies per student architecture for the random-weights reference
-        (``kdviz.analysis.nulls``); 0 turns it off (the ``*_null`` / ``*_excess`` columns are then NaN)
-    null_first_seed : seed of the first copy (``NULL_SEED_BASE``); a later seed adds copies to earlier ones
-    attribute_fn : ``(entry, x, targets, device) -> Attribution`` used instead of ``kdviz.attribution.engine.attribute``
-        for every model and null copy (a UI passes a cached one); ``entry.id`` identifies the model
-    logits_fn : ``(entry, x, device) -> logits (N, classes)`` used instead of ``predict_logits``, likewise
-    progress : ``(done, total, model_id)`` called before each model is attributed, and once at the end with
-        ``model_id=""``; an exception it raises stops the comparison between models
-    part_labels : precomputed labels (N, H, W) / (N, L) (e.g. cached SLIC); ``parts`` then only names them
+    method : attribution method of the inputs' modality (its parameters in ``options.method_params``)
+    parts : ``'slic:N'``, ``'grid:RxC'``, ``'segments:N'``, ``'superfeatures:M'``, ``'words'`` or a PartSpec;
+        default the modality's (``slic:50``, ``segments:10``, ``words``)
+    k : number of the teacher's top parts for the focus ratio and top-k overlap (k > K raises for tensors; a
+        text of at most k words has them undefined)
+    options : :class:`CompareOptions` (target class, device, the null, hooks, …)
 
     Returns
     -------
     Comparison
     """
-    x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs)
-    n = x.shape[0]
-    if x.ndim not in (3, 4):
-        raise ValueError(f"inputs must be (N, C, H, W) or (N, C, L), got shape {x.shape}")
-    fixed = isinstance(target, (int, np.integer)) and not isinstance(target, bool)
-    if not fixed and target not in ("teacher", "label", "own"):
-        raise ValueError(f"target={target!r} is not one of ['teacher', 'label', 'own'] or a class index")
-    y = None if labels is None else np.asarray(labels, dtype=np.int64)
-    if y is not None and y.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), got {y.shape}")
-    if target == "label" and y is None:
-        raise ValueError("target='label' needs labels")
-    ids = list(range(n)) if input_ids is None else list(input_ids)
-    if len(ids) != n:
-        raise ValueError(f"input_ids has {len(ids)} entries for {n} inputs")
-
-    entries = [_entry_fields(teacher)] + [_entry_fields(s) for s in students]
-    entries[0] = (*entries[0][:4], "teacher", entries[0][5])
-    model_ids = [e[0] for e in entries]
-    if len(set(model_ids)) != len(model_ids):
-        raise ValueError(f"model ids must be unique, got {model_ids}")
-
-    spec = parse_parts(parts)
-    if part_labels is None:
-        part_lab = label_parts(_stored_superfeatures(spec, teacher), x, images_for_slic)
-    else:
-        part_lab = _checked_labels(part_labels, x)
-    n_parts = int(part_lab.max()) + 1
-    if k > n_parts:
-        why = (f": SLIC found at most {n_parts} superpixel(s) in these inputs (noise-like or very small images); use grid "
-               "parts (e.g. grid:4x4) or a smaller k" if spec.kind == "slic" else "")
-        raise ValueError(f"k={k} exceeds the number of parts K={n_parts}{why}")
-    if null_copies < 0:
-        raise ValueError(f"null_copies={null_copies} must be ≥ 0 (0 turns the random-weights reference off)")
-    dev = resolve_device(device)
-    params = dict(method_params or {})
-
-    def default_attribute(entry: Any, xb: np.ndarray, targets: np.ndarray, device_name: str) -> Attribution:
-        return attribute(entry.module, xb, method=method, target=targets, device=device_name, **params)
-
-    def default_logits(entry: Any, xb: np.ndarray, device_name: str) -> np.ndarray:
-        return predict_logits(entry.module, xb, device=device_name)
-
-    run_attribution = attribute_fn or default_attribute
-    run_logits = logits_fn or default_logits
-    tid = model_ids[0]
-    logits: dict[str, np.ndarray] = {}
-    for entry, (mid, *_rest) in zip([teacher, *students], entries, strict=True):
-        logits[mid] = run_logits(entry, x, str(dev))
-    teacher_pred = logits[tid].argmax(axis=1)
-
-    def targets_for(lg: np.ndarray) -> np.ndarray:
-        if fixed:
-            if not 0 <= int(target) < lg.shape[1]:
-                raise ValueError(f"target class {int(target)} is not one of the model's {lg.shape[1]} classes")
-            return np.full(lg.shape[0], int(target), dtype=np.int64)
-        return {"teacher": teacher_pred, "label": y, "own": lg.argmax(axis=1)}[target]
-
-    notes: list[str] = []
-    null_entries = _null_entries(entries, n_classes=logits[tid].shape[1], in_channels=x.shape[1],
-                                 copies=null_copies, notes=notes, first_seed=null_first_seed)
-    total = len(entries) + sum(len(v) for v in null_entries.values())
-    done = 0
-    attrs: dict[str, Attribution] = {}
-    vectors: dict[str, np.ndarray] = {}
-    for entry, (mid, *_rest) in zip([teacher, *students], entries, strict=True):
-        if progress is not None:
-            progress(done, total, mid)
-        attrs[mid] = run_attribution(entry, x, targets_for(logits[mid]), str(dev))
-        vectors[mid] = part_importance(attrs[mid].importance, part_lab, n_parts=n_parts)
-        done += 1
-    null_vectors: dict[str, np.ndarray] = {}
-    # cached only for the built-in attribution (a caller's attribute_fn keeps its own cache, e.g. the UI's)
-    cache = attribute_fn is None and logits_fn is None
-    base_key = (_digest(x), method, repr(sorted(params.items())), _digest(part_lab), target,
-                _digest(teacher_pred) if target == "teacher" else "", str(dev), _autocast_state(dev))
-    for copies in null_entries.values():
-        for copy in copies:
-            if progress is not None:
-                progress(done, total, copy.id)
-
-            def attribute_copy(copy: RandomCopy = copy) -> np.ndarray:
-                lg = run_logits(copy, x, str(dev))
-                attr = run_attribution(copy, x, targets_for(lg), str(dev))
-                return part_importance(attr.importance, part_lab, n_parts=n_parts)
-
-            null_vectors[copy.id] = (_copy_vectors_cached((copy.id, *base_key), attribute_copy) if cache
-                                     else attribute_copy())
-            done += 1
-    if progress is not None:
-        progress(done, total, "")
-
-    v_t, lg_t, map_t = vectors[tid], logits[tid], attrs[tid].importance
-    teacher_topk = top_k_parts(v_t, k)
-    margin_class = output_margin_class(lg_t)
-    copies_by_arch = {arch: _copy_metrics([null_vectors[c.id] for c in copies], v_t, k)
-                      for arch, copies in null_entries.items() if copies}
-    null_by_arch = {arch: _null_metrics(per_copy) for arch, per_copy in copies_by_arch.items()}
-    no_copies = np.empty(n, dtype=object)
-    no_copies[:] = [np.empty(0)] * n
-    rows = []
-    for mid, arch, alpha, _module, role, train_method in entries:
-        lg = logits[mid]
-        pred = lg.argmax(axis=1)
-        probs = scipy.special.softmax(lg, axis=1)
-        rho = attention_rank_alignment(vectors[mid], v_t)
-        overlap = topk_overlap(vectors[mid], v_t, k=k)
-        nan = np.full(n, np.nan)
-        null = null_by_arch.get(arch) if role != "teacher" else None
-        cols = {
-            "model_id": mid, "role": role, "arch": arch,
-            "alpha": np.nan if alpha is None else float(alpha),
-            "method": train_method, "attr_method": method, "input_id": ids,
-            "label": pd.array(y if y is not None else [pd.NA] * n, dtype="Int64"),
-            "pred": pred,
-            "correct": pd.array(pred == y if y is not None else [pd.NA] * n, dtype="boolean"),
-            "confidence": probs.max(axis=1),
-            "attention_rho": rho,
-            "logit_rho": logit_alignment(lg, lg_t),
-            "logit_margin": logit_margin(lg, margin_class),
-            "focus_ratio": focus_ratio(vectors[mid], v_t, k=k),
-            "focus_fraction": focus_fraction(vectors[mid], v_t, k=k),
-            "topk_overlap": overlap,
-            "kl_to_teacher": predictive_divergence(lg, lg_t),
-            "agree": agreement(lg, lg_t).astype(bool),
-            "ssim": map_ssim(attrs[mid].importance, map_t),
-            "pearson": map_pearson(attrs[mid].importance, map_t),
-            "attention_rho_null": nan if null is None else null["attention_rho"],
-            "attention_rho_excess": nan if null is None else chance_corrected(rho, null["attention_rho"]),
-            "topk_overlap_null": nan if null is None else null["topk_overlap"],
-            "topk_overlap_excess": nan if null is None else chance_corrected(overlap, null["topk_overlap"]),
-            "focus_ratio_null": nan if null is None else null["focus_ratio"],
-            # IG only (NaN/NA otherwise): |Σ A − (f(x) − f(baseline))| / |f(x) − f(baseline)| and the steps used
-            "ig_completeness_error": completeness_column(attrs[mid], n),
-            "ig_steps": steps_column(attrs[mid], n),
-            "null_copies": 0 if null is None else len(null_entries[arch]),
-        }
-        per_copy = copies_by_arch.get(arch) if null is not None else None
-        for m in NULL_METRICS:
-            if per_copy is None:
-                cols[f"{m}_null_copies"] = no_copies
-            else:
-                arr = np.empty(n, dtype=object)
-                arr[:] = list(np.ascontiguousarray(per_copy[m].T))  # row i: the R copies' values on input i
-                cols[f"{m}_null_copies"] = arr
-        rows.append(pd.DataFrame(cols))
-    frame = pd.concat(rows, ignore_index=True)[list(FRAME_COLUMNS)]
+    run = _prepare(teacher, students, inputs, labels, method, parts, k, options or CompareOptions())
+    work = _attribute_all(run)
+    tid = run.models[0].id
+    frame = pd.concat([_model_rows(run, m, work) for m in run.models], ignore_index=True)[list(FRAME_COLUMNS)]
     return Comparison(
-        frame=frame, attributions=attrs, logits=logits, part_vectors=vectors, part_labels=part_lab,
-        teacher_topk=teacher_topk, teacher_id=tid, parts=str(spec), k=k, attr_method=method,
-        method_params=attrs[tid].params, null_part_vectors=null_vectors,
-        null_ids={arch: tuple(c.id for c in copies) for arch, copies in null_entries.items()},
-        notes=tuple(notes),
+        frame=frame, attributions=work.attributions, logits=work.logits, part_vectors=work.vectors,
+        part_labels=run.part_labels, teacher_topk=run.plugin.top_parts(work.vectors[tid], run.part_labels, k),
+        teacher_id=tid, parts=str(run.spec), k=k, attr_method=method, method_params=work.attributions[tid].params,
+        null_part_vectors=work.null_vectors, null_ids={key: tuple(c.id for c in copies)
+                                                       for key, copies in work.copies.items()},
+        notes=tuple(work.notes), modality=run.plugin.modality.value,
+        part_names=run.plugin.part_names(run.batch, run.part_labels),
     )

@@ -3,14 +3,14 @@
 Attribution maps on a given input are often dominated by the input itself (edges, the digit's strokes), so
 two unrelated networks can rank the same parts alike. A student's alignment to its teacher means something
 only above what R randomly initialised copies of the student's architecture get against the same teacher,
-on the same inputs, with the same attribution, parts and metric (DESIGN.md, "Random-weights reference").
+on the same inputs, with the same attribution, parts and metric.
 
-* :func:`random_copies` builds the copies (same ``create_model`` call as a checkpoint of that architecture,
-  fixed seeds ``NULL_SEED_BASE + r`` so every run and every page sees the same copies, eval mode);
+* each modality plug-in builds the copies (``kdviz.modalities``: ``ModalityPlugin.random_copies``, fixed seeds
+  ``NULL_SEED_BASE + r`` so every run and every page sees the same copies, eval mode);
 * :func:`chance_corrected` is the excess ``(m − m_null) / (1 − m_null)``: 0 = what an untrained network gets,
   1 = perfect, negative = below chance; NaN where m or m_null is undefined or m_null = 1.
 
-The null is a *distribution* over initialisations (DESIGN.md, "The null as a distribution"): untrained networks
+The null is a *distribution* over initialisations: untrained networks
 of one architecture differ from one another, so each copy's mean over the inputs is one draw, and a model is
 judged against those draws (:func:`null_stats`: the copies' mean and SD, the model's z, and the one-sided rank
 p = (1 + #{copies ≥ model}) / (R + 1)). :func:`holm` corrects p over the students compared. The R rule
@@ -19,29 +19,23 @@ that m tests can each clear the Holm threshold, R + 1 ≥ m / α. :func:`sequent
 expensive settings (Besag & Clifford 1991): add copies in blocks, stop as soon as h = ⌈α (R_max + 1)⌉ copies
 score at or above the model (p can no longer reach α; p = h / R), otherwise go on to R_max.
 
-``kdviz.analysis.compare.compare_models(..., null_copies=R)`` uses both and adds the ``*_null`` / ``*_excess`` columns.
+``kdviz.analysis.compare.compare_models`` (``NullOptions(copies=R)``) adds the ``*_null`` / ``*_excess`` columns.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
-
-if TYPE_CHECKING:  # torch is imported where copies are built: summaries of stored results stay light
-    from torch import nn
+from scipy.stats import norm
 
 __all__ = [
     "DEFAULT_NULL_COPIES",
     "NULL_ALPHA",
     "NULL_SEED_BASE",
     "NullStats",
-    "RandomCopy",
     "chance_corrected",
     "copies_for",
     "format_p",
@@ -50,8 +44,6 @@ __all__ = [
     "seeds_for_power",
     "null_stats",
     "p_floor",
-    "random_copies",
-    "random_copy_id",
     "rank_p",
     "sequential_stop",
 ]
@@ -61,94 +53,6 @@ NULL_ALPHA = 0.05  # level of "above the null" (after Holm over the students com
 # Seeds of the null's copies. Far from the small seeds that training runs use (seeded_model(seed=1, 2, 3) …),
 # so a null copy is never the initialisation a shipped student started from.
 NULL_SEED_BASE = 10_000
-
-
-@dataclass(frozen=True, eq=False)
-class RandomCopy:
-    """One randomly initialised network of ``arch``; quacks like a ``compare.ModelEntry`` (id, arch, α, module)."""
-
-    id: str
-    arch: str
-    seed: int
-    module: nn.Module = field(repr=False)
-    alpha: float | None = None
-    role: str = "random"
-    method: str = "random"
-
-
-def random_copy_id(arch: str, seed: int, *, num_classes: int, in_channels: int) -> str:
-    """Deterministic id of a copy (also the cache key of its attributions): ``random:resnet8:10c1ch:seed10000``."""
-    return f"random:{arch}:{num_classes}c{in_channels}ch:seed{seed}"
-
-
-_CACHE: dict[tuple[str, int, int, int, str], RandomCopy] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_MAX_BYTES = 768 << 20  # copies' weights kept in memory (a ResNet-50 copy is ~100 MB; the demo's < 4 MB)
-
-
-def _nbytes(module: nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in module.parameters())
-
-
-def _build(arch: str, seed: int, num_classes: int, in_channels: int, like: nn.Module | None = None) -> nn.Module:
-    import torch
-
-    from kdviz.models import seeded_model
-
-    module = seeded_model(arch, seed=seed, num_classes=num_classes, in_channels=in_channels)
-    if like is not None and _carries_superfeatures(module, like):
-        module.set_superfeatures(like.superfeatures, like.log_prior, generator=torch.Generator().manual_seed(seed))
-    return module.float().eval()
-
-
-def _carries_superfeatures(module: nn.Module, like: nn.Module | None) -> bool:
-    """An explaining network (KED): its superfeatures and class prior are part of its architecture, not weights
-    it learnt, so an untrained copy gets those of the trained model it stands in for."""
-    return (like is not None and hasattr(module, "set_superfeatures") and hasattr(like, "superfeatures")
-            and hasattr(like, "log_prior") and like.superfeatures.numel() == module.superfeatures.numel())
-
-
-def _structure_digest(like: nn.Module | None) -> str:
-    """Short digest of the superfeatures and prior a copy takes from ``like`` ("" for a plain architecture)."""
-    if like is None or not hasattr(like, "superfeatures"):
-        return ""
-    h = hashlib.sha256(like.superfeatures.detach().cpu().numpy().tobytes())
-    h.update(like.log_prior.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
-def random_copies(
-    arch: str, *, num_classes: int, in_channels: int, copies: int = DEFAULT_NULL_COPIES, first_seed: int = NULL_SEED_BASE,
-    like: nn.Module | None = None,
-) -> tuple[RandomCopy, ...]:
-    """``copies`` untrained eval-mode networks of ``arch`` (seeds ``first_seed …``), built once and kept.
-
-    ``like``: a trained model of ``arch``; an explaining (KED) architecture's copies take its superfeatures and
-    class prior (they are part of the architecture), and their ids name them.
-
-    Raises ``kdviz.models.UnknownModelError`` (a ValueError) for an architecture the registry cannot build.
-    """
-    if copies < 0:
-        raise ValueError(f"copies={copies} must be ≥ 0")
-    out = []
-    structure = _structure_digest(like)
-    for seed in range(first_seed, first_seed + copies):
-        key = (arch, num_classes, in_channels, seed, structure)
-        with _CACHE_LOCK:
-            copy = _CACHE.get(key)
-        if copy is None:
-            module = _build(arch, seed, num_classes, in_channels, like)
-            copy_id = random_copy_id(arch, seed, num_classes=num_classes, in_channels=in_channels)
-            if _carries_superfeatures(module, like):
-                copy_id += f":sf{structure}"
-            copy = RandomCopy(copy_id, arch, seed, module)
-            with _CACHE_LOCK:
-                held = sum(_nbytes(c.module) for c in _CACHE.values())
-                while _CACHE and held + _nbytes(module) > _CACHE_MAX_BYTES:
-                    held -= _nbytes(_CACHE.pop(next(iter(_CACHE))).module)
-                copy = _CACHE.setdefault(key, copy)
-        out.append(copy)
-    return tuple(out)
 
 
 def chance_corrected(m: np.ndarray, m_null: np.ndarray, *, perfect: float = 1.0) -> np.ndarray:
@@ -270,8 +174,6 @@ def format_p(p: float, copies: int, *, alpha: float = NULL_ALPHA) -> str:
 
 
 def _budget(effect: float, power: float, alpha: float) -> float:
-    from scipy.stats import norm
-
     return (effect / (norm.ppf(1 - alpha) + norm.ppf(power))) ** 2  # the largest variance that still detects it
 
 

@@ -1,8 +1,9 @@
 """Parts: labellings of pixels or timesteps into K disjoint parts, and per-part importance.
 
 A labelling is an integer array with labels 0..K-1: (H, W) or (N, H, W) for images, (L,) or (N, L) for
-series. Every pixel/timestep belongs to exactly one part. Sources (DESIGN.md): SLIC superpixels from
-scikit-image (run on the *display* image), a regular grid, user masks, K equal time segments.
+series. Every pixel/timestep belongs to exactly one part. Sources: SLIC superpixels from scikit-image (run on
+the *display* image), a regular grid, user masks, K equal time segments. The words of a text are parts too
+(kind ``words``); the text modality (``kdviz.modalities.text``) labels them.
 
 ``part_importance`` turns an importance map into the part importance vector ``v_k = Σ_{i ∈ part k} imp_i``
 with one ``np.bincount`` over the whole batch; ``top_k_parts`` picks the k most important parts.
@@ -16,6 +17,8 @@ from typing import Literal
 
 import numpy as np
 from skimage.segmentation import slic
+
+from kdviz.errors import InvalidInputError, UnknownNameError
 
 __all__ = [
     "PartSpec",
@@ -44,13 +47,13 @@ def _to_channel_last(images: np.ndarray, channel_axis: int | None | str) -> tupl
     if x.ndim == 3:
         return x, False
     if x.ndim != 4:
-        raise ValueError(f"images must be (N, H, W), (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
+        raise InvalidInputError(f"images must be (N, H, W), (N, H, W, C) or (N, C, H, W), got shape {x.shape}")
     if channel_axis == "auto":
         channel_axis = 1 if x.shape[1] in (1, 3) and x.shape[-1] not in (1, 3) else -1
     if channel_axis in (1, -3):
         x = np.moveaxis(x, 1, -1)
     elif channel_axis not in (-1, 3):
-        raise ValueError(f"channel_axis={channel_axis!r} must be 1, -1, 'auto' or None")
+        raise InvalidInputError(f"channel_axis={channel_axis!r} must be 1, -1, 'auto' or None")
     if x.shape[-1] == 1:
         return x[..., 0], False
     return x, True
@@ -86,7 +89,7 @@ def slic_labels(
         Labels 0..K_i-1 per image (skimage's ``start_label`` is undone by relabelling).
     """
     if int(n_segments) < 1:
-        raise ValueError(f"n_segments must be >= 1, got {n_segments}")
+        raise InvalidInputError(f"n_segments must be >= 1, got {n_segments}")
     x, colour = _to_channel_last(images, channel_axis)
     lo = x.reshape(x.shape[0], -1).min(axis=1)
     hi = x.reshape(x.shape[0], -1).max(axis=1)
@@ -111,9 +114,9 @@ def grid_labels(height: int, width: int, *, rows: int, cols: int) -> np.ndarray:
     Cells differ in size by at most one pixel when H or W is not divisible (numpy array_split rule).
     """
     if not 1 <= rows <= height:
-        raise ValueError(f"rows={rows} must be between 1 and the image height {height}")
+        raise InvalidInputError(f"rows={rows} must be between 1 and the image height {height}")
     if not 1 <= cols <= width:
-        raise ValueError(f"cols={cols} must be between 1 and the image width {width}")
+        raise InvalidInputError(f"cols={cols} must be between 1 and the image width {width}")
     r = (np.arange(height) * rows) // height
     c = (np.arange(width) * cols) // width
     return (r[:, None] * cols + c[None, :]).astype(np.int64)
@@ -122,7 +125,7 @@ def grid_labels(height: int, width: int, *, rows: int, cols: int) -> np.ndarray:
 def segment_labels(length: int, *, n_segments: int) -> np.ndarray:
     """K equal time segments over L timesteps, (L,) int64 labels (sizes differ by at most one)."""
     if not 1 <= n_segments <= length:
-        raise ValueError(f"n_segments={n_segments} must be between 1 and the series length {length}")
+        raise InvalidInputError(f"n_segments={n_segments} must be between 1 and the series length {length}")
     return ((np.arange(length) * n_segments) // length).astype(np.int64)
 
 
@@ -137,11 +140,11 @@ def mask_labels(masks: np.ndarray, *, shape: tuple[int, ...]) -> np.ndarray:
     """
     m = np.asarray(masks)
     if not (np.issubdtype(m.dtype, np.integer) or np.issubdtype(m.dtype, np.bool_)):
-        raise ValueError(f"masks must hold integer labels, got dtype {m.dtype}")
+        raise InvalidInputError(f"masks must hold integer labels, got dtype {m.dtype}")
     if m.shape == tuple(shape[1:]):
         m = np.broadcast_to(m, tuple(shape))
     if m.shape != tuple(shape):
-        raise ValueError(f"masks have shape {m.shape}, expected {tuple(shape[1:])} or {tuple(shape)}")
+        raise InvalidInputError(f"masks have shape {m.shape}, expected {tuple(shape[1:])} or {tuple(shape)}")
     return np.stack([relabel_contiguous(mi) for mi in m])
 
 
@@ -165,16 +168,16 @@ def part_importance(
     imp = np.asarray(importance, dtype=np.float64)
     lab = np.asarray(labels)
     if not np.issubdtype(lab.dtype, np.integer):
-        raise ValueError(f"labels must be integers, got dtype {lab.dtype}")
+        raise InvalidInputError(f"labels must be integers, got dtype {lab.dtype}")
     if lab.shape != imp.shape:
         if lab.shape != imp.shape[1:]:
-            raise ValueError(f"labels shape {lab.shape} does not match importance shape {imp.shape}")
+            raise InvalidInputError(f"labels shape {lab.shape} does not match importance shape {imp.shape}")
         lab = np.broadcast_to(lab, imp.shape)
     if lab.size and lab.min() < 0:
-        raise ValueError("labels must be >= 0")
+        raise InvalidInputError("labels must be >= 0")
     k = int(lab.max()) + 1 if n_parts is None else int(n_parts)
     if lab.size and lab.max() >= k:
-        raise ValueError(f"labels go up to {lab.max()} but n_parts={k}")
+        raise InvalidInputError(f"labels go up to {lab.max()} but n_parts={k}")
     n = imp.shape[0]
     # One bincount over the batch: part k of input i lands in bin i*K + k.
     flat = (lab.reshape(n, -1) + k * np.arange(n)[:, None]).ravel()
@@ -199,9 +202,9 @@ def top_k_parts(v: np.ndarray, k: int) -> np.ndarray:
     arr = np.asarray(v, dtype=np.float64)
     n_parts = arr.shape[-1]
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got k={k!r}")
+        raise InvalidInputError(f"k must be a positive integer, got k={k!r}")
     if k > n_parts:
-        raise ValueError(f"k={k} exceeds the number of parts K={n_parts}")
+        raise InvalidInputError(f"k={k} exceeds the number of parts K={n_parts}")
     key = np.where(np.isnan(arr), np.inf, -arr)
     return np.argsort(key, axis=-1, kind="stable")[..., :k].astype(np.int64)
 
@@ -238,10 +241,11 @@ def topk_ties_note(v: np.ndarray, k: int) -> str | None:
 @dataclass(frozen=True)
 class PartSpec:
     """How to split inputs into parts: ``slic`` (n superpixels), ``grid`` (rows × cols), ``segments``
-    (n equal time segments), ``mask`` (user labels in ``masks``) or ``superfeatures`` (the teacher's n
-    superfeatures, kdviz.modalities.superfeatures: a fixed labelling per teacher and dataset, given in ``masks``)."""
+    (n equal time segments), ``mask`` (user labels in ``masks``), ``superfeatures`` (the teacher's n
+    superfeatures, kdviz.modalities.superfeatures: a fixed labelling per teacher and dataset, given in ``masks``)
+    or ``words`` (the words of a text)."""
 
-    kind: Literal["slic", "grid", "segments", "mask", "superfeatures"]
+    kind: Literal["slic", "grid", "segments", "mask", "superfeatures", "words"]
     n: int = 0
     rows: int = 0
     cols: int = 0
@@ -251,8 +255,8 @@ class PartSpec:
     def __str__(self) -> str:
         if self.kind == "grid":
             return f"grid:{self.rows}x{self.cols}"
-        if self.kind == "mask":
-            return "mask"
+        if self.kind in ("mask", "words"):
+            return self.kind
         return f"{self.kind}:{self.n}"
 
 
@@ -265,57 +269,63 @@ _PART_RE = {
 
 
 def parse_parts(spec: str | PartSpec) -> PartSpec:
-    """``'slic:50'``, ``'grid:4x4'``, ``'segments:10'`` (or a PartSpec) -> PartSpec; ValueError naming a bad one."""
+    """``'slic:50'``, ``'grid:4x4'``, ``'segments:10'``, ``'words'`` (or a PartSpec) -> PartSpec; ValueError naming
+    a bad one."""
     if isinstance(spec, PartSpec):
         return spec
     if not isinstance(spec, str):
-        raise ValueError(f"parts={spec!r} must be a string like 'slic:50' or a PartSpec")
+        raise InvalidInputError(f"parts={spec!r} must be a string like 'slic:50' or a PartSpec")
     text = spec.strip().lower()
+    if text == "words":
+        return PartSpec("words")
     for kind, pattern in _PART_RE.items():
         m = pattern.fullmatch(text)
         if m is None:
             continue
         numbers = [int(g) for g in m.groups()]
         if min(numbers) < 1:
-            raise ValueError(f"parts={spec!r}: counts must be >= 1")
+            raise InvalidInputError(f"parts={spec!r}: counts must be >= 1")
         if kind == "grid":
             return PartSpec("grid", rows=numbers[0], cols=numbers[1])
         return PartSpec(kind, n=numbers[0])  # type: ignore[arg-type]
-    raise ValueError(f"parts={spec!r} is not one of 'slic:N', 'grid:RxC', 'segments:N', 'superfeatures:M' "
-                     "(or a PartSpec)")
+    raise UnknownNameError(f"parts={spec!r} is not one of 'slic:N', 'grid:RxC', 'segments:N', 'superfeatures:M', "
+                           "'words' (or a PartSpec)")
 
 
 def label_parts(spec: PartSpec | str, x: np.ndarray, images_for_slic: np.ndarray | None = None) -> np.ndarray:
     """Part labels (N, H, W) or (N, L) of the batch ``x`` (N, C, …) under ``spec`` — the labelling
-    :func:`compare_models` uses, for callers that cache it (the dashboard) and pass it back as
+    ``kdviz.analysis.compare.compare_models`` uses, for callers that cache it (the dashboard) and pass it back as
     ``part_labels``. ``images_for_slic``: display images for SLIC (default: ``x`` min-max scaled)."""
     spec = parse_parts(spec)
+    if spec.kind == "words":
+        raise InvalidInputError("parts=words is for texts; use 'slic:N' or 'grid:RxC' for images, 'segments:N' "
+                                "for series")
     n, spatial = x.shape[0], x.shape[2:]
     is_image = len(spatial) == 2
     if spec.kind == "mask":
         if spec.masks is None:
-            raise ValueError("parts kind 'mask' needs masks")
+            raise InvalidInputError("parts kind 'mask' needs masks")
         return mask_labels(spec.masks, shape=(n, *spatial))
     if spec.kind == "superfeatures":
         if spec.masks is None:
-            raise ValueError(f"parts={spec} needs the teacher's labelling: PartSpec('superfeatures', n=M, "
+            raise InvalidInputError(f"parts={spec} needs the teacher's labelling: PartSpec('superfeatures', n=M, "
                              "masks=kdviz.modalities.superfeatures.load_superfeatures(zoo_folder, M).labels)")
         lab = mask_labels(spec.masks, shape=(n, *spatial))
         if int(lab.max()) + 1 != spec.n:
-            raise ValueError(f"parts={spec}: the labelling given has {int(lab.max()) + 1} superfeatures")
+            raise InvalidInputError(f"parts={spec}: the labelling given has {int(lab.max()) + 1} superfeatures")
         return lab
     if spec.kind == "segments":
         if is_image:
-            raise ValueError(f"parts={spec} is for series; use 'slic:N' or 'grid:RxC' for images")
+            raise InvalidInputError(f"parts={spec} is for series; use 'slic:N' or 'grid:RxC' for images")
         return np.broadcast_to(segment_labels(spatial[0], n_segments=spec.n), (n, *spatial)).copy()
     if not is_image:
-        raise ValueError(f"parts={spec} is for images; use 'segments:N' for series")
+        raise InvalidInputError(f"parts={spec} is for images; use 'segments:N' for series")
     if spec.kind == "grid":
         return np.broadcast_to(grid_labels(*spatial, rows=spec.rows, cols=spec.cols), (n, *spatial)).copy()
     display = x if images_for_slic is None else np.asarray(images_for_slic)
     if display.shape[0] != n:
-        raise ValueError(f"images_for_slic has {display.shape[0]} images for {n} inputs")
+        raise InvalidInputError(f"images_for_slic has {display.shape[0]} images for {n} inputs")
     labels = slic_labels(display, n_segments=spec.n, compactness=spec.compactness)
     if labels.shape[1:] != spatial:
-        raise ValueError(f"images_for_slic are {labels.shape[1:]} but inputs are {spatial}")
+        raise InvalidInputError(f"images_for_slic are {labels.shape[1:]} but inputs are {spatial}")
     return labels

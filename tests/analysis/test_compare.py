@@ -1,4 +1,4 @@
-"""Tests for kdviz/compare.py: one call gives every model's attributions and metrics against the teacher."""
+"""kdviz.analysis.compare on images and series: every model's attributions and metrics against the teacher."""
 
 from __future__ import annotations
 
@@ -11,10 +11,22 @@ import pytest
 import torch
 from torch import nn
 
-from kdviz.analysis.compare import FRAME_COLUMNS, Comparison, ModelEntry, compare_models
+from kdviz.analysis.compare import (
+    FRAME_COLUMNS,
+    ComparedModel,
+    CompareOptions,
+    Comparison,
+    Hooks,
+    NullOptions,
+    compare_models,
+)
 from kdviz.analysis.metrics import attention_rank_alignment, focus_ratio, logit_alignment
 from kdviz.attribution.engine import attribute
+from kdviz.errors import UnknownNameError
 from kdviz.modalities.parts import PartSpec, grid_labels, parse_parts, part_importance
+
+CPU = CompareOptions(device="cpu")
+NO_NULL = CompareOptions(device="cpu", null=NullOptions(copies=0))
 
 
 def tiny(in_channels: int, dims: int, seed: int) -> nn.Module:
@@ -25,10 +37,10 @@ def tiny(in_channels: int, dims: int, seed: int) -> nn.Module:
 
 
 @pytest.fixture
-def image_models() -> tuple[ModelEntry, list[ModelEntry], torch.Tensor]:
-    teacher = ModelEntry("t", "tiny", 1.0, tiny(1, 2, 0), role="teacher")
-    twin = ModelEntry("twin", "tiny", 0.5, copy.deepcopy(teacher.module))
-    other = ModelEntry("s", "tiny", 0.1, tiny(1, 2, 1), method="kd+sd")
+def image_models() -> tuple[ComparedModel, list[ComparedModel], torch.Tensor]:
+    teacher = ComparedModel("t", "tiny", 1.0, tiny(1, 2, 0), role="teacher")
+    twin = ComparedModel("twin", "tiny", 0.5, copy.deepcopy(teacher.module))
+    other = ComparedModel("s", "tiny", 0.1, tiny(1, 2, 1), method="kd+sd")
     torch.manual_seed(2)
     return teacher, [twin, other], torch.randn(4, 1, 12, 12)
 
@@ -36,7 +48,7 @@ def image_models() -> tuple[ModelEntry, list[ModelEntry], torch.Tensor]:
 def test_frame_shape_columns_and_teacher_reference(image_models) -> None:
     teacher, students, x = image_models
     c = compare_models(teacher, students, x, labels=[0, 1, 2, 0], method="saliency", parts="grid:3x3", k=3,
-                       device="cpu")
+                       options=CPU)
     assert isinstance(c, Comparison)
     f = c.frame
     assert tuple(f.columns) == FRAME_COLUMNS and len(f) == 3 * 4
@@ -60,7 +72,7 @@ def test_frame_shape_columns_and_teacher_reference(image_models) -> None:
 
 def test_numbers_equal_the_library_called_step_by_step(image_models) -> None:
     teacher, students, x = image_models
-    c = compare_models(teacher, students, x, method="input_x_gradient", parts="grid:3x3", k=2, device="cpu")
+    c = compare_models(teacher, students, x, method="input_x_gradient", parts="grid:3x3", k=2, options=CPU)
     target = c.logits["t"].argmax(1)  # every model explains the teacher's predicted class
     labels = grid_labels(12, 12, rows=3, cols=3)
     v_t = part_importance(attribute(teacher.module, x, method="input_x_gradient", target=target).importance, labels)
@@ -78,8 +90,8 @@ def test_series_with_segments_and_duck_typed_entries() -> None:
     student = SimpleNamespace(id="S", arch="fcn", alpha=0.5, module=tiny(2, 1, 3))
     torch.manual_seed(4)
     x = torch.randn(3, 2, 20).numpy()
-    c = compare_models(teacher, [student], x, method="integrated_gradients", method_params={"n_steps": 4},
-                       parts="segments:5", k=2, device="cpu", target="own")
+    c = compare_models(teacher, [student], x, method="integrated_gradients", parts="segments:5", k=2,
+                       options=CompareOptions(method_params={"n_steps": 4}, device="cpu", target="own"))
     assert c.part_labels.shape == (3, 20) and c.part_vectors["S"].shape == (3, 5)
     assert c.frame["alpha"].isna().sum() == 3 and c.frame["label"].isna().all()
     assert c.method_params["n_steps"] == 4 and c.parts == "segments:5"
@@ -89,8 +101,8 @@ def test_slic_runs_on_display_images(image_models) -> None:
     teacher, students, x = image_models
     display = np.zeros((4, 12, 12))
     display[:, :, 6:] = 1.0  # two flat halves: SLIC must find the boundary of the display image
-    c = compare_models(teacher, students[:1], x, method="saliency", parts="slic:4", k=1, device="cpu",
-                       images_for_slic=display)
+    c = compare_models(teacher, students[:1], x, method="saliency", parts="slic:4", k=1,
+                       options=CompareOptions(device="cpu", images_for_slic=display))
     for lab in c.part_labels:
         assert lab.max() >= 1
         assert not set(np.unique(lab[:, :6])) & set(np.unique(lab[:, 6:]))  # no part straddles the edge
@@ -101,7 +113,7 @@ def test_user_masks(image_models) -> None:
     masks = np.zeros((12, 12), dtype=int)
     masks[:6] = 3
     c = compare_models(teacher, students, x, method="saliency", parts=PartSpec("mask", masks=masks), k=1,
-                       device="cpu")
+                       options=CPU)
     assert c.part_vectors["t"].shape == (4, 2) and c.parts == "mask"
 
 
@@ -119,24 +131,25 @@ def test_parse_parts() -> None:
 
 def test_slic_on_noise_images_says_why_k_is_too_large() -> None:
     """RGB noise (a synthetic CIFAR batch) gives SLIC one superpixel: the error says so and what to use instead."""
-    teacher = ModelEntry("t", "tiny", 1.0, tiny(3, 2, 0), role="teacher")
-    student = ModelEntry("s", "tiny", 0.5, tiny(3, 2, 1))
+    teacher = ComparedModel("t", "tiny", 1.0, tiny(3, 2, 0), role="teacher")
+    student = ComparedModel("s", "tiny", 0.5, tiny(3, 2, 1))
     x = np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32)
     with pytest.raises(ValueError, match=r"k=5 exceeds the number of parts K=1: SLIC found at most 1 superpixel"):
-        compare_models(teacher, [student], x, method="saliency", parts="slic:50", k=5, device="cpu",
-                       images_for_slic=x)
+        compare_models(teacher, [student], x, method="saliency", parts="slic:50", k=5,
+                       options=CompareOptions(device="cpu", images_for_slic=x))
 
 
 def test_bad_options_are_named(image_models) -> None:
     teacher, students, x = image_models
     with pytest.raises(ValueError, match=r"k=10.*K=9"):
-        compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=10, device="cpu")
+        compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=10, options=CPU)
     with pytest.raises(ValueError, match="segments:4"):
-        compare_models(teacher, students, x, method="saliency", parts="segments:4", device="cpu")
+        compare_models(teacher, students, x, method="saliency", parts="segments:4", options=CPU)
     with pytest.raises(ValueError, match="target='best'"):
-        compare_models(teacher, students, x, method="saliency", parts="grid:2x2", target="best")
+        compare_models(teacher, students, x, method="saliency", parts="grid:2x2",
+                       options=CompareOptions(target="best"))
     with pytest.raises(ValueError, match="unique"):
-        compare_models(teacher, [teacher], x, method="saliency", parts="grid:2x2", k=1, device="cpu")
+        compare_models(teacher, [teacher], x, method="saliency", parts="grid:2x2", k=1, options=CPU)
     with pytest.raises(ValueError, match="labels"):
         compare_models(teacher, students, x, labels=[1, 2], method="saliency", parts="grid:2x2", k=1)
 
@@ -154,11 +167,11 @@ def test_logits_fn_and_label_parts_replace_the_defaults_exactly(image_models) ->
         calls.append(entry.id)
         return predict_logits(entry.module, xb, device=device)
 
-    plain = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=3, device="cpu",
-                           null_copies=0)
+    plain = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=3, options=NO_NULL)
     labels = label_parts("grid:3x3", x.numpy())
-    via = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=3, device="cpu",
-                         null_copies=0, logits_fn=logits_fn, part_labels=labels)
+    via = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=3,
+                         options=CompareOptions(device="cpu", null=NullOptions(copies=0), part_labels=labels,
+                                                hooks=Hooks(logits_fn=logits_fn)))
     assert calls == ["t", "twin", "s"]
     np.testing.assert_array_equal(labels, grid_labels(12, 12, rows=3, cols=3)[None].repeat(4, axis=0))
     cols = ["attention_rho", "logit_rho", "focus_ratio", "topk_overlap", "pred"]
@@ -166,12 +179,28 @@ def test_logits_fn_and_label_parts_replace_the_defaults_exactly(image_models) ->
 
 
 def test_one_class_named_for_every_input_is_explained(image_models) -> None:
-    """Issue 23 item 5: the target may be one class (an index) for every input, not only a prediction."""
+    """The target may be one class (an index) for every input, not only a prediction."""
     teacher, students, x = image_models
-    c = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=2, device="cpu", target=2,
-                       null_copies=0)
+    c = compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=2,
+                       options=CompareOptions(device="cpu", target=2, null=NullOptions(copies=0)))
     for mid in ("t", "s"):
         np.testing.assert_array_equal(c.attributions[mid].target, [2, 2, 2, 2])
     with pytest.raises(ValueError, match="not one of the model's"):
-        compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=2, device="cpu", target=99,
-                       null_copies=0)
+        compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=2,
+                       options=CompareOptions(device="cpu", target=99, null=NullOptions(copies=0)))
+
+
+def test_models_are_typed_records_and_the_modality_is_inferred_or_named(image_models) -> None:
+    """Duck-typed entries become ComparedModel records (method parsed); an unknown modality name is refused."""
+    teacher, students, x = image_models
+    odd = SimpleNamespace(id="odd", arch="tiny", alpha=None, module=students[1].module, method="KD+SD")
+    record = ComparedModel.of(odd)
+    assert record.method == "kd+sd" and record.role == "student" and ComparedModel.of(record) is record
+    assert ComparedModel.of(record, role="teacher").role == "teacher"
+    c = compare_models(teacher, [odd], x, method="saliency", parts="grid:3x3", k=2,
+                       options=CompareOptions(device="cpu", null=NullOptions(copies=0), modality="image"))
+    assert c.modality == "image" and set(c.frame["method"]) == {"kd", "kd+sd"}
+    assert c.frame["top_words"].eq("").all() and c.frame["vader"].isna().all() and c.part_names is None
+    with pytest.raises(UnknownNameError, match="audio"):
+        compare_models(teacher, students, x, method="saliency", parts="grid:3x3", k=2,
+                       options=CompareOptions(modality="audio"))

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from kdviz.analysis.aggregate import hierarchical_ci
-from kdviz.analysis.compare import NULL_COLUMNS, ModelEntry, compare_models
+from kdviz.analysis.compare import NULL_COLUMNS, ComparedModel, CompareOptions, NullOptions, compare_models
 from kdviz.analysis.metrics import attention_rank_alignment, focus_ratio, topk_overlap
-from kdviz.analysis.nulls import NULL_SEED_BASE, chance_corrected, random_copies, random_copy_id
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE, chance_corrected
+from kdviz.modalities.tensor import random_copies, random_copy_id
 from kdviz.models import seeded_model
 
 ZOOS = Path(__file__).resolve().parents[2] / "assets" / "zoo"
@@ -46,8 +47,8 @@ def test_chance_corrected_by_hand() -> None:
 
 
 def test_random_copies_are_seeded_cached_and_untrained() -> None:
-    a = random_copies("resnet8", num_classes=10, in_channels=1, copies=2)
-    b = random_copies("resnet8", num_classes=10, in_channels=1, copies=2)
+    a = random_copies("resnet8", num_classes=10, in_channels=1, copies=2, first_seed=NULL_SEED_BASE)
+    b = random_copies("resnet8", num_classes=10, in_channels=1, copies=2, first_seed=NULL_SEED_BASE)
     assert [c.id for c in a] == [random_copy_id("resnet8", NULL_SEED_BASE + i, num_classes=10, in_channels=1)
                                  for i in range(2)]
     assert a[0].module is b[0].module  # built once
@@ -57,13 +58,14 @@ def test_random_copies_are_seeded_cached_and_untrained() -> None:
     expected = seeded_model("resnet8", seed=NULL_SEED_BASE, num_classes=10, in_channels=1)
     assert torch.equal(w0, next(expected.parameters()))  # the same create_model call, seeded
     with pytest.raises(ValueError, match="not_an_arch|Unknown|unknown"):
-        random_copies("not_an_arch", num_classes=10, in_channels=1)
+        random_copies("not_an_arch", num_classes=10, in_channels=1, copies=DEFAULT_NULL_COPIES,
+                      first_seed=NULL_SEED_BASE)
 
 
 def test_null_columns_are_the_mean_over_copies(gunpoint_zoo, gunpoint_inputs) -> None:
     zoo, x = gunpoint_zoo, gunpoint_inputs[:8]
     comp = compare_models(zoo.teacher, [zoo.get("fcn_w8_a0.5")], x, method="saliency", parts="segments:10", k=3,
-                          null_copies=2)
+                          options=CompareOptions(null=NullOptions(copies=2)))
     f = comp.frame
     teacher_rows, student = f[f["role"] == "teacher"], f[f["role"] == "student"]
     assert teacher_rows[list(NULL_COLUMNS)].isna().all().all()  # the teacher has no null of its own
@@ -80,15 +82,15 @@ def test_null_columns_are_the_mean_over_copies(gunpoint_zoo, gunpoint_inputs) ->
     np.testing.assert_allclose(student["attention_rho_excess"],
                                chance_corrected(student["attention_rho"].to_numpy(), rho))
     off = compare_models(zoo.teacher, [zoo.get("fcn_w8_a0.5")], x, method="saliency", parts="segments:10", k=3,
-                         null_copies=0)
+                         options=CompareOptions(null=NullOptions(copies=0)))
     assert off.frame[list(NULL_COLUMNS)].isna().all().all() and not off.null_part_vectors
 
 
 def test_unknown_architecture_gets_a_note_not_an_error(gunpoint_zoo, gunpoint_inputs) -> None:
     zoo = gunpoint_zoo
-    odd = ModelEntry("custom", "my_custom_net", 0.5, zoo.get("fcn_w8_a0.5").module)
+    odd = ComparedModel("custom", "my_custom_net", 0.5, zoo.get("fcn_w8_a0.5").module)
     comp = compare_models(zoo.teacher, [odd], gunpoint_inputs[:4], method="saliency", parts="segments:10", k=3,
-                          null_copies=1)
+                          options=CompareOptions(null=NullOptions(copies=1)))
     assert comp.frame.loc[comp.frame["model_id"] == "custom", "attention_rho_null"].isna().all()
     assert any("my_custom_net" in n for n in comp.notes)
 
@@ -98,12 +100,13 @@ def test_untrained_networks_score_zero_excess_and_trained_students_score_above(g
     """Outside reference: networks nobody trained. Their excess over the null (computed from *other* seeds) is
     0 within a 95% interval that resamples seeds, then inputs; trained students are above it."""
     zoo, x = gunpoint_zoo, gunpoint_inputs[:24]
-    untrained = [ModelEntry(f"untrained_{arch}_{seed}", arch, None,
+    untrained = [ComparedModel(f"untrained_{arch}_{seed}", arch, None,
                             seeded_model(arch, seed=seed, num_classes=2, in_channels=1).eval())
                  for arch in ("fcn_w8", "fcn_w32") for seed in range(30_000, 30_004)]
     trained = [zoo.get("fcn_w8_a0.5"), zoo.get("fcn_w32_a0.5")]
     comp = compare_models(zoo.teacher, untrained + trained, x, method="integrated_gradients",
-                          method_params={"n_steps": 16}, parts="segments:10", null_copies=3)
+                          parts="segments:10",
+                          options=CompareOptions(method_params={"n_steps": 16}, null=NullOptions(copies=3)))
     f = comp.frame.set_index("model_id")
     for arch in ("fcn_w8", "fcn_w32"):
         groups = [f.loc[e.id, "attention_rho_excess"].to_numpy(dtype=float) for e in untrained if e.arch == arch]
@@ -202,11 +205,12 @@ def test_untrained_networks_hold_zero_and_trained_resnet20_clear_the_null() -> N
     zoo = load_zoo(ZOOS / "mnist")
     ds = load_dataset("mnist")
     n = 48
-    untrained = [ModelEntry(f"untrained_s{s}", "resnet20", 0.5, seeded_model("resnet20", seed=s, num_classes=10,
+    untrained = [ComparedModel(f"untrained_s{s}", "resnet20", 0.5, seeded_model("resnet20", seed=s, num_classes=10,
                             in_channels=1).eval()) for s in range(1, 11)]
     trained = [zoo.get(i) for i in ("resnet20_a1", "resnet20_a0.5", "resnet20_a0.1")]
     comp = compare_models(zoo.teacher, [*untrained, *trained], ds.model_input(ds.x_test[:n]), method="grad_cam",
-                          parts="slic:50", images_for_slic=ds.x_test[:n], null_copies=19)
+                          parts="slic:50",
+                          options=CompareOptions(images_for_slic=ds.x_test[:n], null=NullOptions(copies=19)))
     s = summarize_models(comp.frame).set_index("model_id")
     u = s.loc[[m.id for m in untrained]]
     holds = (u["attention_rho_excess_low"] <= 0) & (u["attention_rho_excess_high"] >= 0)
@@ -261,8 +265,9 @@ def test_explaining_copies_take_the_trained_models_superfeatures():
     those of the student they stand in for (as kdviz.report.ked_study builds them), not the default split."""
     labels = np.random.default_rng(0).integers(0, 4, size=784)
     trained = _explaining(3, labels)
-    copies = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2, like=trained)
-    plain = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2)
+    copies = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2, first_seed=NULL_SEED_BASE,
+                           like=trained)
+    plain = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2, first_seed=NULL_SEED_BASE)
     for c in copies:
         assert torch.equal(c.module.superfeatures, trained.superfeatures)
         assert torch.equal(c.module.log_prior, trained.log_prior)
@@ -275,22 +280,26 @@ def test_explaining_copies_take_the_trained_models_superfeatures():
     with torch.no_grad():
         assert torch.allclose(copies[0].module(x), by_hand(x))
     # a plain architecture ignores ``like``
-    r8 = random_copies("resnet8", num_classes=10, in_channels=1, copies=1, like=trained)[0]
+    r8 = random_copies("resnet8", num_classes=10, in_channels=1, copies=1, first_seed=NULL_SEED_BASE,
+                         like=trained)[0]
     assert r8.id == random_copy_id("resnet8", NULL_SEED_BASE, num_classes=10, in_channels=1)
 
 
 def test_compare_models_null_for_an_explaining_student_uses_its_superfeatures():
     labels = np.random.default_rng(1).integers(0, 4, size=784)
-    teacher = ModelEntry("teacher", "mlp_h32", None, seeded_model("mlp_h32", seed=0, num_classes=10, in_channels=1))
-    student = ModelEntry("ked", "ked_mlp_m4_h8", 1.0, _explaining(5, labels))
+    teacher = ComparedModel("teacher", "mlp_h32", None, seeded_model("mlp_h32", seed=0, num_classes=10, in_channels=1))
+    student = ComparedModel("ked", "ked_mlp_m4_h8", 1.0, _explaining(5, labels))
     comp = compare_models(teacher, [student], torch.rand(2, 1, 28, 28), method="saliency", parts="grid:4x4",
-                          null_copies=2)
-    expected = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2, like=student.module)
+                          options=CompareOptions(null=NullOptions(copies=2)))
+    expected = random_copies("ked_mlp_m4_h8", num_classes=10, in_channels=1, copies=2,
+                             first_seed=NULL_SEED_BASE, like=student.module)
     assert comp.null_ids["ked_mlp_m4_h8"] == tuple(c.id for c in expected)
     # the null's vector of copy 0 is that copy's own saliency over the parts, as a student would get it
-    as_student = compare_models(teacher, [ModelEntry("c0", "ked_mlp_m4_h8", 1.0, expected[0].module)],
+    as_student = compare_models(teacher, [ComparedModel("c0", "ked_mlp_m4_h8", 1.0, expected[0].module)],
                                 torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
-                                method="saliency", parts="grid:4x4", null_copies=0)
+                                method="saliency", parts="grid:4x4",
+                                options=CompareOptions(null=NullOptions(copies=0)))
     again = compare_models(teacher, [student], torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0)),
-                           method="saliency", parts="grid:4x4", null_copies=2)
+                           method="saliency", parts="grid:4x4",
+                           options=CompareOptions(null=NullOptions(copies=2)))
     np.testing.assert_allclose(again.null_part_vectors[expected[0].id], as_student.part_vectors["c0"], rtol=1e-6)
