@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from kdviz.analysis.aggregate import summarize_models
-from kdviz.analysis.compare import compare_models
+from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_ALPHA, inputs_for_power, seeds_for_power
 from kdviz.analysis.randomisation import randomisation_test
 from kdviz.modalities.parts import parse_parts
@@ -86,8 +86,9 @@ def sanity_row(
 
     start = time.perf_counter()
     params = dict(setting.params)
-    comp = compare_models(teacher, students, x, method=setting.method, method_params=params, parts=setting.parts,
-                          images_for_slic=images_for_slic, null_copies=null_copies, device=device)
+    comp = compare_models(teacher, students, x, method=setting.method, parts=setting.parts,
+                          options=CompareOptions(method_params=params, images_for_slic=images_for_slic,
+                                                 null=NullOptions(copies=null_copies), device=device))
     test = randomisation_test(teacher.module, teacher.arch, x, part_labels=comp.part_labels, method=setting.method,
                               method_params=params, seeds=seeds, device=device, parts_name=comp.parts,
                               full_only=True)

@@ -27,7 +27,7 @@ import pandas as pd
 import streamlit as st
 
 from kdviz.analysis.aggregate import copy_matrix, has_replicates, margin_rho_ci, null_columns, summarize_variants
-from kdviz.analysis.compare import Comparison, compare_models
+from kdviz.analysis.compare import NULL_COLUMNS, CompareOptions, Comparison, Hooks, NullOptions, compare_models
 from kdviz.analysis.metrics import margin_alignment, mean_ci
 from kdviz.attribution.cache import default_cache, weights_key
 from kdviz.attribution.engine import Attribution, attribute, predict_logits
@@ -305,9 +305,10 @@ def compare(mset: ModelSet, display: np.ndarray, labels: np.ndarray | None, ids:
         try:
             result = compare_models(
                 use.teacher, list(use.students), x, labels=None if lab is None else np.asarray(lab),
-                method=settings.method, method_params=settings.method_params, parts=parts, k=k, target=target,
-                device=device, input_ids=list(ids), null_copies=copies, attribute_fn=attribute_fn,
-                logits_fn=logits_fn, progress=progress, part_labels=part_lab,
+                method=settings.method, parts=parts, k=k, options=CompareOptions(
+                    target=target, method_params=settings.method_params, device=device, input_ids=list(ids),
+                    part_labels=part_lab, null=NullOptions(copies=copies),
+                    hooks=Hooks(attribute_fn=attribute_fn, logits_fn=logits_fn, progress=progress)),
             )
         finally:
             bar.empty()
@@ -346,9 +347,6 @@ def pool_predictions(mset: ModelSet, display: np.ndarray, device: str) -> dict[s
 
 METRIC_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "focus_fraction", "topk_overlap",
                   "kl_to_teacher", "agree", "ssim", "pearson", "correct", "confidence")
-# The random-weights reference (kdviz.analysis.nulls via compare_models), summarised where the frame has it.
-NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
-                "focus_ratio_null")
 CI_COLUMNS = ("attention_rho", "logit_rho", "focus_ratio", "attention_rho_null", "attention_rho_excess",
               "focus_ratio_null")
 

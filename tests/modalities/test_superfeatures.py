@@ -135,7 +135,7 @@ def test_superfeature_parts_in_compare_models(tmp_path):
     """``superfeatures:M`` parts: labels from a PartSpec, or stored next to a zoo teacher's checkpoint."""
     from types import SimpleNamespace
 
-    from kdviz.analysis.compare import compare_models
+    from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
     from kdviz.modalities.parts import PartSpec, parse_parts
 
     torch.manual_seed(0)
@@ -147,8 +147,9 @@ def test_superfeature_parts_in_compare_models(tmp_path):
     student = SimpleNamespace(id="s", arch="lin", alpha=0.5, module=nets[1], method="kd")
     x = _inputs(5)
     assert str(parse_parts("superfeatures:4")) == "superfeatures:4"
-    by_path = compare_models(teacher, [student], x, method="saliency", parts="superfeatures:4", k=2, null_copies=0)
-    given = compare_models(teacher, [student], x, method="saliency", k=2, null_copies=0,
+    no_null = CompareOptions(null=NullOptions(copies=0))
+    by_path = compare_models(teacher, [student], x, method="saliency", parts="superfeatures:4", k=2, options=no_null)
+    given = compare_models(teacher, [student], x, method="saliency", k=2, options=no_null,
                            parts=PartSpec("superfeatures", n=4, masks=sf.labels))
     np.testing.assert_array_equal(by_path.part_labels, np.broadcast_to(sf.labels, (5, 6)))
     np.testing.assert_array_equal(by_path.part_vectors["s"], given.part_vectors["s"])
@@ -156,7 +157,7 @@ def test_superfeature_parts_in_compare_models(tmp_path):
     imp = by_path.attributions["s"].importance
     np.testing.assert_allclose(by_path.part_vectors["s"][:, 0], imp[:, :2].sum(1))
     with pytest.raises(ValueError, match="superfeatures_M5"):
-        compare_models(teacher, [student], x, method="saliency", parts="superfeatures:5", k=2, null_copies=0)
+        compare_models(teacher, [student], x, method="saliency", parts="superfeatures:5", k=2, options=no_null)
 
 
 def test_saliency_distillation_over_superfeatures():
