@@ -25,15 +25,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module to import it from (a registry's API from its package, which loads the built-in families)
 _PUBLIC_API = {
+    "AttributionMethod": "kdviz.attribution.methods",
+    "ParamSpec": "kdviz.attribution.methods",
     "attribute": "kdviz.attribution.engine",
     "compare_models": "kdviz.analysis.compare",
     "create_model": "kdviz.models",
     "evaluate_zoo": "kdviz.evaluation.evaluate",
+    "get_method": "kdviz.attribution.methods",
     "load_checkpoint": "kdviz.io.checkpoints",
     "load_dataset": "kdviz.io.builtin_datasets",
     "load_zoo": "kdviz.io.zoo.manifest",
+    "register_method": "kdviz.attribution.methods",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC_API)]

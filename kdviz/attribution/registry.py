@@ -308,7 +308,8 @@ def _check(method: AttributionMethod) -> None:
         raise InvalidInputError(f"method {method.name!r} takes images or series but does not override run()")
     if Modality.TEXT in method.modalities and type(method).run_text is AttributionMethod.run_text:
         raise InvalidInputError(f"method {method.name!r} takes texts but does not override run_text()")
-    method.resolve({})  # every default must validate against its own spec
+    for p in method.params:  # every default must validate against its own spec
+        p.validate(p.default, method=method.name)
 
 
 def _keys_of(method: AttributionMethod) -> list[str]:
