@@ -27,23 +27,21 @@ import torch
 from torch import nn
 
 from kdviz.analysis.aggregate import hierarchical_ci
-from kdviz.analysis.compare import compare_models
+from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE
 from kdviz.io.builtin_datasets import load_dataset
 from kdviz.io.zoo.manifest import Zoo, load_zoo
 from kdviz.models import seeded_model
+from kdviz.training.inference import eval_logits
 from kdviz.vocab import TrainingMethod
 
 __all__ = ["NullCopy", "accuracy_difference", "accuracy_table", "alignment_table", "explaining_copies",
            "markdown", "test_correct"]
 
 
-@torch.no_grad()
 def test_correct(model: nn.Module, x: np.ndarray, y: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
     """(N,) bool: the model's prediction equals the label, on model-input ``x``."""
-    model.eval()
-    preds = [model(torch.from_numpy(x[i : i + batch_size])).argmax(1).numpy() for i in range(0, len(x), batch_size)]
-    return np.concatenate(preds) == np.asarray(y)
+    return eval_logits(model, torch.from_numpy(x), batch_size=batch_size).argmax(1).numpy() == np.asarray(y)
 
 
 def _cell(model: object) -> tuple[str, str]:
@@ -133,7 +131,7 @@ def alignment_table(zoo: Zoo, *, n_inputs: int = 500, method: str = "integrated_
     nulls = {arch: explaining_copies(zoo, arch, copies) for arch in dict.fromkeys(m.arch for m in students)}
     everyone = students + [c for cs in nulls.values() for c in cs]
     comp = compare_models(zoo.teacher, everyone, x, labels=ds.y_test[:n_inputs], method=method, parts=parts,
-                          null_copies=0, images_for_slic=ds.x_test[:n_inputs])
+                          options=CompareOptions(null=NullOptions(copies=0), images_for_slic=ds.x_test[:n_inputs]))
     rho = {mid: g.sort_values("input_id")["attention_rho"].to_numpy(dtype=np.float64)
            for mid, g in comp.frame.groupby("model_id")}
     per_model = []

@@ -24,10 +24,18 @@ import torch
 from torch import nn
 
 from kdviz.io.builtin_datasets import Dataset
-from kdviz.training.losses import KED_LAMBDA, KED_MU, KED_T, KED_TAU, kd_paper_loss, ked_paper_loss
+from kdviz.training.inference import eval_branches, eval_logits
+from kdviz.training.losses import (
+    KED_LAMBDA,
+    KED_MU,
+    KED_T,
+    KED_TAU,
+    ExplainedOutputs,
+    kd_paper_loss,
+    ked_paper_loss,
+)
 
-__all__ = ["PaperMethod", "PaperRecipe", "PaperResult", "class_log_prior", "levelled_off", "predict_logits",
-           "train_paper"]
+__all__ = ["PaperMethod", "PaperRecipe", "PaperResult", "class_log_prior", "train_paper"]
 
 PaperMethod = Literal["ce", "kd", "ked"]
 
@@ -36,7 +44,7 @@ PaperMethod = Literal["ce", "kd", "ked"]
 class PaperRecipe:
     """One training recipe; defaults are the authors' MLP student settings except the epoch count."""
 
-    epochs: int = 30  # the authors train 100; kdviz stops where test accuracy has levelled off (see levelled_off)
+    epochs: int = 30  # the authors train 100; kdviz stops where test accuracy has levelled off
     batch_size: int = 100  # students 100, teachers 500
     optimizer: Literal["adam", "sgd"] = "adam"  # MLPs: Keras Adam defaults; CNNs: SGD + Nesterov
     lr: float = 1e-3
@@ -66,39 +74,62 @@ class PaperResult:
     loss_curve: tuple[float, ...] = field(default_factory=tuple)
 
 
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000,
-                   branches: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Eval-mode total logits (N, C) and, with ``branches``, branch log-probabilities (N, M, C)."""
-    was_training = model.training
-    model.eval()
-    logits, lps = [], []
-    for i in range(0, len(x), batch_size):
-        if branches:
-            out, lp = model.forward_with_branches(x[i : i + batch_size])  # type: ignore[operator]
-            lps.append(lp)
-        else:
-            out = model(x[i : i + batch_size])
-        logits.append(out)
-    model.train(was_training)
-    return torch.cat(logits), (torch.cat(lps) if branches else None)
-
-
 def class_log_prior(teacher: nn.Module, x: torch.Tensor) -> np.ndarray:
     """``log`` of the teacher's mean predicted class distribution over ``x`` (the authors' ``base_logit``)."""
-    logits, _ = predict_logits(teacher, x)
+    logits = eval_logits(teacher, x)
     return np.log(torch.softmax(logits.double(), dim=1).mean(dim=0).numpy())
 
 
-def levelled_off(curve: tuple[float, ...] | list[float], *, last: int = 5, tolerance: float = 0.01) -> bool:
-    """True when the last ``last`` test accuracies lie within ``tolerance`` of each other."""
-    tail = list(curve)[-last:]
-    return len(tail) == last and max(tail) - min(tail) <= tolerance
-
-
 def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    logits, _ = predict_logits(model, x)
+    logits = eval_logits(model, x)
     return float((logits.argmax(1) == y).double().mean())
+
+
+def _check(model: nn.Module, method: PaperMethod, teacher: nn.Module | None) -> None:
+    if method not in ("ce", "kd", "ked"):
+        raise ValueError(f"method must be 'ce', 'kd' or 'ked', got {method!r}")
+    if method != "ce" and teacher is None:
+        raise ValueError(f"method={method!r} needs a teacher")
+    if method == "ked" and not (hasattr(model, "forward_with_branches") and hasattr(teacher, "forward_with_branches")):
+        raise ValueError("method='ked' needs explaining networks (forward_with_branches) as student and teacher")
+
+
+def _teacher_targets(model: nn.Module, teacher: nn.Module | None, x: torch.Tensor,
+                     method: PaperMethod) -> ExplainedOutputs | None:
+    """The frozen teacher's logits (and branch log-probabilities for ``ked``) on every training input."""
+    if teacher is None or method == "ce":
+        return None
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    if method != "ked":
+        return ExplainedOutputs(eval_logits(teacher, x))
+    t_logits, t_branches = eval_branches(teacher, x)
+    with torch.no_grad():
+        _, probe = model.forward_with_branches(x[:2])  # type: ignore[operator]
+    if probe.shape[1] != t_branches.shape[1]:
+        raise ValueError(f"student has {probe.shape[1]} branches, teacher {t_branches.shape[1]}")
+    return ExplainedOutputs(t_logits, t_branches)
+
+
+def _optimiser(model: nn.Module, recipe: PaperRecipe) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
+                           weight_decay=recipe.weight_decay)
+
+
+def _loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, target: ExplainedOutputs | None,
+          method: PaperMethod, recipe: PaperRecipe) -> torch.Tensor:
+    """One batch's loss; ``target`` is the teacher's outputs on the same inputs."""
+    if method == "ked":
+        logits, lp = model.forward_with_branches(xb)  # type: ignore[operator]
+        return ked_paper_loss(ExplainedOutputs(logits, lp), target, yb,  # type: ignore[arg-type]
+                              lam=recipe.lam, mu=recipe.mu, temperature=recipe.temperature, tau=recipe.tau)
+    if method == "kd":
+        return kd_paper_loss(model(xb), target.logits, yb, lam=recipe.lam,  # type: ignore[union-attr]
+                             temperature=recipe.temperature)
+    return torch.nn.functional.cross_entropy(model(xb), yb)
 
 
 def train_paper(
@@ -115,33 +146,14 @@ def train_paper(
     ``kd`` and ``ked`` need ``teacher`` (kept in eval mode, never updated); ``ked`` needs explaining
     networks (``forward_with_branches``) on both sides with the same number of branches.
     """
-    if method not in ("ce", "kd", "ked"):
-        raise ValueError(f"method must be 'ce', 'kd' or 'ked', got {method!r}")
-    if method != "ce" and teacher is None:
-        raise ValueError(f"method={method!r} needs a teacher")
-    if method == "ked" and not (hasattr(model, "forward_with_branches") and hasattr(teacher, "forward_with_branches")):
-        raise ValueError("method='ked' needs explaining networks (forward_with_branches) as student and teacher")
+    _check(model, method, teacher)
     start = time.perf_counter()
     x = torch.from_numpy(ds.model_input(ds.x_train[: recipe.max_train]))
     y = torch.from_numpy(np.array(ds.y_train[: recipe.max_train]))
     x_test = torch.from_numpy(ds.model_input(ds.x_test))
     y_test = torch.from_numpy(np.array(ds.y_test))
-    t_logits = t_branches = None
-    if teacher is not None and method != "ce":
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-        t_logits, t_branches = predict_logits(teacher, x, branches=method == "ked")
-        if t_branches is not None:
-            with torch.no_grad():
-                _, probe = model.forward_with_branches(x[:2])  # type: ignore[operator]
-            if probe.shape[1] != t_branches.shape[1]:
-                raise ValueError(f"student has {probe.shape[1]} branches, teacher {t_branches.shape[1]}")
-    params = [p for p in model.parameters() if p.requires_grad]
-    if recipe.optimizer == "adam":
-        opt: torch.optim.Optimizer = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    else:
-        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=True,
-                              weight_decay=recipe.weight_decay)
+    targets = _teacher_targets(model, teacher, x, method)
+    opt = _optimiser(model, recipe)
     gen = torch.Generator().manual_seed(recipe.seed)
     acc_curve: list[float] = []
     loss_curve: list[float] = []
@@ -152,16 +164,9 @@ def train_paper(
         total = 0.0
         for s in range(0, n, recipe.batch_size):
             idx = order[s : s + recipe.batch_size]
-            xb, yb = x[idx], y[idx]
-            if method == "ked":
-                logits, lp = model.forward_with_branches(xb)  # type: ignore[operator]
-                loss = ked_paper_loss(logits, lp, t_logits[idx], t_branches[idx], yb,  # type: ignore[index]
-                                      lam=recipe.lam, mu=recipe.mu, temperature=recipe.temperature, tau=recipe.tau)
-            elif method == "kd":
-                loss = kd_paper_loss(model(xb), t_logits[idx], yb, lam=recipe.lam,  # type: ignore[index]
-                                     temperature=recipe.temperature)
-            else:
-                loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            target = None if targets is None else ExplainedOutputs(
+                targets.logits[idx], None if targets.explanations is None else targets.explanations[idx])
+            loss = _loss(model, x[idx], y[idx], target, method, recipe)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

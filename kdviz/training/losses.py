@@ -1,6 +1,6 @@
 """Every distillation loss in one place: KD, saliency distillation (SD / TSD) and KED.
 
-Definitions follow DESIGN.md exactly:
+Definitions:
 
 * ``L_KD = α·CE(y, s) + (1−α)·T²·KL(softmax(t/T) ‖ softmax(s/T))`` — α weights the hard-label term
   (α = 1 is plain cross-entropy, 0.5 mild KD, 0.1 strong KD).
@@ -28,7 +28,7 @@ The paper's loss, with M superfeatures and ``exp_m`` the class distribution supe
     L = CE(y, s) + T²·λ(1−μ)·KL(p_T ‖ p_S) + τ²·λμ·(1/M)·Σ_m KL(exp_m^T ‖ exp_m^S)
 
 kdviz trains with the same loss divided by (1 + λ), so that its weights read in kdviz's α convention
-(α = weight of the hard-label term, DESIGN.md): with ``α = 1/(1+λ)``::
+(α = weight of the hard-label term): with ``α = 1/(1+λ)``::
 
     L_KED = α·CE + (1−α)·[(1−μ)·T²·KL(pred) + μ·τ²·(1/M)·Σ_m KL(exp_m)]
 
@@ -47,8 +47,7 @@ How this differs from the paper
   going through it as one batch (like saliency distillation). No architecture change, no extra parameters.
 * **Superfeatures** come from :mod:`kdviz.modalities.superfeatures`: averaged |Hessian| between coarse cells or
   windows of the *trained* teacher (finite differences of gradients), Louvain, merged/split to M.
-* **Defaults.** The paper's text was not available here (only its abstract could be found with the search
-  tool), so its λ, μ, τ and M could not be checked. kdviz's defaults are its own: λ = 1 (α = 0.5, the demo
+* **Defaults.** The black-box form's defaults are kdviz's own, not the paper's: λ = 1 (α = 0.5, the demo
   zoos' mild KD), μ = 0.5 (predictions and explanations weighted equally), τ = 4 (= the KD temperature T
   of the demo zoos), M = 8 on MNIST and GunPoint (exact Shapley stays cheap for M ≤ 10).
 """
@@ -58,13 +57,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from kdviz.attribution.groups import group_logits
 
 __all__ = [
     "DEFAULT_M",
@@ -74,20 +72,27 @@ __all__ = [
     "KED_MU",
     "KED_T",
     "KED_TAU",
+    "ExplainedOutputs",
     "alpha_from_lambda",
     "explanation_kl",
     "frozen_bn_stats",
     "kd_loss",
     "kd_paper_loss",
-    "ked_explanation_loss",
     "ked_loss",
     "ked_paper_loss",
-    "lambda_from_alpha",
     "occlusion_saliency",
     "part_masks",
     "saliency_distillation_loss",
     "soften",
 ]
+
+
+class ExplainedOutputs(NamedTuple):
+    """A model's outputs for KED: total logits (N, C) and explanations (N', M, C), one class distribution per
+    superfeature (the black-box form's group logits, the paper's branch log-probabilities); None where not needed."""
+
+    logits: torch.Tensor
+    explanations: torch.Tensor | None = None
 
 
 def kd_loss(
@@ -246,9 +251,9 @@ def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------------
 # KED (black-box form)
 
-DEFAULT_MU = 0.5  # share of the distillation weight on explanations (not checked against the paper)
-DEFAULT_TAU = 4.0  # explanation temperature τ (not checked against the paper)
-DEFAULT_M = 8  # superfeatures per input (not checked against the paper)
+DEFAULT_MU = 0.5  # share of the distillation weight on explanations (kdviz's default, not the paper's)
+DEFAULT_TAU = 4.0  # explanation temperature τ (kdviz's default)
+DEFAULT_M = 8  # superfeatures per input (kdviz's default)
 
 
 def alpha_from_lambda(lam: float) -> float:
@@ -256,13 +261,6 @@ def alpha_from_lambda(lam: float) -> float:
     if not lam >= 0:
         raise ValueError(f"lambda must be ≥ 0, got {lam}")
     return 1.0 / (1.0 + lam)
-
-
-def lambda_from_alpha(alpha: float) -> float:
-    """The paper's λ for kdviz's α: ``λ = (1−α)/α`` (α = 0.5 → λ = 1)."""
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    return (1.0 - alpha) / alpha
 
 
 def explanation_kl(student_group_logits: torch.Tensor, teacher_group_logits: torch.Tensor, *, tau: float) -> torch.Tensor:
@@ -279,11 +277,9 @@ def explanation_kl(student_group_logits: torch.Tensor, teacher_group_logits: tor
 
 
 def ked_loss(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
+    student: ExplainedOutputs,
+    teacher: ExplainedOutputs,
     targets: torch.Tensor,
-    student_group_logits: torch.Tensor | None,
-    teacher_group_logits: torch.Tensor | None,
     *,
     alpha: float,
     mu: float,
@@ -292,35 +288,21 @@ def ked_loss(
 ) -> torch.Tensor:
     """``α·CE + (1−α)·[(1−μ)·T²·KL(pred) + μ·τ²·(1/M)·Σ_m KL(exp_m)]`` (the paper's L / (1+λ), λ = (1−α)/α).
 
-    The group logits (N', M, C) may cover a subset of the batch (the first N' inputs): explanations cost M
-    forwards per input. With μ = 0 they may be None and this is exactly ``kdviz.training.loop.kd_loss``.
+    The explanations are group logits (N', M, C) and may cover a subset of the batch (the first N' inputs):
+    explanations cost M forwards per input. With μ = 0 they may be None and this is exactly :func:`kd_loss`.
     """
     if not 0.0 <= mu <= 1.0:
         raise ValueError(f"mu must be in [0, 1], got {mu}")
-    pred = kd_loss(student_logits, teacher_logits, targets, alpha=alpha, temperature=temperature)
+    pred = kd_loss(student.logits, teacher.logits, targets, alpha=alpha, temperature=temperature)
     if mu == 0.0:
         return pred
-    if student_group_logits is None or teacher_group_logits is None:
+    if student.explanations is None or teacher.explanations is None:
         raise ValueError(f"group logits of student and teacher are required when mu > 0 (mu={mu})")
-    ce = F.cross_entropy(student_logits, targets)
+    ce = F.cross_entropy(student.logits, targets)
     # pred = α·CE + (1−α)·T²·KL; keep its CE and reweight its KL by (1−μ)
     return (1.0 - mu) * pred + mu * alpha * ce + (1.0 - alpha) * mu * explanation_kl(
-        student_group_logits, teacher_group_logits, tau=tau)
+        student.explanations, teacher.explanations, tau=tau)
 
-
-def ked_explanation_loss(
-    student: nn.Module,
-    teacher_group_logits: torch.Tensor,
-    x: torch.Tensor,
-    *,
-    labels: np.ndarray | torch.Tensor,
-    tau: float,
-    baseline: float | torch.Tensor = 0.0,
-) -> torch.Tensor:
-    """The explanation term ``τ²·(1/M)·Σ_m KL(exp_m^T ‖ exp_m^S)`` for a batch ``x``: the student's M
-    masked copies go through it as one batch (differentiable); the teacher's group logits come precomputed."""
-    student_groups = group_logits(student, x, labels=labels, baseline=baseline)
-    return explanation_kl(student_groups, teacher_group_logits, tau=tau)
 
 # --------------------------------------------------------------------------------------------------
 # KED as its authors build it (arXiv 2310.02572, GitHub scbwn/ked): explaining teacher and student
@@ -338,10 +320,8 @@ def soften(log_probs: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def ked_paper_loss(
-    student_logits: torch.Tensor,
-    student_branch_log_probs: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    teacher_branch_log_probs: torch.Tensor,
+    student: ExplainedOutputs,
+    teacher: ExplainedOutputs,
     targets: torch.Tensor,
     *,
     lam: float = KED_LAMBDA,
@@ -351,7 +331,8 @@ def ked_paper_loss(
 ) -> torch.Tensor:
     """``(1−λ)·CE + λ(1−μ)·T²·KL(t ‖ s) + Σ_i (λμ/M)·τ²·KL(branch_i^T ‖ branch_i^S)``, batch means.
 
-    Logits are the explaining networks' total logits (N, C); branch log-probabilities (N, M, C). Each
+    Logits are the explaining networks' total logits (N, C); their explanations the branch log-probabilities
+    (N, M, C). Each
     distribution is softened as ``softmax(log p / T)`` (τ for branches); for the total prediction this equals
     ``softmax(logit / T)``. Teacher tensors are detached. ``λ = 0`` is plain cross-entropy.
     """
@@ -359,15 +340,17 @@ def ked_paper_loss(
         raise ValueError(f"lam and mu must be in [0, 1], got lam={lam}, mu={mu}")
     if not temperature > 0 or not tau > 0:
         raise ValueError(f"temperature and tau must be > 0, got {temperature}, {tau}")
-    if student_branch_log_probs.shape != teacher_branch_log_probs.shape or student_branch_log_probs.ndim != 3:
+    s_branches, t_branches = student.explanations, teacher.explanations
+    if s_branches is None or t_branches is None or s_branches.shape != t_branches.shape or s_branches.ndim != 3:
         raise ValueError(f"branch log-probabilities must both be (N, M, C), got "
-                         f"{tuple(student_branch_log_probs.shape)} and {tuple(teacher_branch_log_probs.shape)}")
-    n, m = student_branch_log_probs.shape[:2]
-    ce = F.cross_entropy(student_logits, targets)
-    kl_pred = F.kl_div(soften(F.log_softmax(student_logits, dim=1), temperature),
-                       soften(F.log_softmax(teacher_logits.detach(), dim=1), temperature),
+                         f"{None if s_branches is None else tuple(s_branches.shape)} and "
+                         f"{None if t_branches is None else tuple(t_branches.shape)}")
+    n, m = s_branches.shape[:2]
+    ce = F.cross_entropy(student.logits, targets)
+    kl_pred = F.kl_div(soften(F.log_softmax(student.logits, dim=1), temperature),
+                       soften(F.log_softmax(teacher.logits.detach(), dim=1), temperature),
                        reduction="batchmean", log_target=True)
-    kl_branches = F.kl_div(soften(student_branch_log_probs, tau), soften(teacher_branch_log_probs.detach(), tau),
+    kl_branches = F.kl_div(soften(s_branches, tau), soften(t_branches.detach(), tau),
                            reduction="sum", log_target=True) / n  # Σ_i of per-branch batch means
     return ((1.0 - lam) * ce + lam * (1.0 - mu) * temperature**2 * kl_pred
             + (lam * mu / m) * tau**2 * kl_branches)

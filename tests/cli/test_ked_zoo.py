@@ -1,32 +1,27 @@
-"""``kdviz ked-zoo`` (kdviz/cli/ked_zoo.py) end to end on MNIST with tiny MLPs and one epoch each."""
+"""``kdviz ked-zoo``: the command line picks a plan and overrides its seeds and epochs (the build itself is
+tested in tests/training/test_ked_zoo.py)."""
 
 from __future__ import annotations
 
-import json
+import argparse
 
-import numpy as np
+import pytest
 
-from kdviz.cli.ked_zoo import KedZooPlan, build_ked_zoo
-from kdviz.io.zoo.manifest import load_zoo
-from kdviz.models.ked_family import is_explaining
+from kdviz.cli import build_parser
+from kdviz.cli.ked_zoo import plan_from_args
+from kdviz.training.ked_zoo import KED_ZOOS
 
 
-def test_tiny_ked_zoo_builds_loads_and_resumes(tmp_path) -> None:
-    plan = KedZooPlan(name="tiny-ked", data="mnist", student_width=6, teacher_width=12, m=2, seeds=(1,),
-                      teacher_epochs=1, student_epochs=1, hessian_inputs=16)
-    manifest = build_ked_zoo(plan, tmp_path)
-    ids = [m.id for m in manifest.models]
-    assert ids[0].startswith("teacher_ked_mlp_m2_h") and "plain_teacher_mlp_h12" in ids
-    zoo = load_zoo(tmp_path)
-    assert is_explaining(zoo.teacher.module)
-    by_method = {m.method: m for m in zoo.students if m.seed == 1}
-    assert set(by_method) == {"ce", "kd", "ked"}
-    assert by_method["ked"].params <= by_method["kd"].params and by_method["kd"].arch == "mlp_h6"
-    assert by_method["ked"].alpha == 0.3 and by_method["ked"].ked_mu == 0.7 and by_method["ked"].tau == 10.0
-    labels = np.load(tmp_path / "superfeatures_M2.npy")
-    assert labels.shape == (28, 28) and set(np.unique(labels)) == {0, 1}
-    np.testing.assert_array_equal(zoo.teacher.module.superfeatures.numpy(), labels.ravel())
-    stamp = (tmp_path / zoo.teacher.checkpoint).stat().st_mtime_ns
-    build_ked_zoo(plan, tmp_path)  # resumes: nothing retrained
-    assert (tmp_path / zoo.teacher.checkpoint).stat().st_mtime_ns == stamp
-    assert json.loads((tmp_path / "zoo.json").read_text())["superfeatures"][0]["m"] == 2
+def test_the_plan_takes_the_command_lines_seeds_and_epochs() -> None:
+    args = build_parser().parse_args(["ked-zoo", "--zoo", "mnist-ked", "--out", "x", "--seeds", "4", "5",
+                                      "--student-epochs", "2"])
+    plan = plan_from_args(args)
+    assert plan.seeds == (4, 5) and plan.student_epochs == 2
+    assert plan.teacher_epochs == KED_ZOOS["mnist-ked"].teacher_epochs and plan.student_width == 20
+    assert plan_from_args(argparse.Namespace(zoo="mnist-ked", seeds=None, teacher_epochs=None,
+                                             student_epochs=None)) == KED_ZOOS["mnist-ked"]
+
+
+def test_an_unknown_zoo_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ked-zoo", "--zoo", "cifar-ked", "--out", "x"])

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kdviz.cli.ked_zoo import KedZooPlan, build_ked_zoo
 from kdviz.io.zoo.manifest import load_zoo
 from kdviz.report.ked_study import accuracy_difference, accuracy_table, alignment_table, explaining_copies
+from kdviz.training.ked_zoo import KedZooPlan, build_ked_zoo
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The KED training loop (kdviz/training/explaining.py) on a few MNIST digits with tiny MLPs."""
+"""kdviz.training.explaining: the paper's KED training loop on a few MNIST digits with tiny MLPs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from kdviz.io.builtin_datasets import load_dataset
 from kdviz.models import seeded_model
-from kdviz.training.explaining import PaperRecipe, class_log_prior, levelled_off, train_paper
+from kdviz.training.explaining import PaperRecipe, class_log_prior, train_paper
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,3 @@ def test_ked_needs_explaining_networks(mnist) -> None:
     student = seeded_model("mlp_h4", seed=1, num_classes=10, in_channels=1)
     with pytest.raises(ValueError, match="explaining"):
         train_paper(student, mnist, PaperRecipe(epochs=1, max_train=20), method="ked", teacher=teacher)
-
-
-def test_levelled_off() -> None:
-    assert levelled_off([0.5, 0.8, 0.85, 0.851, 0.849, 0.852, 0.85], last=5, tolerance=0.01)
-    assert not levelled_off([0.5, 0.8, 0.85, 0.87, 0.88], last=5, tolerance=0.01)
-    assert not levelled_off([0.85], last=5)

@@ -10,14 +10,7 @@ from torch import nn
 
 from kdviz.attribution.groups import group_logits
 from kdviz.training.loop import TrainConfig, train
-from kdviz.training.losses import (
-    alpha_from_lambda,
-    explanation_kl,
-    kd_loss,
-    ked_explanation_loss,
-    ked_loss,
-    lambda_from_alpha,
-)
+from kdviz.training.losses import ExplainedOutputs, alpha_from_lambda, explanation_kl, kd_loss, ked_loss
 
 LABELS = np.repeat(np.arange(4), 4)  # 4 superfeatures over 16 timesteps
 
@@ -33,15 +26,16 @@ def _batch(n: int = 12):
 
 
 def test_lambda_and_alpha_conventions():
-    assert alpha_from_lambda(1.0) == 0.5 and lambda_from_alpha(0.5) == 1.0
-    assert lambda_from_alpha(alpha_from_lambda(3.0)) == pytest.approx(3.0)
+    assert alpha_from_lambda(1.0) == 0.5 and alpha_from_lambda(0.0) == 1.0
+    assert alpha_from_lambda(3.0) == pytest.approx(0.25)  # α = 1/(1+λ)
 
 
 def test_equals_kd_loss_when_mu_is_zero():
     s, t, y = torch.randn(5, 3), torch.randn(5, 3), torch.randint(0, 3, (5,))
     groups_s, groups_t = torch.randn(5, 4, 3), torch.randn(5, 4, 3)
     for alpha in (1.0, 0.5, 0.1):
-        ked = ked_loss(s, t, y, groups_s, groups_t, alpha=alpha, mu=0.0, temperature=4.0, tau=2.0)
+        ked = ked_loss(ExplainedOutputs(s, groups_s), ExplainedOutputs(t, groups_t), y, alpha=alpha, mu=0.0,
+                       temperature=4.0, tau=2.0)
         kd = kd_loss(s, t, y, alpha=alpha, temperature=4.0)
         assert float(ked) == pytest.approx(float(kd), rel=1e-6)
 
@@ -55,7 +49,8 @@ def test_matches_the_paper_form_divided_by_one_plus_lambda():
     kl_exp = np.mean([F.kl_div(F.log_softmax(gs[:, m] / tau, 1), F.softmax(gt[:, m] / tau, 1),
                                reduction="batchmean").item() for m in range(4)])
     paper = ce.item() + temp**2 * lam * (1 - mu) * kl_pred.item() + tau**2 * lam * mu * kl_exp
-    ours = ked_loss(s, t, y, gs, gt, alpha=alpha_from_lambda(lam), mu=mu, temperature=temp, tau=tau)
+    ours = ked_loss(ExplainedOutputs(s, gs), ExplainedOutputs(t, gt), y, alpha=alpha_from_lambda(lam), mu=mu,
+                    temperature=temp, tau=tau)
     assert float(ours) == pytest.approx(paper / (1 + lam), rel=1e-5)
 
 
@@ -63,8 +58,8 @@ def test_explanation_loss_is_zero_for_the_teacher_itself_and_positive_for_anothe
     teacher, x = _net(0).eval(), _batch()[0]
     with torch.no_grad():
         t_groups = group_logits(teacher, x, labels=LABELS)
-    own = ked_explanation_loss(teacher, t_groups, x, labels=LABELS, tau=2.0).detach()
-    other = ked_explanation_loss(_net(1), t_groups, x, labels=LABELS, tau=2.0).detach()
+    own = explanation_kl(group_logits(teacher, x, labels=LABELS), t_groups, tau=2.0).detach()
+    other = explanation_kl(group_logits(_net(1), x, labels=LABELS), t_groups, tau=2.0).detach()
     assert float(own) == pytest.approx(0.0, abs=1e-7)
     assert float(other) > 1e-3
 

@@ -1,11 +1,11 @@
-"""The KED loss as the authors build it (kdviz/training/losses.py: ked_paper_loss, kd_paper_loss)."""
+"""kdviz.training.losses: the KED loss as the authors build it (ked_paper_loss, kd_paper_loss)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from kdviz.training.losses import kd_loss, kd_paper_loss, ked_paper_loss
+from kdviz.training.losses import ExplainedOutputs, kd_loss, kd_paper_loss, ked_paper_loss
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -34,8 +34,8 @@ def test_ked_loss_equals_a_hand_computation() -> None:
     kl_branch = sum(_kl(soft(tb[:, i], tau), soft(sb[:, i], tau)) for i in range(m))
     expected = (1 - lam) * ce + lam * (1 - mu) * T**2 * kl_pred + lam * mu / m * tau**2 * kl_branch
     t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
-    got = ked_paper_loss(t(s_logits), t(sb), t(t_logits), t(tb), torch.tensor(y), lam=lam, mu=mu,
-                         temperature=T, tau=tau)
+    got = ked_paper_loss(ExplainedOutputs(t(s_logits), t(sb)), ExplainedOutputs(t(t_logits), t(tb)), torch.tensor(y),
+                         lam=lam, mu=mu, temperature=T, tau=tau)
     assert abs(float(got) - expected) < 1e-10
 
 
@@ -43,7 +43,7 @@ def test_ked_loss_gradient_reaches_the_student_only() -> None:
     torch.manual_seed(0)
     sb = torch.log_softmax(torch.randn(4, 2, 3), -1).requires_grad_(True)
     tb = torch.log_softmax(torch.randn(4, 2, 3), -1).requires_grad_(True)
-    loss = ked_paper_loss(sb.sum(1), sb, tb.sum(1), tb, torch.tensor([0, 1, 2, 0]))
+    loss = ked_paper_loss(ExplainedOutputs(sb.sum(1), sb), ExplainedOutputs(tb.sum(1), tb), torch.tensor([0, 1, 2, 0]))
     loss.backward()
     assert sb.grad is not None and sb.grad.abs().sum() > 0
     assert tb.grad is None
@@ -61,5 +61,5 @@ def test_ked_loss_at_lambda_zero_is_cross_entropy() -> None:
     sb = torch.log_softmax(torch.randn(4, 2, 3), -1)
     tb = torch.log_softmax(torch.randn(4, 2, 3), -1)
     y = torch.tensor([0, 1, 2, 0])
-    torch.testing.assert_close(ked_paper_loss(sb.sum(1), sb, tb.sum(1), tb, y, lam=0.0),
+    torch.testing.assert_close(ked_paper_loss(ExplainedOutputs(sb.sum(1), sb), ExplainedOutputs(tb.sum(1), tb), y, lam=0.0),
                                torch.nn.functional.cross_entropy(sb.sum(1), y))
