@@ -1,16 +1,13 @@
 """Distributed evaluation on a Ray cluster: Ray's batch-inference pattern for ``kdviz evaluate --ray``.
 
-A pool of Ray actors (:class:`ZooWorker`), each holding the zoo's models once on its device (one GPU per
-worker where the cluster has GPUs, else ``threads`` CPU threads per worker), is mapped over input batches.
-The models reach the workers through Ray's object store: the driver puts them there once (``ray.put``) and
-every worker reads the same object when it starts. The test inputs do not: each task carries its own batch
+A pool of Ray actors (:class:`ZooWorker`), each holding a modality's batch runner
+(``kdviz.evaluation.pipeline.BatchRunner``: the zoo's models, with their tokenizers for texts) once on its device
+(one GPU per worker where the cluster has GPUs, else ``threads`` CPU threads per worker), is mapped over input
+batches. The runner reaches the workers through Ray's object store: the driver puts it there once (``ray.put``)
+and every worker reads the same object when it starts. The test inputs do not: each task carries its own batch
 (the inputs ``lo:hi`` and their labels), so a worker holds one batch at a time, never the whole test set.
 
-Text zoos (``kdviz.evaluation.text``) run the same way through :class:`TextZooWorker` and
-:func:`evaluate_text_batches`: the models with their tokenizers go to the object store once, each task carries
-its batch's snippets.
-
-The driver (``kdviz.evaluation.evaluate.evaluate_zoo``) keeps everything that makes a run reproducible: it decides
+The driver (``kdviz.evaluation.pipeline.run_plan``) keeps everything that makes a run reproducible: it decides
 the batches, writes each finished batch to the resume cache and orders the rows, so a distributed run
 writes exactly the table a single-process run writes, and either can resume the other's cache.
 
@@ -26,14 +23,14 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
-__all__ = ["ClusterOptions", "ModelPayload", "RayEvaluator", "TextZooWorker", "ZooWorker", "evaluate_batches",
-           "evaluate_text_batches"]
+__all__ = ["ClusterOptions", "RayEvaluator", "ZooWorker", "evaluate_batches"]
 
 
 @dataclass(frozen=True)
@@ -51,18 +48,6 @@ class ClusterOptions:
 
 
 @dataclass(frozen=True)
-class ModelPayload:
-    """What a worker needs of one zoo model (the fields ``compare_models`` reads, plus the module)."""
-
-    id: str
-    role: str
-    arch: str
-    alpha: float | None
-    method: str
-    module: Any
-
-
-@dataclass(frozen=True)
 class _Job:
     batch: int
     lo: int
@@ -70,53 +55,18 @@ class _Job:
 
 
 class ZooWorker:
-    """A Ray actor body: the zoo's models, held once; evaluates the batch each call carries."""
+    """A Ray actor body: a batch runner (the zoo's models, held once) that evaluates the batch each call carries."""
 
-    def __init__(self, models: Sequence[ModelPayload], data: dict[str, np.ndarray], settings: Any,
-                 device: str | None, threads: int, precision_emulated: bool = False) -> None:
-        import torch
-
+    def __init__(self, runner: Any, threads: int) -> None:
         torch.set_num_threads(max(1, int(threads)))
-        self.teacher, self.students = models[0], list(models[1:])
-        self.data, self.settings, self.device = data, settings, device  # data: the normalisation (mean, std)
-        self.precision_emulated = precision_emulated
+        self.runner = runner
 
-    def evaluate(self, lo: int, hi: int, x: np.ndarray, y: np.ndarray | None) -> Any:
-        """Rows of inputs ``lo:hi`` given as ``x``/``y`` (:func:`kdviz.evaluation.batch.evaluate_batch`, as a
-        single process runs it)."""
-        from kdviz.evaluation.batch import evaluate_batch
-
-        return evaluate_batch(
-            self.teacher, self.students, x, y, np.arange(lo, hi), self.data["mean"], self.data["std"], self.settings,
-            self.device, allow_emulated=self.precision_emulated,
-        )
+    def evaluate(self, lo: int, hi: int, inputs: Any, labels: np.ndarray | None) -> Any:
+        """Rows of inputs ``lo:hi`` given as ``inputs``/``labels``, computed as a single process computes them."""
+        return self.runner.evaluate(lo, hi, inputs, labels)
 
     def pid(self) -> int:
-        return os.getpid()
-
-
-class TextZooWorker:
-    """A Ray actor body for a text zoo: the models with their tokenizers (``kdviz.analysis.text.TextEntry``), held
-    once; evaluates the snippets each call carries (``kdviz.analysis.text.compare_text_batch``, exactly as
-    ``kdviz.evaluation.text.evaluate_text_batch`` calls it in a single process)."""
-
-    def __init__(self, entries: Sequence[Any], settings: Any, threads: int, lexicon: frozenset[str] | None,
-                 max_length: int) -> None:
-        import torch
-
-        torch.set_num_threads(max(1, int(threads)))
-        self.teacher, self.students = entries[0], list(entries[1:])
-        self.settings, self.lexicon, self.max_length = settings, lexicon, max_length
-
-    def evaluate(self, lo: int, hi: int, texts: Sequence[str], labels: np.ndarray | None) -> Any:
-        from kdviz.analysis.text import compare_text_batch  # what kdviz.evaluation.text.evaluate_text_batch runs
-
-        s = self.settings
-        return compare_text_batch(self.teacher, self.students, list(texts), labels=labels,
-                                  input_ids=list(range(lo, hi)), method=s.method, k=s.k, null_copies=s.null_copies,
-                                  lexicon=self.lexicon, max_length=self.max_length, **s.method_params)
-
-    def pid(self) -> int:
+        """The worker's process id (to watch or stop it)."""
         return os.getpid()
 
 
@@ -170,14 +120,15 @@ class RayEvaluator:
         return {"ray_version": ray.__version__, "address": self.options.address or "local",
                 "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
                 "cpus": res.get("CPU", 0.0), "gpus": res.get("GPU", 0.0), "workers": self._n_workers(),
-                "threads_per_worker": self.options.threads, "device": self._device(None)}
+                "threads_per_worker": self.options.threads, "device": self.worker_device(None)}
 
     def _gpus(self, device: str | None) -> bool:
         if self.options.use_gpus is not None:
             return self.options.use_gpus
         return device != "cpu" and _ray().cluster_resources().get("GPU", 0) >= 1
 
-    def _device(self, device: str | None) -> str:
+    def worker_device(self, device: str | None) -> str:
+        """The device a worker uses for a runner asking for ``device``: a GPU where the cluster has them."""
         return "cuda" if self._gpus(device) else "cpu"
 
     def _n_workers(self, device: str | None = None) -> int:
@@ -188,29 +139,14 @@ class RayEvaluator:
             return max(1, int(res.get("GPU", 1)))
         return max(1, int(res.get("CPU", 1) // max(1, self.options.threads)))
 
-    def start_workers(self, models: Sequence[ModelPayload], data: dict[str, np.ndarray], settings: Any,
-                      device: str | None, *, allow_emulated: bool = False) -> None:
-        """Put the models in the object store once and start the worker actors; ``data`` (``x``, ``y``, ``mean``,
-        ``std``) stays here: each task is sent its own batch of ``x`` and ``y``."""
+    def start_workers(self, runner: Any, inputs: Any, labels: np.ndarray | None) -> None:
+        """Put ``runner`` (its models) in the object store once and start the worker actors; ``inputs`` and
+        ``labels`` stay here: each task is sent its own batch of them."""
         ray = _ray()
-        self._device_req = device
-        x, y = data["x"], data.get("y")
-        self._batch = lambda job: (x[job.lo:job.hi], None if y is None else y[job.lo:job.hi])
-        static = {k: v for k, v in data.items() if k not in ("x", "y")}
-        self._worker = (ZooWorker, (ray.put(list(models)), static, settings, self._device(device), self.options.threads,
-                                    allow_emulated))
-        self.actors = [self._new_actor() for _ in range(self._n_workers(device))]
-
-    def start_text_workers(self, entries: Sequence[Any], texts: Sequence[str], labels: np.ndarray | None,
-                           settings: Any, *, lexicon: frozenset[str] | None, max_length: int) -> None:
-        """Text zoo workers (:class:`TextZooWorker`, CPU): models and tokenizers in the object store once; each
-        task is sent its batch's snippets and labels."""
-        ray = _ray()
-        self._device_req = "cpu"
-        texts = list(texts)
-        self._batch = lambda job: (texts[job.lo:job.hi], None if labels is None else labels[job.lo:job.hi])
-        self._worker = (TextZooWorker, (ray.put(list(entries)), settings, self.options.threads, lexicon, max_length))
-        self.actors = [self._new_actor() for _ in range(self._n_workers("cpu"))]
+        self._device_req = runner.device
+        self._batch = lambda job: (inputs[job.lo:job.hi], None if labels is None else labels[job.lo:job.hi])
+        self._worker = (ZooWorker, (ray.put(runner.for_worker(self.worker_device(runner.device))), self.options.threads))
+        self.actors = [self._new_actor() for _ in range(self._n_workers(runner.device))]
 
     def _new_actor(self) -> Any:
         ray = _ray()
@@ -231,7 +167,7 @@ class RayEvaluator:
         A batch that raises an ordinary error stops the run with that error.
         """
         ray = _ray()
-        from ray.exceptions import RayActorError, RayTaskError
+        from ray.exceptions import RayActorError, RayTaskError  # noqa: PLC0415  (ray is optional: imported on use)
 
         queue = deque(_Job(*j) for j in jobs)
         idle = list(self.actors)
@@ -275,12 +211,17 @@ class RayEvaluator:
             yield job.batch, frame
 
 
-def _run_on(
-    cluster: ClusterOptions | RayEvaluator | str, jobs: Sequence[tuple[int, int, int]], facts: dict[str, Any] | None,
-    start: Callable[[RayEvaluator], None], *, device: str | None = None,
+def evaluate_batches(
+    cluster: ClusterOptions | RayEvaluator | str, runner: Any, *, inputs: Any, labels: np.ndarray | None,
+    jobs: Sequence[tuple[int, int, int]], facts: dict[str, Any] | None = None,
 ) -> Iterator[tuple[int, Any]]:
-    """Join (or use) a cluster, ``start`` its workers, yield every job's ``(batch, frame)``, then stop the workers
-    (and leave a cluster joined here); ``facts`` gets the cluster's description, retries and lost workers."""
+    """``(batch, frame)`` for every ``(batch, lo, hi)`` job, computed by ``runner`` on a Ray cluster's workers.
+
+    ``cluster``: options (a cluster is joined or started, and left afterwards), an address string
+    (``'local'`` = a local cluster), or a :class:`RayEvaluator` the caller opened (its workers are started
+    here and stopped at the end). ``facts`` receives the cluster's description, the device its workers use,
+    the batches retried and the workers lost.
+    """
     if isinstance(cluster, str):
         cluster = ClusterOptions(address=None if cluster == "local" else cluster)
     owned = isinstance(cluster, ClusterOptions)
@@ -288,11 +229,10 @@ def _run_on(
     if owned:
         evaluator.__enter__()
     try:
-        start(evaluator)
+        evaluator.start_workers(runner, inputs, labels)
         if facts is not None:
             facts.update(evaluator.describe())
-            if device is not None:
-                facts["device"] = device
+            facts["device"] = evaluator.worker_device(runner.device)
         yield from evaluator.run(jobs)
         if facts is not None:
             facts.update(retried_batches=list(evaluator.retried_batches), workers_lost=evaluator.workers_lost)
@@ -303,41 +243,9 @@ def _run_on(
             evaluator.stop_workers()
 
 
-def evaluate_batches(
-    cluster: ClusterOptions | RayEvaluator | str, *, teacher: Any, students: Sequence[Any], data: dict[str, Any],
-    settings: Any, device: str | None, jobs: Sequence[tuple[int, int, int]], allow_emulated: bool = False,
-    facts: dict[str, Any] | None = None,
-) -> Iterator[tuple[int, Any]]:
-    """``(batch, frame)`` for every ``(batch, lo, hi)`` job, computed on a Ray cluster.
-
-    ``cluster``: options (a cluster is joined or started, and left afterwards), an address string
-    (``'local'`` = a local cluster), or a :class:`RayEvaluator` the caller opened (its workers are started
-    here and stopped at the end). ``facts`` receives the cluster's description, the batches retried and
-    the workers lost.
-    """
-    models = [ModelPayload(str(m.id), "teacher" if i == 0 else str(getattr(m, "role", "student")), str(m.arch),
-                           m.alpha, str(getattr(m, "method", "kd")), m.module)
-              for i, m in enumerate([teacher, *students])]
-    yield from _run_on(cluster, jobs, facts,
-                       lambda ev: ev.start_workers(models, data, settings, device, allow_emulated=allow_emulated))
-
-
-def evaluate_text_batches(
-    cluster: ClusterOptions | RayEvaluator | str, *, teacher: Any, students: Sequence[Any], texts: Sequence[str],
-    labels: np.ndarray | None, settings: Any, lexicon: frozenset[str] | None, max_length: int,
-    jobs: Sequence[tuple[int, int, int]], facts: dict[str, Any] | None = None,
-) -> Iterator[tuple[int, Any]]:
-    """``(batch, frame)`` for every ``(batch, lo, hi)`` job of a text zoo, on a Ray cluster (as
-    :func:`evaluate_batches`; ``teacher``/``students`` are ``kdviz.analysis.text.TextEntry``)."""
-    yield from _run_on(cluster, jobs, facts,
-                       lambda ev: ev.start_text_workers([teacher, *students], texts, labels, settings,
-                                                        lexicon=lexicon, max_length=max_length),
-                       device="cpu")
-
-
 def _ray() -> Any:
     try:
-        import ray
+        import ray  # noqa: PLC0415  (optional and slow to import: only --ray needs it)
     except ImportError as err:  # pragma: no cover - ray is in requirements.txt
         raise ValueError("--ray needs the 'ray' package: pip install 'ray==2.60.0' (or kdviz[cluster])") from err
     return ray

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 __all__ = ["BatchRun", "EvalProgress", "Job", "batch_path", "run_batches", "write_atomic"]
 
@@ -71,8 +72,6 @@ def run_batches(
 ) -> BatchRun:
     """Run the batches of ``n`` inputs not already in ``folder`` through ``compute`` (it gets the jobs left and
     yields ``(batch index, rows)`` as each finishes, in any order); each is written to ``folder`` as it arrives."""
-    from tqdm.auto import tqdm
-
     n_batches = math.ceil(n / batch_size)
     jobs = [(b, b * batch_size, min(n, (b + 1) * batch_size)) for b in range(n_batches)]
     bounds = {b: (lo, hi) for b, lo, hi in jobs}

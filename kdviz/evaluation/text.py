@@ -1,162 +1,148 @@
-"""``kdviz evaluate`` on a text zoo: every model against its teacher over the zoo's recorded test split, word by word.
+"""The evaluation plug-in for text zoos: every model against its teacher over snippets, word by word.
 
-``evaluate_text_zoo(zoo)`` walks the test snippets of ``split.npz`` (the first ``limit``) in batches, runs
-``kdviz.analysis.text.compare_text_batch`` on each (teacher + every student on the same snippets, all explaining
-the teacher's predicted class, words as the parts) and returns a ``kdviz.evaluation.batch.EvalResult`` in the
-image/series results format: the long table has the columns of ``kdviz.analysis.compare.FRAME_COLUMNS`` where they
-mean the same thing over words (``attention_rho`` = Spearman ρ over words, ``topk_overlap`` with the teacher's
-top-k words, ``focus_ratio``/``focus_fraction`` on them, ``logit_rho``, ``logit_margin``, ``correct``, the
-random-weights null as per-copy values ``*_null_copies``, ``*_null`` and ``*_excess``), plus ``n_words``,
-``top_words`` and the VADER share ``vader`` with its null. ``settings.parts`` is ``"words"``.
+:func:`plan_text` (registered for ``Modality.TEXT``) evaluates the test snippets of the zoo's ``split.npz`` (or a
+lab's own ``kdviz.io.text.LabelledTexts``) in batches through ``kdviz.analysis.compare.compare_models`` (teacher
++ every student on the same snippets, all explaining the teacher's predicted class, words as the parts). The
+long table has the columns of ``kdviz.analysis.compare.FRAME_COLUMNS`` where they mean the same thing over words
+(``attention_rho`` = Spearman ρ over words, ``topk_overlap`` with the teacher's top-k words,
+``focus_ratio``/``focus_fraction`` on them, ``logit_rho``, ``logit_margin``, ``correct``, the random-weights null
+as per-copy values ``*_null_copies``, ``*_null`` and ``*_excess``), plus ``n_words``, ``top_words`` and the VADER
+share ``vader`` with its null. ``settings.parts`` is :data:`TEXT_PARTS`.
 
-The summary is ``kdviz.analysis.aggregate.summarize_models`` (means with 95% bootstrap intervals; per null metric
-the copies' mean and SD, z, rank p = (1 + #{copies ≥ model}) / (R + 1), excess with its interval; ``margin_rho``,
-output alignment over inputs, where logit alignment is undefined for two classes) plus the same columns for
-``vader`` (:func:`summarize_text`). ``save_results`` / ``load_results`` of ``kdviz.evaluation.evaluate`` write and
-read it; the Report (``kdviz.report.text_study``) draws it.
-
-The null: ``null_copies`` untrained copies per student architecture (``'auto'``: the R rule,
-``kdviz.analysis.nulls.copies_for(architectures)``, 39 for the shipped zoo's two), all computed in every batch
-(no sequential stopping: gradient saliency on a copy costs about as much as on a student). Resumable exactly as
-the image/series evaluation: finished batches in ``cache_dir/<settings key>/batch_<lo>_<hi>.parquet``.
-``cluster`` computes the batches on Ray workers (``kdviz.evaluation.distributed.evaluate_text_batches``).
+The summary is ``kdviz.analysis.aggregate.summarize_models`` plus the same columns for ``vader``
+(:func:`summarize_text`). The null: ``null_copies`` untrained copies per student architecture (``'auto'``: the R
+rule, ``kdviz.analysis.nulls.copies_for(architectures)``), all computed in every batch: gradient saliency on a
+copy costs about as much as on a student, so sequential stopping saves little.
 """
 
 from __future__ import annotations
 
-import json
-import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from kdviz.analysis.aggregate import copy_matrix, null_columns, summarize_models
+from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
+from kdviz.analysis.metrics import mean_ci
+from kdviz.analysis.text import TextEntry
+from kdviz.attribution.methods import get_method
+from kdviz.errors import InvalidInputError, MissingDataError
 from kdviz.evaluation.batch import EvalResult, EvalSettings
-from kdviz.evaluation.resumable import EvalProgress, Job, run_batches
+from kdviz.evaluation.pipeline import (
+    EvalOptions,
+    EvalPlan,
+    check_counts,
+    register_evaluation,
+    resolve_null_copies,
+    run_plan,
+)
+from kdviz.io.hf_text import load_text_zoo
+from kdviz.io.text import LabelledTexts, TextSplit, read_rotten_tomatoes, texts_fingerprint, vader_lexicon
+from kdviz.vocab import Modality
 
 __all__ = [
+    "DEFAULT_TEXT_METHOD",
     "TEXT_DATASETS",
-    "TEXT_METHOD_ALIASES",
+    "TEXT_PARTS",
+    "TextBatches",
     "canonical_text_method",
-    "evaluate_text_batch",
     "evaluate_text_zoo",
-    "is_text_zoo",
     "make_text_settings",
+    "plan_text",
     "summarize_text",
     "text_entries",
     "text_test_set",
 ]
 
+TEXT_PARTS = "words"  # ``EvalSettings.parts`` of a text evaluation
 DEFAULT_TEXT_METHOD = "grad_x_embedding"  # the seed paper's gradient saliency
-TEXT_METHOD_ALIASES = {"ig": "integrated_gradients", "gxe": "grad_x_embedding", "saliency": "grad_x_embedding",
-                       "gradient": "gradient_norm", "occlusion": "word_occlusion"}
 TEXT_DATASETS = ("rotten_tomatoes",)
-
-
-def is_text_zoo(root: str | Path) -> bool:
-    """Whether ``root/zoo.json`` declares task ``text``."""
-    path = Path(root) / "zoo.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("task") == "text"
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def canonical_text_method(method: str | None) -> str:
     """A text attribution method's name (``ig``, ``gxe``, ``saliency`` accepted); None -> gradient saliency."""
-    from kdviz.attribution.text import TEXT_METHODS
-
     if method is None:
         return DEFAULT_TEXT_METHOD
-    name = TEXT_METHOD_ALIASES.get(method.strip().lower(), method.strip().lower())
-    if name not in TEXT_METHODS:
-        raise ValueError(f"method={method!r} is not a text method: {sorted(TEXT_METHODS)} (or {sorted(TEXT_METHOD_ALIASES)})")
-    return name
+    return get_method(method, Modality.TEXT).name
 
 
-def text_entries(zoo: Any) -> list[Any]:
-    """``kdviz.analysis.text.TextEntry`` of every model of a loaded ``TextZoo``, teacher first."""
-    from kdviz.analysis.text import TextEntry
-
+def text_entries(zoo: Any) -> list[TextEntry]:
+    """``kdviz.analysis.text.TextEntry`` of every model of a loaded ``TextZoo``, teacher first, then zoo order."""
     teachers = [m for m in zoo.models if m.entry.role == "teacher"]
     if len(teachers) != 1:
-        raise ValueError(f"text zoo {zoo.manifest.name!r} must have exactly one teacher, has {len(teachers)}")
+        raise InvalidInputError(f"text zoo {zoo.manifest.name!r} must have exactly one teacher, has {len(teachers)}")
     return [TextEntry(m.id, str(m.entry.role), str(m.entry.arch), m.entry.alpha, str(m.entry.method), m.text.model,
                       m.text.tokenizer) for m in [teachers[0], *[m for m in zoo.models if m is not teachers[0]]]]
 
 
 def text_test_set(zoo: Any) -> tuple[list[str], np.ndarray]:
     """The zoo's recorded test split: snippets and labels (``split.npz`` positions into the corpus)."""
-    from kdviz.io.text import TextSplit, read_rotten_tomatoes
-
     dataset = str(zoo.manifest.dataset)
     if dataset not in TEXT_DATASETS:
-        raise ValueError(f"text zoo dataset {dataset!r}: kdviz reads {', '.join(TEXT_DATASETS)}")
+        raise InvalidInputError(f"text zoo dataset {dataset!r}: kdviz reads {', '.join(TEXT_DATASETS)}")
     split_file = Path(zoo.root) / str(zoo.text.get("split", "split.npz"))
     if not split_file.is_file():
-        raise FileNotFoundError(f"{split_file}: the zoo's recorded test split is missing")
+        raise MissingDataError(f"{split_file}: the zoo's recorded test split is missing")
     split = TextSplit.load(split_file)
     df = read_rotten_tomatoes()
     rows = df.iloc[np.asarray(split.test, dtype=np.int64)]
     return rows["text"].astype(str).tolist(), rows["label"].to_numpy(dtype=np.int64)
 
 
-def make_text_settings(zoo: Any, *, n_available: int, method: str | None = None,
-                       method_params: dict[str, Any] | None = None, k: int | None = None, limit: int | None = None,
-                       batch_size: int = 50, null_copies: int | str = "auto",
-                       dataset: str | None = None) -> EvalSettings:
-    """Validated settings (parameters resolved against ``TEXT_METHODS``; ``k`` default: the zoo's, else 5;
+def make_text_settings(zoo: Any, options: EvalOptions, *, n_available: int, dataset: str | None = None) -> EvalSettings:
+    """Validated settings (parameters resolved against the registered text method; ``k`` default: the zoo's, else 5;
     ``dataset`` default: the zoo's, for its recorded split)."""
-    from kdviz.analysis.nulls import copies_for
-    from kdviz.attribution.text import TEXT_METHODS
-
-    name = canonical_text_method(method)
-    params = TEXT_METHODS[name].resolve(dict(method_params or {}))
-    k = int(zoo.text.get("k", 5) if k is None else k)
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit={limit} must be >= 1 (or None for the whole test split)")
-    if batch_size < 1 or k < 1:
-        raise ValueError(f"batch_size={batch_size} and k={k} must be >= 1")
-    students = [m for m in zoo.models if m.entry.role != "teacher"]
-    if isinstance(null_copies, str):
-        if null_copies != "auto":
-            raise ValueError(f"null_copies={null_copies!r} must be 'auto' or an integer >= 0")
-        null_copies = copies_for(max(1, len({str(m.entry.arch) for m in students})))
-    if int(null_copies) < 0:
-        raise ValueError(f"null_copies={null_copies} must be >= 0 (0 = no random-weights reference)")
-    entries = text_entries(zoo)
+    name = canonical_text_method(options.method)
+    params = get_method(name, Modality.TEXT).resolve(dict(options.method_params or {}))
+    k = int(zoo.text.get("k", 5) if options.k is None else options.k)
+    check_counts(options.limit, options.batch_size, k)
+    copies, _sequential = resolve_null_copies(
+        options.null_copies, [str(m.entry.arch) for m in zoo.models if m.entry.role != "teacher"])
     sha = {m.id: str(getattr(m.entry, "sha256", "") or m.text.sha256) for m in zoo.models}
+    limit = options.limit
     return EvalSettings(
         zoo=str(zoo.manifest.name), dataset=str(zoo.manifest.dataset if dataset is None else dataset), method=name,
-        method_params=params,
-        parts="words", k=k, limit=None if limit is None else int(limit),
-        n_inputs=int(n_available if limit is None else min(int(limit), n_available)), batch_size=int(batch_size),
-        models=tuple((e.id, sha[e.id]) for e in entries), precision="fp32", target="teacher",
-        null_copies=int(null_copies), null_sequential=False,
+        method_params=params, parts=TEXT_PARTS, k=k, limit=None if limit is None else int(limit),
+        n_inputs=int(n_available if limit is None else min(int(limit), n_available)),
+        batch_size=int(options.batch_size), models=tuple((e.id, sha[e.id]) for e in text_entries(zoo)),
+        precision="fp32", target="teacher", null_copies=copies, null_sequential=False,
     )
 
 
-def evaluate_text_batch(teacher: Any, students: Sequence[Any], texts: Sequence[str], labels: np.ndarray | None,
-                        ids: np.ndarray, settings: EvalSettings, *, lexicon: frozenset[str] | None,
-                        max_length: int) -> pd.DataFrame:
-    """One batch through ``compare_text_batch``: the one function a single process and every Ray worker run."""
-    from kdviz.analysis.text import compare_text_batch
+@dataclass(frozen=True)
+class TextBatches:
+    """The batch runner of a text zoo: its models with their tokenizers, the settings, the VADER lexicon."""
 
-    return compare_text_batch(teacher, students, list(texts), labels=labels, input_ids=[int(i) for i in ids],
-                              method=settings.method, k=settings.k, null_copies=settings.null_copies,
-                              lexicon=lexicon, max_length=max_length, **settings.method_params)
+    teacher: TextEntry
+    students: tuple[TextEntry, ...]
+    settings: EvalSettings
+    lexicon: frozenset[str] | None
+    max_length: int
+    device: str = "cpu"  # text models are evaluated on the CPU
+
+    def evaluate(self, lo: int, hi: int, inputs: Sequence[str], labels: np.ndarray | None) -> pd.DataFrame:
+        """Rows of snippets ``lo:hi`` through ``compare_models``, words as the parts."""
+        s = self.settings
+        options = CompareOptions(method_params=s.method_params, input_ids=list(range(lo, hi)),
+                                 null=NullOptions(copies=s.null_copies), modality=Modality.TEXT,
+                                 reading={"max_length": self.max_length, "lexicon": self.lexicon})
+        return compare_models(self.teacher, list(self.students), list(inputs), labels=labels, method=s.method,
+                              parts=TEXT_PARTS, k=s.k, options=options).frame
+
+    def for_worker(self, device: str) -> TextBatches:
+        """The same runner (a worker holds the models and tokenizers as they are)."""
+        return self
 
 
 def summarize_text(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
     """``kdviz.analysis.aggregate.summarize_models`` plus the VADER share: ``vader`` with its bootstrap interval,
     ``vader_null`` (mean of the copies' means), ``vader_null_sd``, ``vader_null_low/high``, ``vader_z``,
     ``vader_p`` (``kdviz.analysis.aggregate.null_columns``), and ``n_words`` (mean words per snippet)."""
-    from kdviz.analysis.aggregate import copy_matrix, null_columns, summarize_models
-    from kdviz.analysis.metrics import mean_ci
-
     summary = summarize_models(frame, confidence=confidence, n_resamples=n_resamples)
     extra = []
     for model_id, g in frame.groupby("model_id", sort=False):
@@ -176,97 +162,69 @@ def summarize_text(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples
     return summary.merge(pd.DataFrame(extra), on="model_id", how="left")
 
 
-def _order(frame: pd.DataFrame, settings: EvalSettings) -> pd.DataFrame:
-    """Rows grouped by model in zoo order (teacher first), inputs ascending within each model."""
-    order = {mid: i for i, (mid, _sha) in enumerate(settings.models)}
-    key = frame["model_id"].map(order).fillna(len(order)).astype(int)
-    return frame.assign(_m=key).sort_values(["_m", "input_id"], kind="stable").drop(columns="_m").reset_index(drop=True)
+def _refuse_array_options(dataset: Any, options: EvalOptions) -> None:
+    """A text zoo's parts are words, on the CPU in fp32; an array test set does not apply either."""
+    given = {name: value for name, value in (("parts", options.parts), ("device", options.device)) if value is not None}
+    if options.precision != "fp32":
+        given["precision"] = options.precision
+    if dataset is not None and not hasattr(dataset, "texts"):
+        given["dataset"] = dataset
+    if given:
+        raise InvalidInputError(
+            "a text zoo is evaluated with words as the parts, on the CPU in fp32, on its recorded test split or on "
+            f"texts (kdviz.io.text.read_labelled_texts); {', '.join(given)} cannot be set for it")
 
 
-def evaluate_text_zoo(
-    zoo: Any,
-    *,
-    method: str | None = None,
-    method_params: dict[str, Any] | None = None,
-    k: int | None = None,
-    limit: int | None = None,
-    batch_size: int = 50,
-    cache_dir: str | Path | None = None,
-    progress: Callable[[EvalProgress], None] | None = None,
-    progress_bar: bool = True,
-    null_copies: int | str = "auto",
-    cluster: Any = None,
-    texts: Sequence[str] | None = None,
-    labels: np.ndarray | None = None,
-    dataset: str | None = None,
-) -> EvalResult:
-    """Evaluate every model of a text zoo (a folder or a loaded ``kdviz.io.hf_text.TextZoo``) against its teacher.
-
-    method : a ``kdviz.attribution.text.TEXT_METHODS`` name (``ig`` accepted); default gradient saliency
-        (``grad_x_embedding``); method_params e.g. ``{"n_steps": 32}`` for IG
-    k : the teacher's top-k words (default: the zoo's ``text.k``, else 5); limit : first N test snippets
-    cache_dir : resume folder (finished batches are reused by a rerun with the same settings)
-    null_copies : untrained copies per student architecture; ``'auto'`` the R rule; 0 turns the null off
-    cluster : None (this process), ``ClusterOptions``, an address string or a ``RayEvaluator``
-    texts, labels : other snippets than the zoo's test split (default: the split); labels may be None
-    dataset : the name recorded for ``texts`` (``kdviz.io.text.LabelledTexts.name``); default a fingerprint of
-        them, so a resumed run never reuses batches of other texts
-    """
-
-    from kdviz.io.text import vader_lexicon
-
+@register_evaluation(Modality.TEXT, part_kinds={TEXT_PARTS: Modality.TEXT})
+def plan_text(zoo: Any, dataset: Any, options: EvalOptions) -> EvalPlan:
+    """The plan for a text zoo (a folder or a loaded ``kdviz.io.hf_text.TextZoo``) on its recorded test split, or
+    on ``dataset`` (``name``, ``texts``, ``labels``; a None name is a fingerprint of the texts, so a resumed run
+    never reuses batches of other texts)."""
+    _refuse_array_options(dataset, options)
     if not hasattr(zoo, "models"):
-        from kdviz.io.hf_text import load_text_zoo
-
         zoo = load_text_zoo(zoo)
-    if texts is None:
+    if dataset is None:
         texts, labels = text_test_set(zoo)
-        dataset = None
-    elif dataset is None:
-        from kdviz.io.text import texts_fingerprint
-
-        dataset = f"texts#{texts_fingerprint(list(texts), labels)}"
-    texts = list(texts)
-    settings = make_text_settings(zoo, n_available=len(texts), method=method, method_params=method_params, k=k,
-                                  limit=limit, batch_size=batch_size, null_copies=null_copies, dataset=dataset)
+        name = None
+    else:
+        texts, labels = list(dataset.texts), dataset.labels
+        name = dataset.name or f"texts#{texts_fingerprint(texts, labels)}"
+    settings = make_text_settings(zoo, options, n_available=len(texts), dataset=name)
     entries = text_entries(zoo)
-    teacher, students = entries[0], entries[1:]
     max_length = int(zoo.text.get("max_length", 64))
-    lexicon = vader_lexicon()
-    folder = None if cache_dir is None else Path(cache_dir) / settings.key()
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "settings.json").write_text(json.dumps(settings.to_dict(), indent=1, default=str))
-    n, bs = settings.n_inputs, settings.batch_size
-    y = None if labels is None else np.asarray(labels, dtype=np.int64)
-    cluster_facts: dict[str, Any] = {}
-
-    def compute(todo: list[Job]) -> Iterator[tuple[int, pd.DataFrame]]:
-        if cluster is None:
-            for b, lo, hi in todo:
-                yield b, evaluate_text_batch(teacher, students, texts[lo:hi], None if y is None else y[lo:hi],
-                                             np.arange(lo, hi), settings, lexicon=lexicon, max_length=max_length)
-        else:
-            from kdviz.evaluation.distributed import evaluate_text_batches
-
-            yield from evaluate_text_batches(
-                cluster, teacher=teacher, students=students, texts=texts[:n], labels=None if y is None else y[:n],
-                settings=settings, lexicon=lexicon, max_length=max_length, jobs=todo, facts=cluster_facts,
-            )
-
-    batches = run_batches(n, bs, folder, compute=compute, desc=f"evaluate {settings.zoo}", progress=progress,
-                          progress_bar=progress_bar)
-    frame = _order(batches.frame, settings)
-    run: dict[str, Any] = {
-        "elapsed_s": batches.elapsed_s, "device": "cpu", "batches_computed": batches.computed,
-        "batches_resumed": batches.resumed, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "task": "text",
-        "max_length": max_length,
+    facts: dict[str, Any] = {
+        "task": Modality.TEXT.value, "max_length": max_length,
         "test_accuracy": {m.id: getattr(m.entry, "test_accuracy", None) for m in zoo.models},
         "layers": {m.id: m.text.layers for m in zoo.models}, "hidden": {m.id: m.text.hidden for m in zoo.models},
         "epochs": {m.id: getattr(m.entry, "epochs", None) for m in zoo.models},
     }
     if settings.null_copies:
-        run["null_copies_by_arch"] = {str(s.arch): settings.null_copies for s in students}
-    if cluster_facts:
-        run["cluster"] = cluster_facts
-    return EvalResult(frame=frame, summary=summarize_text(frame), settings=settings, run=run)
+        facts["null_copies_by_arch"] = {str(s.arch): settings.null_copies for s in entries[1:]}
+    return EvalPlan(settings=settings, runner=TextBatches(entries[0], tuple(entries[1:]), settings, vader_lexicon(),
+                                                          max_length),
+                    inputs=list(texts), labels=None if labels is None else np.asarray(labels, dtype=np.int64),
+                    summarize=summarize_text, device="cpu", facts=facts)
+
+
+def evaluate_text_zoo(zoo: Any, *, texts: Sequence[str] | None = None, labels: np.ndarray | None = None,
+                      dataset: str | None = None, **options: Any) -> EvalResult:
+    """Evaluate every model of a text zoo (a folder or a loaded ``kdviz.io.hf_text.TextZoo``) against its teacher.
+
+    Parameters
+    ----------
+    zoo : folder or TextZoo
+    texts, labels : other snippets than the zoo's test split (default: the split); labels may be None
+    dataset : the name recorded for ``texts``; default a fingerprint of them
+    **options : ``kdviz.evaluation.pipeline.EvalOptions`` fields: ``method`` a registered text method's name (``ig``
+        accepted; default gradient saliency) with ``method_params`` (e.g. ``{"n_steps": 32}`` for IG), ``k`` (the
+        teacher's top-k words; default the zoo's ``text.k``, else 5), ``limit``, ``batch_size``, ``cache_dir``,
+        ``progress``, ``progress_bar``, ``null_copies`` (``'auto'``: the R rule; 0 turns the null off),
+        ``cluster``
+
+    Returns
+    -------
+    EvalResult
+    """
+    opts = EvalOptions(**options)
+    given = None if texts is None else LabelledTexts(dataset or "", tuple(texts), labels, ())
+    return run_plan(plan_text(zoo, given, opts), opts)

@@ -15,6 +15,7 @@ import torch
 
 from kdviz.analysis.compare import FRAME_COLUMNS
 from kdviz.evaluation import evaluate as ev
+from kdviz.evaluation.arrays import ArrayBatches, make_settings
 from kdviz.models import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,13 +95,13 @@ def test_long_table_and_summary(tiny, tmp_path):
 def test_resume_skips_finished_batches(tiny, tmp_path, monkeypatch):
     zoo, data = tiny
     calls: list[int] = []
-    original = ev.evaluate_batch
+    original = ArrayBatches.evaluate
 
-    def spy(teacher, students, x, y, ids, *args, **kwargs):
-        calls.append(int(ids[0]))
-        return original(teacher, students, x, y, ids, *args, **kwargs)
+    def spy(self, lo, hi, x, y):
+        calls.append(lo)
+        return original(self, lo, hi, x, y)
 
-    monkeypatch.setattr(ev, "evaluate_batch", spy)
+    monkeypatch.setattr(ArrayBatches, "evaluate", spy)
 
     def stop_after_first(p: ev.EvalProgress) -> None:
         if p.batch == 0:
@@ -110,7 +111,7 @@ def test_resume_skips_finished_batches(tiny, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         ev.evaluate_zoo(zoo, progress=stop_after_first, **opts)
     assert calls == [0]
-    folder = tmp_path / ev.make_settings(zoo, dataset="tiny", n_available=7, limit=4, batch_size=2, **FAST).key()
+    folder = tmp_path / make_settings(zoo, dataset="tiny", n_available=7, limit=4, batch_size=2, **FAST).key()
     assert sorted(p.name for p in folder.glob("batch_*.parquet")) == ["batch_000000_000002.parquet"]
 
     seen: list[ev.EvalProgress] = []
@@ -126,18 +127,18 @@ def test_resume_skips_finished_batches(tiny, tmp_path, monkeypatch):
 
 def test_settings_key_depends_on_what_changes_numbers(tiny):
     zoo, _ = tiny
-    base = ev.make_settings(zoo, dataset="tiny", n_available=7, **FAST)
-    assert base.key() == ev.make_settings(zoo, dataset="tiny", n_available=7, **FAST).key()
+    base = make_settings(zoo, dataset="tiny", n_available=7, **FAST)
+    assert base.key() == make_settings(zoo, dataset="tiny", n_available=7, **FAST).key()
     other = dict(FAST, method_params={"n_steps": 8})
-    assert base.key() != ev.make_settings(zoo, dataset="tiny", n_available=7, **other).key()
+    assert base.key() != make_settings(zoo, dataset="tiny", n_available=7, **other).key()
     # a longer run reuses a shorter one's batches: the limit is not part of the key
-    assert base.key() == ev.make_settings(zoo, dataset="tiny", n_available=7, limit=3, **FAST).key()
-    assert base.key() != ev.make_settings(zoo, dataset="tiny", n_available=7, parts="grid:2x2", k=3,
+    assert base.key() == make_settings(zoo, dataset="tiny", n_available=7, limit=3, **FAST).key()
+    assert base.key() != make_settings(zoo, dataset="tiny", n_available=7, parts="grid:2x2", k=3,
                                           method_params={"n_steps": 4}).key()
     with pytest.raises(ValueError, match="method"):
-        ev.make_settings(zoo, dataset="tiny", n_available=7, method="nope")
+        make_settings(zoo, dataset="tiny", n_available=7, method="nope")
     with pytest.raises(ValueError, match="limit"):
-        ev.make_settings(zoo, dataset="tiny", n_available=7, limit=0)
+        make_settings(zoo, dataset="tiny", n_available=7, limit=0)
 
 
 def test_summarize_handles_undefined_and_infinite_values():
@@ -196,14 +197,14 @@ def test_precision_is_a_setting_and_unsupported_precision_is_refused(tiny):
     from kdviz.attribution.precision import cpu_precision_support
 
     zoo, data = tiny
-    fp32 = ev.make_settings(zoo, dataset="tiny", n_available=7, **FAST)
-    bf16 = ev.make_settings(zoo, dataset="tiny", n_available=7, precision="bf16", **FAST)
+    fp32 = make_settings(zoo, dataset="tiny", n_available=7, **FAST)
+    bf16 = make_settings(zoo, dataset="tiny", n_available=7, precision="bf16", **FAST)
     assert fp32.precision == "fp32" and bf16.key() != fp32.key()
     # an fp32 key hashes exactly what keys hashed before precision was a setting, so older caches still resume
     old = {k: v for k, v in fp32.to_dict().items() if k not in ("limit", "n_inputs", "precision")}
     assert fp32.key() == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:16]
     with pytest.raises(ValueError, match="precision"):
-        ev.make_settings(zoo, dataset="tiny", n_available=7, precision="int8", **FAST)
+        make_settings(zoo, dataset="tiny", n_available=7, precision="int8", **FAST)
     opts = dict(dataset=data, limit=2, batch_size=2, progress_bar=False, precision="bf16", device="cpu", **FAST)
     if not cpu_precision_support("bf16").supported:
         with pytest.raises(ValueError, match="avx512_bf16"):

@@ -155,19 +155,24 @@ def test_ig_completeness_error_equals_captum_called_directly(zoo):
 
 
 def test_ig_in_length_buckets_equals_one_call(zoo):
-    from kdviz.analysis.text import compare_text_batch
+    from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
     from kdviz.evaluation.text import text_entries
 
     entries = text_entries(zoo)
-    kw = {"labels": LABELS, "method": "integrated_gradients", "n_steps": 4, "null_copies": 1}
-    one = compare_text_batch(entries[0], entries[1:], SENTENCES, bucket=0, **kw)
-    split = compare_text_batch(entries[0], entries[1:], SENTENCES, bucket=2, **kw)  # 3 calls, sorted by length
+
+    def frame(bucket: int) -> pd.DataFrame:
+        options = CompareOptions(method_params={"n_steps": 4}, null=NullOptions(copies=1),
+                                 reading={"bucket": bucket})
+        return compare_models(entries[0], entries[1:], SENTENCES, labels=LABELS, method="integrated_gradients",
+                              parts="words", options=options).frame
+
+    one, split = frame(0), frame(2)  # one call; 3 calls, sorted by length
     for col in ("attention_rho", "topk_overlap", "focus_ratio", "logit_margin", "attention_rho_null"):
         np.testing.assert_allclose(split[col].to_numpy(float), one[col].to_numpy(float), atol=1e-4, err_msg=col)
     # the completeness error is a ratio of float32 sums of the order of its noise (~1e-3 here)
     np.testing.assert_allclose(split["ig_completeness_error"].to_numpy(float),
                                one["ig_completeness_error"].to_numpy(float), atol=3e-3)
-    assert (split["top_words"] == one["top_words"]).all()
+    assert [list(np.atleast_1d(w)) for w in split["top_words"]] == [list(np.atleast_1d(w)) for w in one["top_words"]]
 
 
 def test_shipped_text_results_agree_with_a_fresh_evaluation():
