@@ -9,10 +9,11 @@ the ordinary inputs-only percentile bootstrap.
 Both summaries have the same columns (``model_id, role, arch, alpha, method, n``, then for each metric ``m``:
 ``m, m_low, m_high``; ``accuracy`` is the mean of ``correct``), so the Report draws either. Output alignment
 over inputs, ``margin_rho`` (``kdviz.analysis.metrics.margin_alignment``), is added where the frame has
-``logit_margin``.
+``logit_margin``. Text frames add the VADER share ``vader`` (with its null, as below) and ``n_words`` (mean words
+per text); they are left out where a frame has no value of them (images, series).
 
-The random-weights null as a distribution (DESIGN.md): where the rows hold each copy's values
-(``*_null_copies``), for ``m`` in attention_rho, topk_overlap, focus_ratio the summary has ``m_null`` (mean
+The random-weights null as a distribution: where the rows hold each copy's values (``*_null_copies``), for
+``m`` in attention_rho, topk_overlap, focus_ratio (and vader for texts) the summary has ``m_null`` (mean
 of the R copies' means over inputs), ``m_null_sd`` (their SD), ``m_null_low/high`` (2.5 and 97.5 percentiles
 of the copies' means), ``m_z`` = (model − null) / SD, ``m_p`` = (1 + #{copies ≥ model}) / (R + 1), and
 ``null_copies`` = R (:func:`null_columns`). The excess intervals (``m_excess_low/high``) come from
@@ -36,6 +37,7 @@ from kdviz.analysis.metrics import margin_alignment, mean_ci, spearman_rows
 from kdviz.analysis.nulls import chance_corrected, null_stats
 
 __all__ = [
+    "EXCESS_METRICS",
     "NULL_METRICS",
     "SUMMARY_METRICS",
     "VARIANT_KEYS",
@@ -58,8 +60,10 @@ SUMMARY_METRICS: tuple[str, ...] = (
 )
 VARIANT_KEYS = ("role", "arch", "alpha", "method")
 # Metrics with a null distribution (per-row arrays ``m_null_copies``) and those of them with an excess column.
-NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio")
-_EXCESS_METRICS = ("attention_rho", "topk_overlap")
+NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio", "vader")
+EXCESS_METRICS = ("attention_rho", "topk_overlap")
+# Metrics of one modality (text), summarised only where a frame has a value of them.
+_MODALITY_METRICS = ("vader",)
 _MODEL_COLUMNS = ("model_id", "role", "arch", "alpha", "method")
 
 
@@ -195,10 +199,16 @@ def _add_null(row: dict[str, Any], groups: Sequence[pd.DataFrame], *, confidence
             continue
         row["null_copies"] = int(mats[0].shape[1])
         row.update(null_columns(float(row[metric]), mats[0], metric))
-        if metric in _EXCESS_METRICS and f"{metric}_excess" in row:
+        if metric in EXCESS_METRICS and f"{metric}_excess" in row:
             lo, hi = excess_ci([_values(g, metric) for g in groups], mats[0], confidence=confidence,
                                n_resamples=n_resamples, bounds=(-1.0, 1.0) if metric == "attention_rho" else (0.0, 1.0))
             row[f"{metric}_excess_low"], row[f"{metric}_excess_high"] = lo, hi
+
+
+def _metrics_in(g: pd.DataFrame) -> list[str]:
+    """The metric columns to summarise: ``SUMMARY_METRICS`` present, the modality's own where they have values."""
+    return [c for c in SUMMARY_METRICS if c in g] + [c for c in _MODALITY_METRICS
+                                                     if c in g and np.isfinite(_values(g, c)).any()]
 
 
 def summarize_models(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
@@ -215,9 +225,7 @@ def summarize_models(frame: pd.DataFrame, *, confidence: float = 0.95, n_resampl
         row: dict[str, Any] = {c: first[c] for c in _MODEL_COLUMNS if c in g}
         row["model_id"] = model_id
         row["n"] = len(g)
-        for col in SUMMARY_METRICS:
-            if col not in g:
-                continue
+        for col in _metrics_in(g):
             if col == "focus_ratio":
                 row["focus_ratio_n_inf"] = int(np.isinf(pd.to_numeric(g[col], errors="coerce")).sum())
             name = _name(col)
@@ -229,6 +237,8 @@ def summarize_models(frame: pd.DataFrame, *, confidence: float = 0.95, n_resampl
             row["margin_rho"], row["margin_rho_low"], row["margin_rho_high"] = margin_rho_ci(
                 joined[:, 0], joined[:, 1], confidence=confidence, n_resamples=min(n_resamples, 1000))
         _add_null(row, [g], confidence=confidence, n_resamples=n_resamples)
+        if "n_words" in g and g["n_words"].notna().any():
+            row["n_words"] = float(pd.to_numeric(g["n_words"], errors="coerce").mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -298,9 +308,7 @@ def summarize_variants(frame: pd.DataFrame, *, confidence: float = 0.95, n_resam
             "role": role, "arch": arch, "alpha": alpha, "method": method, "n": len(g),
             "n_seeds": len(ids), "model_ids": ",".join(ids),
         }
-        for col in SUMMARY_METRICS:
-            if col not in g:
-                continue
+        for col in _metrics_in(g):
             groups = [_values(g[g["model_id"].astype(str) == mid], col) for mid in ids]
             name = _name(col)
             row[name], row[f"{name}_low"], row[f"{name}_high"] = hierarchical_ci(

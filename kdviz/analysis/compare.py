@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.special
 import torch
 
+from kdviz.analysis.aggregate import EXCESS_METRICS, NULL_METRICS
 from kdviz.analysis.metrics import (
     agreement,
     attention_rank_alignment,
@@ -62,7 +63,6 @@ __all__ = [
     "COPY_COLUMNS",
     "FRAME_COLUMNS",
     "NULL_COLUMNS",
-    "NULL_METRICS",
     "CompareOptions",
     "ComparedModel",
     "Comparison",
@@ -84,10 +84,8 @@ FRAME_COLUMNS = (
 # Columns of the random-weights reference for alignment (NaN on the teacher's rows and when the null is off).
 NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null", "topk_overlap_excess",
                 "focus_ratio_null")
-# Metrics with per-copy values (``*_null_copies``, empty on teacher rows and where a modality lacks the metric).
-NULL_METRICS = ("attention_rho", "topk_overlap", "focus_ratio", "vader")
+# Per-copy values of each NULL_METRICS metric (empty on teacher rows and where a modality lacks the metric).
 COPY_COLUMNS = tuple(f"{m}_null_copies" for m in NULL_METRICS)
-EXCESS_METRICS = ("attention_rho", "topk_overlap")
 AttributeFn = Callable[[Any, Any, np.ndarray, str], Any]
 ProgressFn = Callable[[int, int, str], None]
 LogitsFn = Callable[[Any, Any, str], np.ndarray]

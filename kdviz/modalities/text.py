@@ -278,7 +278,7 @@ class TextModality(ModalityPlugin):
 
     def remove_parts(self, batch: TextBatch, labels: np.ndarray, removed: np.ndarray, baseline: Any) -> TextBatch:
         """The texts with each removed word replaced by ``[MASK]`` (``mask``) or ``[UNK]`` (``unk``), or deleted with
-        the space before it (``delete``); the batch's reading options are kept."""
+        one space beside it (``delete``); the batch's reading options are kept."""
         if baseline not in self.baselines:
             raise InvalidInputError(f"baseline={baseline!r} is not one of {list(self.baselines)} for texts")
         rem = np.asarray(removed, dtype=bool)
@@ -290,8 +290,10 @@ class TextModality(ModalityPlugin):
             spans = word_spans(text)[:n]
             for j in sorted((j for j in range(n) if row[j]), reverse=True):
                 s, e = spans[j]
-                if not token:
-                    s = s - 1 if s > 0 and text[s - 1] == " " else s
+                if not token and s > 0 and text[s - 1] == " ":
+                    s -= 1
+                elif not token and e < len(text) and text[e] == " ":
+                    e += 1
                 text = text[:s] + token + text[e:]
             texts.append(text)
         return TextBatch(tuple(texts), batch.max_length, batch.bucket, batch.lexicon)

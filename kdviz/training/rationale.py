@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdviz.attribution.text import Encoded, gradient_saliency, word_importance
+from kdviz.modalities.text import top_words
 from kdviz.training.losses import kd_loss
 
 __all__ = [
@@ -52,7 +53,6 @@ __all__ = [
     "rationale_loss",
     "rationale_tags",
     "teacher_cache",
-    "top_words",
 ]
 
 
@@ -78,17 +78,9 @@ class TeacherCache:
             return cls(z["logits"], z["rationale"], z["n_words"], int(z["k"]))
 
 
-def top_words(word_scores: np.ndarray, n_words: np.ndarray, k: int) -> np.ndarray:
-    """Indices (N, k) of the k highest-scoring words per row, ties to the earlier word, -1 padded."""
-    out = np.full((word_scores.shape[0], k), -1, dtype=np.int64)
-    for i, n in enumerate(np.asarray(n_words).tolist()):
-        order = np.argsort(-np.asarray(word_scores[i, :n], dtype=np.float64), kind="stable")[:k]
-        out[i, : len(order)] = order
-    return out
-
-
 def teacher_cache(model: nn.Module, batches: Iterable[Encoded], *, k: int = 5) -> TeacherCache:
-    """The teacher's logits and top-k rationale words (gradient × embedding at its predicted class)."""
+    """The teacher's logits and top-k rationale words (gradient × embedding at its predicted class), ranked by
+    ``kdviz.modalities.text.top_words``: the ranking the comparison measures with."""
     model.eval()
     logits, rationale, n_words = [], [], []
     for enc in batches:

@@ -68,3 +68,19 @@ def test_margin_alignment_equals_scipy_spearman() -> None:
     assert summary.set_index("model_id").loc["teacher", "margin_rho"] == pytest.approx(1.0)
     rho, lo, hi = margin_rho_ci(np.array([1.0, 2.0]), np.array([2.0, 1.0]))
     assert np.isnan(rho) and np.isnan(lo)  # two inputs rank nothing
+
+
+def test_text_frames_get_the_vader_share_with_its_null_and_image_frames_do_not():
+    """One summary for every modality: the VADER share (a text metric) with the null's mean, SD, z and rank p."""
+    copies = [np.array([0.2, 0.4, 0.0]), np.array([0.4, 0.6, 0.2])]  # per input, the 3 copies' values
+    frame = pd.DataFrame({"model_id": "s", "role": "student", "arch": "bert", "alpha": 0.5, "method": "kd",
+                          "input_id": [0, 1], "vader": [0.6, 0.8], "n_words": [7, 9],
+                          "vader_null_copies": copies, "attention_rho": [0.5, 0.7]})
+    row = summarize_models(frame, n_resamples=200).iloc[0]
+    means = np.array([0.3, 0.5, 0.1])  # each copy's mean over the inputs
+    assert row["vader"] == pytest.approx(0.7) and row["n_words"] == pytest.approx(8.0)
+    assert row["vader_null"] == pytest.approx(means.mean()) and row["vader_null_sd"] == pytest.approx(means.std(ddof=1))
+    assert row["vader_p"] == pytest.approx(1 / 4) and row["null_copies"] == 3
+    image = frame.assign(vader=np.nan, n_words=pd.array([pd.NA, pd.NA], dtype="Int64"),
+                         vader_null_copies=[np.empty(0), np.empty(0)])
+    assert not {"vader", "vader_null", "n_words"} & set(summarize_models(image, n_resamples=200).columns)

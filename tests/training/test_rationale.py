@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from kdviz.training.losses import kd_loss
-from kdviz.training.rationale import TeacherCache, rationale_distill_loss, rationale_loss, rationale_tags, top_words
+from kdviz.modalities.text import top_words
+from kdviz.training.rationale import TeacherCache, rationale_distill_loss, rationale_loss, rationale_tags
 
 
 def _bce(logit: float, y: float) -> float:
@@ -51,3 +52,22 @@ def test_top_words_and_cache_round_trip(tmp_path):
     back = TeacherCache.load(tmp_path / "c.npz")
     np.testing.assert_array_equal(back.rationale, top)
     assert back.k == 3
+
+
+def test_the_recipe_trains_on_the_words_the_comparison_measures():
+    """The teacher's rationale in the training cache is the top-k the comparison measures on the same text."""
+    from kdviz.analysis.compare import ComparedModel, CompareOptions, NullOptions, compare_models
+    from kdviz.attribution.text import encode_words
+    from kdviz.training.rationale import teacher_cache
+    from tests.text_models import tiny_bert, tiny_tokenizer
+
+    texts = ["The movie was great and the story is very good fun.", "a boring plot , dull acting but witty story .",
+             "bad film", "fun fun fun fun fun fun"]
+    tok, model = tiny_tokenizer(), tiny_bert(3)
+    cache = teacher_cache(model, [encode_words(tok, texts)], k=3)
+    teacher = ComparedModel("t", "bert-L2-H32", None, model, role="teacher", method="ce", tokenizer=tok)
+    comp = compare_models(teacher, [], texts, method="grad_x_embedding", k=3,
+                          options=CompareOptions(null=NullOptions(copies=0)))
+    np.testing.assert_array_equal(comp.teacher_topk, cache.rationale)
+    trained = [" ".join(comp.part_names[i][j] for j in row if j >= 0) for i, row in enumerate(cache.rationale)]
+    assert trained == list(comp.frame["top_words"])
