@@ -18,12 +18,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from kdviz.analysis.aggregate import summarize_models
+from kdviz.analysis.compare import ComparedModel, CompareOptions, Comparison, NullOptions, compare_models
 from kdviz.analysis.metrics import format_metric
-from kdviz.analysis.text import TextComparison, TextEntry, compare_text_models
-from kdviz.attribution.text import TEXT_METHODS
+from kdviz.attribution.methods import get_method, method_names
 from kdviz.io.hf_text import TextModel, TextZoo, load_hf_text, load_text_zoo
-from kdviz.io.text import read_rotten_tomatoes, read_text_upload, vader_lexicon
+from kdviz.io.text import TextSplit, read_rotten_tomatoes, read_text_upload, vader_lexicon
+from kdviz.io.untrusted import content_hash
 from kdviz.ui.sets import ROOT, ZOO_ROOT_ENV
+from kdviz.ui.uploads.checkpoints import guess_from_filename
+from kdviz.ui.uploads.text import text_inputs
+from kdviz.ui.widgets import UPLOADED_DATA
+from kdviz.vocab import Modality, TrainingMethod
 
 __all__ = [
     "TEXT_ZOO",
@@ -38,7 +44,7 @@ __all__ = [
     "zoo_folder",
     "default_text_zoo",
     "sentence_comparison",
-    "text_entries",
+    "compared_text_models",
     "text_zoo",
     "TEXT_UPLOADS",
     "TextUpload",
@@ -108,8 +114,6 @@ def text_model_summary(model: TextModel) -> str:
 
 def text_upload_rows(names: list[str], models: list[TextModel | None]) -> pd.DataFrame:
     """The Models page's editable table of text uploads: file, label, role (always student), α, what loaded."""
-    from kdviz.ui.uploads import guess_from_filename
-
     rows = []
     for name, model in zip(names, models, strict=True):
         g = guess_from_filename(name.removesuffix(".zip"))
@@ -142,17 +146,15 @@ def uploaded_text_models() -> list[tuple[TextUpload, TextModel]]:
     return out
 
 
-def text_entries(zoo: TextZoo, extra: list[tuple[TextUpload, TextModel]] | None = None,
-                 ) -> tuple[list[TextEntry], list[str]]:
+def compared_text_models(zoo: TextZoo, extra: list[tuple[TextUpload, TextModel]] | None = None,
+                         ) -> tuple[list[ComparedModel], list[str]]:
     """Teacher first, then students grouped by architecture (largest first) × α (1, 0.5, 0.1), then the uploads
-    (role student, their α from the Models page). Returns the entries and why an upload was left out."""
+    (role student, their α from the Models page). Returns the models and why an upload was left out."""
     teacher = zoo.teacher
-    out = [TextEntry(teacher.id, "teacher", teacher.entry.arch, teacher.entry.alpha, teacher.entry.method,
-                     teacher.text.model, teacher.text.tokenizer)]
+    out = [ComparedModel.of(teacher, role="teacher")]
     students = sorted(zoo.students, key=lambda m: (-m.text.params, m.entry.arch, m.entry.method == "rationale",
                                                    -m.entry.alpha))
-    out += [TextEntry(m.id, "student", m.entry.arch, m.entry.alpha, m.entry.method, m.text.model, m.text.tokenizer)
-            for m in students]
+    out += [ComparedModel.of(m, role="student") for m in students]
     left_out: list[str] = []
     taken = {e.id for e in out}
     for up, model in extra or []:
@@ -162,17 +164,18 @@ def text_entries(zoo: TextZoo, extra: list[tuple[TextUpload, TextModel]] | None 
             continue
         uid = up.label if up.label not in taken else f"{up.label} ({up.digest[:6]})"
         taken.add(uid)
-        out.append(TextEntry(uid, "student", f"{model.arch} (upload)", up.alpha, "upload", model.model,
-                             model.tokenizer))
+        out.append(ComparedModel(uid, f"{model.arch} (upload)", up.alpha, model.model, "student",
+                                 TrainingMethod.UPLOADED, model.tokenizer))
     return out, left_out
 
 
 def method_controls() -> tuple[str, dict[str, Any]]:
-    """Attribution method and its parameters, widgets built from ``TEXT_METHODS``."""
-    names = list(TEXT_METHODS)
-    method = st.selectbox("Attribution", names, format_func=lambda n: TEXT_METHODS[n].label, key="tr_method")
+    """Attribution method and its parameters, widgets built from the registered text methods."""
+    names = list(method_names(Modality.TEXT))
+    method = st.selectbox("Attribution", names, format_func=lambda n: get_method(n, Modality.TEXT).label,
+                          key="tr_method")
     params: dict[str, Any] = {}
-    for spec in TEXT_METHODS[method].params:
+    for spec in get_method(method, Modality.TEXT).params:
         key = f"tr_{method}_{spec.name}"
         st.session_state.setdefault(key, spec.default)
         if spec.kind == "choice":
@@ -185,8 +188,6 @@ def method_controls() -> tuple[str, dict[str, Any]]:
 
 @st.cache_data(show_spinner=False)
 def _test_snippets(n: int) -> list[str]:
-    from kdviz.io.text import TextSplit
-
     split = TextSplit.load(zoo_folder() / "split.npz")
     df = read_rotten_tomatoes()
     return [df["text"].iloc[i] for i in split.test[:n]]
@@ -197,9 +198,6 @@ SENTENCE_SOURCES = ["Type", "Pick from the test set", "Upload", "Uploaded on the
 
 def models_page_sentences() -> list[str]:
     """Sentences uploaded as inputs on the Models page (.txt, or .csv with a text column); [] when none."""
-    from kdviz.ui.uploads import text_inputs
-    from kdviz.ui.widgets import UPLOADED_DATA
-
     data = st.session_state.get(UPLOADED_DATA)
     if data is None or data.kind != "text":
         return []
@@ -238,28 +236,43 @@ def choose_sentences() -> list[str]:
     return [texts[i]]
 
 
-def _key(entries: list[TextEntry], extra: str) -> tuple[str, ...]:
+K = 5  # a model's token rationale: its top-5 words
+
+
+def _key(entries: list[ComparedModel], extra: str) -> tuple[str, ...]:
     return tuple(e.id for e in entries) + (extra,)
 
 
+def page_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per model (teacher first): ``kdviz.analysis.aggregate.summarize_models`` of a comparison's frame,
+    bounds named ``_lo``/``_hi`` as the figures read them."""
+    out = summarize_models(frame)
+    return out.rename(columns={c: c.removesuffix("_low") + "_lo" if c.endswith("_low") else
+                               c.removesuffix("_high") + "_hi" for c in out.columns
+                               if c.endswith(("_low", "_high"))})
+
+
 @st.cache_data(show_spinner="Attributing every model…", max_entries=64)
-def _compare(key: tuple[str, ...], _entries: list[TextEntry], texts: tuple[str, ...], method: str,
-             params: tuple[tuple[str, Any], ...], null_copies: int) -> TextComparison:
-    return compare_text_models(_entries[0], _entries[1:], list(texts), method=method, null_copies=null_copies,
-                               lexicon=vader_lexicon(), **dict(params))
+def _compare(key: tuple[str, ...], _entries: list[ComparedModel], texts: tuple[str, ...], method: str,
+             params: tuple[tuple[str, Any], ...], null_copies: int) -> tuple[Comparison, pd.DataFrame]:
+    options = CompareOptions(method_params=dict(params), null=NullOptions(copies=null_copies),
+                             modality=Modality.TEXT, reading={"lexicon": vader_lexicon()})
+    comp = compare_models(_entries[0], _entries[1:], list(texts), method=method, k=K, options=options)
+    return comp, page_summary(comp.frame)
 
 
-def sentence_comparison(entries: list[TextEntry], texts: list[str], method: str, params: dict[str, Any], *,
-                        null_copies: int, upload_key: str = "") -> TextComparison:
+def sentence_comparison(entries: list[ComparedModel], texts: list[str], method: str, params: dict[str, Any], *,
+                        null_copies: int, upload_key: str = "") -> Comparison:
     """Every model on ``texts`` (cached)."""
-    return _compare(_key(entries, upload_key), entries, tuple(texts), method, tuple(sorted(params.items())), null_copies)
+    return _compare(_key(entries, upload_key), entries, tuple(texts), method, tuple(sorted(params.items())),
+                    null_copies)[0]
 
 
-def dataset_comparison(entries: list[TextEntry], n: int, method: str, params: dict[str, Any], *, null_copies: int,
-                       upload_key: str = "") -> TextComparison:
-    """Every model on the first ``n`` test snippets (cached)."""
-    return sentence_comparison(entries, _test_snippets(n), method, params, null_copies=null_copies,
-                               upload_key=upload_key)
+def dataset_comparison(entries: list[ComparedModel], n: int, method: str, params: dict[str, Any], *,
+                       null_copies: int, upload_key: str = "") -> tuple[Comparison, pd.DataFrame]:
+    """Every model on the first ``n`` test snippets and its per-model summary (:func:`page_summary`; cached)."""
+    return _compare(_key(entries, upload_key), entries, tuple(_test_snippets(n)), method,
+                    tuple(sorted(params.items())), null_copies)
 
 
 def words_html(words: tuple[str, ...], importance: np.ndarray, marked: set[int]) -> str:
@@ -286,40 +299,39 @@ def _row_label(e: pd.Series) -> str:
     return f"{e['arch']} · {alpha}{extra}"
 
 
-def rationale_rows(comp: TextComparison, i: int = 0) -> None:
+def rationale_rows(comp: Comparison, i: int = 0) -> None:
     """One row of coloured words per model (teacher first); the teacher's top-k underlined in every row; each
     student's top-k overlap and ρ, with the excess over the null when computed."""
-    marked = {int(j) for j in comp.teacher_top[i] if j >= 0}
-    frame = comp.frame[comp.frame["text"] == i].set_index("id")
-    for _, e in comp.summary.iterrows():
-        attr = comp.attributions[e["id"]]
+    marked = {int(j) for j in comp.teacher_topk[i] if j >= 0}
+    words = comp.part_names[i] if comp.part_names else ()
+    rows = comp.frame[comp.frame["input_id"] == comp.frame["input_id"].unique()[i]]
+    for _, r in rows.iterrows():
+        attr = comp.attributions[r["model_id"]]
         left, mid, right = st.columns([2, 7, 3])
-        left.markdown(_row_label(e))
-        mid.markdown(words_html(comp.words[i], attr.words[i], marked), unsafe_allow_html=True)
-        if e["role"] == "teacher":
+        left.markdown(_row_label(r))
+        mid.markdown(words_html(words, attr.words[i], marked), unsafe_allow_html=True)
+        if r["role"] == "teacher":
             right.caption(f"top-{comp.k} words underlined in every row")
             continue
-        r = frame.loc[e["id"]]
-        text = f"top-{comp.k} {format_metric(r['topk_overlap'])} · ρ {format_metric(r['rho'])}"
-        if "rho_excess" in r and pd.notna(r.get("rho_null")):
-            text += (f" · excess over untrained: top-{comp.k} {format_metric(r.get('topk_overlap_excess'))}, "
-                     f"ρ {format_metric(r['rho_excess'])}")
+        text = f"top-{comp.k} {format_metric(r['topk_overlap'])} · ρ {format_metric(r['attention_rho'])}"
+        if pd.notna(r["attention_rho_null"]):
+            text += (f" · excess over untrained: top-{comp.k} {format_metric(r['topk_overlap_excess'])}, "
+                     f"ρ {format_metric(r['attention_rho_excess'])}")
         right.caption(text)
 
 
-def summary_table(comp: TextComparison) -> pd.DataFrame:
-    """The dataset view's numbers: one row per model."""
-    cols = ["id", "arch", "alpha", "method", "agreement", "topk_overlap", "topk_overlap_null", "topk_overlap_excess",
-            "topk_overlap_p", "rho", "rho_null", "rho_excess", "rho_p", "vader", "vader_null", "vader_p"]
-    return comp.summary[[c for c in cols if c in comp.summary.columns]].round(3)
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The dataset view's numbers: one row per model (a :func:`page_summary`)."""
+    cols = ["model_id", "arch", "alpha", "method", "agree", "topk_overlap", "topk_overlap_null", "topk_overlap_excess",
+            "topk_overlap_p", "attention_rho", "attention_rho_null", "attention_rho_excess", "attention_rho_p", "vader",
+            "vader_null", "vader_p"]
+    return summary[[c for c in cols if c in summary.columns]].round(3)
 
 
 
 def text_uploads_section(files: list[Any]) -> None:
     """The Models page's uploaded Hugging Face text models: each loaded and listed, an editable label/α table,
     and the kept ones remembered for the Token rationales page (``files``: Streamlit uploads)."""
-    from kdviz.ui.uploads import content_hash
-
     text_zips = files
     st.subheader("Text models (for the Token rationales page)")
     loaded_text = []

@@ -40,5 +40,5 @@ def test_dataset_view_and_ig():
     at.session_state["tr_dataset"] = True
     _run(at)
     frame = at.dataframe[0].value
-    assert list(frame["id"])[0] == "teacher_minilm" and len(frame) == 8
-    assert frame["rho_null"].iloc[1:].notna().all() and frame["vader"].notna().all()
+    assert list(frame["model_id"])[0] == "teacher_minilm" and len(frame) == 8
+    assert frame["attention_rho_null"].iloc[1:].notna().all() and frame["vader"].notna().all()
