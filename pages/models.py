@@ -99,11 +99,12 @@ with guard("load the uploaded models"):
     pool, classes = None, ()
     if data is not None and data.kind != "text":
         with guard("read the uploaded inputs"):
-            pool, classes, notes, bad = up.decode_data(data, channels=t.in_channels, size=size)
-            st.caption(f"{len(pool)} input(s) loaded" + (" — " + "; ".join(notes[:3]) if notes else ""))
+            got = up.decode_data(data, channels=t.in_channels, size=size)
+            pool, classes = got.pool, got.class_names
+            st.caption(f"{len(pool)} input(s) loaded" + (" — " + "; ".join(got.warnings[:3]) if got.warnings else ""))
             if pool.x.ndim == 4:
                 st.image(up.preview(pool), caption="first inputs, enlarged (model input size)")
-            for msg in bad:
+            for msg in got.errors:
                 st.error(msg, icon=":material/error:")
     uset, problems = up.build_set(statuses, table, size=size, mean=mean, std=std, pool=pool, class_names=classes)
     for p in problems:

@@ -42,7 +42,7 @@ from kdviz.io.untrusted import (
 Kind = Literal["zip", "image", "series", "checkpoint", "path"]
 
 # Named, not imported: kdviz.io.checkpoints pulls in torch, which the other kinds do not need.
-CHECKPOINT_REFUSAL = "kdviz.io.checkpoints.CheckpointError"
+CHECKPOINT_REFUSAL = "kdviz.errors.CheckpointError"
 
 
 @dataclass(frozen=True)

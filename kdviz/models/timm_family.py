@@ -14,7 +14,7 @@ from torch import nn
 
 from kdviz.models.registry import ModelInfo, register_model, register_resolver
 
-__all__ = ["REGISTERED", "resolve_timm_name", "timm_builder", "timm_vit_candidates"]
+__all__ = ["REGISTERED", "is_timm_name", "resolve_timm_name", "timm_builder", "timm_vit_candidates"]
 
 REGISTERED = (
     "deit_tiny_patch16_224", "deit_small_patch16_224", "deit_base_patch16_224",
@@ -45,10 +45,15 @@ def resolve_timm_name(arch: str) -> ModelInfo | None:
     ``timm/<name>`` (the prefix timm's own hub ids use) always means timm's model, also where another family
     registered the same name (``timm/efficientnet_b0`` vs torchvision's ``efficientnet_b0``).
     """
-    import timm  # noqa: PLC0415 - heavy optional dependency: asked last, imported only for an unknown name
-
     name = arch.removeprefix("timm/")
-    return ModelInfo(arch, "timm", "image", 3, timm_builder(name)) if timm.is_model(name) else None
+    return ModelInfo(arch, "timm", "image", 3, timm_builder(name)) if is_timm_name(name) else None
+
+
+def is_timm_name(name: str) -> bool:
+    """Whether timm builds a model of exactly this name (``mobilenetv3_small_100``; no ``timm/`` prefix)."""
+    import timm  # noqa: PLC0415 - heavy dependency: imported only when a name is checked
+
+    return bool(timm.is_model(name))
 
 
 _VIT_NAME = re.compile(

@@ -1,7 +1,7 @@
 """Start the dashboard (``make run``): ``streamlit run app.py`` with the heavy libraries imported meanwhile.
 
 Streamlit runs ``app.py`` only when a browser connects, so the first page would also pay for importing
-torch, captum, scipy and pandas (~6 s on the 2-core box) and reading the MNIST digits. Here a background
+torch, captum, scipy and pandas (seconds) and reading the MNIST digits. Here a background
 thread does that while the server starts and the browser loads Streamlit's front end; a page that needs
 a module still importing simply waits for it (Python's per-module import lock), so nothing runs twice.
 Only modules that do not import streamlit are warmed: ``st.cache_data`` functions must be created under the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 WARM_MODULES = ("torch", "captum.attr", "scipy.stats", "pandas", "plotly.graph_objects", "skimage.segmentation",
-                "kdviz.attribution.engine", "kdviz.analysis.compare", "kdviz.analysis.metrics", "kdviz.report.figures", "kdviz.io.zoo.manifest")
+                "kdviz.attribution.engine", "kdviz.analysis.compare", "kdviz.analysis.metrics", "kdviz.report.attention_grid", "kdviz.io.zoo.manifest")
 
 
 def warm_up(modules: tuple[str, ...] = WARM_MODULES, datasets: tuple[str, ...] = ("mnist",)) -> float:

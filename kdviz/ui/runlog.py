@@ -1,7 +1,7 @@
 """Server-side time of each page run, printed to the server's log when ``KDVIZ_LOG_RUNS=1``.
 
 For ``benchmarks/bench_dashboard.py``, which sets it: a browser timing mixes the server's run with the
-front end's drawing, and on a 2-core machine the two compete; this line says how much was the server.
+front end's drawing, and on a small machine the two compete; this line says how much was the server.
 Kept apart from the other ``kdviz.ui`` modules so ``app.py`` imports nothing heavy.
 """
 

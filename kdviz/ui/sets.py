@@ -18,6 +18,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from kdviz.errors import MissingDataError
+from kdviz.io.builtin_datasets import load_dataset
+from kdviz.io.zoo.manifest import load_zoo
+from kdviz.vocab import Modality, TrainingMethod
+
 __all__ = ["DEMO_MODEL_KINDS", "DEMO_SETS", "InputPool", "ModelSet", "array_hash", "demo_set"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +42,7 @@ def demo_folder(key: str) -> Path:
     base = Path(os.environ.get(ZOO_ROOT_ENV) or ROOT / "assets" / "zoo")
     return base / DEMO_SETS[key][1]
 UPLOADED = "uploaded"
+UNKNOWN = TrainingMethod.UPLOADED  # the method of an uploaded model whose recipe kdviz does not know (shown "—")
 # Building models from checkpoints is serialised across sessions: kdviz.models' shape probing patches
 # nn.Module registration process-wide while it runs, so two loads at once could interfere.
 LOAD_LOCK = threading.Lock()
@@ -79,7 +85,7 @@ class SetModel:
     alpha: float | None
     module: Any
     role: str
-    method: str
+    method: str  # a TrainingMethod value
     sha256: str
     params: int = 0
     test_accuracy: float | None = None
@@ -92,7 +98,7 @@ class ModelSet:
 
     key: str
     name: str
-    task: str  # 'image' | 'timeseries'
+    task: Modality  # image or series (text sets are kdviz.ui.text's)
     models: tuple[SetModel, ...]
     input_shape: tuple[int, ...]
     mean: tuple[float, ...]
@@ -129,11 +135,11 @@ class ModelSet:
         """
         def training(m: SetModel) -> str:
             if m.role == "teacher":
-                return {"ce": "cross-entropy"}.get(m.method, "—" if m.method in ("kd", "", "—") else m.method)
+                return {"ce": "cross-entropy"}.get(m.method, "—" if m.method in ("kd", "", UNKNOWN) else m.method)
             return {"ce": "cross-entropy (no KD)", "kd": "KD", "kd+sd": "KD + saliency distillation",
                     "ked": "KED as in the paper (explaining branches over superfeatures)",
-                    "ked-blackbox": "KED, black-box (KD + masked explanations over superfeatures)"}.get(
-                m.method, m.method or "—")
+                    "ked-blackbox": "KED, black-box (KD + masked explanations over superfeatures)",
+                    UNKNOWN: "—"}.get(m.method, m.method or "—")
 
         return pd.DataFrame(
             [
@@ -210,7 +216,7 @@ def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> Mode
         for i, m in enumerate(models)
     )
     return ModelSet(
-        key=key, name=name, task=str(zoo.task), models=items, input_shape=tuple(zoo.input_shape),
+        key=key, name=name, task=Modality.parse(zoo.task), models=items, input_shape=tuple(zoo.input_shape),
         mean=tuple(float(v) for v in zoo.mean), std=tuple(float(v) for v in zoo.std),
         class_names=tuple(str(c) for c in zoo.class_names), pool=pool,
         dataset=str(zoo.dataset if isinstance(zoo.dataset, str) else getattr(zoo.dataset, "name", "")),
@@ -220,9 +226,6 @@ def zoo_to_set(zoo: Any, *, key: str, name: str, pool: InputPool | None) -> Mode
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _load_demo(key: str, folder: str, manifest_hash: str) -> ModelSet:
     """Load a demo zoo and its test split once per process (keyed by the manifest's hash)."""
-    from kdviz.io.builtin_datasets import load_dataset
-    from kdviz.io.zoo.manifest import load_zoo
-
     with LOAD_LOCK:
         zoo = load_zoo(folder)
     ds = load_dataset(zoo.dataset if isinstance(zoo.dataset, str) else zoo.dataset.name)
@@ -234,11 +237,11 @@ def _load_demo(key: str, folder: str, manifest_hash: str) -> ModelSet:
 
 
 def demo_set(key: str) -> ModelSet:
-    """The demo zoo ``key`` ('demo-image' | 'demo-series'); ValueError with a fix when it is missing."""
+    """The demo zoo ``key`` (a key of :data:`DEMO_SETS`); :class:`MissingDataError` with a fix when it is missing."""
     folder = demo_folder(key)
     digest = _manifest_hash(folder)
     if not digest:
-        raise ValueError(
+        raise MissingDataError(
             f"the demo zoo is missing ({folder}/zoo.json not found); build it with "
             f"`kdviz zoo build {folder.name} --out {folder}`."
         )

@@ -5,17 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from kdviz.analysis.metrics import format_metric
 from kdviz.analysis.nulls import format_p
-from kdviz.report.figures import alpha_label
+from kdviz.errors import KdvizError
+from kdviz.report.style import variant_label
 from kdviz.ui.sets import UPLOADED, ModelSet, demo_set
 from kdviz.ui.sidebar import bind_to_url, flush_url
 from kdviz.ui.state import PAGE_CHOICES, UPLOAD_SET, Settings
+from kdviz.ui.uploads import fit_pool
 
 __all__ = ["Predictor", "active_set", "alpha_filter", "choose_inputs", "from_url", "guard", "link_to_view", "numbers_table",
            "seed_filter", "uploaded_images"]
@@ -23,26 +27,40 @@ __all__ = ["Predictor", "active_set", "alpha_filter", "choose_inputs", "from_url
 log = logging.getLogger("kdviz.ui")
 # predicted class per model id for inputs x on a device (kdviz.ui.compute.pool_predictions)
 Predictor = Callable[[ModelSet, np.ndarray, str], dict[str, np.ndarray]]
-UPLOADED_DATA = "kdviz_uploaded_data"  # InputPool of the user's uploaded inputs (images or series)
+UPLOADED_DATA = "kdviz_uploaded_data"  # DataUpload of the user's uploaded inputs (kdviz.ui.uploads)
 
 
 class Stop(Exception):
     """Raised inside ``guard`` to end a page quietly after a message has been shown."""
 
 
+# Errors shown as advice: kdviz's own (the message says what to change) and running out of memory (fewer inputs
+# or a smaller model help). torch.cuda.OutOfMemoryError is a RuntimeError, not a MemoryError.
+ADVICE_ERRORS: tuple[type[BaseException], ...] = (KdvizError, MemoryError, torch.cuda.OutOfMemoryError)
+
+
 @contextmanager
 def guard(what: str) -> Iterator[None]:
-    """Show a library error as ``st.error`` (never a traceback) and stop this block; keep the rest of the app."""
+    """Run a block of a page; show what stopped it and keep the rest of the app running.
+
+    A :class:`kdviz.errors.KdvizError` (or running out of memory) is advice: its message is shown as an error
+    and nothing else. Any other exception is a bug, and is said to be one: the message with its type, and the
+    traceback folded in an expander (and in the server log), so a bug never reads as advice.
+    """
     try:
         yield
     except Stop:
         pass
-    except (ValueError, RuntimeError, OSError, MemoryError) as err:  # library errors carry a human message
+    except ADVICE_ERRORS as err:
         log.warning("%s failed: %s", what, err, exc_info=True)
         st.error(f"Could not {what}: {err}")
-    except Exception as err:  # noqa: BLE001 - anything else: a short message here, the traceback in the log
+    except Exception as err:  # noqa: BLE001 - a bug: shown with its traceback, the rest of the app keeps running
         log.exception("%s failed", what)
-        st.error(f"Could not {what}: unexpected {type(err).__name__}: {err}. The details are in the server log.")
+        st.error(f"Could not {what}: unexpected {type(err).__name__}: {err}. This is a bug in kdviz, not a problem "
+                 "with your input or settings; the traceback is below and in the server log.",
+                 icon=":material/bug_report:")
+        with st.expander("Traceback", expanded=False):
+            st.exception(err)
 
 
 def from_url(key: str, *, kind: type = str, options: list | None = None, lo: float | None = None,
@@ -75,8 +93,6 @@ def link_to_view() -> None:
     """Write this run's settings into the address bar (one history entry) and offer a "link to this view"
     popover in the sidebar: the page's address with every setting in it, with Streamlit's copy button.
     Every page calls it last."""
-    from urllib.parse import urlencode
-
     flush_url()
     base = str(st.context.url or "").split("?", 1)[0]
     query = urlencode(st.query_params.to_dict())
@@ -97,7 +113,7 @@ def active_set(settings: Settings) -> ModelSet:
     try:
         with st.spinner("Loading the demo model set (first time only)…"):
             return demo_set(settings.set_key)
-    except (ValueError, OSError) as err:
+    except KdvizError as err:
         st.error(f"Could not load the demo model set: {err}")
         raise Stop from err
 
@@ -106,7 +122,7 @@ def alpha_filter(mset: ModelSet, *, key: str) -> list[str]:
     """Multiselect of the students' distillation variants; returns the model ids to show (teacher always)."""
     variants = {}
     for m in mset.students:
-        variants.setdefault(alpha_label(m.alpha, m.method), []).append(m.id)
+        variants.setdefault(variant_label(m.alpha, m.method), []).append(m.id)
     chosen = st.multiselect("Students to show (by distillation strength α)", list(variants),
                             default=list(variants), key=key,
                             help="α weights the hard-label term: 1.0 = no KD, 0.5 mild, 0.1 strong KD")
@@ -130,12 +146,10 @@ def seed_filter(mset: ModelSet, show: list[str], *, key: str) -> tuple[list[str]
 
 def uploaded_images(mset: ModelSet) -> tuple[np.ndarray, list[str]] | None:
     """The user's uploaded inputs resized/converted for ``mset`` (from the Models page), or None."""
-    pool = st.session_state.get(UPLOADED_DATA)
-    if pool is None:
+    upload = st.session_state.get(UPLOADED_DATA)
+    if upload is None:
         return None
-    from kdviz.ui.uploads import fit_pool
-
-    return fit_pool(pool, mset)
+    return fit_pool(upload, mset)
 
 
 def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, predict: Predictor, many: bool = False,
@@ -154,58 +168,74 @@ def choose_inputs(mset: ModelSet, settings: Settings, *, key: str, predict: Pred
     from_url(f"{key}_mode", options=modes)
     mode = st.radio("Inputs", modes, horizontal=True, key=f"{key}_mode")
     if mode == "uploaded":
-        got = uploaded_images(mset)
-        if got is None:
-            st.info("No uploaded inputs: add images or series on the **Models** page.")
-            raise Stop
-        x, names = got
-        idx = list(range(len(x)))
-        if not many and len(idx) > 1:
-            from_url(f"{key}_up", kind=int, options=idx)
-            idx = [st.selectbox("Uploaded input", idx, format_func=lambda i: names[i], key=f"{key}_up")]
-        elif not many:
-            st.caption(f"Uploaded input: {names[0]}")
-        return x[idx], None, [names[i] for i in idx]
+        return _choose_uploaded(mset, key=key, many=many)
     assert pool is not None
-    n_pool = len(pool)
     if mode == "by class" and pool.labels is not None:
         classes = list(range(len(pool.label_names) or len(mset.class_names)))  # offered by name
         from_url(f"{key}_cls", kind=int, options=classes)
         cls = st.selectbox("True class", classes, format_func=mset.true_name, key=f"{key}_cls")
         candidates = np.flatnonzero(pool.labels == cls)
     elif mode == "where students disagree with the teacher":
-        scan = min(n_pool, 200)
-        preds = predict(mset, pool.x[:scan], settings.device)
-        t = preds[mset.teacher.id]
-        disagree = sum((p != t).astype(int) for mid, p in preds.items() if mid != mset.teacher.id)
-        order = np.argsort(-disagree, kind="stable")
-        candidates = order[disagree[order] > 0]
-        st.caption(f"{len(candidates)} of the first {scan} test inputs have at least one student disagreeing "
-                   "with the teacher (most disagreement first).")
-        if len(candidates) == 0:
-            st.info("Every student agrees with the teacher on these inputs; showing them in order.")
-            candidates = np.arange(scan)
+        candidates = _disagreements(mset, settings, predict)
     else:
-        candidates = np.arange(n_pool)
+        candidates = np.arange(len(pool))
     if len(candidates) == 0:
         st.info("No inputs of this class in the set; showing the first input.")
-        candidates = np.arange(min(1, n_pool))
+        candidates = np.arange(min(1, len(pool)))
+    idx = _pick_among(candidates, pool.names, key=key, many=many, default_n=default_n)
+    labels = None if pool.labels is None else pool.labels[idx]
+    return pool.x[idx], labels, [pool.names[i] for i in idx]
+
+
+def _choose_uploaded(mset: ModelSet, *, key: str, many: bool) -> tuple[np.ndarray, None, list[str]]:
+    """The uploaded inputs (all of them, or the one picked when ``many`` is False); :class:`Stop` without any."""
+    got = uploaded_images(mset)
+    if got is None:
+        st.info("No uploaded inputs: add images or series on the **Models** page.")
+        raise Stop
+    x, names = got
+    idx = list(range(len(x)))
+    if not many and len(idx) > 1:
+        from_url(f"{key}_up", kind=int, options=idx)
+        idx = [st.selectbox("Uploaded input", idx, format_func=lambda i: names[i], key=f"{key}_up")]
+    elif not many:
+        st.caption(f"Uploaded input: {names[0]}")
+    return x[idx], None, [names[i] for i in idx]
+
+
+def _disagreements(mset: ModelSet, settings: Settings, predict: Predictor) -> np.ndarray:
+    """Indices of the first pool inputs where students disagree with the teacher, most disagreement first."""
+    assert mset.pool is not None
+    scan = min(len(mset.pool), 200)
+    preds = predict(mset, mset.pool.x[:scan], settings.device)
+    t = preds[mset.teacher.id]
+    disagree = sum((p != t).astype(int) for mid, p in preds.items() if mid != mset.teacher.id)
+    order = np.argsort(-disagree, kind="stable")
+    candidates = order[disagree[order] > 0]
+    st.caption(f"{len(candidates)} of the first {scan} test inputs have at least one student disagreeing "
+               "with the teacher (most disagreement first).")
+    if len(candidates) == 0:
+        st.info("Every student agrees with the teacher on these inputs; showing them in order.")
+        candidates = np.arange(scan)
+    return candidates
+
+
+def _pick_among(candidates: np.ndarray, names: tuple[str, ...], *, key: str, many: bool,
+                default_n: int) -> list[int]:
+    """The pool indices chosen among ``candidates``: a count and an offset when ``many``, else one position."""
     if len(candidates) == 1:  # one input: nothing to choose (a slider from 1 to 1 is an error in Streamlit)
-        idx = [int(candidates[0])]
-        st.caption(f"The only input here: {pool.names[idx[0]]}")
-    elif many:
+        st.caption(f"The only input here: {names[int(candidates[0])]}")
+        return [int(candidates[0])]
+    if many:
         top = int(min(64, len(candidates)))
         from_url(f"{key}_n", kind=int, lo=1, hi=top)
         n = st.slider("Number of inputs", 1, top, int(min(default_n, len(candidates))), key=f"{key}_n")
         from_url(f"{key}_off", kind=int, lo=0, hi=len(candidates) - n)
         offset = st.number_input("Starting at", 0, max(0, len(candidates) - n), 0, key=f"{key}_off")
-        idx = [int(i) for i in candidates[int(offset):int(offset) + n]]
-    else:
-        from_url(f"{key}_pos", kind=int, lo=0, hi=len(candidates) - 1)
-        pos = st.number_input(f"Input (0 – {len(candidates) - 1})", 0, len(candidates) - 1, 0, key=f"{key}_pos")
-        idx = [int(candidates[int(pos)])]
-    labels = None if pool.labels is None else pool.labels[idx]
-    return pool.x[idx], labels, [pool.names[i] for i in idx]
+        return [int(i) for i in candidates[int(offset):int(offset) + n]]
+    from_url(f"{key}_pos", kind=int, lo=0, hi=len(candidates) - 1)
+    pos = st.number_input(f"Input (0 – {len(candidates) - 1})", 0, len(candidates) - 1, 0, key=f"{key}_pos")
+    return [int(candidates[int(pos)])]
 
 
 _DISPLAY_COLUMNS = {
@@ -239,7 +269,7 @@ def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFr
         if c in ("model_id", "role", "arch", "method", "pred_name"):
             continue
         if c == "alpha":
-            out[c] = [alpha_label(a).removeprefix("α=") for a in out[c]]
+            out[c] = [variant_label(a).removeprefix("α=") for a in out[c]]
         elif c == "attention_rho_p":
             copies = summary["null_copies"] if "null_copies" in summary.columns else pd.Series(np.nan, summary.index)
             out[c] = ["—" if pd.isna(p) or pd.isna(r) else format_p(float(p), int(r))

@@ -47,7 +47,7 @@ def test_timm_uploads_load_and_an_unmarked_teacher_is_said(app_path: str, timm_f
 
 
 def test_messages_speak_of_the_page_not_the_command_line() -> None:
-    from kdviz.ui.uploads import for_the_browser
+    from kdviz.ui.uploads.checkpoints import for_the_browser
 
     text = for_the_browser("cannot recognise the architecture from the weights; pass the architecture explicitly "
                            "(--arch) if it is a registered one (kdviz.models.list_models())")

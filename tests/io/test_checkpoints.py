@@ -10,7 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save as save_safetensors
 
-from kdviz.io.checkpoints import CheckpointError, load_checkpoint
+from kdviz.errors import CheckpointError
+from kdviz.io.checkpoints import load_checkpoint
 from kdviz.models import create_model
 
 

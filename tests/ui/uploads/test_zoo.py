@@ -1,5 +1,5 @@
 """The Models page's "save this set as a zoo": an upload set built from the edited table (roles, α, architecture)
-zipped by kdviz.ui.uploads.export_set and read back by the page's own zipped-zoo upload."""
+zipped by kdviz.ui.uploads.zoo.export_set and read back by the page's own zipped-zoo upload."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kdviz.ui import uploads as up
+from kdviz.ui.uploads.build import build_set
+from kdviz.ui.uploads.checkpoints import load_uploaded_checkpoint
+from kdviz.ui.uploads.editor import editor_rows
+from kdviz.ui.uploads.zoo import export_problem, export_set, load_uploaded_zoo
 
 
 def _state(arch: str, seed: int) -> bytes:
@@ -23,17 +26,17 @@ def _state(arch: str, seed: int) -> bytes:
 def test_upload_set_with_edited_table_round_trips(tiny_image_set) -> None:
     files = [("teacher.pth", _state("resnet14", 1)), ("student_a.pth", _state("resnet8", 2)),
              ("student_b.pth", _state("resnet8", 3))]
-    statuses = [up.load_uploaded_checkpoint(n, d) for n, d in files]
+    statuses = [load_uploaded_checkpoint(n, d) for n, d in files]
     assert all(s.ok for s in statuses), [s.message for s in statuses]
-    table = up.editor_rows([n for n, _ in files], statuses)
+    table = editor_rows([n for n, _ in files], statuses)
     table["α"] = [None, 0.3, 0.9]  # what the user typed in the table
     table.loc[1, "label"] = "small/strong KD"
     pool = tiny_image_set.pool
-    uset, problems = up.build_set(statuses, table, size=(28, 28), mean=(0.13,), std=(0.31,), pool=pool,
+    uset, problems = build_set(statuses, table, size=(28, 28), mean=(0.13,), std=(0.31,), pool=pool,
                                   class_names=tuple(str(i) for i in range(10)))
-    assert up.export_problem(uset) is None
-    out = up.export_set(uset)
-    back, msg = up.load_uploaded_zoo("saved.zip", out.data)
+    assert export_problem(uset) is None
+    out = export_set(uset)
+    back, msg = load_uploaded_zoo("saved.zip", out.data)
     assert back is not None, msg
     assert [(m.role, m.arch, m.alpha) for m in back.models] == [
         ("teacher", "resnet14", 1.0), ("student", "resnet8", 0.3), ("student", "resnet8", 0.9)]
@@ -46,7 +49,7 @@ def test_upload_set_with_edited_table_round_trips(tiny_image_set) -> None:
         for a, b in zip(uset.models, back.models, strict=True):
             torch.testing.assert_close(b.module(x), a.module(x), rtol=0, atol=0)
     # saved again from the uploaded zoo: same manifest (a fixed point)
-    again = up.export_set(back)
+    again = export_set(back)
     assert again.manifest.models == out.manifest.models
 
 
@@ -54,7 +57,7 @@ def test_a_demo_like_set_keeps_its_dataset_and_no_inputs(tiny_image_set) -> None
     import dataclasses
 
     mset = dataclasses.replace(tiny_image_set, dataset="mnist")
-    out = up.export_set(mset)
+    out = export_set(mset)
     assert out.manifest.dataset == "mnist"
     import zipfile
 
@@ -67,8 +70,8 @@ def test_a_program_cannot_be_saved(tiny_image_set) -> None:
 
     odd = dataclasses.replace(tiny_image_set.models[1], arch="torchscript-program")
     mset = dataclasses.replace(tiny_image_set, models=(tiny_image_set.models[0], odd))
-    assert up.export_problem(tiny_image_set) is None
-    problem = up.export_problem(mset)
+    assert export_problem(tiny_image_set) is None
+    problem = export_problem(mset)
     assert problem is not None and problem.startswith(odd.id) and "not one kdviz can build by name" in problem
 
 
@@ -78,7 +81,6 @@ def test_a_set_of_architectures_resolved_by_name_can_be_saved():
     import dataclasses
 
     from kdviz.ui.sets import demo_set
-    from kdviz.ui.uploads import export_problem
 
     ked = demo_set("demo-ked")
     assert export_problem(ked) is None

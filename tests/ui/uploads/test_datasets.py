@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from kdviz.io.untrusted import UploadError
-from kdviz.ui import uploads as up
+from kdviz.ui.uploads.build import label_space
+from kdviz.ui.uploads.datasets import read_dataset_upload
+from kdviz.ui.uploads.files import load_data_files
+from kdviz.ui.uploads.inputs import check_inputs, decode_data
 
 
 def _cifar10_bin(n: int) -> bytes:
@@ -18,9 +21,10 @@ def _cifar10_bin(n: int) -> bytes:
 
 def test_cifar_bin_upload_fits_the_model_set(tiny_image_set) -> None:
     mset = tiny_image_set
-    upload = up.load_data_files([("test_batch.bin", _cifar10_bin(6))])
+    upload = load_data_files([("test_batch.bin", _cifar10_bin(6))])
     assert upload.kind == "dataset"
-    pool, _warnings, errors = up.check_inputs(upload, mset)
+    got = check_inputs(upload, mset)
+    pool, errors = got.pool, got.errors
     assert pool.x.shape == (6, *mset.input_shape) and not errors
     np.testing.assert_array_equal(pool.labels, [0, 1, 2, 3, 4, 5])
 
@@ -31,9 +35,9 @@ def test_a_gadget_uploaded_as_npz_is_refused(tiny_image_set, tmp_path) -> None:
     mset = tiny_image_set
     buf = io.BytesIO()
     np.savez(buf, x=np.array([object()], dtype=object), y=np.array([0]))
-    upload = up.load_data_files([("set.npz", buf.getvalue())])
+    upload = load_data_files([("set.npz", buf.getvalue())])
     with pytest.raises(UploadError, match="never unpickles"):
-        up.check_inputs(upload, mset)
+        check_inputs(upload, mset)
 
 
 # ---- every accepted input format through the Models page's classification and decoding -------------------------
@@ -69,25 +73,26 @@ def test_cifar_python_upload_without_extension(tiny_image_set, with_meta: bool) 
     import pickle
 
     files = _cifar_python(7, names=with_meta)
-    upload = up.load_data_files(files)
+    upload = load_data_files(files)
     assert upload.kind == "dataset" and upload.files[0][0] == "test_batch"
-    x, y, names, notes = up.read_dataset_upload(upload.files, channels=3, size=(32, 32))
+    got = read_dataset_upload(upload.files, channels=3, size=(32, 32))
+    x, y, names, notes = got.x, got.labels, got.class_names, got.warnings
     batch = pickle.loads(files[0][1])  # the test's own file, decoded by the standard library for reference
     expected = batch["data"].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
     np.testing.assert_allclose(x, expected, atol=1e-6)
     np.testing.assert_array_equal(y, batch["labels"])
     assert names[:3] == ("airplane", "automobile", "bird")
     assert any("named as in CIFAR-10" in n for n in notes) != with_meta
-    pool, _warnings, errors = up.check_inputs(upload, _rgb_set(tiny_image_set))
-    assert len(pool) == 7 and not errors
+    got = check_inputs(upload, _rgb_set(tiny_image_set))
+    assert len(got.pool) == 7 and not got.errors
 
 
 def test_cifar_bin_with_unnamed_cifar10_models_has_comparable_labels(tiny_image_set) -> None:
     """The defect: a .bin without batches.meta.txt said "labels not comparable … folder names" for CIFAR-10
     models; its classes are CIFAR-10's, so the labels map onto the models' classes one to one."""
-    upload = up.load_data_files([("test_batch.bin", _cifar10_bin(6))])
-    pool, classes, _notes, _errors = up.decode_data(upload, channels=3, size=(32, 32))
-    names, mapped, note = up.label_space(10, 3, pool, classes)
+    upload = load_data_files([("test_batch.bin", _cifar10_bin(6))])
+    got = decode_data(upload, channels=3, size=(32, 32))
+    names, mapped, note = label_space(10, 3, got.pool, got.class_names)
     assert note is None and mapped.comparable
     np.testing.assert_array_equal(mapped.labels, [0, 1, 2, 3, 4, 5])
     assert names[0] == "airplane"
@@ -95,9 +100,10 @@ def test_cifar_bin_with_unnamed_cifar10_models_has_comparable_labels(tiny_image_
 
 def test_cifar_bin_with_its_names_file(tiny_image_set) -> None:
     names = "\n".join(f"kind{i}" for i in range(10)) + "\n"
-    upload = up.load_data_files([("batches.meta.txt", names.encode()), ("test_batch.bin", _cifar10_bin(4))])
+    upload = load_data_files([("batches.meta.txt", names.encode()), ("test_batch.bin", _cifar10_bin(4))])
     assert upload.kind == "dataset" and upload.files[0][0] == "test_batch.bin"
-    _x, _y, classes, notes = up.read_dataset_upload(upload.files, channels=3, size=(32, 32))
+    got = read_dataset_upload(upload.files, channels=3, size=(32, 32))
+    classes, notes = got.class_names, got.warnings
     assert classes == tuple(f"kind{i}" for i in range(10)) and not any("named as in" in n for n in notes)
 
 
@@ -108,40 +114,19 @@ def test_npz_and_arff_uploads(tiny_image_set, tmp_path) -> None:
     buf = io.BytesIO()
     x = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
     np.savez(buf, x=x, y=np.array([0, 1, 2, 3, 4]))
-    upload = up.load_data_files([("digits.npz", buf.getvalue())])
-    pool, _w, errors = up.check_inputs(upload, tiny_image_set)
+    upload = load_data_files([("digits.npz", buf.getvalue())])
+    got = check_inputs(upload, tiny_image_set)
+    pool, errors = got.pool, got.errors
     np.testing.assert_allclose(pool.x[:, 0], x / 255.0, atol=1e-6)
     assert not errors and list(pool.labels) == [0, 1, 2, 3, 4]
     import aeon
     from aeon.datasets import load_classification
 
     arff = Path(aeon.__file__).parent / "datasets" / "data" / "GunPoint" / "GunPoint_TRAIN.arff"  # aeon's own file
-    upload = up.load_data_files([(arff.name, arff.read_bytes())])
+    upload = load_data_files([(arff.name, arff.read_bytes())])
     assert upload.kind == "dataset"
-    x2, y2, names, _ = up.read_dataset_upload(upload.files, channels=1, size=None)
+    got = read_dataset_upload(upload.files, channels=1, size=None)
+    x2, y2, names = got.x, got.labels, got.class_names
     xs, ys = load_classification("GunPoint", split="train")  # aeon's loader of the same split, for reference
     assert x2.shape == (len(ys), 1, 150) and names == ("1", "2")
     np.testing.assert_array_equal(np.asarray(names)[y2], ys)
-
-
-def test_text_csv_and_txt_are_sentences_not_series() -> None:
-    csv = b'text,label\n"A gorgeous, witty film.",fresh\nThe ending drags on and on.,rotten\n'
-    upload = up.load_data_files([("reviews.csv", csv)])
-    assert upload.kind == "text"
-    assert up.text_inputs(upload) == ["A gorgeous, witty film.", "The ending drags on and on."]
-    unnamed = b"review,score\nwhat a lovely day out,1\nnot my cup of tea at all,0\n"
-    assert up.load_data_files([("r.csv", unnamed)]).kind == "text"
-    assert up.load_data_files([("lines.txt", b"one line\nanother line\n")]).kind == "text"
-    series = b"label,t0,t1,t2\na,0.1,0.2,0.3\nb,0.3,0.2,0.1\n"
-    assert up.load_data_files([("s.csv", series)]).kind == "series"
-    with pytest.raises(UploadError, match="on their own"):
-        up.load_data_files([("reviews.csv", csv), ("s.csv", series)])
-
-
-def test_unknown_formats_name_every_accepted_one() -> None:
-    with pytest.raises(UploadError, match=r"\.npz.*\.arff.*\.bin.*test_batch.*batches\.meta"):
-        up.load_data_files([("sheet.xlsx", b"PK\x03\x04")])
-    with pytest.raises(UploadError, match="one CIFAR batch"):
-        up.load_data_files([("test_batch", b"x"), ("test_batch.bin", b"y")])
-    for fmt in (".npz", ".arff", ".bin", ".ts", ".csv", ".npy", ".zip", "png", "test_batch", "batches.meta", ".txt"):
-        assert fmt in up.ACCEPTED_INPUTS, fmt
