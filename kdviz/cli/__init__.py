@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = ("kdviz.cli.inspect", "kdviz.cli.evaluate", "
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``kdviz`` parser with every command module's subcommands."""
     parser = argparse.ArgumentParser(prog="kdviz", description="See how knowledge distillation changes where models look.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kdviz ARGV``; the subcommand's exit status."""
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

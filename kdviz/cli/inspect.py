@@ -12,10 +12,16 @@ import argparse
 import json
 import sys
 
-from kdviz.io.checkpoints import CheckpointError, load_checkpoint
+from kdviz.cli.text import run_hf_inspect
+from kdviz.errors import CheckpointError
+from kdviz.io.checkpoints import load_checkpoint
+from kdviz.io.hf_text import is_hf_text_source
+
+__all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``kdviz inspect``."""
     p = subparsers.add_parser("inspect", help="describe a checkpoint file as JSON (format, arch, classes, sha256)")
     p.add_argument("file", help="checkpoint: .safetensors, .pt, .pth, .bin, .ckpt, or a file without extension")
     p.add_argument("--arch", help="architecture name (guessed from the weights when omitted)")
@@ -34,9 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdviz.cli.text import run_hf_inspect
-    from kdviz.io.hf_text import is_hf_text_source
-
+    """Print the checkpoint's summary as JSON; exit 2 (one line on stderr) when it is refused."""
     if is_hf_text_source(args.file):  # a Hugging Face folder or zip (config.json + weights + tokenizer)
         return run_hf_inspect(args)
     try:

@@ -4,11 +4,8 @@
 Students: ``--arch bert-L2-H256`` (a BERT classifier; rationale = a token-tagging head), ``t5-L2-H128`` or
 ``gpt2-L2-H128`` (a language model on the teacher's vocabulary, read as a classifier through its verbalizer;
 rationale = generating the teacher's top-5 words after ``"explain:"``, distilling step-by-step). ``--max-train``
-/ ``--max-test`` keep the first N snippets of each split (quick runs).
-
-``kdviz.cli.train`` hands a ``distill`` over to :func:`run_text_distill` when ``--data rotten_tomatoes`` or
-``--method rationale`` is given; ``kdviz.cli.inspect`` hands a folder or zip with ``config.json`` to
-:func:`run_hf_inspect`.
+/ ``--max-test`` keep the first N snippets of each split (quick runs). The training itself is
+:func:`kdviz.training.text_distill.distill_from_teacher`.
 """
 
 from __future__ import annotations
@@ -18,14 +15,14 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["TEXT_DATASETS", "is_text_distill", "parse_verbalizer", "run_hf_inspect", "run_text_distill"]
+import torch
 
-TEXT_DATASETS = ("rotten_tomatoes",)
+from kdviz.evaluation.text import TEXT_DATASETS
+from kdviz.io.hf_text import load_hf_text
+from kdviz.training.text_distill import TextDistillJob, distill_from_teacher
+from kdviz.vocab import TrainingMethod
 
-
-def is_text_distill(args: argparse.Namespace) -> bool:
-    """True when a ``kdviz distill`` call is for a text student."""
-    return args.data in TEXT_DATASETS or args.method == "rationale"
+__all__ = ["parse_verbalizer", "run_hf_inspect", "run_text_distill"]
 
 
 def parse_verbalizer(items: list[str] | None) -> dict[str, str] | None:
@@ -44,8 +41,6 @@ def parse_verbalizer(items: list[str] | None) -> dict[str, str] | None:
 
 def run_hf_inspect(args: argparse.Namespace) -> int:
     """Print a Hugging Face text checkpoint's summary as JSON (exit 2 when it is refused)."""
-    from kdviz.io.hf_text import load_hf_text
-
     try:
         model = load_hf_text(args.file, verbalizer=parse_verbalizer(getattr(args, "verbalizer", None)),
                              template=getattr(args, "prompt", None))
@@ -59,56 +54,30 @@ def run_hf_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_text_distill(args: argparse.Namespace) -> int:
-    """Train one text student from ``--teacher`` (a Hugging Face folder of the text zoo's kind)."""
-    import torch
-
-    from kdviz.io.hf_text import load_hf_text
-    from kdviz.models.hf_text import parse_text_arch
-    from kdviz.training.rationale import TeacherCache
-    from kdviz.training.text_zoo import (
-        StudentRun,
-        TextZooConfig,
-        compute_teacher_cache,
-        distill_text_student,
-        load_text_data,
-        subset_text_data,
-    )
-
+def _job(args: argparse.Namespace) -> TextDistillJob:
+    """The text student ``kdviz distill``'s options describe; SystemExit on options that do not fit text."""
     if args.data not in TEXT_DATASETS:
         raise SystemExit(f"kdviz distill: --method rationale needs a text dataset ({', '.join(TEXT_DATASETS)})")
     if args.teacher is None:
         raise SystemExit("kdviz distill: text students need --teacher (a Hugging Face folder or zip)")
+    method = TrainingMethod.parse(args.method, TrainingMethod.KD)
     beta = getattr(args, "rationale_beta", None)
-    method = "rationale" if args.method == "rationale" else ("ce" if args.alpha == 1.0 else "kd")
-    if method != "rationale" and beta is not None:
+    if method != TrainingMethod.RATIONALE and beta is not None:
         raise SystemExit("kdviz distill: --rationale-beta needs --method rationale")
+    return TextDistillJob(teacher=Path(args.teacher), arch=args.arch, out=Path(args.out), alpha=args.alpha,
+                          method=method, beta=beta, temperature=args.temperature, seed=args.seed, epochs=args.epochs,
+                          lr=getattr(args, "lr", None), max_train=getattr(args, "max_train", None),
+                          max_test=getattr(args, "max_test", None))
+
+
+def run_text_distill(args: argparse.Namespace) -> int:
+    """Train one text student from ``--teacher`` (a Hugging Face folder of the text zoo's kind); print its summary."""
+    job = _job(args)
     if args.threads:
         torch.set_num_threads(args.threads)
-    defaults = TextZooConfig()
-    config = TextZooConfig(student_seed=args.seed, temperature=args.temperature,
-                           student_epochs=args.epochs or defaults.student_epochs,
-                           student_lr=getattr(args, "lr", None) or defaults.student_lr)
     try:
-        spec = parse_text_arch(args.arch)
-        teacher = load_hf_text(args.teacher)
+        result = distill_from_teacher(job)
     except ValueError as exc:
         raise SystemExit(f"kdviz distill: {exc}") from exc
-    out = Path(args.out)
-    work = out.parent / f".{out.name}.work"
-    work.mkdir(parents=True, exist_ok=True)
-    data = load_text_data(teacher.tokenizer, seed=config.seed, n_test=config.n_test, max_length=config.max_length)
-    shipped = Path(args.teacher).parent / "teacher_rationales.npz"
-    cache_path = shipped if shipped.is_file() else work / "teacher_rationales.npz"
-    if not cache_path.is_file():
-        compute_teacher_cache(teacher.model, data, k=config.k).save(cache_path)
-    cache = TeacherCache.load(cache_path)
-    max_train, max_test = getattr(args, "max_train", None), getattr(args, "max_test", None)
-    if max_train or max_test:
-        data, cache = subset_text_data(data, cache, n_train=max_train, n_test=max_test)
-    run = StudentRun(spec, args.alpha, method, beta=0.5 if beta is None and method == "rationale" else (beta or 0.0))
-    info = distill_text_student(run, data, cache, out, work, config=config)
-    print(json.dumps({"id": run.id, "arch": spec.arch, "alpha": run.alpha, "method": run.method, "beta": run.beta,
-                      "test_accuracy": round(info["accuracy"], 4), "train_seconds": round(info["seconds"], 1),
-                      "out": str(out), "rationales": str(cache_path)}))
+    print(json.dumps(result))
     return 0

@@ -1,4 +1,9 @@
-"""``kdviz distill`` (train one student, or a teacher without ``--teacher``) and ``kdviz zoo build``."""
+"""``kdviz distill`` (train one student, or a teacher without ``--teacher``), ``kdviz zoo build`` and ``kdviz zoo
+superfeatures``.
+
+``kdviz distill`` hands the job to the trainer of the data's modality (:data:`DISTILLERS`): images and series
+go through :func:`kdviz.training.zoo_build.distill_to_file`, texts through :mod:`kdviz.cli.text`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,22 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-__all__ = ["main", "register"]
+import torch
+
+from kdviz.cli.text import run_text_distill
+from kdviz.evaluation.text import TEXT_DATASETS
+from kdviz.io.builtin_datasets import UCR_DATASETS
+from kdviz.modalities.superfeatures import build_for_zoo, load_superfeatures, superfeature_file
+from kdviz.training.loop import default_config
+from kdviz.training.losses import alpha_from_lambda
+from kdviz.training.zoo_build import build_zoo, distill_to_file
+from kdviz.vocab import Modality, TrainingMethod
+
+__all__ = ["DISTILLERS", "data_modality", "main", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sd-tau", type=float, default=None, help="saliency softmax temperature τ")
     p.add_argument("--sd-superfeatures", type=int, default=None, metavar="M",
                    help="SD over the teacher's M superfeatures (superfeatures_M<M>.npy next to it) instead of --sd-parts")
-    p.add_argument("--method", choices=("kd", "ked-blackbox", "rationale"), default="kd",
+    p.add_argument("--method", choices=(TrainingMethod.KD, TrainingMethod.KED_BLACKBOX, TrainingMethod.RATIONALE),
+                   default=TrainingMethod.KD,
                    help="kd: KD (+ SD with --sd-beta); ked-blackbox: kdviz's black-box KED (the paper's: kdviz ked-zoo) "
                    "over the teacher's "
                    "superfeatures (kdviz.training.losses; needs superfeatures_M<M>.npy next to the teacher); "
@@ -76,17 +93,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sfp.set_defaults(func=run_zoo_superfeatures)
 
 
+def data_modality(data: str, method: str) -> Modality:
+    """What a ``kdviz distill`` trains on: texts for a text dataset or the rationale recipe, series for a UCR
+    dataset, images otherwise."""
+    if data in TEXT_DATASETS or method == TrainingMethod.RATIONALE:
+        return Modality.TEXT
+    return Modality.SERIES if data.lower() in UCR_DATASETS else Modality.IMAGE
+
+
 def run_distill(args: argparse.Namespace) -> int:
-    from kdviz.cli.text import is_text_distill, run_text_distill
+    """``kdviz distill``: the trainer of the data's modality."""
+    return DISTILLERS[data_modality(args.data, args.method)](args)
 
-    if is_text_distill(args):  # --data rotten_tomatoes or --method rationale: Hugging Face text students
-        return run_text_distill(args)
-    from pathlib import Path
 
-    from kdviz.modalities.superfeatures import load_superfeatures
-    from kdviz.training.loop import default_config
-    from kdviz.training.zoo_build import distill_to_file
-
+def _distill_arrays(args: argparse.Namespace) -> int:
+    """An image or series model trained by :func:`kdviz.training.loop.train`; prints its zoo.json entry."""
     if args.teacher is None and (args.alpha < 1.0 or args.sd_beta > 0):
         raise SystemExit("kdviz distill: --teacher is required when --alpha < 1 or --sd-beta > 0")
     role = "student" if args.teacher else "teacher"
@@ -112,7 +133,7 @@ def run_distill(args: argparse.Namespace) -> int:
 def _ked_overrides(args: argparse.Namespace) -> dict[str, object]:
     """TrainConfig fields of ``--method ked-blackbox`` (λ → α = 1/(1+λ)); SystemExit on contradicting options."""
     ked_opts = ("ked_lambda", "ked_mu", "ked_tau", "ked_m")
-    if args.method != "ked-blackbox":
+    if args.method != TrainingMethod.KED_BLACKBOX:
         if any(getattr(args, k) is not None for k in ked_opts):
             raise SystemExit("kdviz distill: --ked-* options need --method ked-blackbox")
         if args.sd_superfeatures is not None:  # SD over the teacher's superfeatures (M stored as ked_m)
@@ -124,8 +145,6 @@ def _ked_overrides(args: argparse.Namespace) -> dict[str, object]:
     if args.sd_superfeatures is not None:
         raise SystemExit("kdviz distill: --sd-superfeatures is for --method kd with --sd-beta")
     if args.ked_lambda is not None:
-        from kdviz.training.losses import alpha_from_lambda
-
         alpha = alpha_from_lambda(args.ked_lambda)
         if args.alpha != 1.0 and abs(args.alpha - alpha) > 1e-9:
             raise SystemExit(f"kdviz distill: --ked-lambda {args.ked_lambda:g} means α = {alpha:g}, "
@@ -137,9 +156,15 @@ def _ked_overrides(args: argparse.Namespace) -> dict[str, object]:
     return out
 
 
-def run_zoo_build(args: argparse.Namespace) -> int:
-    from kdviz.training.zoo_build import build_zoo
+DISTILLERS: dict[Modality, Callable[[argparse.Namespace], int]] = {
+    Modality.IMAGE: _distill_arrays,
+    Modality.SERIES: _distill_arrays,
+    Modality.TEXT: run_text_distill,
+}
 
+
+def run_zoo_build(args: argparse.Namespace) -> int:
+    """``kdviz zoo build``: a demo zoo, teacher first, then every student and zoo.json."""
     start = time.perf_counter()
     manifest = build_zoo(args.name, Path(args.out), quick=args.quick, jobs=args.jobs, threads=args.threads,
                          resume=args.resume, seeds=args.seeds, log=lambda s: print(s, flush=True))
@@ -148,10 +173,7 @@ def run_zoo_build(args: argparse.Namespace) -> int:
 
 
 def run_zoo_superfeatures(args: argparse.Namespace) -> int:
-    import torch
-
-    from kdviz.modalities.superfeatures import build_for_zoo, superfeature_file
-
+    """``kdviz zoo superfeatures``: the teacher's M superfeatures, stored with the zoo."""
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

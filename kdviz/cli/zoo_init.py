@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from kdviz.io.zoo.discover import draft_zoo, write_zoo
+
 __all__ = ["register", "run_zoo_init"]
 
 
@@ -60,8 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_zoo_init(args: argparse.Namespace) -> int:
-    from kdviz.io.zoo.discover import draft_zoo, write_zoo
-
+    """Guess the zoo, print every guess, and write it unless ``--dry-run``; exit 2 on a refused folder."""
     names = None
     if args.class_names:
         path = Path(args.class_names)
