@@ -54,7 +54,7 @@ __all__ = [
     "predict_logits",
 ]
 
-Target = int | Sequence[int] | torch.Tensor | np.ndarray | None
+_Target = int | Sequence[int] | torch.Tensor | np.ndarray | None
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,7 +133,7 @@ def attribute(
     inputs: torch.Tensor | np.ndarray,
     *,
     method: str,
-    target: Target,
+    target: _Target,
     device: str | torch.device | None = None,
     **params: Any,
 ) -> Attribution:
