@@ -122,7 +122,7 @@ class ModelGuard:
         stack.append(gate)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         try:
             self._gates.stack.pop().__exit__(None, None, None)
         finally:
