@@ -86,9 +86,6 @@ NULL_COLUMNS = ("attention_rho_null", "attention_rho_excess", "topk_overlap_null
                 "focus_ratio_null")
 # Per-copy values of each NULL_METRICS metric (empty on teacher rows and where a modality lacks the metric).
 COPY_COLUMNS = tuple(f"{m}_null_copies" for m in NULL_METRICS)
-AttributeFn = Callable[[Any, Any, np.ndarray, str], Any]
-ProgressFn = Callable[[int, int, str], None]
-LogitsFn = Callable[[Any, Any, str], np.ndarray]
 Target = Literal["teacher", "label", "own"] | int
 
 
@@ -159,9 +156,9 @@ class Hooks:
         ``model_id=""``; an exception it raises stops the comparison between models
     """
 
-    attribute_fn: AttributeFn | None = None
-    logits_fn: LogitsFn | None = None
-    progress: ProgressFn | None = None
+    attribute_fn: Callable[[Any, Any, np.ndarray, str], Any] | None = None
+    logits_fn: Callable[[Any, Any, str], np.ndarray] | None = None
+    progress: Callable[[int, int, str], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -406,12 +403,6 @@ def _attribute_all(run: _Run) -> _Work:
     return work
 
 
-def _objects(values: Sequence[np.ndarray]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
-
-
 def _null_columns(run: _Run, copies: tuple[RandomCopy, ...] | None, work: _Work, scores: dict[str, np.ndarray],
                   v_t: np.ndarray) -> dict[str, Any]:
     """Return per input each copy's values of the null metrics, their mean over copies and the excess."""
@@ -424,9 +415,9 @@ def _null_columns(run: _Run, copies: tuple[RandomCopy, ...] | None, work: _Work,
         per_copy["focus_ratio"] = np.where(np.isinf(per_copy["focus_ratio"]), np.nan, per_copy["focus_ratio"])
     for m in NULL_METRICS:
         if m not in per_copy:
-            cols[f"{m}_null_copies"], cols[f"{m}_null"] = _objects([np.empty(0)] * run.n), nan
+            cols[f"{m}_null_copies"], cols[f"{m}_null"] = pd.Series([np.empty(0)] * run.n, dtype=object), nan
             continue
-        cols[f"{m}_null_copies"] = _objects(list(np.ascontiguousarray(per_copy[m].T)))  # row i: the R copies' values
+        cols[f"{m}_null_copies"] = pd.Series(list(np.ascontiguousarray(per_copy[m].T)), dtype=object)  # R per row
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN inputs give NaN, as they should
             cols[f"{m}_null"] = np.nanmean(per_copy[m], axis=0)

@@ -4,7 +4,7 @@ Every metric is a plain function ``metric(student, teacher, **options) -> (N,) f
 input; the caller averages) carrying two attributes borrowed from Quantus's idea: ``higher_is_better``
 and ``category`` (what it reads: ``"parts"`` part-importance vectors (N, K), ``"logits"`` (N, n_classes),
 ``"maps"`` importance maps (N, H, W) / (N, L)). ``METRICS`` maps names to them, so a UI can sort and
-colour results without special cases. Definitions follow DESIGN.md exactly.
+colour results without special cases.
 
 Undefined values are NaN, never a silent 0 and never an exception: Spearman/Pearson of a constant vector,
 SSIM of a constant map, a focus ratio with no attribution mass at all. ``format_metric`` renders NaN as

@@ -32,8 +32,10 @@ import torch
 from torch import nn
 
 from kdviz.analysis.metrics import attention_rank_alignment, mean_ci
-from kdviz.attribution.engine import Attribution, attribute, predict_logits, resolve_device
+from kdviz.attribution.engine import Attribution, attribute, predict_logits
+from kdviz.attribution.runtime import resolve_device
 from kdviz.modalities.parts import part_importance
+from kdviz.models import seeded_model
 
 __all__ = [
     "PASS_MAX_RHO",
@@ -204,8 +206,6 @@ def randomisation_test(
     full_only : only the fully randomised teacher (what the verdict needs): ``cascading_rho`` then has one row
         and ``independent_rho`` none — 1 attribution per seed instead of 2 × blocks
     """
-    from kdviz.models import seeded_model
-
     x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs, dtype=np.float32)
     labels = np.asarray(part_labels)
     if labels.shape != (x.shape[0], *x.shape[2:]):

@@ -19,6 +19,7 @@ the inputs (one seed) and the seeds (at these inputs) that would detect an exces
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -28,6 +29,7 @@ import pandas as pd
 
 from kdviz.analysis.aggregate import summarize_models
 from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
+from kdviz.analysis.metrics import mean_ci
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_ALPHA, inputs_for_power, seeds_for_power
 from kdviz.analysis.randomisation import randomisation_test
 from kdviz.modalities.parts import parse_parts
@@ -80,10 +82,6 @@ def sanity_row(
     null_copies: int = DEFAULT_NULL_COPIES, seeds: Sequence[int] = (20_000,), device: str | None = None,
 ) -> SanityRow:
     """Randomisation test, null and trained students' alignment for one setting on inputs ``x``."""
-    import time
-
-    from kdviz.analysis.metrics import mean_ci
-
     start = time.perf_counter()
     params = dict(setting.params)
     comp = compare_models(teacher, students, x, method=setting.method, parts=setting.parts,

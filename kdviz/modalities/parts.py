@@ -292,6 +292,19 @@ def parse_parts(spec: str | PartSpec) -> PartSpec:
                            "'words' (or a PartSpec)")
 
 
+def _given_labels(spec: PartSpec, shape: tuple[int, ...]) -> np.ndarray:
+    """The labels a ``mask`` or ``superfeatures`` spec carries, checked against the batch's ``shape``."""
+    if spec.masks is None:
+        if spec.kind == "mask":
+            raise InvalidInputError("parts kind 'mask' needs masks")
+        raise InvalidInputError(f"parts={spec} needs the teacher's labelling: PartSpec('superfeatures', n=M, "
+                                "masks=kdviz.modalities.superfeatures.load_superfeatures(zoo_folder, M).labels)")
+    lab = mask_labels(spec.masks, shape=shape)
+    if spec.kind == "superfeatures" and int(lab.max()) + 1 != spec.n:
+        raise InvalidInputError(f"parts={spec}: the labelling given has {int(lab.max()) + 1} superfeatures")
+    return lab
+
+
 def label_parts(spec: PartSpec | str, x: np.ndarray, images_for_slic: np.ndarray | None = None) -> np.ndarray:
     """Part labels (N, H, W) or (N, L) of the batch ``x`` (N, C, …) under ``spec`` — the labelling
     ``kdviz.analysis.compare.compare_models`` uses, for callers that cache it (the dashboard) and pass it back as
@@ -302,18 +315,8 @@ def label_parts(spec: PartSpec | str, x: np.ndarray, images_for_slic: np.ndarray
                                 "for series")
     n, spatial = x.shape[0], x.shape[2:]
     is_image = len(spatial) == 2
-    if spec.kind == "mask":
-        if spec.masks is None:
-            raise InvalidInputError("parts kind 'mask' needs masks")
-        return mask_labels(spec.masks, shape=(n, *spatial))
-    if spec.kind == "superfeatures":
-        if spec.masks is None:
-            raise InvalidInputError(f"parts={spec} needs the teacher's labelling: PartSpec('superfeatures', n=M, "
-                             "masks=kdviz.modalities.superfeatures.load_superfeatures(zoo_folder, M).labels)")
-        lab = mask_labels(spec.masks, shape=(n, *spatial))
-        if int(lab.max()) + 1 != spec.n:
-            raise InvalidInputError(f"parts={spec}: the labelling given has {int(lab.max()) + 1} superfeatures")
-        return lab
+    if spec.kind in ("mask", "superfeatures"):
+        return _given_labels(spec, (n, *spatial))
     if spec.kind == "segments":
         if is_image:
             raise InvalidInputError(f"parts={spec} is for series; use 'slic:N' or 'grid:RxC' for images")

@@ -1,6 +1,6 @@
 """Superfeatures (KED, arXiv 2310.02572): groups of input features that interact in the teacher.
 
-Recipe (DESIGN.md, "Superfeatures"):
+Recipe:
 
 1. **Base features.** Images are first split into a coarse grid of cells (``grid:7x7`` on 28×28 MNIST:
    4×4-pixel cells), series into short windows (``segments:30`` on GunPoint's 150 steps: 5-step windows).
@@ -37,7 +37,13 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import torch
+from scipy import sparse
+from sknetwork.clustering import Louvain
 from torch import nn
+
+from kdviz.io.builtin_datasets import load_dataset
+from kdviz.io.zoo.manifest import MANIFEST, load_zoo, parse_manifest
+from kdviz.modalities.parts import grid_labels, parse_parts, segment_labels
 
 __all__ = [
     "LouvainCountError",
@@ -95,8 +101,6 @@ class Superfeatures:
 
 def base_feature_labels(spatial_shape: tuple[int, ...], base: str) -> np.ndarray:
     """Labels of the base features: ``'grid:RxC'`` cells for (H, W) or ``'segments:N'`` windows for (L,)."""
-    from kdviz.modalities.parts import grid_labels, parse_parts, segment_labels
-
     if base == "pixels":  # every pixel / timestep its own base feature (the authors' MLP superfeatures)
         return np.arange(int(np.prod(spatial_shape)), dtype=np.int64).reshape(spatial_shape)
 
@@ -341,9 +345,6 @@ def build_for_zoo(
 ) -> Superfeatures:
     """Build the zoo teacher's M superfeatures from its first ``n_inputs`` training inputs and store them
     with the zoo: ``superfeatures_M<M>.npy`` / ``.json`` and a record in ``zoo.json``'s ``superfeatures``."""
-    from kdviz.io.builtin_datasets import load_dataset
-    from kdviz.io.zoo.manifest import MANIFEST, load_zoo, parse_manifest
-
     root = Path(root)
     zoo = load_zoo(root)
     ds = load_dataset(zoo.dataset)
@@ -415,8 +416,6 @@ def louvain_exact(weights: np.ndarray, m: int, *, resolution: float = 1.0, step:
 
     Raises :class:`LouvainCountError` after ``max_tries`` fits, as the authors' ``compute_sf`` does.
     """
-    from scipy import sparse
-    from sknetwork.clustering import Louvain
 
     w = sparse.csr_matrix(np.asarray(weights, dtype=np.float64))
     if w.shape[0] != w.shape[1]:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 import streamlit as st
+import torch
 
 from kdviz.analysis.aggregate import copy_matrix, has_replicates, margin_rho_ci, null_columns, summarize_variants
 from kdviz.analysis.compare import NULL_COLUMNS, CompareOptions, Comparison, Hooks, NullOptions, compare_models
@@ -32,6 +33,7 @@ from kdviz.analysis.metrics import margin_alignment, mean_ci
 from kdviz.attribution.cache import default_cache, weights_key
 from kdviz.attribution.engine import Attribution, attribute, predict_logits
 from kdviz.attribution.precision import precision_context
+from kdviz.errors import UnsupportedModelError
 from kdviz.modalities.parts import label_parts, parse_parts
 from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.state import Settings
@@ -49,12 +51,8 @@ def _configure_threads() -> None:
     torch's default of one per core, at least one); unset: torch's default.
 
     ``make run`` (kdviz.ui.launch) sets ``auto``: the browser and Streamlit's own threads share the machine
-    with every computation. Measured in Chromium on the 2-core box (benchmarks/bench_dashboard.py, idle
-    machine, same run order): with torch's 2 threads a method change took 3.5 s (2.8 s of it the server's
-    run) and a k change 1.6 s; with 1 thread 2.1 s (1.2 s) and 0.8 s.
+    with every computation, so leaving them a core keeps the page responsive (benchmarks/bench_dashboard.py).
     """
-    import torch
-
     wanted = os.environ.get(THREADS_ENV, "").strip().lower()
     if wanted == "auto":
         torch.set_num_threads(max(1, torch.get_num_threads() - 1))
@@ -148,8 +146,6 @@ def _model_key(entry: Any, keys: dict[str, str]) -> str:
 
 
 def _is_oom(err: BaseException) -> bool:
-    import torch
-
     oom = getattr(torch.cuda, "OutOfMemoryError", None)
     return (oom is not None and isinstance(err, oom)) or (
         isinstance(err, RuntimeError) and "out of memory" in str(err).lower())
@@ -163,9 +159,7 @@ def on_device_or_cpu(fn: Callable[[str], T], device: str) -> tuple[T, str, str |
     except Exception as err:  # noqa: BLE001 - only out-of-memory on an accelerator falls back, the rest re-raised
         if device == "cpu" or not _is_oom(err):
             raise
-    import torch  # outside the except block: the failed attempt's tensors are freed first
-
-    if torch.cuda.is_available():
+    if torch.cuda.is_available():  # outside the except block: the failed attempt's tensors are freed first
         torch.cuda.empty_cache()
     note = (f"{device} ran out of memory even with smaller internal batches, so this was computed on the CPU "
             "instead (slower). Fewer inputs or a cheaper method keep it on the GPU.")
@@ -221,7 +215,7 @@ def usable_set(mset: ModelSet, x: np.ndarray, device: str) -> ModelSet:
     teacher itself cannot."""
     problems = _problems_cached(mset.hashes, array_hash(x), device, len(mset.class_names), mset, x)
     if mset.teacher.id in problems:
-        raise ValueError(f"the teacher {mset.teacher.id} {problems[mset.teacher.id]}")
+        raise UnsupportedModelError(f"the teacher {mset.teacher.id} {problems[mset.teacher.id]}")
     for mid, msg in problems.items():
         st.warning(f"Left out {mid}: it {msg}")
     if not problems:
