@@ -19,6 +19,8 @@ from typing import Literal
 
 import numpy as np
 
+from kdviz.errors import InvalidInputError, UnknownNameError
+
 __all__ = ["FASHION_MNIST_DIR", "Dataset", "list_datasets", "load_dataset", "load_fashion_mnist", "read_idx"]
 
 Task = Literal["image", "timeseries"]
@@ -86,7 +88,7 @@ def load_dataset(name: str) -> Dataset:
     """Load ``name`` ('mnist', 'gunpoint', …); cached, and the arrays are read-only."""
     key = name.strip().lower()
     if not key:
-        raise ValueError(f"name must be one of {', '.join(list_datasets())}, got {name!r}")
+        raise UnknownNameError(f"name must be one of {', '.join(list_datasets())}, got {name!r}")
     if key == "mnist":
         ds = _load_mnist()
     elif key in ("fashion-mnist", "fashion_mnist", "fashionmnist"):
@@ -145,11 +147,11 @@ def _load_ucr(key: str, aeon_name: str) -> Dataset:
         x_train, y_train_raw = load_classification(aeon_name, split="train")
         x_test, y_test_raw = load_classification(aeon_name, split="test")
     except Exception as exc:  # aeon raises various errors for names it cannot find offline
-        raise ValueError(
+        raise UnknownNameError(
             f"name={aeon_name!r}: not an offline dataset ({exc}); known: {', '.join(list_datasets())}"
         ) from exc
     if not isinstance(x_train, np.ndarray) or x_train.ndim != 3:
-        raise ValueError(f"name={aeon_name!r}: only equal-length series are supported")
+        raise InvalidInputError(f"name={aeon_name!r}: only equal-length series are supported")
     labels = sorted(set(y_train_raw) | set(y_test_raw), key=lambda v: (len(str(v)), str(v)))
     index = {label: i for i, label in enumerate(labels)}
     names = _CLASS_NAMES.get(key, tuple(str(v) for v in labels))
@@ -184,14 +186,14 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise ValueError(f"{path}: not an IDX file (magic bytes {raw[:4].hex()})")
+        raise InvalidInputError(f"{path}: not an IDX file (magic bytes {raw[:4].hex()})")
     ndim = raw[3]
     dims = tuple(int(v) for v in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     offset = 4 + 4 * ndim  # 16 for images (3 dims), 8 for labels (1 dim)
     count = int(np.prod(dims)) if dims else 0
     if len(raw) - offset != count * dtype.itemsize:
-        raise ValueError(f"{path}: header says {dims} × {dtype.itemsize} bytes, file holds {len(raw) - offset}")
+        raise InvalidInputError(f"{path}: header says {dims} × {dtype.itemsize} bytes, file holds {len(raw) - offset}")
     return np.frombuffer(raw, dtype=dtype, count=count, offset=offset).reshape(dims)
 
 
@@ -202,7 +204,7 @@ def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR) -> Dataset:
              for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1")}
     missing = [str(p) for p in files.values() if not p.is_file()]
     if missing:
-        raise ValueError(f"name='fashion-mnist': {', '.join(missing)} not found; install Debian's "
+        raise InvalidInputError(f"name='fashion-mnist': {', '.join(missing)} not found; install Debian's "
                          "dataset-fashion-mnist (`make fashion-mnist`, or apt-get install dataset-fashion-mnist)")
     x_train = (read_idx(files["train_images-idx3"]).astype(np.float32) / 255.0)[:, None]
     x_test = (read_idx(files["t10k_images-idx3"]).astype(np.float32) / 255.0)[:, None]

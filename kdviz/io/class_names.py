@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kdviz.errors import InvalidInputError
+
 __all__ = [
     "CIFAR10",
     "CIFAR100",
@@ -86,7 +88,7 @@ class LabelMatch:
     def model_labels(self, labels: np.ndarray) -> np.ndarray:
         """``labels`` (data label indices) as model class indices; ValueError when not comparable."""
         if not self.comparable:
-            raise ValueError(f"the labels {list(self.missing)} are not classes of the model")
+            raise InvalidInputError(f"the labels {list(self.missing)} are not classes of the model")
         return self.mapping[np.asarray(labels, dtype=np.int64)]
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from kdviz.errors import InvalidInputError
 from kdviz.io.safezip import extract_zip
 from kdviz.io.untrusted import UploadError
 from kdviz.models.hf_text import (
@@ -396,12 +397,12 @@ def load_text_zoo(root: str | os.PathLike[str]) -> TextZoo:
     root = Path(root)
     manifest = read_manifest(root)
     if manifest.task != "text":
-        raise ValueError(f"{root / MANIFEST}: task is {manifest.task!r}, not 'text'")
+        raise InvalidInputError(f"{root / MANIFEST}: task is {manifest.task!r}, not 'text'")
     raw = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     models = []
     for entry in sorted(manifest.models, key=lambda e: e.role != "teacher"):
         folder = root / entry.checkpoint
         if not folder.is_dir():
-            raise ValueError(f"{root / MANIFEST}: folder of model {entry.id!r} not found: {entry.checkpoint}")
+            raise InvalidInputError(f"{root / MANIFEST}: folder of model {entry.id!r} not found: {entry.checkpoint}")
         models.append(TextZooModel(entry, load_hf_text(folder)))
     return TextZoo(root, manifest, tuple(models), dict(raw.get("text") or {}))

@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from kdviz.errors import InvalidInputError
 from kdviz.io.safezip import MAX_TOTAL_BYTES, extract_zip
 from kdviz.io.untrusted import ImageError, UploadError, upload_workspace
 
@@ -184,9 +185,9 @@ def load_image(
     CMYK and animated (first frame) images, listing each conversion in ``warnings``.
     """
     if mode not in ("L", "RGB"):
-        raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
+        raise InvalidInputError(f"mode must be 'L' or 'RGB', got {mode!r}")
     if size is not None and (len(size) != 2 or min(size) < 1):
-        raise ValueError(f"size must be (height, width) with positive values, got {size!r}")
+        raise InvalidInputError(f"size must be (height, width) with positive values, got {size!r}")
     img = _open(bytes(data), name, max_pixels)
     original_mode, (width, height) = img.mode, img.size
     img, notes = _decode_first_frame(img, name)

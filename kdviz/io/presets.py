@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kdviz import models
+from kdviz.errors import InvalidInputError
 
 __all__ = ["PRESETS", "InputPreset", "display_scale", "guess_preset", "preset_names", "preview_strip"]
 
@@ -105,7 +106,7 @@ def preview_strip(images: np.ndarray, *, n: int = 8, min_side: int = 96) -> np.n
     s×s square so 28×28 and 32×32 inputs are large enough to read. Each image is min–max scaled on its own."""
     x = np.asarray(images[:n], dtype=np.float32)
     if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"preview_strip needs images (N, 1|3, H, W), got shape {x.shape}")
+        raise InvalidInputError(f"preview_strip needs images (N, 1|3, H, W), got shape {x.shape}")
     lo = x.min(axis=(1, 2, 3), keepdims=True)
     span = np.maximum(x.max(axis=(1, 2, 3), keepdims=True) - lo, 1e-12)
     x = np.round((x - lo) / span * 255).astype(np.uint8)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from kdviz.errors import InvalidInputError
 from kdviz.io.untrusted import SeriesError, SeriesShapeError
 
 __all__ = ["LoadedSeries", "load_series", "check_series_fits", "encode_labels", "SERIES_SUFFIXES"]
@@ -102,7 +103,7 @@ def _npy_header(data: bytes, name: str) -> tuple[tuple[int, ...], np.dtype]:
         version = np.lib.format.read_magic(stream)
         readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
         if version not in readers:
-            raise ValueError(f"unsupported .npy format version {version}")
+            raise InvalidInputError(f"unsupported .npy format version {version}")
         shape, _, dtype = readers[version](stream)
     except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
         raise SeriesError(f"'{name}' is not a valid .npy file ({exc}); save it with numpy.save.") from exc
@@ -265,9 +266,9 @@ def load_series(
     NaN is refused unless ``missing='interpolate'``; inf is always refused.
     """
     if label_column not in ("auto", "first", "none"):
-        raise ValueError(f"label_column must be 'auto', 'first' or 'none', got {label_column!r}")
+        raise InvalidInputError(f"label_column must be 'auto', 'first' or 'none', got {label_column!r}")
     if missing not in ("refuse", "interpolate"):
-        raise ValueError(f"missing must be 'refuse' or 'interpolate', got {missing!r}")
+        raise InvalidInputError(f"missing must be 'refuse' or 'interpolate', got {missing!r}")
     suffix = Path(name).suffix.lower()
     if suffix not in SERIES_SUFFIXES:
         raise SeriesError(f"'{name}' has an unsupported extension; upload one of {', '.join(SERIES_SUFFIXES)}.")

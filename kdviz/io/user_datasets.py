@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from kdviz.errors import InvalidInputError
 from kdviz.io.cifar import CifarSet, find_cifar, read_cifar_binary, read_cifar_python
 from kdviz.io.images import IMAGE_SUFFIXES, class_root, load_image
 from kdviz.io.presets import PRESETS
@@ -44,7 +45,6 @@ __all__ = [
     "image_folder_files",
     "preprocessing_for",
     "read_data",
-    "read_upload",
     "test_set_for_zoo",
 ]
 
@@ -103,15 +103,15 @@ def preprocessing_for(*, task: Task, input_shape: Sequence[int] | None = None, m
     if preset is not None:
         key = {k.lower(): k for k in PRESETS}.get(preset.strip().lower())
         if key is None:
-            raise ValueError(f"preset={preset!r} is not one of {', '.join(PRESETS)}")
+            raise InvalidInputError(f"preset={preset!r} is not one of {', '.join(PRESETS)}")
         if task != "image":
-            raise ValueError(f"preset {key} is for images; a {task} zoo uses its own normalisation")
+            raise InvalidInputError(f"preset {key} is for images; a {task} zoo uses its own normalisation")
         channels = int(input_shape[0]) if input_shape else 3
         p = PRESETS[key]
         p_mean, p_std = p.for_channels(channels)
         return Preprocessing(f"preset {key}", tuple(p_mean), tuple(p_std), p.size, channels)
     if input_shape is None or mean is None or std is None:
-        raise ValueError("preprocessing needs the zoo's input_shape, mean and std, or a preset")
+        raise InvalidInputError("preprocessing needs the zoo's input_shape, mean and std, or a preset")
     if task == "image":
         return Preprocessing(source, tuple(mean), tuple(std), (int(input_shape[1]), int(input_shape[2])),
                              int(input_shape[0]))
@@ -454,7 +454,7 @@ def test_set_for_zoo(data: str, zoo: Any, *, preset: str | None = None) -> tuple
     path = Path(data).expanduser()
     if not path.exists():
         if preset is not None:
-            raise ValueError("--preset applies to data read from files; a built-in data set has its own")
+            raise InvalidInputError("--preset applies to data read from files; a built-in data set has its own")
         from kdviz.io.builtin_datasets import load_dataset
 
         return load_dataset(data), zoo, []
@@ -467,27 +467,3 @@ def test_set_for_zoo(data: str, zoo: Any, *, preset: str | None = None) -> tuple
         manifest = dataclasses.replace(zoo.manifest, mean=pre.mean, std=pre.std)
         zoo = dataclasses.replace(zoo, manifest=manifest)
     return ds, zoo, [ds.describe(), pre.describe(), *ds.warnings]
-
-
-def read_upload(name: str, data: bytes, *, channels: int, size: tuple[int, int] | None,
-                max_inputs: int = 2000) -> FileDataset:
-    """A data set file uploaded in the browser (``.npz``, ``.arff``, a CIFAR ``.bin``), read like
-    :func:`read_data` in a private scratch folder removed afterwards; images at ``size`` and ``channels``
-    (without a size: series). The first ``max_inputs`` inputs are decoded and kept (a note says so)."""
-    from kdviz.io.untrusted import upload_workspace
-
-    safe = Path(name).name
-    if not safe or safe.startswith("."):
-        raise DataFileError(f"'{name}' is not a usable file name")
-    task: Task = "image" if size is not None else "timeseries"
-    pre = Preprocessing("the model set", (0.0,) * channels, (1.0,) * channels, size, channels,
-                        znorm=task == "timeseries")
-    with upload_workspace() as folder:
-        path = folder / safe
-        path.write_bytes(bytes(data))
-        ds = read_data(path, preprocessing=pre, task=task)
-        n = min(len(ds.y_test), max_inputs)
-        x = np.asarray(ds.x_test[:n], dtype=np.float32)
-    notes = ds.warnings + ((f"'{safe}' holds {len(ds.y_test):,} inputs; the first {n:,} are used",)
-                           if n < len(ds.y_test) else ())
-    return FileDataset(safe, ds.task, ds.format, x, ds.y_test[:n], ds.class_names, pre, safe, notes)

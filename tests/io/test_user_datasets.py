@@ -168,15 +168,3 @@ def test_wrong_task_and_unknown_format(tmp_path: Path) -> None:
     (tmp_path / "a.xyz").write_text("?")
     with pytest.raises(DataFileError, match="not a format"):
         read_data(tmp_path / "a.xyz", preprocessing=raw, task="timeseries")
-
-
-def test_read_upload_cifar_bin_and_arff() -> None:
-    from kdviz.io.user_datasets import read_upload
-
-    rng = np.random.default_rng(2)
-    records = b"".join(bytes([i % 10]) + rng.integers(0, 256, 3072, dtype=np.uint8).tobytes() for i in range(7))
-    ds = read_upload("test_batch.bin", records, channels=3, size=(32, 32), max_inputs=5)
-    assert ds.x_test.shape == (5, 3, 32, 32) and list(ds.y_test) == [0, 1, 2, 3, 4]
-    assert "the first 5 are used" in ds.warnings[-1]
-    series = read_upload("GunPoint_TRAIN.arff", _aeon_file("GunPoint_TRAIN.arff").read_bytes(), channels=1, size=None)
-    assert series.x_test.shape == (50, 1, 150) and series.task == "timeseries"

@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from kdviz.errors import InvalidInputError
+
 __all__ = ["ModelGuess", "ZooDraft", "draft_zoo", "find_checkpoints", "read_safe_yaml", "write_zoo"]
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors", ".tar")
@@ -362,14 +364,14 @@ def draft_zoo(root: str | os.PathLike[str], *, name: str | None = None, dataset:
             names_teacher=hints.teacher, test_accuracy=accuracy, confirm=tuple(hints.confirm), module=ck.module))
         confirm += hints.confirm
     if not guesses:
-        raise ValueError(f"no loadable checkpoint under {base}" + (f" (skipped: {'; '.join(skipped)})" if skipped else ""))
+        raise InvalidInputError(f"no loadable checkpoint under {base}" + (f" (skipped: {'; '.join(skipped)})" if skipped else ""))
 
     # the teacher: named by the user, else the architecture the students name, else the largest model
     named = [g.names_teacher for g in guesses if g.names_teacher]
     if teacher is not None:
         pick = [g for g in guesses if teacher in (g.file.name, g.file.relative_to(base).as_posix(), g.arch)]
         if len(pick) != 1:
-            raise ValueError(f"teacher={teacher!r} matches {len(pick)} checkpoints; give its file name")
+            raise InvalidInputError(f"teacher={teacher!r} matches {len(pick)} checkpoints; give its file name")
         chosen, why = pick[0], "given with --teacher"
     else:
         pool = [g for g in guesses if named and g.arch == max(set(named), key=named.count)]
@@ -399,7 +401,7 @@ def draft_zoo(root: str | os.PathLike[str], *, name: str | None = None, dataset:
     if task == "image":
         guessed = PRESETS.get(preset) if preset else guess_preset(t.arch, num_classes)
         if preset and guessed is None:
-            raise ValueError(f"preset={preset!r} is not one of {', '.join(PRESETS)}")
+            raise InvalidInputError(f"preset={preset!r} is not one of {', '.join(PRESETS)}")
         if guessed is None:
             guessed = PRESETS["ImageNet"]
         p_mean, p_std = guessed.for_channels(channels)
@@ -411,7 +413,7 @@ def draft_zoo(root: str | os.PathLike[str], *, name: str | None = None, dataset:
                            "(guessed from the teacher's family); pass --preset or --mean/--std/--input-size")
     else:
         if not input_size:
-            raise ValueError("a time-series zoo needs the series length: pass --input-size L")
+            raise InvalidInputError("a time-series zoo needs the series length: pass --input-size L")
         shape = (channels, int(input_size[-1]))
         mean, std = tuple(mean or (0.0,) * channels), tuple(std or (1.0,) * channels)
     if class_names is None:
@@ -423,7 +425,7 @@ def draft_zoo(root: str | os.PathLike[str], *, name: str | None = None, dataset:
             class_names = [str(i) for i in range(num_classes)]
             confirm.append(f"class names are 0…{num_classes - 1}; pass --class-names FILE (one per line)")
     if len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names given but the teacher has {num_classes} outputs")
+        raise InvalidInputError(f"{len(class_names)} class names given but the teacher has {num_classes} outputs")
     dataset = dataset or ("cifar100" if num_classes == 100 and task == "image" else "cifar10"
                           if num_classes == 10 and shape[1:] == (32, 32) else "unknown")
     if dataset == "unknown":
@@ -458,7 +460,7 @@ def write_zoo(draft: ZooDraft, out: str | os.PathLike[str]) -> Path:
 
     folder = Path(out)
     if (folder / MANIFEST).exists():
-        raise ValueError(f"{folder / MANIFEST} exists; choose another --out (kdviz never overwrites a zoo)")
+        raise InvalidInputError(f"{folder / MANIFEST} exists; choose another --out (kdviz never overwrites a zoo)")
     folder.mkdir(parents=True, exist_ok=True)
     for g in draft.guesses:
         save_weights(g.module, folder / f"{g.id}.safetensors", dtype=torch.float32,

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from kdviz.errors import InvalidInputError
+
 __all__ = ["INPUTS_FILE", "ExportedZoo", "export_zoo_zip", "safe_model_id"]
 
 INPUTS_FILE = "test_inputs.npz"
@@ -74,14 +76,14 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
     from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, parse_manifest, save_weights
 
     if not models:
-        raise ValueError("the set has no models")
+        raise InvalidInputError("the set has no models")
     teachers = [m for m in models if getattr(m, "role", "") == "teacher"]
     if len(teachers) != 1:
-        raise ValueError(f"a zoo needs exactly one teacher, the set has {len(teachers)}")
+        raise InvalidInputError(f"a zoo needs exactly one teacher, the set has {len(teachers)}")
     if task not in ("image", "timeseries"):
-        raise ValueError(f"task must be 'image' or 'timeseries' (text zoos are Hugging Face folders), got {task!r}")
+        raise InvalidInputError(f"task must be 'image' or 'timeseries' (text zoos are Hugging Face folders), got {task!r}")
     if len(class_names) == 0:
-        raise ValueError("class_names is empty")
+        raise InvalidInputError("class_names is empty")
     ordered = teachers + [m for m in models if m is not teachers[0]]
     taken: set[str] = set()
     notes: list[str] = []
@@ -152,4 +154,4 @@ def _check_round_trip(data: bytes, folder: str) -> None:
         try:
             load_zoo(Path(tmp) / folder)
         except Exception as exc:  # noqa: BLE001 - any loader failure: the set cannot be saved as a zoo
-            raise ValueError(f"the saved zoo would not load back ({exc})") from exc
+            raise InvalidInputError(f"the saved zoo would not load back ({exc})") from exc

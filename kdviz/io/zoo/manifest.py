@@ -17,6 +17,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from kdviz.errors import InvalidInputError, UnknownNameError
+
 __all__ = [
     "ModelEntry",
     "Recommendation",
@@ -27,7 +29,6 @@ __all__ = [
     "parse_manifest",
     "parse_model",
     "read_manifest",
-    "replace_entry",
     "replace_recommendation",
     "save_weights",
 ]
@@ -116,51 +117,51 @@ class ZooManifest:
 
 def _need(obj: Mapping[str, object], key: str, where: str) -> object:
     if key not in obj:
-        raise ValueError(f"{where}: missing field {key!r}")
+        raise InvalidInputError(f"{where}: missing field {key!r}")
     return obj[key]
 
 
 def _number(value: object, where: str, *, lo: float | None = None, hi: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{where} must be a number, got {value!r}")
+        raise InvalidInputError(f"{where} must be a number, got {value!r}")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValueError(f"{where} must be in [{lo}, {hi}], got {value!r}")
+        raise InvalidInputError(f"{where} must be in [{lo}, {hi}], got {value!r}")
     return float(value)
 
 
 def _string(value: object, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{where} must be a non-empty string, got {value!r}")
+        raise InvalidInputError(f"{where} must be a non-empty string, got {value!r}")
     return value
 
 
 def _choice(value: object, options: Sequence[str], where: str) -> str:
     if value not in options:
-        raise ValueError(f"{where} must be one of {', '.join(options)}, got {value!r}")
+        raise InvalidInputError(f"{where} must be one of {', '.join(options)}, got {value!r}")
     return str(value)
 
 
 def _int_list(value: object, where: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        raise ValueError(f"{where} must be a non-empty list of integers, got {value!r}")
+        raise InvalidInputError(f"{where} must be a non-empty list of integers, got {value!r}")
     return tuple(value)
 
 
 def _float_list(value: object, where: str) -> tuple[float, ...]:
     if not isinstance(value, list) or not value:
-        raise ValueError(f"{where} must be a non-empty list of numbers, got {value!r}")
+        raise InvalidInputError(f"{where} must be a non-empty list of numbers, got {value!r}")
     return tuple(_number(v, f"{where}[{i}]") for i, v in enumerate(value))
 
 
 def parse_model(obj: object, where: str) -> ModelEntry:
     if not isinstance(obj, dict):
-        raise ValueError(f"{where} must be an object, got {type(obj).__name__}")
+        raise InvalidInputError(f"{where} must be an object, got {type(obj).__name__}")
     method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd", "ked", "ked-blackbox", "rationale"), f"{where}.method")
     tau = obj.get("tau")
     parts = obj.get("parts")
     checkpoint = _string(_need(obj, "checkpoint", where), f"{where}.checkpoint")
     if Path(checkpoint).name != checkpoint or checkpoint.startswith("."):
-        raise ValueError(f"{where}.checkpoint must be a file name inside the zoo folder, got {checkpoint!r}")
+        raise InvalidInputError(f"{where}.checkpoint must be a file name inside the zoo folder, got {checkpoint!r}")
     epochs = obj.get("epochs")
     return ModelEntry(
         id=_string(_need(obj, "id", where), f"{where}.id"),
@@ -192,7 +193,7 @@ def parse_model(obj: object, where: str) -> ModelEntry:
 def _file_name(value: object, where: str) -> str:
     name = _string(value, where)
     if Path(name).name != name or name.startswith("."):
-        raise ValueError(f"{where} must be a file name inside the zoo folder, got {name!r}")
+        raise InvalidInputError(f"{where} must be a file name inside the zoo folder, got {name!r}")
     return name
 
 
@@ -200,7 +201,7 @@ def _superfeature_records(value: object, where: str) -> tuple[dict, ...]:
     records = []
     for i, rec in enumerate(_list_or_empty(value, where)):
         if not isinstance(rec, dict):
-            raise ValueError(f"{where}[{i}] must be an object, got {type(rec).__name__}")
+            raise InvalidInputError(f"{where}[{i}] must be an object, got {type(rec).__name__}")
         _number(_need(rec, "m", f"{where}[{i}]"), f"{where}[{i}].m", lo=1)
         _file_name(_need(rec, "file", f"{where}[{i}]"), f"{where}[{i}].file")
         records.append(dict(rec))
@@ -211,7 +212,7 @@ def _list_or_empty(value: object, where: str) -> list[object]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise ValueError(f"{where} must be a list, got {type(value).__name__}")
+        raise InvalidInputError(f"{where} must be a list, got {type(value).__name__}")
     return value
 
 
@@ -219,13 +220,13 @@ def _recommendation(value: object, where: str) -> Recommendation | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValueError(f"{where} must be an object, got {type(value).__name__}")
+        raise InvalidInputError(f"{where} must be an object, got {type(value).__name__}")
     params = value.get("params", {})
     if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-        raise ValueError(f"{where}.params must be an object, got {params!r}")
+        raise InvalidInputError(f"{where}.params must be an object, got {params!r}")
     table = _list_or_empty(value.get("table"), f"{where}.table")
     if not all(isinstance(r, dict) for r in table):
-        raise ValueError(f"{where}.table must be a list of objects")
+        raise InvalidInputError(f"{where}.table must be a list of objects")
     return Recommendation(
         method=_string(_need(value, "method", where), f"{where}.method"), params=dict(params),
         parts=_string(_need(value, "parts", where), f"{where}.parts"), table=tuple(dict(r) for r in table),
@@ -237,20 +238,20 @@ def _recommendation(value: object, where: str) -> Recommendation | None:
 def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
     """Validate a decoded ``zoo.json``; a ``ValueError`` names the first bad field."""
     if not isinstance(obj, dict):
-        raise ValueError(f"{source}: top level must be a JSON object")
+        raise InvalidInputError(f"{source}: top level must be a JSON object")
     raw_models = _need(obj, "models", source)
     if not isinstance(raw_models, list) or not raw_models:
-        raise ValueError(f"{source}: field 'models' must be a non-empty list")
+        raise InvalidInputError(f"{source}: field 'models' must be a non-empty list")
     models = tuple(parse_model(m, f"{source}: models[{i}]") for i, m in enumerate(raw_models))
     ids = [m.id for m in models]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise ValueError(f"{source}: field 'models' has duplicate id(s) {', '.join(dup)}")
+        raise InvalidInputError(f"{source}: field 'models' has duplicate id(s) {', '.join(dup)}")
     if sum(m.role == "teacher" for m in models) != 1:
-        raise ValueError(f"{source}: field 'models' must hold exactly one model with role 'teacher'")
+        raise InvalidInputError(f"{source}: field 'models' must hold exactly one model with role 'teacher'")
     class_names = _need(obj, "class_names", source)
     if not isinstance(class_names, list) or not class_names or not all(isinstance(c, str) for c in class_names):
-        raise ValueError(f"{source}: field 'class_names' must be a non-empty list of strings")
+        raise InvalidInputError(f"{source}: field 'class_names' must be a non-empty list of strings")
     text = obj.get("task") == "text"  # kdviz.io.hf_text.load_text_zoo: one Hugging Face folder per model
     manifest = ZooManifest(
         name=_string(_need(obj, "name", source), f"{source}: name"),
@@ -269,9 +270,9 @@ def parse_manifest(obj: object, *, source: str = MANIFEST) -> ZooManifest:
         recommended=_recommendation(obj.get("recommended"), f"{source}: recommended"),
     )
     if not text and (len(manifest.mean) != manifest.input_shape[0] or len(manifest.std) != manifest.input_shape[0]):
-        raise ValueError(f"{source}: fields 'mean' and 'std' need one value per input channel ({manifest.input_shape[0]})")
+        raise InvalidInputError(f"{source}: fields 'mean' and 'std' need one value per input channel ({manifest.input_shape[0]})")
     if any(s <= 0 for s in manifest.std):
-        raise ValueError(f"{source}: field 'std' must be positive, got {list(manifest.std)}")
+        raise InvalidInputError(f"{source}: field 'std' must be positive, got {list(manifest.std)}")
     return manifest
 
 
@@ -316,18 +317,18 @@ class Zoo:
         for m in self.models:
             if m.id == model_id:
                 return m
-        raise ValueError(f"model_id {model_id!r} is not in zoo {self.name!r}: {', '.join(m.id for m in self.models)}")
+        raise UnknownNameError(f"model_id {model_id!r} is not in zoo {self.name!r}: {', '.join(m.id for m in self.models)}")
 
 
 def read_manifest(root: str | os.PathLike[str]) -> ZooManifest:
     """Parse ``root/zoo.json`` without loading any weights."""
     path = Path(root) / MANIFEST
     if not path.is_file():
-        raise ValueError(f"dir {str(root)!r} has no {MANIFEST}")
+        raise InvalidInputError(f"dir {str(root)!r} has no {MANIFEST}")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+        raise InvalidInputError(f"{path}: not valid JSON ({exc})") from exc
     return parse_manifest(obj, source=str(path))
 
 
@@ -341,7 +342,7 @@ def load_zoo(root: str | os.PathLike[str]) -> Zoo:
     for entry in manifest.models:
         path = root / entry.checkpoint
         if not path.is_file():
-            raise ValueError(f"{root / MANIFEST}: checkpoint of model {entry.id!r} not found: {entry.checkpoint}")
+            raise InvalidInputError(f"{root / MANIFEST}: checkpoint of model {entry.id!r} not found: {entry.checkpoint}")
         ckpt = load_checkpoint(
             path, arch=entry.arch, num_classes=len(manifest.class_names), in_channels=manifest.input_shape[0]
         )
@@ -361,11 +362,6 @@ def save_weights(model: nn.Module, path: str | os.PathLike[str], *, dtype: torch
 
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=dict(metadata or {}))
-
-
-def replace_entry(manifest: ZooManifest, entry: ModelEntry) -> ZooManifest:
-    """A manifest with the model of the same id replaced by ``entry``."""
-    return replace(manifest, models=tuple(entry if m.id == entry.id else m for m in manifest.models))
 
 
 def replace_recommendation(manifest: ZooManifest, recommended: Recommendation | None) -> ZooManifest:
