@@ -100,11 +100,11 @@ def test_compare_on_gpu_oom_reruns_on_cpu(tiny_image_set, monkeypatch) -> None:
     real = compute.compare_models
     devices: list[str] = []
 
-    def flaky(*args, device, **kwargs):
-        devices.append(str(device))
-        if str(device).startswith("cuda"):
+    def flaky(*args, options, **kwargs):
+        devices.append(str(options.device))
+        if str(options.device).startswith("cuda"):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(*args, device=device, **kwargs)
+        return real(*args, options=options, **kwargs)
 
     warnings: list[str] = []
     monkeypatch.setattr(compute, "compare_models", flaky)
