@@ -9,8 +9,8 @@ keeps it).
 ``host:6379`` joins a running one) and writes the same files; ``--precision bf16|fp16`` runs the models under
 autocast where the device computes in it natively; ``--steps auto`` picks IG's steps per input.
 
-A text zoo (``zoo.json`` task ``text``) goes to ``kdviz.evaluation.text.evaluate_text_zoo``: the zoo's recorded test
-split (or ``--data`` a .csv with a text column and, optionally, a label column; a .txt of snippets), words as the
+The zoo's modality (``zoo.json`` task) prepares the run (:data:`PREPARE`). A text zoo is evaluated on its recorded
+test split (or ``--data`` a .csv with a text column and, optionally, a label column; a .txt of snippets), words as the
 parts, gradient saliency (``grad_x_embedding``) unless ``--method`` says otherwise (``--method ig --steps 32``);
 ``--parts``, ``--precision`` and ``--preset`` do not apply.
 """
@@ -20,12 +20,30 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from kdviz.attribution.engine import METHODS
+import torch
+
+from kdviz.analysis.defaults import randomisation_failure
+from kdviz.attribution.methods import get_method, method_names
+from kdviz.evaluation.arrays import canonical_method, resolve_setting
+from kdviz.evaluation.batch import EvalResult
+from kdviz.evaluation.distributed import ClusterOptions
+from kdviz.evaluation.evaluate import evaluate_zoo, save_results
+from kdviz.evaluation.pipeline import zoo_modality
+from kdviz.evaluation.text import canonical_text_method
+from kdviz.io.text import read_labelled_texts
+from kdviz.io.user_datasets import test_set_for_zoo
+from kdviz.io.zoo.manifest import load_zoo, read_manifest
+from kdviz.report.logit_table import format_reference_table, logit_table
+from kdviz.vocab import Modality
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``kdviz evaluate`` to the command line."""
     p = subparsers.add_parser(
         "evaluate", help="evaluate a zoo over its test split (alignment metrics per model and input) into Parquet"
     )
@@ -42,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="read --data files with a named preprocessing (CIFAR-10, CIFAR-100, ImageNet) "
                                     "instead of the zoo's size and mean/std")
     p.add_argument("--method", default=None,
-                   help=f"attribution method: ig or one of {', '.join(sorted(METHODS))} (default: the zoo's "
+                   help=f"attribution method: ig or one of {', '.join(sorted(method_names()))} (default: the zoo's "
                         "recommendation from `kdviz sanity --write`, else grad_cam for images and ig for series); a text "
                         "zoo: grad_x_embedding (default), ig, gradient_norm or word_occlusion")
     p.add_argument("--steps", type=_parse_steps, default=None,
@@ -103,9 +121,7 @@ AUTO_FIRST_STEPS = 16  # the first rung of --steps auto (kdviz.attribution.ig_st
 
 def _method_params(method: str, steps: int | str | None, rows: int = 0, tolerance: float = 0.01,
                    base: dict[str, object] | None = None) -> dict[str, object]:
-    from kdviz.evaluation.evaluate import canonical_method
-
-    names = {p.name for p in METHODS[canonical_method(method)].params}
+    names = {p.name for p in get_method(method).params}
     params: dict[str, object] = dict(base or {})
     if steps is None:
         if "n_steps" in names:
@@ -121,54 +137,84 @@ def _method_params(method: str, steps: int | str | None, rows: int = 0, toleranc
     return params
 
 
-def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
-    """``kdviz evaluate`` on a text zoo (``kdviz.evaluation.text``)."""
-    from kdviz.evaluation.evaluate import save_results
-    from kdviz.evaluation.text import canonical_text_method, evaluate_text_zoo
+@dataclass(frozen=True)
+class Prepared:
+    """What a modality's preparation of ``kdviz evaluate`` hands to the one run: the zoo, the test set, the
+    modality's options (``EvalOptions`` fields) and what to print once the results are written."""
 
-    try:
-        for flag, value in (("--parts", args.parts), ("--preset", args.preset)):
-            if value:
-                raise ValueError(f"{flag} does not apply to a text zoo (its parts are words, its inputs raw text)")
-        texts = labels = dataset = None
-        if args.data:
-            from kdviz.io.text import read_labelled_texts
-            from kdviz.io.zoo.manifest import read_manifest
+    zoo: Any
+    dataset: Any
+    options: dict[str, Any]
+    report: Callable[[EvalResult, Path], None]
 
-            own = read_labelled_texts(args.data, read_manifest(args.zoo).class_names, column=args.text_column,
+
+def _prepare_arrays(args: argparse.Namespace) -> Prepared:
+    """An image or series zoo: its test set or ``--data`` files, the method (the zoo's recommendation by default)."""
+    zoo = load_zoo(args.zoo)
+    dataset = None
+    if args.text_column or args.label_column:
+        raise ValueError("--text-column and --label-column apply to a text zoo's --data")
+    if args.data:
+        dataset, zoo, lines = test_set_for_zoo(args.data, zoo, preset=args.preset)
+        for line in lines:
+            print(f"kdviz evaluate: {line}")
+    elif args.preset:
+        raise ValueError("--preset needs --data PATH (files to read with it)")
+    method, base, parts = resolve_setting(zoo, None if args.method is None else canonical_method(args.method),
+                                          None, args.parts)
+    params = _method_params(method, args.steps, args.internal_batch_size, args.tolerance, base)
+    origin = ("" if args.method is not None else " (the zoo's recommendation, kdviz sanity)"
+              if getattr(zoo.manifest, "recommended", None) is not None else
+              " (the library default for this input kind)")
+    print(f"kdviz evaluate: {method} {params or ''} on {parts}{origin}", file=sys.stderr)
+    failure = randomisation_failure(zoo, method, params=params, parts=parts)
+    if failure:
+        print(f"kdviz evaluate: warning: {failure}", file=sys.stderr)
+    return Prepared(zoo, dataset, {"method": method, "method_params": params, "parts": parts,
+                                   "device": args.device, "precision": args.precision}, _report_arrays)
+
+
+def _report_arrays(result: EvalResult, out: Path) -> None:
+    s = result.settings
+    print(f"kdviz evaluate: {s.n_inputs} inputs × {len(s.models)} models in {result.run['elapsed_s']:.1f} s "
+          f"({result.run['batches_resumed']} batches resumed) -> {out}")
+    if "cluster" in result.run:
+        c = result.run["cluster"]
+        print(f"ray {c['ray_version']}: {c['workers']} workers ({c['device']}) on {c['nodes']} node(s), "
+              f"{c['workers_lost']} lost, batches retried: {c['retried_batches'] or 'none'}")
+    if result.summary["logit_rho"].notna().any():
+        print("logit alignment, " + format_reference_table(logit_table(result.summary)))
+
+
+def _prepare_text(args: argparse.Namespace) -> Prepared:
+    """A text zoo: its recorded split or ``--data`` snippets, words as the parts, a text method, fp32 on the CPU."""
+    for flag, value in (("--parts", args.parts), ("--preset", args.preset)):
+        if value:
+            raise ValueError(f"{flag} does not apply to a text zoo (its parts are words, its inputs raw text)")
+    dataset = None
+    if args.data:
+        dataset = read_labelled_texts(args.data, read_manifest(args.zoo).class_names, column=args.text_column,
                                       label_column=args.label_column)
-            texts, labels, dataset = list(own.texts), own.labels, own.name
-            print(f"kdviz evaluate: {len(texts)} snippets from {args.data} ({'; '.join(own.notes)})", file=sys.stderr)
-        elif args.text_column or args.label_column:
-            raise ValueError("--text-column and --label-column apply to --data")
-        if args.precision != "fp32":
-            raise ValueError("--precision: a text zoo is evaluated in fp32")
-        method = canonical_text_method(args.method)
-        params: dict[str, object] = {}
-        if args.steps is not None:
-            if method != "integrated_gradients" or args.steps == "auto":
-                raise ValueError("--steps takes an integer, for --method ig (integrated_gradients) on a text zoo")
-            params["n_steps"] = args.steps
-        elif method == "integrated_gradients":
-            params["n_steps"] = 32
-        print(f"kdviz evaluate: text zoo, {method}{f' {params}' if params else ''} on words, k={args.k}",
+        print(f"kdviz evaluate: {len(dataset.texts)} snippets from {args.data} ({'; '.join(dataset.notes)})",
               file=sys.stderr)
-        cluster = None
-        if args.ray is not None:
-            from kdviz.evaluation.distributed import ClusterOptions
+    elif args.text_column or args.label_column:
+        raise ValueError("--text-column and --label-column apply to --data")
+    if args.precision != "fp32":
+        raise ValueError("--precision: a text zoo is evaluated in fp32")
+    method = canonical_text_method(args.method)
+    params: dict[str, object] = {}
+    if args.steps is not None:
+        if method != "integrated_gradients" or args.steps == "auto":
+            raise ValueError("--steps takes an integer, for --method ig (integrated_gradients) on a text zoo")
+        params["n_steps"] = args.steps
+    elif method == "integrated_gradients":
+        params["n_steps"] = 32
+    print(f"kdviz evaluate: text zoo, {method}{f' {params}' if params else ''} on words, k={args.k}",
+          file=sys.stderr)
+    return Prepared(args.zoo, dataset, {"method": method, "method_params": params}, _report_text)
 
-            cluster = ClusterOptions(address=None if args.ray == "local" else args.ray, workers=args.workers,
-                                     threads=args.threads or 1)
-        result = evaluate_text_zoo(args.zoo, method=method, method_params=params, k=args.k, limit=args.limit,
-                                   batch_size=args.batch_size, cache_dir=partial, progress_bar=not args.quiet,
-                                   null_copies=args.null_copies, cluster=cluster, texts=texts, labels=labels,
-                                   dataset=dataset)
-    except (ValueError, FileNotFoundError, ConnectionError) as exc:
-        print(f"kdviz evaluate: {exc}", file=sys.stderr)
-        return 2
-    save_results(result, out)
-    if not args.keep_partial:
-        shutil.rmtree(partial, ignore_errors=True)
+
+def _report_text(result: EvalResult, out: Path) -> None:
     s = result.settings
     print(f"kdviz evaluate: {s.n_inputs} snippets × {len(s.models)} models ({s.null_copies} untrained copies per "
           f"student architecture) in {result.run['elapsed_s']:.1f} s ({result.run['batches_resumed']} batches "
@@ -180,72 +226,31 @@ def run_text(args: argparse.Namespace, out: Path, partial: Path) -> int:
     cols = ["model_id", "accuracy", "topk_overlap", "topk_overlap_excess", "topk_overlap_p", "attention_rho",
             "attention_rho_p", "vader", "vader_null"]
     print(result.summary[[c for c in cols if c in result.summary]].round(3).to_string(index=False))
-    return 0
+
+
+PREPARE: dict[Modality, Callable[[argparse.Namespace], Prepared]] = {
+    Modality.IMAGE: _prepare_arrays, Modality.SERIES: _prepare_arrays, Modality.TEXT: _prepare_text,
+}
 
 
 def run(args: argparse.Namespace) -> int:
-    from kdviz.evaluation.evaluate import evaluate_zoo, save_results
-    from kdviz.evaluation.text import is_text_zoo
-    from kdviz.io.zoo.manifest import load_zoo
-    from kdviz.report.study import format_reference_table, logit_table
-
+    """``kdviz evaluate``: the zoo's modality prepares the run, then one evaluation writes the results."""
     if args.threads:
-        import torch
-
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     partial = out.with_name(out.name + ".partial")
-    if is_text_zoo(args.zoo):
-        return run_text(args, out, partial)
     try:
-        zoo = load_zoo(args.zoo)
-        dataset = None
-        if args.text_column or args.label_column:
-            raise ValueError("--text-column and --label-column apply to a text zoo's --data")
-        if args.data:
-            from kdviz.io.user_datasets import test_set_for_zoo
-
-            dataset, zoo, lines = test_set_for_zoo(args.data, zoo, preset=args.preset)
-            for line in lines:
-                print(f"kdviz evaluate: {line}")
-        elif args.preset:
-            raise ValueError("--preset needs --data PATH (files to read with it)")
-        from kdviz.analysis.defaults import randomisation_failure
-        from kdviz.evaluation.evaluate import canonical_method, resolve_setting
-
-        method, base, parts = resolve_setting(zoo, None if args.method is None else canonical_method(args.method),
-                                              None, args.parts)
-        params = _method_params(method, args.steps, args.internal_batch_size, args.tolerance, base)
-        print(f"kdviz evaluate: {method} {params or ''} on {parts}"
-              + (" (the zoo's recommendation, kdviz sanity)" if args.method is None and
-                 getattr(zoo.manifest, "recommended", None) is not None else
-                 " (the library default for this input kind)" if args.method is None else ""), file=sys.stderr)
-        failure = randomisation_failure(zoo, method, params=params, parts=parts)
-        if failure:
-            print(f"kdviz evaluate: warning: {failure}", file=sys.stderr)
-        cluster = None
-        if args.ray is not None:
-            from kdviz.evaluation.distributed import ClusterOptions
-
-            cluster = ClusterOptions(address=None if args.ray == "local" else args.ray, workers=args.workers,
-                                     threads=args.threads or 1)
-        result = evaluate_zoo(
-            zoo, dataset=dataset, method=method, method_params=params, parts=parts, k=args.k, limit=args.limit, batch_size=args.batch_size, device=args.device,
-            cache_dir=partial, progress_bar=not args.quiet, precision=args.precision, cluster=cluster, null_copies=args.null_copies,
-        )
+        prepared = PREPARE[zoo_modality(args.zoo)](args)
+        cluster = None if args.ray is None else ClusterOptions(
+            address=None if args.ray == "local" else args.ray, workers=args.workers, threads=args.threads or 1)
+        result = evaluate_zoo(prepared.zoo, dataset=prepared.dataset, k=args.k, limit=args.limit,
+                              batch_size=args.batch_size, cache_dir=partial, progress_bar=not args.quiet,
+                              cluster=cluster, null_copies=args.null_copies, **prepared.options)
     except (ValueError, FileNotFoundError, ConnectionError) as exc:
         print(f"kdviz evaluate: {exc}", file=sys.stderr)
         return 2
     save_results(result, out)
     if not args.keep_partial:
         shutil.rmtree(partial, ignore_errors=True)
-    s = result.settings
-    print(f"kdviz evaluate: {s.n_inputs} inputs × {len(s.models)} models in {result.run['elapsed_s']:.1f} s "
-          f"({result.run['batches_resumed']} batches resumed) -> {out}")
-    if "cluster" in result.run:
-        c = result.run["cluster"]
-        print(f"ray {c['ray_version']}: {c['workers']} workers ({c['device']}) on {c['nodes']} node(s), "
-              f"{c['workers_lost']} lost, batches retried: {c['retried_batches'] or 'none'}")
-    if result.summary["logit_rho"].notna().any():
-        print("logit alignment, " + format_reference_table(logit_table(result.summary)))
+    prepared.report(result, out)
     return 0

@@ -1,6 +1,6 @@
 """``kdviz sanity --zoo TEXT_ZOO``: which word attribution to trust on a text zoo.
 
-For each text method (``kdviz.attribution.text.TEXT_METHODS``) on the first ``--n`` snippets of the zoo's recorded
+For each text method (``kdviz.attribution.methods.method_names(Modality.TEXT)``) on the first ``--n`` snippets of the zoo's recorded
 test split: the teacher randomisation test (``kdviz.analysis.text_sanity``: cascading re-initialisation from the
 classifier down to the embeddings, with the ρ still left when only the trained embeddings remain) and the
 random-weights null with the trained students' raw and excess ρ over words (``kdviz.evaluation.text``), as the
@@ -13,19 +13,23 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from kdviz.analysis.text_sanity import text_randomisation_test
+from kdviz.evaluation.text import canonical_text_method, evaluate_text_zoo, text_test_set
+from kdviz.io.hf_text import load_text_zoo
 
 DEFAULT_TEXT_METHODS = ("grad_x_embedding", "integrated_gradients", "word_occlusion", "attention_rollout")
-COLUMNS = ["method", "params", "teacher_randomised_rho", "teacher_randomised_rho_low", "teacher_randomised_rho_high",
+TEXT_COLUMNS = ["method", "params", "teacher_randomised_rho", "teacher_randomised_rho_low", "teacher_randomised_rho_high",
            "embeddings_kept_rho", "verdict", "null_rho", "null_rho_sd", "students_rho", "students_excess",
            "students_above_null", "students", "seconds"]
 
 
 def text_methods(spec: str | None) -> list[str]:
     """The methods asked for (aliases such as ``ig`` accepted), default :data:`DEFAULT_TEXT_METHODS`."""
-    from kdviz.evaluation.text import canonical_text_method
-
     if spec is None:
         return list(DEFAULT_TEXT_METHODS)
     try:
@@ -34,12 +38,9 @@ def text_methods(spec: str | None) -> list[str]:
         raise SystemExit(f"kdviz sanity: {exc}") from exc
 
 
-def text_sanity_row(zoo, method: str, params: dict, texts: list[str], *, students: list[str] | None,
+def text_sanity_row(zoo: Any, method: str, params: dict, texts: list[str], *, students: list[str] | None,
                     null_copies: int, seeds: tuple[int, ...]) -> dict:
     """One row of the table: the randomisation test of the teacher and the students against the null."""
-    from kdviz.analysis.text_sanity import text_randomisation_test
-    from kdviz.evaluation.text import evaluate_text_zoo
-
     start = time.perf_counter()
     teacher = zoo.teacher.text
     test = text_randomisation_test(teacher.model, teacher.tokenizer, texts, method=method, seeds=seeds,
@@ -69,21 +70,13 @@ def text_sanity_row(zoo, method: str, params: dict, texts: list[str], *, student
 
 
 def run_text_sanity(args: argparse.Namespace) -> int:
-    """The text branch of ``kdviz sanity`` (the module doc); prints the table, writes it with ``--out``."""
-    import pandas as pd
-    import torch
-
-    from kdviz.evaluation.text import text_test_set
-    from kdviz.io.hf_text import load_text_zoo
-
+    """``kdviz sanity`` on a text zoo (the module doc); prints the table, writes it with ``--out``."""
     if args.write:
         raise SystemExit("kdviz sanity: --write records a recommendation for image and series zoos; a text zoo's "
                          "evaluation takes --method itself (default gradient saliency, the seed paper's)")
     if args.parts or args.baselines != "zeros" or args.device not in (None, "cpu"):
         raise SystemExit("kdviz sanity: a text zoo's parts are its words, on the CPU, with each method's own "
                          "baseline ([PAD] embeddings for IG); --parts, --baselines and --device do not apply")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         zoo = load_text_zoo(args.zoo)
         texts, _labels = text_test_set(zoo)
@@ -98,7 +91,7 @@ def run_text_sanity(args: argparse.Namespace) -> int:
         print(f"kdviz sanity: {method} on {len(texts)} snippets…", file=sys.stderr, flush=True)
         rows.append(text_sanity_row(zoo, method, params, texts, students=students, null_copies=args.null_copies,
                                     seeds=seeds))
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=TEXT_COLUMNS)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"\nteacher_randomised_rho: mean ρ over words between the trained teacher's attributions and a fully "
           f"re-initialised one's (passes when ≤ 0.5); embeddings_kept_rho: every block random but the embeddings. "
