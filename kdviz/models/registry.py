@@ -55,7 +55,7 @@ __all__ = [
 ]
 
 Family = Literal["torchvision", "cifar_resnet", "cifar_kd", "timm", "timeseries", "ked"]
-InputKind = Literal["image", "series", "text"]
+InputKind = Literal["image", "series"]  # what the registered tensor families read (text models: models.hf_text)
 
 
 class UnknownModelError(UnknownNameError):

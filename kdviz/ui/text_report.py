@@ -1,5 +1,6 @@
-"""The Report page's text-zoo part: running an evaluation of the shipped text zoo, and showing a text result
-(the study's views over words, the zoo table, downloads)."""
+"""The Report page's text zoo: its kind of model set (the shipped Rotten Tomatoes zoo, evaluated here on its test
+split or on sentences uploaded on the Models page) and the view of a text result (the study's views over words,
+the zoo table, downloads). Both register themselves with ``kdviz.ui.report_view``."""
 
 from __future__ import annotations
 
@@ -9,15 +10,31 @@ from typing import Any
 
 import streamlit as st
 
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
+from kdviz.evaluation.text import evaluate_text_zoo
+from kdviz.io.untrusted import UploadError
 from kdviz.report import study as report
 from kdviz.report import text_study
-from kdviz.ui.report_view import figure_grid, fit_for_page, numbers_tables
-from kdviz.ui.widgets import from_url
+from kdviz.report.findings import VERDICT_RULE
+from kdviz.ui.report_view import (
+    ReportKind,
+    figure_grid,
+    fit_for_page,
+    numbers_tables,
+    register_report_kind,
+    register_result_view,
+)
+from kdviz.ui.state import Settings
+from kdviz.ui.text import default_text_zoo, zoo_folder
+from kdviz.ui.uploads import labelled_text_inputs
+from kdviz.ui.widgets import UPLOADED_DATA, from_url
+from kdviz.vocab import Modality
 
-__all__ = ["TEXT_METHODS", "run_text_evaluation", "show_text_result", "sidebar_note"]
+__all__ = ["run_text_evaluation", "show_text_result", "sidebar_note"]
 
-TEXT_METHODS = {"grad_x_embedding": "Gradient saliency (gradient × embedding, L2)",
-                "integrated_gradients": "Integrated Gradients (32 steps)"}
+# The text methods this page offers (registered names), with the labels the report uses for them.
+_TEXT_CHOICES = {"grad_x_embedding": "Gradient saliency (gradient × embedding, L2)",
+                 "integrated_gradients": "Integrated Gradients (32 steps)"}
 
 
 def sidebar_note() -> None:
@@ -32,10 +49,6 @@ SPLIT, UPLOADED = "The zoo's test split", "Uploaded on the Models page"
 
 def _uploaded_snippets(class_names: tuple[str, ...]) -> Any:
     """The sentences uploaded as inputs on the Models page, with labels where the files have them (or None)."""
-    from kdviz.io.untrusted import UploadError
-    from kdviz.ui.uploads import labelled_text_inputs
-    from kdviz.ui.widgets import UPLOADED_DATA
-
     data = st.session_state.get(UPLOADED_DATA)
     if data is None or data.kind != "text":
         return None
@@ -49,9 +62,6 @@ def _uploaded_snippets(class_names: tuple[str, ...]) -> Any:
 def run_text_evaluation() -> Any:
     """Controls and a button that evaluate the text zoo here, on its test split or on the snippets uploaded on the
     Models page; the session's last text result (or None)."""
-    from kdviz.evaluation.text import evaluate_text_zoo
-    from kdviz.ui.text import default_text_zoo
-
     zoo = default_text_zoo()
     own = _uploaded_snippets(tuple(zoo.manifest.class_names))
     if own is not None:
@@ -69,11 +79,12 @@ def run_text_evaluation() -> Any:
     if st.session_state.get("rp_text_n", 0) > available:  # e.g. a bookmark's 50 with 3 uploaded snippets
         st.session_state["rp_text_n"] = available
     n_text = c1.number_input("Snippets (the first N)", 1, available, min(50, available), key="rp_text_n")
-    from_url("rp_text_method", options=list(TEXT_METHODS))
-    text_method = c2.selectbox("Attribution", list(TEXT_METHODS), format_func=TEXT_METHODS.get,
+    from_url("rp_text_method", options=list(_TEXT_CHOICES))
+    text_method = c2.selectbox("Attribution", list(_TEXT_CHOICES), format_func=_TEXT_CHOICES.get,
                                key="rp_text_method")
     from_url("rp_text_copies", kind=int, lo=0, hi=99)
-    copies = c3.number_input("Untrained copies per architecture (null)", 0, 99, 19, key="rp_text_copies",
+    copies = c3.number_input("Untrained copies per architecture (null)", 0, 99, DEFAULT_NULL_COPIES,
+                             key="rp_text_copies",
                              help="R random-weights copies of each student architecture; the rank p is at least "
                                   "1/(R + 1)")
     snippets = "the zoo's recorded test split" if own is None else "the uploaded snippets"
@@ -93,8 +104,10 @@ def run_text_evaluation() -> Any:
     return st.session_state.get("rp_text_result")
 
 
-def show_text_result(result: Any) -> None:
-    """A text zoo's evaluation as the Report shows it."""
+@register_result_view(Modality.TEXT)
+def show_text_result(result: Any, _settings: Settings | None = None, _source: str = "") -> None:
+    """A text zoo's evaluation as the Report shows it (its own settings say how it was made: the sidebar's and the
+    source of the file do not change the view)."""
     s, summary = result.settings, result.summary
     steps = f" {s.method_params['n_steps']} steps" if "n_steps" in s.method_params else ""
     made = f" · computed in {result.run['elapsed_s']:.0f} s on {result.run.get('device', '?')}" if result.run else ""
@@ -106,7 +119,7 @@ def show_text_result(result: Any) -> None:
             f"parts: words · k={s.k} · {s.null_copies} untrained copies per student architecture{made}.")
     st.subheader("The reference study's findings on this zoo")
     st.table(text_study.text_findings(summary).rename(columns=str.capitalize), hide_index=True)
-    st.caption(report.VERDICT_RULE)
+    st.caption(VERDICT_RULE)
     figure_grid(fit_for_page(text_study.text_report_figures(summary, k=s.k)), text_study.TEXT_FIGURES, prefix="text_")
     tables = text_study.text_report_tables(summary, result.run, s)
     st.subheader("The text zoo's table")
@@ -124,3 +137,7 @@ def show_text_result(result: Any) -> None:
         f"kdviz_report_{s.zoo}.html", "text/html", type="primary", key="rp_text_report")
     with st.expander("Evaluation settings"):
         st.json(s.to_dict(), expanded=False)
+
+
+register_report_kind(ReportKind("Text zoo (Rotten Tomatoes)", lambda _settings: zoo_folder() / "results.parquet",
+                                lambda _settings: run_text_evaluation(), before_sidebar=sidebar_note))
