@@ -117,13 +117,15 @@ def _distill_arrays(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     overrides.update(_ked_overrides(args))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         config = default_config(args.data, role=role, **overrides)
         superfeatures = None
         if (config.ked or config.sd_on_superfeatures) and args.teacher:  # stored next to the teacher's checkpoint
             superfeatures = load_superfeatures(Path(args.teacher).parent, config.ked_m).labels
         entry = distill_to_file(arch=args.arch, data=args.data, config=config, out=args.out,
-                                teacher=args.teacher, threads=args.threads, superfeatures=superfeatures)
+                                teacher=args.teacher, superfeatures=superfeatures)
     except ValueError as exc:
         raise SystemExit(f"kdviz distill: {exc}") from exc
     print(json.dumps(asdict(entry), indent=2))

