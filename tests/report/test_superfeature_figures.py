@@ -41,8 +41,8 @@ def test_shape_mismatch_is_refused():
 
 
 def test_titles_wrap_and_the_class_heat_map_labels_every_tick():
-    """Issue 23 item 12: long column titles wrap instead of running into each other, the title is on two lines
-    (no clipping), and the superfeature × class map names every class and superfeature."""
+    """Long column titles wrap instead of running into each other, the title is on two lines (no clipping), and
+    the superfeature × class map names every class and superfeature."""
     ids = [f"resnet{n} α=0.5 KD+KED student, seed {n}" for n in (56, 32, 20, 8, 14)]
     phi = {i: np.array([1.0, -2.0, 0.5, 0.0]) for i in ids}
     names = [f"class {c}" for c in range(10)]
