@@ -5,8 +5,9 @@ import streamlit as st
 
 from kdviz.analysis.metrics import format_metric, undefined_reason
 from kdviz.analysis.sanity import power_sentence
-from kdviz.report.figures import alignment_bars, alignment_scatter, logit_table
-from kdviz.report.study import output_alignment_column
+from kdviz.report.alignment_views import alignment_bars, alignment_scatter
+from kdviz.report.logit_table import logit_table
+from kdviz.report.summary import output_alignment_column
 from kdviz.ui.charts import chart
 from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sanity_view import randomisation_section
@@ -48,7 +49,7 @@ with guard("compute the alignment"):
         st.subheader("Logit alignment table" if out == "logit_rho" else "Output (margin) alignment table")
         st.caption("Rows α, columns student architecture (as in the reference study); — = no such student in "
                    "this set.")
-        table = logit_table(summary, metric=out)
+        table = logit_table(summary, column=out)
         st.dataframe(table.map(lambda v: "—" if pd.isna(v) else format_metric(v)), key="al_logit_table",
                      height=table_height(len(table)))
         st.download_button("Download table (CSV)", table.to_csv().encode(), "logit_alignment.csv", "text/csv")

@@ -6,7 +6,7 @@ import streamlit as st
 from kdviz.analysis.metrics import format_metric
 from kdviz.analysis.nulls import NULL_ALPHA, rank_p
 from kdviz.attribution.ig_steps import completeness_caption
-from kdviz.report.figures import attention_grid
+from kdviz.report.attention_grid import GridOptions, attention_grid
 from kdviz.ui.charts import chart, presenting
 from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar
@@ -74,12 +74,12 @@ with guard("draw the attention maps"):
     truth = "" if labels is None else f" · true class {mset.true_name(int(labels[0]))}"
     big = presenting() is not None
     fig = attention_grid(
-        display[0], {mid: comp.attributions[mid].importance[0] for mid in show}, frame,
+        display[0], {mid: comp.attributions[mid].importance[0] for mid in show}, frame, GridOptions(
         captions=captions, overlay=overlay.startswith("overlay"), shared_scale=scale == "shared", difference=diff,
         title=f"{names[0]}{truth} — {settings.method_label}" + ("" if seed is None else f" — training seed {seed}"),
         differs=differs,
         width_px=1420 if big else 1100, max_height_px=720 if big else 640, font_size=16 if big else 12,
-    )
+    ))
     chart(fig, name="attention_maps")
     st.caption(f"Each caption: the model's prediction (confidence) · ρ = attention rank alignment to the teacher "
                f"(Spearman of part importances) · focus = mass in the teacher's top-{settings.k} parts / mass outside. "

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from kdviz.modalities.parts import topk_ties_note
-from kdviz.report.figures import focus_bars, parts_figure
+from kdviz.report.alignment_views import focus_bars
+from kdviz.report.input_views import parts_figure
 from kdviz.ui.charts import chart
 from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar

@@ -3,7 +3,7 @@
 import numpy as np
 import streamlit as st
 
-from kdviz.report.figures import segment_bars, series_saliency
+from kdviz.report.input_views import segment_bars, series_saliency
 from kdviz.ui.charts import chart
 from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar

@@ -5,7 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from kdviz.report.figures import plotly_config
+from kdviz.report.style import plotly_config
 from kdviz.ui.state import K_SETTINGS, Settings
 
 __all__ = ["PRESENT_FONT", "chart", "presenting"]

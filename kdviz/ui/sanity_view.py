@@ -111,7 +111,7 @@ def randomisation_section(mset: ModelSet, display: np.ndarray, comp: Comparison,
 
 
 def _figure(result: RandomisationResult) -> Any:
-    from kdviz.report.figures import randomisation_curve
+    from kdviz.report.randomisation_figure import randomisation_curve
 
     return randomisation_curve(result)
 

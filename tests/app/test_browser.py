@@ -185,7 +185,7 @@ def test_idle_server_is_quiet_and_the_drawn_grid_fits_one_screen(server, require
     require_zoo("demo-image")
     from playwright.sync_api import sync_playwright
 
-    from kdviz.report.figures import MAP_SCALE
+    from kdviz.report.style import MAP_SCALE
 
     with sync_playwright() as p:
         browser, page = _browser(p)
