@@ -3,21 +3,25 @@
 Every page calls :func:`render_sidebar` first (one line), which draws the same widgets and returns the
 :class:`Settings`. Streamlit gives widgets on different pages different identities, so the values are
 kept in a plain session-state dict and restored on the next page: a choice made on one page holds on
-all of them. Method parameter widgets are built from ``kdviz.attribution.engine.METHODS``: adding a method or a
-parameter to the table adds its widget here.
+all of them. Method parameter widgets are built from the method registry (``kdviz.attribution.methods``): registering a
+method, or adding a parameter to one, adds its widgets here.
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
+import torch
 
-from kdviz.analysis.defaults import default_method, default_setting, randomisation_failure
+from kdviz.analysis.defaults import default_setting, randomisation_failure
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
-from kdviz.attribution.engine import METHODS, ParamSpec
+from kdviz.attribution.methods import ParamSpec, get_method, method_label, method_names, unavailable_methods
 from kdviz.attribution.precision import available_precisions
-from kdviz.attribution.vision_transformer import method_label, model_kind, unavailable_methods
+from kdviz.attribution.vision_transformer import model_kind
 from kdviz.io.zoo.manifest import read_manifest
 from kdviz.ui.sets import DEMO_MODEL_KINDS, DEMO_SETS, UPLOADED, demo_folder
 from kdviz.ui.state import (
@@ -43,14 +47,12 @@ from kdviz.ui.state import (
     Settings,
 )
 from kdviz.ui.superfeatures import available_m
+from kdviz.vocab import Modality
 
-__all__ = ["Settings", "current_settings", "render_sidebar", "method_param_widget"]
+__all__ = ["Settings", "method_param_widget", "render_sidebar", "set_choice"]
 
 # Parameters a presenter rarely touches: shown in an "advanced" expander.
 _ADVANCED = frozenset({"internal_batch_size", "seed", "integration", "blur_sigma"})
-# The method a set opens with: its zoo's recommendation (`kdviz sanity --write`), else the library's constant
-# for its input kind (kdviz.analysis.defaults, chosen by evidence: README "Which method to trust").
-DEFAULT_METHOD = default_method("image")
 COMPACT_CSS = """<style>
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem; }
 </style>"""
@@ -247,8 +249,6 @@ def _widget(kind: Any, key: str, default: Any, *args: Any, options: list | None 
 
 def _device_options() -> dict[str, str]:
     """Device choices with readable names: cuda (GPU name), mps, cpu."""
-    import torch
-
     options: dict[str, str] = {}
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
@@ -265,9 +265,6 @@ DEEP_LINK = "kdviz_deep_link"  # the page to return to after a detour through ap
 
 def _page_of_caller() -> str | None:
     """``pages/<name>.py`` of the page script that called us (walking up the stack), if any."""
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[2]
     frame = sys._getframe(1)
     while frame is not None:
@@ -285,10 +282,10 @@ def ensure_navigation() -> None:
     ``st.navigation`` has run once in the process; a deep link as the first request after start then
     runs the page alone (no page config, legacy menu). ``app.py`` returns here via :data:`DEEP_LINK`.
     """
-    try:
-        from streamlit import config
-        from streamlit.runtime.pages_manager import PagesManager
-    except ImportError:  # a future Streamlit without it: nothing to repair
+    try:  # Streamlit internals, imported where used: a future Streamlit without them has nothing to repair
+        from streamlit import config  # noqa: PLC0415 - optional internal API, see above
+        from streamlit.runtime.pages_manager import PagesManager  # noqa: PLC0415 - optional internal API
+    except ImportError:
         return
     # AppTest re-detects the folder on every run (a real server does so once), so it is left alone there.
     if getattr(PagesManager, "uses_pages_directory", False) and not config.get_option("global.appTest"):
@@ -308,109 +305,18 @@ def render_sidebar() -> Settings:
     ensure_navigation()
     read_url_once()
     sb = st.sidebar
-    set_labels = {k: label for k, (label, _) in DEMO_SETS.items()}
-    set_labels[UPLOADED] = "Uploaded models" + ("" if UPLOAD_SET in st.session_state else " (none yet)")
-    set_key = _widget(sb.selectbox, K_SET, "demo-image", "Model set", list(set_labels), options=list(set_labels),
-                      format_func=set_labels.get,
-                      help="the teacher, its students and their inputs; upload your own on the Models page")
-    devices = _device_options()
-    device = _widget(sb.selectbox, K_DEVICE, next(iter(devices)), "Device", list(devices), options=list(devices),
-                     format_func=devices.get,
-                     help="where attributions are computed (the first GPU is chosen when there is one)")
-    sb.caption(f"Computing on **{devices[device]}**")
-    precisions, missing = available_precisions(device)
-    precision = _widget(sb.selectbox, K_PRECISION, "fp32", "Precision", precisions, options=precisions,
-                        help="bf16/fp16 autocast: faster where the device computes in it natively; maps move a "
-                             "little (benchmarks/bench_precision.py measures how much)")
-    if missing:
-        sb.caption(" · ".join(f"{m.precision} unavailable: {m.reason.split(';')[0]}" for m in missing))
-
+    set_key = _set_choice(sb)
+    device, precision = _device_choice(sb)
     sb.subheader("Attribution")
-    names = list(METHODS)
-    uploaded = st.session_state.get(UPLOAD_SET) if set_key == UPLOADED else None
-    off = unavailable_methods({model_kind(m.module) for m in uploaded.models} if uploaded else
-                              {DEMO_MODEL_KINDS.get(set_key, "cnn")})
-    manifest = _demo_manifest(set_key)
-    recommended = default_setting(manifest, kind=_set_task(set_key) or "image")
-    default = recommended.method if recommended.method not in off else next(n for n in names if n not in off)
-    saved = st.session_state.setdefault(_SAVED, {})
-    if saved.get(K_METHOD) in off and st.session_state.get(_METHOD_SET) not in (None, set_key):
-        saved[K_METHOD] = default  # carried over from another set where it applied: open this set on its default
-    st.session_state[_METHOD_SET] = set_key
-    method = _widget(sb.selectbox, K_METHOD, default, "Method", names, options=names,
-                     format_func=lambda n: method_label(n, METHODS[n].label, off), help="attribution method (captum)")
-    failure = randomisation_failure(manifest, method)
-    if failure:
-        sb.badge("fails the randomisation test on this data", icon=":material/warning:", color="orange",
-                 help=failure)
-    if method in off:
-        sb.info(f"{METHODS[method].label} does not apply to this model set: {off[method]}.")
-    spec = METHODS[method]
-    _seed_method_params(method)
-    sb.caption(spec.description)
-    params: dict[str, Any] = {}
-    basic = [p for p in spec.params if p.name not in _ADVANCED]
-    advanced = [p for p in spec.params if p.name in _ADVANCED]
-    with sb:
-        for p in basic:
-            params[p.name] = method_param_widget(p, key=f"kdviz_p_{method}_{p.name}")
-        if advanced:
-            with st.expander("Advanced parameters"):
-                for p in advanced:
-                    params[p.name] = method_param_widget(p, key=f"kdviz_p_{method}_{p.name}")
-
-    explained = ["teacher's prediction", "true class", "a class by name"]
-    explain = _widget(sb.selectbox, K_TARGET, explained[0], "Explain", explained, options=explained,
-                      help="the class whose attribution every model shows: the teacher's predicted class (the same "
-                           "for every model), the input's true class, or one class you name, for every input")
-    target = {"true class": "label"}.get(explain, "teacher")
-    class_names = _class_names(set_key) if explain == explained[2] else ()
-    if class_names:
-        chosen = _widget(sb.selectbox, K_TARGET_CLASS, class_names[0], "Class explained", class_names,
-                         options=list(class_names), help="type to search the model's classes")
-        target = f"class:{chosen}"
-
+    method, params = _method_choice(sb, set_key)
+    target = _target_choice(sb, set_key)
     sb.subheader("Parts")
-    parts_image, segments = "slic:50", 10
-    saved = st.session_state[_SAVED]
-    task = _set_task(set_key)
-    superfeature_ms = available_m(key=set_key)  # M of the superfeatures stored with a demo zoo
-    if task != "timeseries":  # image part settings, unless the set is known to be time series
-        kinds = ["SLIC superpixels", "grid"] + (["superfeatures"] if superfeature_ms else [])
-        kind = _widget(sb.radio, K_PARTS_KIND, kinds[0], "Image parts", kinds, options=kinds, horizontal=True,
-                       help="how images are split into parts (superfeatures: the teacher's groups of interacting "
-                            "pixels, stored with the zoo)")
-        if kind == "superfeatures":
-            parts_image = f"superfeatures:{superfeature_ms[0]}"
-        elif kind == "grid":
-            c1, c2 = sb.columns(2)
-            rows = _widget(c1.number_input, K_GRID_R, 4, "rows", 1, 32)
-            cols = _widget(c2.number_input, K_GRID_C, 4, "cols", 1, 32)
-            parts_image = f"grid:{int(rows)}x{int(cols)}"
-        else:
-            n = _widget(sb.slider, K_SLIC_N, 50, "SLIC superpixels n", 5, 200, step=5)
-            parts_image = f"slic:{int(n)}"
-    elif saved.get(K_PARTS_KIND) == "grid":
-        parts_image = f"grid:{int(saved.get(K_GRID_R, 4))}x{int(saved.get(K_GRID_C, 4))}"
-    else:
-        parts_image = f"slic:{int(saved.get(K_SLIC_N, 50))}"
-    if task != "image":
-        segments = _widget(sb.slider, K_SEGMENTS, 10, "Series segments K", 2, 50,
-                           help="time series are split into K equal segments")
-    else:
-        segments = int(saved.get(K_SEGMENTS, 10))
-    parts_series = f"segments:{int(segments)}"
-    if task != "image" and superfeature_ms and _widget(
-            sb.toggle, K_SF_SERIES, False, f"Series parts: the teacher's {superfeature_ms[0]} superfeatures",
-            help="instead of K equal segments: groups of interacting time windows, stored with the zoo"):
-        parts_series = f"superfeatures:{superfeature_ms[0]}"
-    k = _widget(sb.number_input, K_TOPK, 5, "Teacher's top-k parts (k)", 1, 20,
-                help="focus ratio and top-k overlap use the teacher's k most important parts")
+    parts_image, parts_series, k = _parts_choice(sb, set_key)
     with sb.expander("Random-weights reference"):
         null_copies = _widget(st.number_input, K_NULL, DEFAULT_NULL_COPIES, "Copies R per architecture", 0, 99,
                               help="R untrained networks of each student architecture, attributed like the "
-                                   "students: the null that alignment is compared against (0 = off); a rank p "
-                                   "can reach 0.05 only from R = 19")
+                                   "students: the null that alignment is compared against (0 = off); the default "
+                                   f"R = {DEFAULT_NULL_COPIES} is the fewest with which a rank p can reach 0.05")
     sb.divider()
     presenting = _widget(sb.toggle, K_PRESENT, False, "Presentation mode",
                          help="larger fonts in charts and captions, the sidebar folded, figure downloads as "
@@ -423,7 +329,7 @@ def render_sidebar() -> Settings:
                         parts_series, int(k), int(null_copies), bool(presenting), figure_format, precision, target)
     st.session_state[K_SETTINGS] = settings
     # Less empty space above the title on every page (Streamlit's default is 6rem), so a grid fits one screen;
-    # in presentation mode, larger captions and text for a projector (charts: kdviz.ui.widgets.chart).
+    # in presentation mode, larger captions and text for a projector (charts: kdviz.ui.charts.chart).
     st.html(COMPACT_CSS + (PRESENTATION_CSS if presenting else ""))
     saved = st.session_state[_SAVED]
     url = {URL_NAMES[key]: saved[key] for key in URL_NAMES if key in saved}
@@ -432,13 +338,138 @@ def render_sidebar() -> Settings:
     return settings
 
 
+def _set_choice(sb: Any) -> str:
+    """The model set picker (the demo zoos and the uploaded set)."""
+    set_labels = {k: label for k, (label, _) in DEMO_SETS.items()}
+    set_labels[UPLOADED] = "Uploaded models" + ("" if UPLOAD_SET in st.session_state else " (none yet)")
+    return _widget(sb.selectbox, K_SET, "demo-image", "Model set", list(set_labels), options=list(set_labels),
+                   format_func=set_labels.get,
+                   help="the teacher, its students and their inputs; upload your own on the Models page")
+
+
+def _device_choice(sb: Any) -> tuple[str, str]:
+    """The device attributions run on and their autocast precision."""
+    devices = _device_options()
+    device = _widget(sb.selectbox, K_DEVICE, next(iter(devices)), "Device", list(devices), options=list(devices),
+                     format_func=devices.get,
+                     help="where attributions are computed (the first GPU is chosen when there is one)")
+    sb.caption(f"Computing on **{devices[device]}**")
+    precisions, missing = available_precisions(device)
+    precision = _widget(sb.selectbox, K_PRECISION, "fp32", "Precision", precisions, options=precisions,
+                        help="bf16/fp16 autocast: faster where the device computes in it natively; maps move a "
+                             "little (benchmarks/bench_precision.py measures how much)")
+    if missing:
+        sb.caption(" · ".join(f"{m.precision} unavailable: {m.reason.split(';')[0]}" for m in missing))
+    return device, precision
+
+
+def _method_choice(sb: Any, set_key: str) -> tuple[str, dict[str, Any]]:
+    """The attribution method and its parameters' widgets, built from the method's parameter specs.
+
+    A set opens on its zoo's recommended method (``kdviz sanity --write``), else the library's default for its
+    modality (:mod:`kdviz.analysis.defaults`); methods that do not apply to the set's models are greyed.
+    """
+    names = list(method_names())
+    uploaded = st.session_state.get(UPLOAD_SET) if set_key == UPLOADED else None
+    off = unavailable_methods({model_kind(m.module) for m in uploaded.models} if uploaded else
+                              {DEMO_MODEL_KINDS.get(set_key, "cnn")})
+    manifest = _demo_manifest(set_key)
+    recommended = default_setting(manifest, kind=_set_task(set_key) or Modality.IMAGE)
+    default = recommended.method if recommended.method not in off else next(n for n in names if n not in off)
+    saved = st.session_state.setdefault(_SAVED, {})
+    if saved.get(K_METHOD) in off and st.session_state.get(_METHOD_SET) not in (None, set_key):
+        saved[K_METHOD] = default  # carried over from another set where it applied: open this set on its default
+    st.session_state[_METHOD_SET] = set_key
+    method = _widget(sb.selectbox, K_METHOD, default, "Method", names, options=names,
+                     format_func=lambda n: method_label(n, get_method(n).label, off), help="attribution method (captum)")
+    failure = randomisation_failure(manifest, method)
+    if failure:
+        sb.badge("fails the randomisation test on this data", icon=":material/warning:", color="orange",
+                 help=failure)
+    if method in off:
+        sb.info(f"{get_method(method).label} does not apply to this model set: {off[method]}.")
+    spec = get_method(method)
+    _seed_method_params(method)
+    sb.caption(spec.description)
+    params: dict[str, Any] = {}
+    with sb:
+        for p in spec.params:
+            if p.name not in _ADVANCED:
+                params[p.name] = method_param_widget(p, key=f"kdviz_p_{method}_{p.name}")
+        advanced = [p for p in spec.params if p.name in _ADVANCED]
+        if advanced:
+            with st.expander("Advanced parameters"):
+                for p in advanced:
+                    params[p.name] = method_param_widget(p, key=f"kdviz_p_{method}_{p.name}")
+    return method, params
+
+
+def _target_choice(sb: Any, set_key: str) -> str:
+    """The class every model's attribution explains: 'teacher', 'label' or 'class:<name>'."""
+    explained = ["teacher's prediction", "true class", "a class by name"]
+    explain = _widget(sb.selectbox, K_TARGET, explained[0], "Explain", explained, options=explained,
+                      help="the class whose attribution every model shows: the teacher's predicted class (the same "
+                           "for every model), the input's true class, or one class you name, for every input")
+    target = {"true class": "label"}.get(explain, "teacher")
+    class_names = _class_names(set_key) if explain == explained[2] else ()
+    if class_names:
+        chosen = _widget(sb.selectbox, K_TARGET_CLASS, class_names[0], "Class explained", class_names,
+                         options=list(class_names), help="type to search the model's classes")
+        target = f"class:{chosen}"
+    return target
+
+
+def _parts_choice(sb: Any, set_key: str) -> tuple[str, str, int]:
+    """How images and series are split into parts, and the teacher's top-k (k). A set known to be of one
+    modality shows only its own part settings; the other's saved values are kept."""
+    task = _set_task(set_key)
+    superfeature_ms = available_m(key=set_key)  # M of the superfeatures stored with a demo zoo
+    parts_image = _image_parts(sb, superfeature_ms) if task != Modality.SERIES else _saved_image_parts()
+    if task != Modality.IMAGE:
+        segments = _widget(sb.slider, K_SEGMENTS, 10, "Series segments K", 2, 50,
+                           help="time series are split into K equal segments")
+    else:
+        segments = int(st.session_state[_SAVED].get(K_SEGMENTS, 10))
+    parts_series = f"segments:{int(segments)}"
+    if task != Modality.IMAGE and superfeature_ms and _widget(
+            sb.toggle, K_SF_SERIES, False, f"Series parts: the teacher's {superfeature_ms[0]} superfeatures",
+            help="instead of K equal segments: groups of interacting time windows, stored with the zoo"):
+        parts_series = f"superfeatures:{superfeature_ms[0]}"
+    k = _widget(sb.number_input, K_TOPK, 5, "Teacher's top-k parts (k)", 1, 20,
+                help="focus ratio and top-k overlap use the teacher's k most important parts")
+    return parts_image, parts_series, int(k)
+
+
+def _image_parts(sb: Any, superfeature_ms: list[int]) -> str:
+    """The image part widgets: SLIC superpixels, a grid, or the zoo's stored superfeatures."""
+    kinds = ["SLIC superpixels", "grid"] + (["superfeatures"] if superfeature_ms else [])
+    kind = _widget(sb.radio, K_PARTS_KIND, kinds[0], "Image parts", kinds, options=kinds, horizontal=True,
+                   help="how images are split into parts (superfeatures: the teacher's groups of interacting "
+                        "pixels, stored with the zoo)")
+    if kind == "superfeatures":
+        return f"superfeatures:{superfeature_ms[0]}"
+    if kind == "grid":
+        c1, c2 = sb.columns(2)
+        rows = _widget(c1.number_input, K_GRID_R, 4, "rows", 1, 32)
+        cols = _widget(c2.number_input, K_GRID_C, 4, "cols", 1, 32)
+        return f"grid:{int(rows)}x{int(cols)}"
+    n = _widget(sb.slider, K_SLIC_N, 50, "SLIC superpixels n", 5, 200, step=5)
+    return f"slic:{int(n)}"
+
+
+def _saved_image_parts() -> str:
+    """The image parts last chosen (a series set hides the image widgets but keeps their values)."""
+    saved = st.session_state.setdefault(_SAVED, {})
+    if saved.get(K_PARTS_KIND) == "grid":
+        return f"grid:{int(saved.get(K_GRID_R, 4))}x{int(saved.get(K_GRID_C, 4))}"
+    return f"slic:{int(saved.get(K_SLIC_N, 50))}"
+
+
 def _class_names(set_key: str) -> tuple[str, ...]:
     """The chosen set's class names without loading its models (a demo zoo's manifest, or the uploaded set)."""
     if set_key == UPLOADED:
         uploaded = st.session_state.get(UPLOAD_SET)
         return () if uploaded is None else tuple(uploaded.class_names)
-    import json
-
     try:
         return tuple(str(c) for c in json.loads((demo_folder(set_key) / "zoo.json").read_text())["class_names"])
     except (OSError, ValueError, KeyError):
@@ -455,16 +486,11 @@ def _demo_manifest(set_key: str) -> Any:
         return None
 
 
-def _set_task(set_key: str) -> str | None:
-    """'image' / 'timeseries' for the chosen set when known without loading it, else None."""
+def _set_task(set_key: str) -> Modality | None:
+    """The chosen set's modality when known without loading it, else None."""
     if set_key == "demo-image":
-        return "image"
+        return Modality.IMAGE
     if set_key == "demo-series":
-        return "timeseries"
+        return Modality.SERIES
     uploaded = st.session_state.get(UPLOAD_SET)
     return None if uploaded is None else uploaded.task
-
-
-def current_settings() -> Settings:
-    """Draw the shared sidebar and return its settings (same as :func:`render_sidebar`; call once per page)."""
-    return render_sidebar()

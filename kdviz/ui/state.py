@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kdviz.attribution.methods import METHODS
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
+from kdviz.attribution.methods import get_method
+from kdviz.vocab import Modality
 
 K_SET = "kdviz_set"
 K_DEVICE = "kdviz_device"
@@ -45,14 +47,15 @@ class Settings:
     parts_image: str  # 'slic:50' | 'grid:4x4'
     parts_series: str  # 'segments:10'
     k: int
-    null_copies: int = 19  # R random-weights copies per student architecture (0 = no reference)
+    null_copies: int = DEFAULT_NULL_COPIES  # R random-weights copies per student architecture (0 = no reference)
     presenting: bool = False  # presentation mode: larger fonts, folded sidebar, 16:9 downloads
     figure_format: str = "png"  # download format of the charts' camera button: png | svg
     precision: str = "fp32"  # autocast precision of attributions (kdviz.attribution.precision): fp32 | bf16 | fp16
     target: str = "teacher"  # the class explained: 'teacher' (its prediction) | 'label' (true class) | 'class:<name>'
 
     def parts_for(self, task: str) -> str:
-        return self.parts_series if task == "timeseries" else self.parts_image
+        """The part spec for a set of modality ``task``: series segments, else image parts."""
+        return self.parts_series if task == Modality.SERIES else self.parts_image
 
     @property
     def method_params(self) -> dict[str, Any]:
@@ -67,4 +70,4 @@ class Settings:
 
     @property
     def method_label(self) -> str:
-        return METHODS[self.method].label
+        return get_method(self.method).label

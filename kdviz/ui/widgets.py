@@ -269,7 +269,7 @@ def numbers_table(summary: pd.DataFrame, *, key: str | None = None) -> pd.DataFr
         if c in ("model_id", "role", "arch", "method", "pred_name"):
             continue
         if c == "alpha":
-            out[c] = [variant_label(a).removeprefix("α=") for a in out[c]]
+            out[c] = ["—" if a is None or pd.isna(a) else f"{float(a):g}" for a in out[c]]  # the number, as typed
         elif c == "attention_rho_p":
             copies = summary["null_copies"] if "null_copies" in summary.columns else pd.Series(np.nan, summary.index)
             out[c] = ["—" if pd.isna(p) or pd.isna(r) else format_p(float(p), int(r))
