@@ -31,7 +31,8 @@ from torch import nn
 
 from kdviz.analysis.metrics import attention_rank_alignment, mean_ci
 from kdviz.analysis.randomisation import PASS_MAX_RHO, verdict
-from kdviz.attribution.text import Encoded, attribute_text, encode_words
+from kdviz.attribution.engine import attribute_text
+from kdviz.attribution.text import Encoded, encode_words
 from kdviz.models.hf_text import random_text_copy
 
 __all__ = [

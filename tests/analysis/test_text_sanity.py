@@ -9,7 +9,8 @@ from scipy.stats import spearmanr
 
 from kdviz.analysis.randomisation import verdict
 from kdviz.analysis.text_sanity import cascade_copies, text_blocks, text_randomisation_test
-from kdviz.attribution.text import attribute_text, encode_words
+from kdviz.attribution.engine import attribute_text
+from kdviz.attribution.text import encode_words
 from kdviz.models.hf_text import PromptedTokenizer, VerbalizedLM, Verbalizer, random_text_copy
 from tests.generative_models import gpt2_tokenizer, tiny_gpt2
 from tests.text_models import tiny_bert, tiny_tokenizer
