@@ -200,7 +200,7 @@ def browser(args: argparse.Namespace) -> None:
 def compute(args: argparse.Namespace) -> None:
     import torch
 
-    from kdviz.analysis.compare import compare_models
+    from kdviz.analysis.compare import CompareOptions, compare_models
     from kdviz.io.builtin_datasets import load_dataset
     from kdviz.io.zoo.manifest import load_zoo
 
@@ -217,8 +217,9 @@ def compute(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         compare_models(
             zoo.teacher, students, ds.model_input(display), labels=ds.y_test[i : i + 1],
-            method="integrated_gradients", method_params={"n_steps": args.steps}, parts="slic:50", k=5,
-            device="cpu", images_for_slic=np.asarray(display),
+            method="integrated_gradients", parts="slic:50", k=5,
+            options=CompareOptions(method_params={"n_steps": args.steps}, device="cpu",
+                                   images_for_slic=np.asarray(display)),
         )
         times.append(time.perf_counter() - t0)
         print(f"input {i}: {times[-1]:.2f} s")

@@ -30,7 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from kdviz.analysis.compare import compare_models  # noqa: E402
+from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models  # noqa: E402
 from kdviz.attribution.precision import precision_context, precision_support  # noqa: E402
 from kdviz.evaluation.evaluate import summarize  # noqa: E402
 from kdviz.io.builtin_datasets import load_dataset  # noqa: E402
@@ -47,15 +47,16 @@ def run(zoo_dir: Path, images: int, steps: int, precision: str, device: str) -> 
     x = ds.model_input(x_disp)
     y = ds.y_test[:images]
     parts = "segments:10" if zoo.task == "timeseries" else "slic:50"
-    kwargs = dict(labels=y, method="integrated_gradients", method_params={"n_steps": steps}, parts=parts, k=5,
-                  device=device, images_for_slic=x_disp)
+    kwargs = dict(labels=y, method="integrated_gradients", parts=parts, k=5,
+                  options=CompareOptions(method_params={"n_steps": steps}, device=device, images_for_slic=x_disp,
+                                         null=NullOptions(copies=0)))
     teacher, students = zoo.teacher, list(zoo.students)
     emulated = not precision_support(device, precision).supported
     results, seconds = {}, {}
     for name in ("fp32", precision):
         t0 = time.perf_counter()
         with precision_context(device, name, allow_emulated=True):
-            results[name] = compare_models(teacher, students, x, **kwargs, null_copies=0)
+            results[name] = compare_models(teacher, students, x, **kwargs)
         seconds[name] = time.perf_counter() - t0
     a, b = results["fp32"], results[precision]
     lines = [f"### {zoo.name}: {images} inputs, IG {steps} steps, parts {parts}, {device}"

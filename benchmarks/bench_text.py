@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kdviz.analysis.text import TextEntry, compare_text_models
-from kdviz.attribution.text import attribute_text, encode_words
+from kdviz.analysis.compare import ComparedModel, CompareOptions, NullOptions, compare_models
+from kdviz.attribution.engine import attribute_text
+from kdviz.attribution.text import encode_words
 from kdviz.io.hf_text import load_text_zoo
 from kdviz.io.text import TextSplit, read_rotten_tomatoes, vader_lexicon
 
@@ -29,9 +30,8 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def _entries(zoo) -> list[TextEntry]:
-    return [TextEntry(m.id, m.entry.role, m.entry.arch, m.entry.alpha, m.entry.method, m.text.model, m.text.tokenizer)
-            for m in zoo.models]
+def _entries(zoo) -> list[ComparedModel]:
+    return [ComparedModel.of(m) for m in zoo.models]
 
 
 def main() -> None:
@@ -51,8 +51,9 @@ def main() -> None:
     for null in (0, 3):
         for _ in range(2):  # the first call warms up; the second is what a page rerun costs
             t0 = time.perf_counter()
-            compare_text_models(entries[0], entries[1:], [SENTENCE], method="integrated_gradients", n_steps=32,
-                                null_copies=null, lexicon=lexicon)
+            options = CompareOptions(method_params={"n_steps": 32}, null=NullOptions(copies=null),
+                                     reading={"lexicon": lexicon})
+            compare_models(entries[0], entries[1:], [SENTENCE], method="integrated_gradients", options=options)
             took = time.perf_counter() - t0
         rows.append((f"page: 1 sentence × {len(entries)} models, IG 32 steps, null copies {null}", took))
     df = read_rotten_tomatoes()
@@ -63,7 +64,7 @@ def main() -> None:
         t0 = time.perf_counter()
         enc = encode_words(e.tokenizer, texts)
         for s in range(0, len(texts), 64):
-            attribute_text(e.model, enc.rows(np.arange(s, min(s + 64, len(texts)))), method="grad_x_embedding")
+            attribute_text(e.module, enc.rows(np.arange(s, min(s + 64, len(texts)))), method="grad_x_embedding")
         took = time.perf_counter() - t0
         total += took
         rows.append((f"{len(texts)} snippets, gradient × embedding: {e.id}", took))

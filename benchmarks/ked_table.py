@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kdviz.analysis.aggregate import summarize_models, summarize_variants  # noqa: E402
-from kdviz.analysis.compare import compare_models  # noqa: E402
+from kdviz.analysis.compare import CompareOptions, Hooks, NullOptions, compare_models  # noqa: E402
 from kdviz.attribution.engine import attribute  # noqa: E402
 from kdviz.io.builtin_datasets import load_dataset  # noqa: E402
 from kdviz.io.zoo.manifest import load_zoo  # noqa: E402
@@ -71,11 +71,12 @@ def main() -> None:
             return memo[entry.id]
 
         for parts in args.parts:
-            comp = compare_models(zoo.teacher, students, x, labels=y, method="integrated_gradients",
-                                  method_params=params, parts=parts, k=args.k, null_copies=args.null,
-                                  images_for_slic=x_disp if x_disp.ndim == 4 else None,
-                                  input_ids=list(range(args.start + lo, args.start + lo + len(x))),
-                                  attribute_fn=attribute_fn)
+            options = CompareOptions(method_params=params, null=NullOptions(copies=args.null),
+                                     images_for_slic=x_disp if x_disp.ndim == 4 else None,
+                                     input_ids=list(range(args.start + lo, args.start + lo + len(x))),
+                                     hooks=Hooks(attribute_fn=attribute_fn))
+            comp = compare_models(zoo.teacher, students, x, labels=y, method="integrated_gradients", parts=parts,
+                                  k=args.k, options=options)
             frames[parts].append(comp.frame)
         print(f"[{time.perf_counter() - start:6.0f}s] inputs {lo}..{lo + len(x) - 1} done", flush=True)
     for parts, chunks in frames.items():

@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 _PUBLIC_API = {
     "AttributionMethod": "kdviz.attribution.methods",
     "ParamSpec": "kdviz.attribution.methods",
+    "CompareOptions": "kdviz.analysis.compare",
     "attribute": "kdviz.attribution.engine",
     "compare_models": "kdviz.analysis.compare",
     "create_model": "kdviz.models",

@@ -65,9 +65,10 @@ def inputs_for(channels: int, seed: int) -> np.ndarray:
 
 def work(path: Path) -> dict[str, np.ndarray]:
     """Everything one session does with one checkpoint: load, logits, two attributions, random copies."""
-    from kdviz.analysis.nulls import random_copies
+    from kdviz.analysis.nulls import NULL_SEED_BASE
     from kdviz.attribution.engine import attribute, predict_logits
     from kdviz.io.checkpoints import load_checkpoint
+    from kdviz.modalities.tensor import random_copies
 
     ckpt = load_checkpoint(path)
     x = inputs_for(ckpt.in_channels, len(path.stem))
@@ -78,7 +79,8 @@ def work(path: Path) -> dict[str, np.ndarray]:
         # 2 inputs × 32 steps = 64 gradient passes: the fused inference twin is built and used
         "ig": attribute(ckpt.module, x, method="integrated_gradients", target=0, device="cpu", n_steps=32).raw,
     }
-    copies = random_copies(ckpt.arch, num_classes=ckpt.num_classes, in_channels=ckpt.in_channels, copies=2)
+    copies = random_copies(ckpt.arch, num_classes=ckpt.num_classes, in_channels=ckpt.in_channels, copies=2,
+                           first_seed=NULL_SEED_BASE)
     for copy in copies:
         out[f"null_{copy.seed}"] = predict_logits(copy.module, x, device="cpu")
     return out

@@ -60,7 +60,7 @@ def test_an_unregistered_teacher_architecture_is_explained() -> None:
 _UNKNOWN_ARCH_PAGE = '''
 import numpy as np
 import torch
-from kdviz.analysis.compare import compare_models
+from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
 from kdviz.models import create_model
 from kdviz.ui.sets import InputPool, ModelSet, SetModel
 from kdviz.ui.sidebar import render_sidebar
@@ -76,6 +76,7 @@ student = SetModel("s", "resnet8", 0.5, create_model("resnet8", num_classes=10, 
 pool = InputPool(x, np.zeros(2, dtype=np.int64), ("a", "b"))
 mset = ModelSet("uploaded", "custom", "image", (teacher, student), (1, 28, 28), (0.0,), (1.0,),
                 tuple("0123456789"), pool)
-comp = compare_models(teacher, [student], x, method="saliency", parts="grid:4x4", k=3, device="cpu", null_copies=0)
+comp = compare_models(teacher, [student], x, method="saliency", parts="grid:4x4", k=3,
+                      options=CompareOptions(device="cpu", null=NullOptions(copies=0)))
 randomisation_section(mset, x, comp, settings, key="t")
 '''

@@ -150,7 +150,7 @@ def test_processes_write_the_same_entries_at_once(tmp_path: Path) -> None:
 
 
 def test_compare_models_with_the_disk_cache(tmp_path: Path, model, x) -> None:
-    from kdviz.analysis.compare import compare_models
+    from kdviz.analysis.compare import CompareOptions, Hooks, NullOptions, compare_models
 
     class Entry:
         def __init__(self, mid: str, seed: int, role: str) -> None:
@@ -159,12 +159,16 @@ def test_compare_models_with_the_disk_cache(tmp_path: Path, model, x) -> None:
 
     cache = AttributionCache(tmp_path)
     teacher, student = Entry("t", 0, "teacher"), Entry("s", 1, "student")
-    kwargs = dict(method="saliency", parts="grid:4x4", k=3, device="cpu", null_copies=2)
-    plain = compare_models(teacher, [student], x, **kwargs)
-    first = compare_models(teacher, [student], x, attribute_fn=cached_attribute_fn("saliency", {}, cache=cache),
-                           **kwargs)
-    second = compare_models(teacher, [student], x, attribute_fn=cached_attribute_fn("saliency", {}, cache=cache),
-                            **kwargs)
+    kwargs = dict(method="saliency", parts="grid:4x4", k=3)
+
+    def options(attribute_fn=None) -> CompareOptions:
+        return CompareOptions(device="cpu", null=NullOptions(copies=2), hooks=Hooks(attribute_fn=attribute_fn))
+
+    plain = compare_models(teacher, [student], x, **kwargs, options=options())
+    first = compare_models(teacher, [student], x, **kwargs,
+                           options=options(cached_attribute_fn("saliency", {}, cache=cache)))
+    second = compare_models(teacher, [student], x, **kwargs,
+                            options=options(cached_attribute_fn("saliency", {}, cache=cache)))
     assert cache.stats.writes == 4 and cache.stats.hits == 4  # teacher, student, 2 random copies
     cols = ["attention_rho", "topk_overlap", "attention_rho_null"]
     for frame in (first.frame, second.frame):
