@@ -156,7 +156,7 @@ def test_one_tokenizer_encodes_from_many_threads_as_serially() -> None:
 
 def test_trace_gate_keeps_forward_passes_out_while_tracing() -> None:
     """A trace waits for running forward passes, lets no new one in, and gives up after its timeout."""
-    from kdviz.attribution.engine import TraceGate
+    from kdviz.attribution.locks import TraceGate
 
     gate = TraceGate()
     events: list[str] = []
