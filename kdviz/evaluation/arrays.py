@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kdviz.analysis.aggregate import copy_matrix, summarize_models
+from kdviz.analysis.aggregate import copy_matrix
 from kdviz.analysis.compare import NULL_METRICS, ComparedModel, CompareOptions, Hooks, NullOptions, compare_models
 from kdviz.analysis.defaults import default_setting
 from kdviz.analysis.nulls import NULL_SEED_BASE, chance_corrected, null_stats, sequential_stop
@@ -43,22 +43,9 @@ __all__ = [
     "make_settings",
     "plan_arrays",
     "resolve_setting",
-    "summarize",
 ]
 
 NULL_BLOCK = 20  # copies added at a time by the sequential rule
-
-
-def summarize(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
-    """Per-model means with percentile-bootstrap intervals: ``kdviz.analysis.aggregate.summarize_models``.
-
-    One row per model (in order of first appearance): ``model_id, role, arch, alpha, method, n``, then for
-    each metric ``m``: ``m``, ``m_low``, ``m_high``; ``accuracy`` (= mean of ``correct``) with its interval,
-    the random-weights null and excess columns, and ``margin_rho`` (output alignment across inputs).
-    Replicates of one variant (several seeds) are summarised together by
-    ``kdviz.analysis.aggregate.summarize_variants``.
-    """
-    return summarize_models(frame, confidence=confidence, n_resamples=n_resamples)
 
 
 def canonical_method(method: str) -> str:
@@ -259,6 +246,6 @@ def plan_arrays(zoo: Any, dataset: Any, options: EvalOptions) -> EvalPlan:
         frame, by_arch = runner.extend_null(frame, x_all, y_all)
         return frame, ({"null_copies_by_arch": by_arch} if by_arch else {})
 
-    return EvalPlan(settings=settings, runner=runner, inputs=x_all, labels=y_all, summarize=summarize,
+    return EvalPlan(settings=settings, runner=runner, inputs=x_all, labels=y_all,
                     device=str(resolve_device(options.device)), finish=finish,
                     facts={"test_accuracy": {str(m.id): getattr(m, "test_accuracy", None) for m in zoo.models}})

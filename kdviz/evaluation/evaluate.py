@@ -30,9 +30,8 @@ import pyarrow.parquet as pq
 
 from kdviz.errors import InvalidInputError
 from kdviz.evaluation import arrays, text  # noqa: F401  (the modality plug-ins register themselves)
-from kdviz.evaluation.arrays import summarize
 from kdviz.evaluation.batch import EvalResult, EvalSettings
-from kdviz.evaluation.pipeline import EvalOptions, run_evaluation
+from kdviz.evaluation.pipeline import EvalOptions, run_evaluation, summarize
 from kdviz.evaluation.resumable import EvalProgress
 
 __all__ = [

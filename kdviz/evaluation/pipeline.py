@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from kdviz.analysis.aggregate import summarize_models
 from kdviz.analysis.nulls import copies_for
 from kdviz.errors import InvalidInputError, UnknownNameError
 from kdviz.evaluation.batch import EvalResult, EvalSettings
@@ -44,6 +45,7 @@ __all__ = [
     "result_modality",
     "run_evaluation",
     "run_plan",
+    "summarize",
     "zoo_modality",
 ]
 
@@ -88,13 +90,12 @@ class BatchRunner(Protocol):
 
 @dataclass(frozen=True)
 class EvalPlan:
-    """What a modality's plug-in decided: settings, inputs, the batch runner, how to summarise and what to record."""
+    """What a modality's plug-in decided: settings, inputs, the batch runner and what to record."""
 
     settings: EvalSettings
     runner: BatchRunner
     inputs: Any  # sliceable: an array, a lazily decoded folder, a list of texts
     labels: np.ndarray | None
-    summarize: Callable[[pd.DataFrame], pd.DataFrame]
     device: str  # the device recorded in the run facts
     facts: dict[str, Any] = field(default_factory=dict)  # run facts of this modality
     # after every batch is in: more work on the whole frame (the sequential null), returning facts to record
@@ -149,6 +150,18 @@ def result_modality(settings: EvalSettings | dict[str, Any]) -> Modality:
     if kind not in _PART_KINDS:
         raise UnknownNameError(f"parts {parts!r}: no registered evaluation makes them ({sorted(_PART_KINDS)})")
     return _PART_KINDS[kind]
+
+
+def summarize(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
+    """Per-model means with percentile-bootstrap intervals: ``kdviz.analysis.aggregate.summarize_models``.
+
+    One row per model (in order of first appearance): ``model_id, role, arch, alpha, method, n``, then for
+    each metric ``m``: ``m``, ``m_low``, ``m_high``; ``accuracy`` (= mean of ``correct``) with its interval,
+    the random-weights null and excess columns, ``margin_rho`` (output alignment across inputs), and what a
+    modality adds (texts: the VADER share with its null, ``n_words``). Replicates of one variant (several seeds)
+    are summarised together by ``kdviz.analysis.aggregate.summarize_variants``.
+    """
+    return summarize_models(frame, confidence=confidence, n_resamples=n_resamples)
 
 
 def check_counts(limit: int | None, batch_size: int, k: int) -> None:
@@ -222,7 +235,7 @@ def run_plan(plan: EvalPlan, options: EvalOptions) -> EvalResult:
     if cluster_facts:
         run["cluster"] = cluster_facts
         run["device"] = str(cluster_facts.get("device", run["device"]))
-    return EvalResult(frame=frame, summary=plan.summarize(frame), settings=settings, run=run)
+    return EvalResult(frame=frame, summary=summarize(frame), settings=settings, run=run)
 
 
 def run_evaluation(zoo: Any, dataset: Any, options: EvalOptions) -> EvalResult:

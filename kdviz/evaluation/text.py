@@ -9,15 +9,14 @@ long table has the columns of ``kdviz.analysis.compare.FRAME_COLUMNS`` where the
 as per-copy values ``*_null_copies``, ``*_null`` and ``*_excess``), plus ``n_words``, ``top_words`` and the VADER
 share ``vader`` with its null. ``settings.parts`` is :data:`TEXT_PARTS`.
 
-The summary is ``kdviz.analysis.aggregate.summarize_models`` plus the same columns for ``vader``
-(:func:`summarize_text`). The null: ``null_copies`` untrained copies per student architecture (``'auto'``: the R
+The summary is ``kdviz.analysis.aggregate.summarize_models`` (with ``vader`` and its null, and ``n_words``, as
+text frames have them). The null: ``null_copies`` untrained copies per student architecture (``'auto'``: the R
 rule, ``kdviz.analysis.nulls.copies_for(architectures)``), all computed in every batch: gradient saliency on a
 copy costs about as much as on a student, so sequential stopping saves little.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kdviz.analysis.aggregate import copy_matrix, null_columns, summarize_models
-from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
-from kdviz.analysis.metrics import mean_ci
-from kdviz.analysis.text import TextEntry
+from kdviz.analysis.compare import ComparedModel, CompareOptions, NullOptions, compare_models
 from kdviz.attribution.methods import get_method
 from kdviz.errors import InvalidInputError, MissingDataError
 from kdviz.evaluation.batch import EvalResult, EvalSettings
@@ -54,7 +50,6 @@ __all__ = [
     "evaluate_text_zoo",
     "make_text_settings",
     "plan_text",
-    "summarize_text",
     "text_entries",
     "text_test_set",
 ]
@@ -71,13 +66,12 @@ def canonical_text_method(method: str | None) -> str:
     return get_method(method, Modality.TEXT).name
 
 
-def text_entries(zoo: Any) -> list[TextEntry]:
-    """``kdviz.analysis.text.TextEntry`` of every model of a loaded ``TextZoo``, teacher first, then zoo order."""
+def text_entries(zoo: Any) -> list[ComparedModel]:
+    """Every model of a loaded ``TextZoo`` as a ``ComparedModel`` record, teacher first, then in zoo order."""
     teachers = [m for m in zoo.models if m.entry.role == "teacher"]
     if len(teachers) != 1:
         raise InvalidInputError(f"text zoo {zoo.manifest.name!r} must have exactly one teacher, has {len(teachers)}")
-    return [TextEntry(m.id, str(m.entry.role), str(m.entry.arch), m.entry.alpha, str(m.entry.method), m.text.model,
-                      m.text.tokenizer) for m in [teachers[0], *[m for m in zoo.models if m is not teachers[0]]]]
+    return [ComparedModel.of(m) for m in [teachers[0], *[m for m in zoo.models if m is not teachers[0]]]]
 
 
 def text_test_set(zoo: Any) -> tuple[list[str], np.ndarray]:
@@ -118,8 +112,8 @@ def make_text_settings(zoo: Any, options: EvalOptions, *, n_available: int, data
 class TextBatches:
     """The batch runner of a text zoo: its models with their tokenizers, the settings, the VADER lexicon."""
 
-    teacher: TextEntry
-    students: tuple[TextEntry, ...]
+    teacher: ComparedModel
+    students: tuple[ComparedModel, ...]
     settings: EvalSettings
     lexicon: frozenset[str] | None
     max_length: int
@@ -137,29 +131,6 @@ class TextBatches:
     def for_worker(self, device: str) -> TextBatches:
         """The same runner (a worker holds the models and tokenizers as they are)."""
         return self
-
-
-def summarize_text(frame: pd.DataFrame, *, confidence: float = 0.95, n_resamples: int = 2000) -> pd.DataFrame:
-    """``kdviz.analysis.aggregate.summarize_models`` plus the VADER share: ``vader`` with its bootstrap interval,
-    ``vader_null`` (mean of the copies' means), ``vader_null_sd``, ``vader_null_low/high``, ``vader_z``,
-    ``vader_p`` (``kdviz.analysis.aggregate.null_columns``), and ``n_words`` (mean words per snippet)."""
-    summary = summarize_models(frame, confidence=confidence, n_resamples=n_resamples)
-    extra = []
-    for model_id, g in frame.groupby("model_id", sort=False):
-        row: dict[str, Any] = {"model_id": model_id}
-        if "vader" in g:
-            v = pd.to_numeric(g["vader"], errors="coerce").to_numpy(dtype=np.float64)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                row["vader"], row["vader_low"], row["vader_high"] = mean_ci(v, confidence=confidence,
-                                                                            n_resamples=n_resamples)
-            c = copy_matrix(g, "vader")
-            if c is not None:
-                row.update(null_columns(float(row["vader"]), c, "vader"))
-        if "n_words" in g:
-            row["n_words"] = float(pd.to_numeric(g["n_words"], errors="coerce").mean())
-        extra.append(row)
-    return summary.merge(pd.DataFrame(extra), on="model_id", how="left")
 
 
 def _refuse_array_options(dataset: Any, options: EvalOptions) -> None:
@@ -203,7 +174,7 @@ def plan_text(zoo: Any, dataset: Any, options: EvalOptions) -> EvalPlan:
     return EvalPlan(settings=settings, runner=TextBatches(entries[0], tuple(entries[1:]), settings, vader_lexicon(),
                                                           max_length),
                     inputs=list(texts), labels=None if labels is None else np.asarray(labels, dtype=np.int64),
-                    summarize=summarize_text, device="cpu", facts=facts)
+                    device="cpu", facts=facts)
 
 
 def evaluate_text_zoo(zoo: Any, *, texts: Sequence[str] | None = None, labels: np.ndarray | None = None,
