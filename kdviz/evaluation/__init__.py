@@ -1,2 +1,3 @@
-"""Dataset-level evaluation of a zoo into a DataFrame, resumable: one batch (:mod:`~kdviz.evaluation.batch`),
-a single process (:mod:`~kdviz.evaluation.evaluate`) or a Ray cluster (:mod:`~kdviz.evaluation.distributed`)."""
+"""Dataset-level evaluation of a zoo into a DataFrame, resumable: one pipeline (:mod:`~kdviz.evaluation.pipeline`)
+with a plug-in per modality (:mod:`~kdviz.evaluation.arrays`, :mod:`~kdviz.evaluation.text`), in a single process
+or on a Ray cluster (:mod:`~kdviz.evaluation.distributed`); :mod:`~kdviz.evaluation.evaluate` is the entry point."""
