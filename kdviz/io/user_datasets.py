@@ -19,6 +19,8 @@ channel when the preprocessing says so (kdviz's UCR convention), and are small e
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -27,12 +29,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from kdviz.errors import InvalidInputError
+from kdviz.io.builtin_datasets import load_dataset
 from kdviz.io.cifar import CifarSet, find_cifar, read_cifar_binary, read_cifar_python
 from kdviz.io.images import IMAGE_SUFFIXES, class_root, load_image
 from kdviz.io.presets import PRESETS
-from kdviz.io.series import encode_labels
+from kdviz.io.safezip import extract_zip
+from kdviz.io.series import encode_labels, load_series
 from kdviz.io.untrusted import UploadError
 
 __all__ = [
@@ -273,9 +279,6 @@ def fit_images(x: np.ndarray, *, size: tuple[int, int], channels: int) -> np.nda
     elif x.shape[1] != channels:
         raise DataFileError(f"images have {x.shape[1]} channels; the models take {channels}")
     if tuple(x.shape[2:]) != tuple(size):
-        import torch
-        import torch.nn.functional as F
-
         x = F.interpolate(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), size=tuple(size),
                           mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1).numpy()
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -292,7 +295,7 @@ def _znorm(x: np.ndarray) -> np.ndarray:
 
 
 def _aeon_series(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    from aeon.datasets import load_from_arff_file, load_from_ts_file
+    from aeon.datasets import load_from_arff_file, load_from_ts_file  # noqa: PLC0415 - aeon is heavy: only for .arff/.ts files
 
     try:
         x, y = (load_from_ts_file(str(path)) if path.suffix.lower() == ".ts" else load_from_arff_file(str(path)))
@@ -403,8 +406,6 @@ def read_data(path: str | os.PathLike[str], *, preprocessing: Preprocessing, tas
     if p.is_dir():
         ds = _image_folder(p, preprocessing, name, "ImageFolder folder")
     elif p.suffix.lower() == ".zip":
-        from kdviz.io.safezip import extract_zip
-
         folder, keep = _scratch()
         extract_zip(p, folder)
         ds = _image_folder(folder, preprocessing, name, "ImageFolder zip", keep)
@@ -414,8 +415,6 @@ def read_data(path: str | os.PathLike[str], *, preprocessing: Preprocessing, tas
         x, labels, names = _aeon_series(p)
         ds = _series_dataset(x, labels, names, preprocessing, name=name, fmt=p.suffix.lower(), path=p)
     elif p.suffix.lower() in (".csv", ".tsv", ".txt"):
-        from kdviz.io.series import load_series
-
         loaded = load_series(p.read_bytes(), name=p.name, label_column="auto")
         if loaded.labels is None:
             raise DataFileError(f"'{p.name}' has no label column; a test set needs one (header 'label', or text "
@@ -435,8 +434,6 @@ def read_data(path: str | os.PathLike[str], *, preprocessing: Preprocessing, tas
 def _fingerprint(path: Path, pre: Preprocessing) -> str:
     """8 hex digits of the path, its size and time, and the preprocessing: part of the data set's name, so a
     resumed ``evaluate`` never reuses batches made from other files or another preprocessing."""
-    import hashlib
-
     stat = path.stat()
     text = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{pre!r}"
     return hashlib.sha1(text.encode()).hexdigest()[:8]
@@ -449,13 +446,10 @@ def test_set_for_zoo(data: str, zoo: Any, *, preset: str | None = None) -> tuple
     read with the zoo's input size, channels and normalisation, or with ``preset``'s (the returned zoo then
     carries the preset's mean and std); the lines say which, and what was read.
     """
-    import dataclasses
-
     path = Path(data).expanduser()
     if not path.exists():
         if preset is not None:
             raise InvalidInputError("--preset applies to data read from files; a built-in data set has its own")
-        from kdviz.io.builtin_datasets import load_dataset
 
         return load_dataset(data), zoo, []
     task = getattr(zoo, "task", "image")

@@ -12,6 +12,7 @@ running server.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -25,12 +26,10 @@ WARM_MODULES = ("torch", "captum.attr", "scipy.stats", "pandas", "plotly.graph_o
 
 def warm_up(modules: tuple[str, ...] = WARM_MODULES, datasets: tuple[str, ...] = ("mnist",)) -> float:
     """Import ``modules`` and load ``datasets`` (``kdviz.io.builtin_datasets.load_dataset`` keeps them); returns seconds."""
-    import importlib
-
     start = time.perf_counter()
     for name in modules:
         importlib.import_module(name)
-    from kdviz.io.builtin_datasets import load_dataset
+    from kdviz.io.builtin_datasets import load_dataset  # noqa: PLC0415 - the point: imported in the warm-up thread
 
     for name in datasets:
         load_dataset(name)
@@ -51,7 +50,7 @@ def _use_navigation_from_the_first_run() -> None:
     ``kdviz.ui.sidebar.ensure_navigation`` has to send it back through ``app.py`` (one more run and round
     trip). Streamlit sets the same flag itself once ``st.navigation`` has run."""
     try:
-        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.pages_manager import PagesManager  # noqa: PLC0415 - optional Streamlit internal
     except ImportError:  # a Streamlit without it: ensure_navigation still repairs a deep link
         return
     if hasattr(PagesManager, "uses_pages_directory"):
@@ -61,7 +60,7 @@ def _use_navigation_from_the_first_run() -> None:
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("KDVIZ_TORCH_THREADS", "auto")  # one core left to the browser (kdviz.ui.compute)
     threading.Thread(target=_warm_quietly, name="kdviz-warm-up", daemon=True).start()
-    from streamlit.web import cli
+    from streamlit.web import cli  # noqa: PLC0415 - after the warm-up thread started, so both run at once
 
     _use_navigation_from_the_first_run()
 

@@ -19,6 +19,7 @@ import streamlit as st
 from kdviz.analysis.compare import Comparison
 from kdviz.analysis.randomisation import VERDICT_RULE, RandomisationResult, randomisation_test
 from kdviz.models import model_info
+from kdviz.report.randomisation_figure import randomisation_curve
 from kdviz.ui.charts import chart
 from kdviz.ui.sets import ModelSet, array_hash
 from kdviz.ui.state import Settings
@@ -111,8 +112,6 @@ def randomisation_section(mset: ModelSet, display: np.ndarray, comp: Comparison,
 
 
 def _figure(result: RandomisationResult) -> Any:
-    from kdviz.report.randomisation_figure import randomisation_curve
-
     return randomisation_curve(result)
 
 

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
+from kdviz.attribution.groups import explain_branches, explain_groups
 from kdviz.modalities.parts import PartSpec, parse_parts
+from kdviz.modalities.superfeatures import load_superfeatures
+from kdviz.report.superfeature_figures import superfeature_explanations, superfeature_layout
+from kdviz.ui.charts import chart
 from kdviz.ui.sets import DEMO_SETS, ModelSet, array_hash, demo_folder
 
 __all__ = ["available_m", "set_superfeatures", "superfeature_parts", "superfeature_section"]
@@ -38,8 +43,6 @@ def available_m(mset: ModelSet | None = None, *, key: str | None = None) -> list
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _load(folder: str, m: int, stamp: float) -> tuple[np.ndarray, str, float, int]:
-    from kdviz.modalities.superfeatures import load_superfeatures
-
     sf = load_superfeatures(folder, m)
     return sf.labels, sf.base, sf.seconds, sf.n_inputs
 
@@ -72,10 +75,6 @@ def _explain(model_hashes: tuple[str, ...], input_hash: str, m: int, tau: float,
     An explaining network (KED as in the paper) whose branches are these superfeatures explains itself: each
     branch's class distribution and its share of the total logit (``explain_branches``); every other model is
     explained by masking (``explain_groups``)."""
-    import torch
-
-    from kdviz.attribution.groups import explain_branches, explain_groups
-
     x = torch.as_tensor(_x)
     base = _baseline(_mset)
     teacher = _mset.teacher.module
@@ -102,8 +101,6 @@ def _own_branches(module: object, labels: np.ndarray) -> bool:
 def _baseline(mset: ModelSet):
     """Black pixel for images, 0 (the series mean) for z-normalised series, in model-input space (the
     baseline KED and SD train with, kdviz.training.loop.sd_baseline)."""
-    import torch
-
     mean = torch.tensor(mset.mean, dtype=torch.float32)
     std = torch.tensor(mset.std, dtype=torch.float32)
     return (-mean / std) if mset.task == "image" else torch.zeros_like(mean)
@@ -124,9 +121,6 @@ def superfeature_section(mset: ModelSet, parts: str, display: np.ndarray, names:
 
     Drawn when ``parts`` is ``superfeatures:M`` (otherwise a one-line hint), so other part kinds keep the
     page as it was."""
-    from kdviz.report.superfeature_figures import superfeature_explanations, superfeature_layout
-    from kdviz.ui.charts import chart
-
     ms = available_m(mset)
     spec = parse_parts(parts)
     if spec.kind != "superfeatures":  # drawn when the sidebar's parts are the teacher's superfeatures

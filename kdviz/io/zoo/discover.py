@@ -22,6 +22,7 @@ the one with the most parameters. Every guess is listed with what the user shoul
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -29,9 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from kdviz.errors import InvalidInputError
+from kdviz.errors import CheckpointError, InvalidInputError
+from kdviz.io.checkpoints import load_checkpoint
+from kdviz.io.class_names import guess_class_names
+from kdviz.io.presets import PRESETS, guess_preset
+from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, parse_manifest, save_weights
+from kdviz.models import model_info
+from kdviz.models.cifar_kd import UPSTREAM_NAMES
 
 __all__ = ["ModelGuess", "ZooDraft", "draft_zoo", "find_checkpoints", "read_safe_yaml", "write_zoo"]
 
@@ -188,8 +196,6 @@ def _get(data: Any, *keys: str) -> Any:
 
 
 def _arch_name(name: str) -> str:
-    from kdviz.models.cifar_kd import UPSTREAM_NAMES
-
     upstream = {v.split(" ")[0]: k for k, v in UPSTREAM_NAMES.items()}
     name = MDISTILLER_ARCHS.get(name, name)
     return upstream.get(name, name)
@@ -330,12 +336,6 @@ def draft_zoo(root: str | os.PathLike[str], *, name: str | None = None, dataset:
     ``dataset``, ``preset`` (CIFAR-10, CIFAR-100, ImageNet), ``mean``/``std``, ``input_size`` ((H, W), or (L,)
     for series) and ``class_names`` override the guesses; ``teacher`` names the teacher's file or id.
     """
-    from kdviz.io.checkpoints import CheckpointError, load_checkpoint
-    from kdviz.io.class_names import guess_class_names
-    from kdviz.io.presets import PRESETS, guess_preset
-    from kdviz.io.zoo.manifest import ModelEntry, ZooManifest
-    from kdviz.models import model_info
-
     base = Path(root)
     files, skipped = find_checkpoints(base)
     guesses: list[ModelGuess] = []
@@ -452,12 +452,6 @@ def draft_zoo(root: str | os.PathLike[str], *, name: str | None = None, dataset:
 def write_zoo(draft: ZooDraft, out: str | os.PathLike[str]) -> Path:
     """Write ``out/zoo.json`` and each model's weights as ``out/<id>.safetensors`` (float32, rebuilt from the
     loaded model: wrappers, prefixes and optimiser state dropped). Refuses a folder that already has a zoo."""
-    import json
-
-    import torch
-
-    from kdviz.io.zoo.manifest import MANIFEST, parse_manifest, save_weights
-
     folder = Path(out)
     if (folder / MANIFEST).exists():
         raise InvalidInputError(f"{folder / MANIFEST} exists; choose another --out (kdviz never overwrites a zoo)")

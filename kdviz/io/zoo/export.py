@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from kdviz.errors import InvalidInputError
+from kdviz.io.safezip import extract_zip
+from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, load_zoo, parse_manifest, save_weights
 
 __all__ = ["INPUTS_FILE", "ExportedZoo", "export_zoo_zip", "safe_model_id"]
 
@@ -69,12 +72,8 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
     ``test_accuracy``, ``seed``. ``inputs`` = (x as displayed, labels or None) are stored as
     ``test_inputs.npz`` when labelled. The manifest is checked by :func:`kdviz.io.zoo.manifest.parse_manifest` and the
     zip is read back through the safe extractor and :func:`~kdviz.io.zoo.manifest.load_zoo` before it is returned, so a
-    set the loader would refuse raises ``ValueError`` here, not after the download.
+    set the loader would refuse raises :class:`kdviz.errors.InvalidInputError` here, not after the download.
     """
-    import torch
-
-    from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, parse_manifest, save_weights
-
     if not models:
         raise InvalidInputError("the set has no models")
     teachers = [m for m in models if getattr(m, "role", "") == "teacher"]
@@ -146,9 +145,6 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
 
 def _check_round_trip(data: bytes, folder: str) -> None:
     """Extract with the upload rules and load the zoo, as the Models page does with an uploaded zoo zip."""
-    from kdviz.io.safezip import extract_zip
-    from kdviz.io.zoo.manifest import load_zoo
-
     with tempfile.TemporaryDirectory(prefix="kdviz-export-check-") as tmp:
         extract_zip(data, tmp)
         try:

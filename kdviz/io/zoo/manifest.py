@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from kdviz.errors import InvalidInputError, UnknownNameError
+from kdviz.io.checkpoints import load_checkpoint
 
 __all__ = [
     "ModelEntry",
@@ -112,6 +114,7 @@ class ZooManifest:
     recommended: Recommendation | None = None
 
     def to_json(self) -> str:
+        """Write the manifest as ``zoo.json``'s text."""
         return json.dumps(asdict(self), indent=2) + "\n"
 
 
@@ -154,6 +157,7 @@ def _float_list(value: object, where: str) -> tuple[float, ...]:
 
 
 def parse_model(obj: object, where: str) -> ModelEntry:
+    """Check one model record of a manifest (``where`` names it in messages) and return it as a ModelEntry."""
     if not isinstance(obj, dict):
         raise InvalidInputError(f"{where} must be an object, got {type(obj).__name__}")
     method = _choice(_need(obj, "method", where), ("ce", "kd", "kd+sd", "ked", "ked-blackbox", "rationale"), f"{where}.method")
@@ -307,13 +311,16 @@ class Zoo:
 
     @property
     def teacher(self) -> ZooModel:
+        """The zoo's teacher."""
         return next(m for m in self.models if m.role == "teacher")
 
     @property
     def students(self) -> tuple[ZooModel, ...]:
+        """The zoo's students, in manifest order."""
         return tuple(m for m in self.models if m.role == "student")
 
     def get(self, model_id: str) -> ZooModel:
+        """Return the model of id ``model_id``; :class:`kdviz.errors.UnknownNameError` listing the ids otherwise."""
         for m in self.models:
             if m.id == model_id:
                 return m
@@ -334,8 +341,6 @@ def read_manifest(root: str | os.PathLike[str]) -> ZooManifest:
 
 def load_zoo(root: str | os.PathLike[str]) -> Zoo:
     """Read ``root/zoo.json`` and load every checkpoint into an eval-mode float32 model."""
-    from kdviz.io.checkpoints import load_checkpoint
-
     root = Path(root)
     manifest = read_manifest(root)
     loaded = []
@@ -358,13 +363,11 @@ def load_zoo(root: str | os.PathLike[str]) -> Zoo:
 def save_weights(model: nn.Module, path: str | os.PathLike[str], *, dtype: torch.dtype = torch.float16,
                  metadata: Mapping[str, str] | None = None) -> None:
     """Store ``model``'s state dict as safetensors, floating-point tensors cast to ``dtype``."""
-    from safetensors.torch import save_file
-
     state = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(path), metadata=dict(metadata or {}))
 
 
 def replace_recommendation(manifest: ZooManifest, recommended: Recommendation | None) -> ZooManifest:
-    """A manifest with its recommended attribution setting replaced (checked by a parse round trip)."""
+    """Return ``manifest`` with its recommended attribution setting replaced (checked by a parse round trip)."""
     out = replace(manifest, recommended=recommended)
     return parse_manifest(json.loads(out.to_json()))
