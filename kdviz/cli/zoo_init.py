@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kdviz.io.zoo.discover import draft_zoo, write_zoo
+from kdviz.io.zoo.discover import InputOverrides, draft_zoo, write_zoo
 
 __all__ = ["register", "run_zoo_init"]
 
@@ -69,8 +69,9 @@ def run_zoo_init(args: argparse.Namespace) -> int:
         names = ([line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
                  if path.is_file() else [n.strip() for n in args.class_names.split(",")])
     try:
-        draft = draft_zoo(args.dir, name=args.name, dataset=args.dataset, preset=args.preset, mean=args.mean,
-                          std=args.std, input_size=args.input_size, class_names=names, teacher=args.teacher)
+        inputs = InputOverrides(preset=args.preset, mean=args.mean, std=args.std, size=args.input_size)
+        draft = draft_zoo(args.dir, name=args.name, dataset=args.dataset, inputs=inputs, class_names=names,
+                          teacher=args.teacher)
         for line in draft.report():
             print(line)
         if args.dry_run:

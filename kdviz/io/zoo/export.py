@@ -28,7 +28,7 @@ from kdviz.errors import InvalidInputError
 from kdviz.io.safezip import extract_zip
 from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, load_zoo, parse_manifest, save_weights
 
-__all__ = ["INPUTS_FILE", "ExportedZoo", "export_zoo_zip", "safe_model_id"]
+__all__ = ["INPUTS_FILE", "ExportedZoo", "ZooSpec", "export_zoo_zip", "safe_model_id"]
 
 INPUTS_FILE = "test_inputs.npz"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.=+-]+")
@@ -61,10 +61,24 @@ def _method(model: Any, role: str, alpha: float) -> str:
     return "ce" if role == "teacher" or alpha == 1.0 else "kd"
 
 
-def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: Sequence[int],
-                   mean: Sequence[float], std: Sequence[float], class_names: Sequence[str], dataset: str = "",
-                   inputs: tuple[np.ndarray, np.ndarray | None] | None = None, description: str = "",
-                   temperature: float = 4.0) -> ExportedZoo:
+@dataclass(frozen=True)
+class ZooSpec:
+    """What a saved zoo says besides its models: name, task, input shape and normalisation, class names, the data
+    set it was evaluated on (``""``: unknown), a description and the distillation temperature recorded."""
+
+    name: str
+    task: str  # 'image' | 'timeseries' (text zoos are Hugging Face folders)
+    input_shape: Sequence[int]
+    mean: Sequence[float]
+    std: Sequence[float]
+    class_names: Sequence[str]
+    dataset: str = ""
+    description: str = ""
+    temperature: float = 4.0
+
+
+def export_zoo_zip(models: Sequence[Any], spec: ZooSpec, *,
+                   inputs: tuple[np.ndarray, np.ndarray | None] | None = None) -> ExportedZoo:
     """Zip ``models`` (teacher first or marked by ``role``) as a zoo that :func:`kdviz.io.zoo.manifest.load_zoo` reads.
 
     Each model is any object with ``id``, ``role`` ('teacher' | 'student'), ``arch``, ``alpha`` (kdviz's
@@ -79,16 +93,43 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
     teachers = [m for m in models if getattr(m, "role", "") == "teacher"]
     if len(teachers) != 1:
         raise InvalidInputError(f"a zoo needs exactly one teacher, the set has {len(teachers)}")
-    if task not in ("image", "timeseries"):
-        raise InvalidInputError(f"task must be 'image' or 'timeseries' (text zoos are Hugging Face folders), got {task!r}")
-    if len(class_names) == 0:
+    if spec.task not in ("image", "timeseries"):
+        raise InvalidInputError(f"task must be 'image' or 'timeseries' (text zoos are Hugging Face folders), got "
+                                f"{spec.task!r}")
+    if len(spec.class_names) == 0:
         raise InvalidInputError("class_names is empty")
     ordered = teachers + [m for m in models if m is not teachers[0]]
-    taken: set[str] = set()
     notes: list[str] = []
-    entries, files = [], []
+    entries = _entries(ordered, spec, notes)
+    folder = safe_model_id(spec.name, set())
+    has_inputs = inputs is not None and inputs[1] is not None and len(inputs[0]) > 0
+    if inputs is not None and not has_inputs:
+        notes.append("the inputs have no labels, so they are not saved (a test set needs labels)")
+    if spec.dataset in ("", "unknown"):
+        notes.append(f"dataset unknown: evaluate with `kdviz evaluate --zoo {folder} --data "
+                     + (f"{folder}/{INPUTS_FILE}`" if has_inputs else "PATH`"))
+    manifest = ZooManifest(
+        name=spec.name, task=spec.task, dataset=spec.dataset or "unknown",  # type: ignore[arg-type]
+        input_shape=tuple(int(v) for v in spec.input_shape), mean=tuple(float(v) for v in spec.mean),
+        std=tuple(float(v) for v in spec.std), class_names=tuple(str(c) for c in spec.class_names),
+        models=tuple(entries), dtype="float32",
+        description=(spec.description or f"saved from kdviz's Models page (set '{spec.name}')")
+        + ". α is kdviz's (the weight of the hard-label term; 1.0 = no KD)." + "".join(f" {n[0].upper()}{n[1:]}."
+                                                                                  for n in notes))
+    text = manifest.to_json()
+    parse_manifest(json.loads(text))  # what load_zoo will accept
+    modules = [(f"{e.id}.safetensors", m.module) for e, m in zip(entries, ordered, strict=True)]
+    data = _zip(folder, text, modules, inputs if has_inputs else None, spec.class_names)
+    _check_round_trip(data, folder)
+    return ExportedZoo(data, folder, manifest, tuple(notes))
+
+
+def _entries(ordered: list[Any], spec: ZooSpec, notes: list[str]) -> list[ModelEntry]:
+    """The manifest records of the models (teacher first), ids made file-safe; unknown α recorded as 1.0."""
+    taken: set[str] = set()
+    entries = []
     for m in ordered:
-        role = "teacher" if m is teachers[0] else "student"
+        role = "teacher" if m is ordered[0] else "student"
         mid = safe_model_id(str(m.id), taken)
         if mid != str(m.id):
             notes.append(f"model {m.id!r} is saved as {mid!r} (ids are file names)")
@@ -98,49 +139,34 @@ def export_zoo_zip(models: Sequence[Any], *, name: str, task: str, input_shape: 
                 notes.append(f"{mid}: α unknown, recorded as 1.0 (no KD); edit zoo.json if it was distilled")
             alpha = 1.0
         acc = getattr(m, "test_accuracy", None)
-        module = m.module
-        params = int(getattr(m, "params", 0) or sum(p.numel() for p in module.parameters()))
+        params = int(getattr(m, "params", 0) or sum(p.numel() for p in m.module.parameters()))
         entries.append(ModelEntry(
-            id=mid, role=role, arch=str(m.arch), alpha=float(alpha), temperature=float(temperature),  # type: ignore[arg-type]
+            id=mid, role=role, arch=str(m.arch), alpha=float(alpha), temperature=float(spec.temperature),  # type: ignore[arg-type]
             method=_method(m, role, float(alpha)), beta=0.0, tau=None, checkpoint=f"{mid}.safetensors",  # type: ignore[arg-type]
             params=params, test_accuracy=float(acc) if acc is not None else 0.0, train_seconds=0.0,
-            command=f"kdviz Models page: saved from the set '{name}'", seed=int(getattr(m, "seed", None) or 0)))
-        files.append((f"{mid}.safetensors", module))
+            command=f"kdviz Models page: saved from the set '{spec.name}'", seed=int(getattr(m, "seed", None) or 0)))
     if any(getattr(m, "test_accuracy", None) is None for m in ordered):
         notes.append("test accuracy not known for some models (0 in zoo.json): kdviz evaluate --data measures it")
-    folder = safe_model_id(name, set())
-    has_inputs = inputs is not None and inputs[1] is not None and len(inputs[0]) > 0
-    if inputs is not None and not has_inputs:
-        notes.append("the inputs have no labels, so they are not saved (a test set needs labels)")
-    if dataset in ("", "unknown"):
-        notes.append(f"dataset unknown: evaluate with `kdviz evaluate --zoo {folder} --data "
-                     + (f"{folder}/{INPUTS_FILE}`" if has_inputs else "PATH`"))
-    manifest = ZooManifest(
-        name=name, task=task, dataset=dataset or "unknown", input_shape=tuple(int(v) for v in input_shape),  # type: ignore[arg-type]
-        mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
-        class_names=tuple(str(c) for c in class_names), models=tuple(entries), dtype="float32",
-        description=(description or f"saved from kdviz's Models page (set '{name}')")
-        + ". α is kdviz's (the weight of the hard-label term; 1.0 = no KD)." + "".join(f" {n[0].upper()}{n[1:]}."
-                                                                                  for n in notes))
-    text = manifest.to_json()
-    parse_manifest(json.loads(text))  # what load_zoo will accept
+    return entries
+
+
+def _zip(folder: str, manifest_text: str, modules: list[tuple[str, Any]],
+         inputs: tuple[np.ndarray, np.ndarray | None] | None, class_names: Sequence[str]) -> bytes:
+    """The zip: ``folder/zoo.json``, one float32 safetensors per model, and the labelled inputs when given."""
     buf = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="kdviz-export-") as tmp, \
             zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{folder}/{MANIFEST}", text)
-        for file, module in files:
+        archive.writestr(f"{folder}/{MANIFEST}", manifest_text)
+        for file, module in modules:
             path = Path(tmp) / file
             save_weights(module, path, dtype=torch.float32, metadata={"source": "kdviz Models page"})
             archive.write(path, f"{folder}/{file}", compress_type=zipfile.ZIP_STORED)
-        if has_inputs:
-            assert inputs is not None and inputs[1] is not None
+        if inputs is not None and inputs[1] is not None:
             x, y = np.asarray(inputs[0], dtype=np.float32), np.asarray(inputs[1], dtype=np.int64)
             npz = io.BytesIO()
             np.savez(npz, x=x, y=y, class_names=np.asarray([str(c) for c in class_names]))
             archive.writestr(f"{folder}/{INPUTS_FILE}", npz.getvalue())
-    data = buf.getvalue()
-    _check_round_trip(data, folder)
-    return ExportedZoo(data, folder, manifest, tuple(notes))
+    return buf.getvalue()
 
 
 def _check_round_trip(data: bytes, folder: str) -> None:

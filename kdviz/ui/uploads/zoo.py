@@ -19,7 +19,7 @@ import streamlit as st
 from kdviz.io.builtin_datasets import load_dataset
 from kdviz.io.safezip import extract_zip
 from kdviz.io.untrusted import UploadError, content_hash, upload_workspace
-from kdviz.io.zoo.export import INPUTS_FILE, ExportedZoo, export_zoo_zip
+from kdviz.io.zoo.export import INPUTS_FILE, ExportedZoo, ZooSpec, export_zoo_zip
 from kdviz.io.zoo.manifest import Zoo, load_zoo
 from kdviz.models import model_info
 from kdviz.models.timm_family import is_timm_name
@@ -64,9 +64,9 @@ def export_set(mset: ModelSet) -> ExportedZoo:
     if not mset.dataset and mset.pool is not None and mset.pool.labels is not None and mset.labels_comparable:
         inputs = (mset.pool.x, mset.pool.labels)
     with LOAD_LOCK:  # the round-trip check builds models
-        return export_zoo_zip(mset.models, name=mset.name.removeprefix("Uploaded zoo: "), task=mset.task,
-                              input_shape=mset.input_shape, mean=mset.mean, std=mset.std,
-                              class_names=mset.class_names, dataset=mset.dataset, inputs=inputs)
+        spec = ZooSpec(name=mset.name.removeprefix("Uploaded zoo: "), task=mset.task, input_shape=mset.input_shape,
+                       mean=mset.mean, std=mset.std, class_names=mset.class_names, dataset=mset.dataset)
+        return export_zoo_zip(mset.models, spec, inputs=inputs)
 
 
 def _buildable(arch: str) -> bool:

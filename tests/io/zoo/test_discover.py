@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdviz.io.zoo.discover import draft_zoo, find_checkpoints, read_safe_yaml, write_zoo
+from kdviz.io.zoo.conventions import read_safe_yaml
+from kdviz.io.zoo.discover import draft_zoo, find_checkpoints, write_zoo
 from kdviz.io.zoo.manifest import load_zoo
 from kdviz.models import seeded_model
 

@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 
 from kdviz.io.safezip import extract_zip
-from kdviz.io.zoo.export import INPUTS_FILE, export_zoo_zip, safe_model_id
+from kdviz.io.zoo.export import INPUTS_FILE, ZooSpec, export_zoo_zip, safe_model_id
 from kdviz.io.zoo.manifest import load_zoo
 from kdviz.models import seeded_model
 
@@ -49,8 +49,9 @@ def _export(models: list[M], **kw: Any):
     rng = np.random.default_rng(0)
     x = rng.random((6, 3, 32, 32), dtype=np.float32)
     y = np.array([0, 1, 2, 3, 4, 5])
-    return export_zoo_zip(models, name="my set", task="image", input_shape=(3, 32, 32), mean=(0.5, 0.5, 0.5),
-                          std=(0.25, 0.25, 0.25), class_names=[f"c{i}" for i in range(10)], inputs=(x, y), **kw), x, y
+    spec = ZooSpec(name="my set", task="image", input_shape=(3, 32, 32), mean=(0.5, 0.5, 0.5),
+                   std=(0.25, 0.25, 0.25), class_names=[f"c{i}" for i in range(10)], **kw)
+    return export_zoo_zip(models, spec, inputs=(x, y)), x, y
 
 
 def test_round_trip_through_safe_zip_and_zoo_loader(tmp_path: Path) -> None:
@@ -117,7 +118,7 @@ def test_refusals() -> None:
     with pytest.raises(ValueError, match="exactly one teacher"):
         _export([models[1]])
     with pytest.raises(ValueError, match="task"):
-        export_zoo_zip(models, name="t", task="text", input_shape=(1,), mean=(0,), std=(1,), class_names=["a"])
+        export_zoo_zip(models, ZooSpec(name="t", task="text", input_shape=(1,), mean=(0,), std=(1,), class_names=["a"]))
     unregistered = M("odd", "student", "not_a_registered_arch", 0.5, models[1].module)
     with pytest.raises(ValueError, match="would not load back"):
         _export([models[0], unregistered])
