@@ -208,92 +208,137 @@ def read_restricted_pickle(data: bytes, *, name: str = "the file") -> Any:
     here. Globals other than the handful a numpy array's pickle names, object construction (NEWOBJ, INST,
     OBJ), persistent ids and extension codes raise :class:`UnsafePickleError` naming what was asked for.
     """
-    stack: list[object] = []
-    marks: list[int] = []
-    memo: dict[int, object] = {}
-
-    def pop_mark() -> list[object]:
-        if not marks:
-            raise CifarError(f"'{name}' is not a valid pickle (a MARK is missing)")
-        start = marks.pop()
-        items = stack[start:]
-        del stack[start:]
-        return items
-
+    machine = _Machine(name)
     try:
         for op, arg, _pos in pickletools.genops(data):
-            code = op.name
-            if code in _IGNORED:
-                continue
-            if code in _PUSH_ARG:
-                stack.append(arg)
-            elif code in _CONSTANTS:
-                stack.append(_CONSTANTS[code])
-            elif code == "MARK":
-                marks.append(len(stack))
-            elif code in ("EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE"):
-                stack.append({} if code == "EMPTY_DICT" else [] if code == "EMPTY_LIST" else ())
-            elif code in ("DICT", "LIST", "TUPLE"):
-                items = pop_mark()
-                stack.append(dict(zip(items[::2], items[1::2], strict=True)) if code == "DICT"
-                             else items if code == "LIST" else tuple(items))
-            elif code in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(code[-1])
-                items = stack[-n:]
-                del stack[-n:]
-                stack.append(tuple(items))
-            elif code == "APPEND":
-                value = stack.pop()
-                _target(stack[-1], list, name).append(value)
-            elif code == "APPENDS":
-                items = pop_mark()
-                _target(stack[-1], list, name).extend(items)
-            elif code == "SETITEM":
-                value, key = stack.pop(), stack.pop()
-                _target(stack[-1], dict, name)[_key(key, name)] = value
-            elif code == "SETITEMS":
-                items = pop_mark()
-                target = _target(stack[-1], dict, name)
-                for key, value in zip(items[::2], items[1::2], strict=True):
-                    target[_key(key, name)] = value
-            elif code in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = stack[-1]
-            elif code == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif code in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo[int(arg)])
-            elif code in ("GLOBAL", "STACK_GLOBAL"):
-                if code == "GLOBAL":
-                    module, _, attr = str(arg).partition(" ")
-                else:
-                    attr, module = stack.pop(), stack.pop()
-                if (module, attr) not in _ALLOWED:
-                    raise _refuse(name, f"asks for the Python object {module}.{attr}")
-                stack.append(_Symbol(str(module), str(attr)))
-            elif code == "REDUCE":
-                args = stack.pop()
-                stack.append(_call(stack.pop(), args, name))
-            elif code == "BUILD":
-                state = stack.pop()
-                _build(stack[-1], state, name)
-            elif code == "POP":
-                stack.pop()
-            elif code == "POP_MARK":
-                pop_mark()
-            elif code == "DUP":
-                stack.append(stack[-1])
-            elif code == "STOP":
-                if len(stack) != 1:
-                    raise CifarError(f"'{name}' is not a valid pickle (the stack ends with {len(stack)} items)")
-                return _finish(stack[0], name)
-            else:  # NEWOBJ, INST, OBJ, PERSID, EXT*, buffers, sets: never in the CIFAR layout
-                raise _refuse(name, f"uses the {code} instruction (it builds objects or reaches outside the file)")
+            if op.name == "STOP":
+                return machine.finish()
+            machine.step(op.name, arg)
     except (UnsafePickleError, CifarError):
         raise
     except Exception as exc:  # genops raises ValueError on damaged data; IndexError/KeyError on bad stacks
         raise CifarError(f"'{name}' is not a valid pickle ({type(exc).__name__}: {exc}); the file is damaged "
                          "or not a CIFAR batch.") from exc
     raise CifarError(f"'{name}' is not a valid pickle (no STOP instruction: truncated)")
+
+
+class _Machine:
+    """The pickle stack machine, restricted: one handler per opcode the CIFAR layout uses; anything else (NEWOBJ,
+    INST, OBJ, PERSID, EXT*, buffers, sets) is refused."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stack: list[object] = []
+        self.marks: list[int] = []
+        self.memo: dict[int, object] = {}
+
+    def step(self, code: str, arg: object) -> None:
+        """Interpret one opcode."""
+        if code in _IGNORED:
+            return
+        if code in _PUSH_ARG:
+            self.stack.append(arg)
+        elif code in _CONSTANTS:
+            self.stack.append(_CONSTANTS[code])
+        elif code in _HANDLERS:
+            _HANDLERS[code](self, code, arg)
+        else:
+            raise _refuse(self.name, f"uses the {code} instruction (it builds objects or reaches outside the file)")
+
+    def finish(self) -> Any:
+        """The decoded object at STOP."""
+        if len(self.stack) != 1:
+            raise CifarError(f"'{self.name}' is not a valid pickle (the stack ends with {len(self.stack)} items)")
+        return _finish(self.stack[0], self.name)
+
+    def pop_mark(self, _code: str = "", _arg: object = None) -> list[object]:
+        """The items pushed since the last MARK, taken off the stack."""
+        if not self.marks:
+            raise CifarError(f"'{self.name}' is not a valid pickle (a MARK is missing)")
+        start = self.marks.pop()
+        items = self.stack[start:]
+        del self.stack[start:]
+        return items
+
+    def mark(self, _code: str, _arg: object) -> None:
+        self.marks.append(len(self.stack))
+
+    def empty(self, code: str, _arg: object) -> None:
+        self.stack.append({} if code == "EMPTY_DICT" else [] if code == "EMPTY_LIST" else ())
+
+    def collection(self, code: str, _arg: object) -> None:
+        items = self.pop_mark()
+        self.stack.append(dict(zip(items[::2], items[1::2], strict=True)) if code == "DICT"
+                          else items if code == "LIST" else tuple(items))
+
+    def small_tuple(self, code: str, _arg: object) -> None:
+        n = int(code[-1])
+        items = self.stack[-n:]
+        del self.stack[-n:]
+        self.stack.append(tuple(items))
+
+    def append(self, _code: str, _arg: object) -> None:
+        value = self.stack.pop()
+        _target(self.stack[-1], list, self.name).append(value)
+
+    def appends(self, _code: str, _arg: object) -> None:
+        items = self.pop_mark()
+        _target(self.stack[-1], list, self.name).extend(items)
+
+    def setitem(self, _code: str, _arg: object) -> None:
+        value, key = self.stack.pop(), self.stack.pop()
+        _target(self.stack[-1], dict, self.name)[_key(key, self.name)] = value
+
+    def setitems(self, _code: str, _arg: object) -> None:
+        items = self.pop_mark()
+        target = _target(self.stack[-1], dict, self.name)
+        for key, value in zip(items[::2], items[1::2], strict=True):
+            target[_key(key, self.name)] = value
+
+    def put(self, _code: str, arg: object) -> None:
+        self.memo[int(arg)] = self.stack[-1]  # type: ignore[call-overload]
+
+    def memoize(self, _code: str, _arg: object) -> None:
+        self.memo[len(self.memo)] = self.stack[-1]
+
+    def get(self, _code: str, arg: object) -> None:
+        self.stack.append(self.memo[int(arg)])  # type: ignore[call-overload]
+
+    def global_(self, code: str, arg: object) -> None:
+        if code == "GLOBAL":
+            module, _, attr = str(arg).partition(" ")
+        else:
+            attr, module = self.stack.pop(), self.stack.pop()
+        if (module, attr) not in _ALLOWED:
+            raise _refuse(self.name, f"asks for the Python object {module}.{attr}")
+        self.stack.append(_Symbol(str(module), str(attr)))
+
+    def reduce(self, _code: str, _arg: object) -> None:
+        args = self.stack.pop()
+        self.stack.append(_call(self.stack.pop(), args, self.name))
+
+    def build(self, _code: str, _arg: object) -> None:
+        state = self.stack.pop()
+        _build(self.stack[-1], state, self.name)
+
+    def pop(self, _code: str, _arg: object) -> None:
+        self.stack.pop()
+
+    def dup(self, _code: str, _arg: object) -> None:
+        self.stack.append(self.stack[-1])
+
+
+_HANDLERS = {
+    "MARK": _Machine.mark, "POP_MARK": _Machine.pop_mark, "POP": _Machine.pop, "DUP": _Machine.dup,
+    **dict.fromkeys(("EMPTY_DICT", "EMPTY_LIST", "EMPTY_TUPLE"), _Machine.empty),
+    **dict.fromkeys(("DICT", "LIST", "TUPLE"), _Machine.collection),
+    **dict.fromkeys(("TUPLE1", "TUPLE2", "TUPLE3"), _Machine.small_tuple),
+    "APPEND": _Machine.append, "APPENDS": _Machine.appends, "SETITEM": _Machine.setitem,
+    "SETITEMS": _Machine.setitems, **dict.fromkeys(("PUT", "BINPUT", "LONG_BINPUT"), _Machine.put),
+    "MEMOIZE": _Machine.memoize, **dict.fromkeys(("GET", "BINGET", "LONG_BINGET"), _Machine.get),
+    **dict.fromkeys(("GLOBAL", "STACK_GLOBAL"), _Machine.global_), "REDUCE": _Machine.reduce,
+    "BUILD": _Machine.build,
+}
 
 
 def _target(obj: object, kind: type, name: str) -> Any:

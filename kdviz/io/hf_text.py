@@ -167,32 +167,24 @@ def find_hf_root(folder: Path) -> Path:
     return found[0]
 
 
-def check_hf_folder(folder: str | os.PathLike[str], *, max_vocab: int = MAX_VOCAB) -> dict[str, Any]:
-    """Refuse anything unsafe or unsupported in ``folder`` (see the module doc); return the parsed config."""
-    root = Path(folder)
-    for path in [root, *root.rglob("*")]:
-        if path.is_symlink():
-            raise HFTextError(f"{path.relative_to(root.parent)} is a link; links are refused")
-    config = _read_json(root / "config.json") if (root / "config.json").is_file() else None
-    if not isinstance(config, dict):
-        raise HFTextError("config.json is missing or is not a JSON object")
-    for name in JSON_FILES:
-        path = root / name
-        if not path.is_file():
-            continue
-        obj = config if name == "config.json" else _read_json(path)
-        if isinstance(obj, dict) and ("auto_map" in obj or obj.get("trust_remote_code")):
-            raise HFTextError(f"{name} asks for custom code (auto_map / trust_remote_code); kdviz never runs "
-                              "code from a checkpoint")
-        if name == "tokenizer.json":
-            vocab = (obj.get("model") or {}).get("vocab") if isinstance(obj, dict) else None
-            if vocab is not None and len(vocab) > max_vocab:
-                raise HFTextError(f"tokenizer.json has a vocabulary of {len(vocab):,}; the limit is {max_vocab:,}")
-            continue
-        for key, value in _walk_json(obj, name):
-            leaf = key.rsplit(".", 1)[-1].lower()
-            if any(h in leaf for h in _PATH_KEY_HINTS) and _points_outside(value):
-                raise HFTextError(f"{key} = {value!r} points outside the upload; refusing the checkpoint")
+def _check_json_file(name: str, obj: Any, max_vocab: int) -> None:
+    """No custom code asked for, a tokenizer vocabulary within the limit, no path pointing outside the upload."""
+    if isinstance(obj, dict) and ("auto_map" in obj or obj.get("trust_remote_code")):
+        raise HFTextError(f"{name} asks for custom code (auto_map / trust_remote_code); kdviz never runs "
+                          "code from a checkpoint")
+    if name == "tokenizer.json":
+        vocab = (obj.get("model") or {}).get("vocab") if isinstance(obj, dict) else None
+        if vocab is not None and len(vocab) > max_vocab:
+            raise HFTextError(f"tokenizer.json has a vocabulary of {len(vocab):,}; the limit is {max_vocab:,}")
+        return
+    for key, value in _walk_json(obj, name):
+        leaf = key.rsplit(".", 1)[-1].lower()
+        if any(h in leaf for h in _PATH_KEY_HINTS) and _points_outside(value):
+            raise HFTextError(f"{key} = {value!r} points outside the upload; refusing the checkpoint")
+
+
+def _check_config(config: dict[str, Any], max_vocab: int) -> None:
+    """A supported model type, a valid verbalizer where there is one, a vocabulary size within the limit."""
     model_type = config.get("model_type")
     if model_type not in ENCODER_TYPES + GENERATIVE_TYPES:
         raise HFTextError(f"model_type {model_type!r} is not supported; kdviz reads sequence classifiers of "
@@ -206,6 +198,10 @@ def check_hf_folder(folder: str | os.PathLike[str], *, max_vocab: int = MAX_VOCA
     vocab_size = config.get("vocab_size")
     if not isinstance(vocab_size, int) or not 0 < vocab_size <= max_vocab:
         raise HFTextError(f"config.json vocab_size={vocab_size!r}; it must be an integer in [1, {max_vocab:,}]")
+
+
+def _check_vocab_files(root: Path, max_vocab: int) -> None:
+    """Slow-tokenizer vocabularies (BERT's vocab.txt, GPT-2's vocab.json) within the limit."""
     vocab_txt = root / "vocab.txt"
     if vocab_txt.is_file():
         with vocab_txt.open("rb") as fh:
@@ -219,6 +215,22 @@ def check_hf_folder(folder: str | os.PathLike[str], *, max_vocab: int = MAX_VOCA
             raise HFTextError("vocab.json is not a JSON object of token -> id")
         if len(vocab) > max_vocab:
             raise HFTextError(f"vocab.json has {len(vocab):,} entries; the limit is {max_vocab:,}")
+
+
+def check_hf_folder(folder: str | os.PathLike[str], *, max_vocab: int = MAX_VOCAB) -> dict[str, Any]:
+    """Refuse anything unsafe or unsupported in ``folder`` (see the module doc); return the parsed config."""
+    root = Path(folder)
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            raise HFTextError(f"{path.relative_to(root.parent)} is a link; links are refused")
+    config = _read_json(root / "config.json") if (root / "config.json").is_file() else None
+    if not isinstance(config, dict):
+        raise HFTextError("config.json is missing or is not a JSON object")
+    for name in JSON_FILES:
+        if (root / name).is_file():
+            _check_json_file(name, config if name == "config.json" else _read_json(root / name), max_vocab)
+    _check_config(config, max_vocab)
+    _check_vocab_files(root, max_vocab)
     if any(root.glob("*.index.json")):
         raise HFTextError("sharded weights (*.index.json) are not supported; save with one weights file")
     if not any((root / w).is_file() for w in WEIGHT_FILES):

@@ -162,10 +162,8 @@ def _is_number(cell: str) -> bool:
     return True
 
 
-def _load_csv(
-    data: bytes, name: str, label_column: str
-) -> tuple[np.ndarray, list[str] | None, list[str], list[str]]:
-    """Rows are series (univariate); an optional first-column label; an optional header."""
+def _csv_rows(data: bytes, name: str) -> list[tuple[int, list[str]]]:
+    """The CSV's non-empty rows with their line numbers, cells stripped (the delimiter sniffed)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -180,6 +178,37 @@ def _load_csv(
     rows = [(n, row) for n, row in rows if any(row)]
     if not rows:
         raise SeriesError(f"'{name}' is empty; upload a CSV with one series per row.")
+    return rows
+
+
+def _csv_values(rows: list[tuple[int, list[str]]], start: int, header: list[str] | None, name: str) -> np.ndarray:
+    """The rows' numbers from column ``start`` on (an empty cell is NaN); every row as long as the first."""
+    width = len(rows[0][1]) - start
+    values = np.empty((len(rows), width), dtype=np.float64)
+    for i, (line, row) in enumerate(rows):
+        cells = row[start:]
+        if len(cells) != width:
+            raise SeriesError(
+                f"'{name}' line {line} has {len(cells)} values but line {rows[0][0]} has {width}; "
+                "all series must have the same length (pad or resample them)."
+            )
+        for j, cell in enumerate(cells):
+            try:
+                values[i, j] = np.nan if cell == "" else float(cell)
+            except ValueError:
+                column = header[j + start] if header is not None and j + start < len(header) else j + start + 1
+                raise SeriesError(
+                    f"'{name}' line {line}, column {column!s} holds {cell[:40]!r}, which is not a number; "
+                    "fix that cell (or mark a text label column with the header 'label')."
+                ) from None
+    return values
+
+
+def _load_csv(
+    data: bytes, name: str, label_column: str
+) -> tuple[np.ndarray, list[str] | None, list[str], list[str]]:
+    """Rows are series (univariate); an optional first-column label; an optional header."""
+    rows = _csv_rows(data, name)
     notes: list[str] = []
     header: list[str] | None = None
     first = rows[0][1]
@@ -195,27 +224,8 @@ def _load_csv(
         has_label = label_column == "first"
     labels: list[str] | None = [row[0] for _, row in rows] if has_label else None
     start = 1 if has_label else 0
-    width = len(rows[0][1]) - start
-    values = np.empty((len(rows), width), dtype=np.float64)
-    for i, (line, row) in enumerate(rows):
-        cells = row[start:]
-        if len(cells) != width:
-            raise SeriesError(
-                f"'{name}' line {line} has {len(cells)} values but line {rows[0][0]} has {width}; "
-                "all series must have the same length (pad or resample them)."
-            )
-        for j, cell in enumerate(cells):
-            if cell == "":
-                values[i, j] = np.nan
-                continue
-            try:
-                values[i, j] = float(cell)
-            except ValueError:
-                column = header[j + start] if header is not None and j + start < len(header) else j + start + 1
-                raise SeriesError(
-                    f"'{name}' line {line}, column {column!s} holds {cell[:40]!r}, which is not a number; "
-                    "fix that cell (or mark a text label column with the header 'label')."
-                ) from None
+    values = _csv_values(rows, start, header, name)
+    width = values.shape[1]
     if width == 0:
         raise SeriesError(f"'{name}' has labels but no values; add one series per row.")
     if has_label:
