@@ -21,12 +21,13 @@ from kdviz.ui.widgets import (
     numbers_table,
     seed_filter,
 )
+from kdviz.vocab import Modality
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages and live in the URL
 st.title("Attention maps")
 with guard("draw the attention maps"):
     mset = active_set(settings)
-    if mset.task != "image":
+    if mset.task != Modality.IMAGE:
         st.info("This model set works on time series: see the **Temporal saliency** page.")
         raise Stop
     st.caption(f"{mset.name} · {settings.method_label} · parts {settings.parts_for(mset.task)} · k = {settings.k} · "

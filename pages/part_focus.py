@@ -10,6 +10,7 @@ from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar
 from kdviz.ui.superfeatures import superfeature_section
 from kdviz.ui.widgets import active_set, alpha_filter, choose_inputs, from_url, guard, link_to_view, numbers_table
+from kdviz.vocab import Modality
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Part focus")
@@ -25,7 +26,7 @@ with guard("compute the part focus"):
     with left:
         from_url("pf_input", kind=int, options=list(range(len(names))))
         i = st.selectbox("Input drawn", range(len(names)), format_func=lambda j: names[j], key="pf_input")
-        base = display[i] if mset.task == "image" else display[i].mean(axis=0)
+        base = display[i] if mset.task == Modality.IMAGE else display[i].mean(axis=0)
         chart(parts_figure(base, comp.part_labels[i], comp.teacher_topk[i],
                            title=f"{parts} — teacher's top-{comp.k} highlighted"), name="parts")
         ties = topk_ties_note(comp.part_vectors[comp.teacher_id][i], comp.k)

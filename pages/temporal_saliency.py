@@ -8,12 +8,13 @@ from kdviz.ui.charts import chart
 from kdviz.ui.compute import compare, pool_predictions, summarise
 from kdviz.ui.sidebar import render_sidebar
 from kdviz.ui.widgets import Stop, active_set, alpha_filter, choose_inputs, guard, link_to_view, numbers_table
+from kdviz.vocab import Modality
 
 settings = render_sidebar()  # the shared sidebar; its values persist across pages
 st.title("Temporal saliency")
 with guard("draw the temporal saliency"):
     mset = active_set(settings)
-    if mset.task != "timeseries":
+    if mset.task != Modality.SERIES:
         st.info("This model set works on images: see the **Attention maps** page, or pick the time-series demo "
                 "in the sidebar.")
         raise Stop

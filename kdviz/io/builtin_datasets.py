@@ -16,16 +16,15 @@ import gzip
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from kdviz.errors import InvalidInputError, UnknownNameError
+from kdviz.vocab import Modality
 
 __all__ = ["FASHION_MNIST_DIR", "Dataset", "list_datasets", "load_dataset", "load_fashion_mnist", "read_idx"]
 
-Task = Literal["image", "timeseries"]
 
 MNIST_SPLIT_SEED = 0  # fixed: the 4,000/1,000 split is part of the shipped zoo's definition
 MNIST_TEST_SIZE = 1000
@@ -50,7 +49,7 @@ class Dataset:
     """One labelled dataset with its own train/test split (the test split is for reporting only)."""
 
     name: str
-    task: Task
+    task: Modality
     x_train: np.ndarray  # float32, (N, C, H, W) in [0, 1] for images, (N, C, L) for series
     y_train: np.ndarray  # int64, (N,)
     x_test: np.ndarray
@@ -124,7 +123,7 @@ def _load_mnist() -> Dataset:
     std = float(x_train.std())
     return Dataset(
         name="mnist",
-        task="image",
+        task=Modality.IMAGE,
         x_train=np.ascontiguousarray(x_train),
         y_train=np.ascontiguousarray(y_train),
         x_test=np.ascontiguousarray(x_test),
@@ -161,7 +160,7 @@ def _load_ucr(key: str, aeon_name: str) -> Dataset:
     channels = x_train.shape[1]
     return Dataset(
         name=key,
-        task="timeseries",
+        task=Modality.SERIES,
         x_train=_znorm(x_train),
         y_train=np.array([index[v] for v in y_train_raw], dtype=np.int64),
         x_test=_znorm(x_test),
@@ -215,7 +214,7 @@ def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR) -> Dataset:
     mean, std = float(x_train.mean()), float(x_train.std())
     return Dataset(
         name="fashion-mnist",
-        task="image",
+        task=Modality.IMAGE,
         x_train=np.ascontiguousarray(x_train),
         y_train=read_idx(files["train_labels-idx1"]).astype(np.int64),
         x_test=np.ascontiguousarray(x_test),

@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from kdviz.io.presets import PRESETS
 from kdviz.io.safezip import extract_zip
 from kdviz.io.series import encode_labels, load_series
 from kdviz.io.untrusted import UploadError
+from kdviz.vocab import Modality
 
 __all__ = [
     "DATA_FORMATS",
@@ -54,7 +55,6 @@ __all__ = [
     "test_set_for_zoo",
 ]
 
-Task = Literal["image", "timeseries"]
 
 # (format, reader, what it is checked against in the tests): the README's table.
 DATA_FORMATS: tuple[tuple[str, str, str], ...] = (
@@ -101,7 +101,7 @@ def _fmt(values: Sequence[float]) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
-def preprocessing_for(*, task: Task, input_shape: Sequence[int] | None = None, mean: Sequence[float] | None = None,
+def preprocessing_for(*, task: Modality | str, input_shape: Sequence[int] | None = None, mean: Sequence[float] | None = None,
                       std: Sequence[float] | None = None, source: str = "the zoo", preset: str | None = None
                       ) -> Preprocessing:
     """The zoo's preprocessing (``input_shape`` (C, H, W) or (C, L), mean, std), or a named preset's
@@ -110,7 +110,7 @@ def preprocessing_for(*, task: Task, input_shape: Sequence[int] | None = None, m
         key = {k.lower(): k for k in PRESETS}.get(preset.strip().lower())
         if key is None:
             raise InvalidInputError(f"preset={preset!r} is not one of {', '.join(PRESETS)}")
-        if task != "image":
+        if task != Modality.IMAGE:
             raise InvalidInputError(f"preset {key} is for images; a {task} zoo uses its own normalisation")
         channels = int(input_shape[0]) if input_shape else 3
         p = PRESETS[key]
@@ -118,7 +118,7 @@ def preprocessing_for(*, task: Task, input_shape: Sequence[int] | None = None, m
         return Preprocessing(f"preset {key}", tuple(p_mean), tuple(p_std), p.size, channels)
     if input_shape is None or mean is None or std is None:
         raise InvalidInputError("preprocessing needs the zoo's input_shape, mean and std, or a preset")
-    if task == "image":
+    if task == Modality.IMAGE:
         return Preprocessing(source, tuple(mean), tuple(std), (int(input_shape[1]), int(input_shape[2])),
                              int(input_shape[0]))
     return Preprocessing(source, tuple(mean), tuple(std), None, int(input_shape[0]), znorm=True)
@@ -174,7 +174,7 @@ class FileDataset:
     (``name``, ``x_test``, ``y_test``, ``class_names``)."""
 
     name: str
-    task: Task
+    task: Modality
     format: str
     x_test: Any  # LazyImages or a float32 array
     y_test: np.ndarray
@@ -255,7 +255,7 @@ def _image_folder(root: Path, pre: Preprocessing, name: str, fmt: str, keep: Any
 
     x = LazyImages(len(files), (channels, *pre.size), load)
     labels = np.asarray([label for _, label in files], dtype=np.int64)
-    return FileDataset(name, "image", fmt, x, labels, classes, pre, str(root), (), keep)
+    return FileDataset(name, Modality.IMAGE, fmt, x, labels, classes, pre, str(root), (), keep)
 
 
 def _cifar_images(cifar: CifarSet, pre: Preprocessing) -> LazyImages:
@@ -316,11 +316,11 @@ def _series_dataset(x: np.ndarray, labels: np.ndarray, names: tuple[str, ...], p
     x = x.astype(np.float32)
     if pre.channels is not None and x.shape[1] != pre.channels:
         raise DataFileError(f"'{path.name}' has {x.shape[1]}-channel series; the models take {pre.channels}")
-    return FileDataset(name, "timeseries", fmt, _znorm(x) if pre.znorm else x, labels, names, pre, str(path),
+    return FileDataset(name, Modality.SERIES, fmt, _znorm(x) if pre.znorm else x, labels, names, pre, str(path),
                        tuple(notes))
 
 
-def _npz(path: Path, pre: Preprocessing, task: Task, name: str) -> FileDataset:
+def _npz(path: Path, pre: Preprocessing, task: Modality, name: str) -> FileDataset:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
@@ -344,7 +344,7 @@ def _npz(path: Path, pre: Preprocessing, task: Task, name: str) -> FileDataset:
             tuple(str(i) for i in range(n_names))
     else:
         labels, names = encode_labels(list(y))
-    if task == "timeseries":
+    if task == Modality.SERIES:
         series = x[:, None, :] if x.ndim == 2 else x
         if series.ndim != 3:
             raise DataFileError(f"'{path.name}': series must be (N, L) or (N, C, L), got {x.shape}")
@@ -363,7 +363,7 @@ def _npz(path: Path, pre: Preprocessing, task: Task, name: str) -> FileDataset:
     notes = []
     if scale == 1.0 and len(images) and (float(images.min()) < 0 or float(images.max()) > 1):
         notes.append(f"'{path.name}': float images outside [0, 1] were used as they are (expected raw pixels / 255)")
-    return FileDataset(name, "image", ".npz", LazyImages(len(images), (channels, *size), load), labels, names, pre,
+    return FileDataset(name, Modality.IMAGE, ".npz", LazyImages(len(images), (channels, *size), load), labels, names, pre,
                        str(path), tuple(notes))
 
 
@@ -376,7 +376,7 @@ def _scratch() -> tuple[Path, Any]:
     return Path(folder.name), folder
 
 
-def read_data(path: str | os.PathLike[str], *, preprocessing: Preprocessing, task: Task = "image",
+def read_data(path: str | os.PathLike[str], *, preprocessing: Preprocessing, task: Modality | str = Modality.IMAGE,
               class_names: Sequence[str] | None = None) -> FileDataset:
     """Read the labelled test set at ``path`` (a folder or file in any of :data:`DATA_FORMATS`).
 
@@ -392,15 +392,15 @@ def read_data(path: str | os.PathLike[str], *, preprocessing: Preprocessing, tas
     if cifar is not None:
         file, kind = cifar
         data = read_cifar_binary(file) if kind == "binary" else read_cifar_python(file)
-        if task != "image":
+        if task != Modality.IMAGE:
             raise DataFileError(f"'{name}' is a CIFAR set but the zoo's task is {task}")
         fmt = f"{'CIFAR-10' if data.flavour == 'cifar10' else 'CIFAR-100'} {kind} ({file.name})"
         labels, names, notes = align_labels(data.labels, data.class_names, class_names)
-        return FileDataset(name, "image", fmt, _cifar_images(data, preprocessing), labels, names, preprocessing,
+        return FileDataset(name, Modality.IMAGE, fmt, _cifar_images(data, preprocessing), labels, names, preprocessing,
                            str(file), tuple(notes))
     series_suffix = p.suffix.lower() in (".ts", ".arff", ".csv", ".tsv", ".txt")
-    if (p.is_dir() or p.suffix.lower() == ".zip" or series_suffix) and task != ("timeseries" if series_suffix
-                                                                                 else "image"):
+    if (p.is_dir() or p.suffix.lower() == ".zip" or series_suffix) and task != (Modality.SERIES if series_suffix
+                                                                                 else Modality.IMAGE):
         raise DataFileError(f"'{name}' holds {'timeseries' if series_suffix else 'image'} data but the zoo's task is "
                             f"{task}")
     if p.is_dir():
@@ -452,7 +452,7 @@ def test_set_for_zoo(data: str, zoo: Any, *, preset: str | None = None) -> tuple
             raise InvalidInputError("--preset applies to data read from files; a built-in data set has its own")
 
         return load_dataset(data), zoo, []
-    task = getattr(zoo, "task", "image")
+    task = Modality.parse(getattr(zoo, "task", Modality.IMAGE))
     pre = preprocessing_for(task=task, input_shape=zoo.input_shape, mean=zoo.mean, std=zoo.std,
                             source=f"zoo '{zoo.name}'", preset=preset)
     ds = read_data(path, preprocessing=pre, task=task, class_names=zoo.class_names)

@@ -21,6 +21,7 @@ from kdviz.modalities.superfeatures import load_superfeatures
 from kdviz.report.superfeature_figures import superfeature_explanations, superfeature_layout
 from kdviz.ui.charts import chart
 from kdviz.ui.sets import DEMO_SETS, ModelSet, array_hash, demo_folder
+from kdviz.vocab import Modality
 
 __all__ = ["available_m", "set_superfeatures", "superfeature_parts", "superfeature_section"]
 
@@ -103,7 +104,7 @@ def _baseline(mset: ModelSet):
     baseline KED and SD train with, kdviz.training.loop.sd_baseline)."""
     mean = torch.tensor(mset.mean, dtype=torch.float32)
     std = torch.tensor(mset.std, dtype=torch.float32)
-    return (-mean / std) if mset.task == "image" else torch.zeros_like(mean)
+    return (-mean / std) if mset.task == Modality.IMAGE else torch.zeros_like(mean)
 
 
 def _default_models(mset: ModelSet) -> list[str]:

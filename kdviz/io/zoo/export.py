@@ -27,6 +27,7 @@ import torch
 from kdviz.errors import InvalidInputError
 from kdviz.io.safezip import extract_zip
 from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, ZooManifest, load_zoo, parse_manifest, save_weights
+from kdviz.vocab import Modality
 
 __all__ = ["INPUTS_FILE", "ExportedZoo", "ZooSpec", "export_zoo_zip", "safe_model_id"]
 
@@ -93,7 +94,7 @@ def export_zoo_zip(models: Sequence[Any], spec: ZooSpec, *,
     teachers = [m for m in models if getattr(m, "role", "") == "teacher"]
     if len(teachers) != 1:
         raise InvalidInputError(f"a zoo needs exactly one teacher, the set has {len(teachers)}")
-    if spec.task not in ("image", "timeseries"):
+    if spec.task not in (Modality.IMAGE, Modality.SERIES):
         raise InvalidInputError(f"task must be 'image' or 'timeseries' (text zoos are Hugging Face folders), got "
                                 f"{spec.task!r}")
     if len(spec.class_names) == 0:
