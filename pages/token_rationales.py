@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
 from kdviz.attribution.methods import get_method, method_names
 from kdviz.report.alignment_views import alignment_bars
 from kdviz.ui.charts import chart
@@ -30,9 +31,9 @@ with guard("compute the token rationales"):
     with st.sidebar:
         from_url("tr_method", options=list(method_names(Modality.TEXT)))
         method, params = method_controls()
-        from_url("tr_null", kind=int, lo=0, hi=19)
+        from_url("tr_null", kind=int, lo=0, hi=DEFAULT_NULL_COPIES)
         st.session_state.setdefault("tr_null", 3)
-        null_copies = st.slider("Untrained copies per architecture (null)", 0, 19, key="tr_null")
+        null_copies = st.slider("Untrained copies per architecture (null)", 0, DEFAULT_NULL_COPIES, key="tr_null")
         if extra:
             st.caption("Uploaded text models (role student; label and α as edited on the Models page): "
                        + ", ".join(f"{u.label} (α {'—' if u.alpha is None else f'{u.alpha:g}'})" for u, _ in extra))

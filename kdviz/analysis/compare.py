@@ -50,13 +50,13 @@ from kdviz.analysis.metrics import (
     topk_overlap,
 )
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE, chance_corrected
+from kdviz.attribution.cache import array_digest
 from kdviz.attribution.runtime import resolve_device
 from kdviz.errors import InvalidInputError
 from kdviz.io.hf_text import TextZooModel
 from kdviz.modalities import get_modality, infer_modality
 from kdviz.modalities.base import ModalityPlugin, RandomCopy
 from kdviz.modalities.parts import PartSpec
-from kdviz.modalities.tensor import array_digest
 from kdviz.vocab import Modality, TrainingMethod
 
 __all__ = [

@@ -22,6 +22,7 @@ import scipy.special
 import scipy.stats
 from skimage.metrics import structural_similarity
 
+from kdviz.errors import InvalidInputError
 from kdviz.modalities.parts import top_k_parts
 
 __all__ = [
@@ -71,9 +72,9 @@ def _pair(a: Any, b: Any, *, ndim: int | None = 2) -> tuple[np.ndarray, np.ndarr
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     if x.shape != y.shape:
-        raise ValueError(f"student shape {x.shape} differs from teacher shape {y.shape}")
+        raise InvalidInputError(f"student shape {x.shape} differs from teacher shape {y.shape}")
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"expected {ndim}-D arrays (N, K), got shape {x.shape}")
+        raise InvalidInputError(f"expected {ndim}-D arrays (N, K), got shape {x.shape}")
     return x, y
 
 
@@ -210,7 +211,7 @@ def output_margin_class(logits_teacher: np.ndarray) -> np.ndarray:
     the log-odds ``z_1 − z_0``, comparable across inputs), else the teacher's predicted class."""
     t = np.asarray(logits_teacher, dtype=np.float64)
     if t.ndim != 2:
-        raise ValueError(f"expected (N, n_classes) logits, got shape {t.shape}")
+        raise InvalidInputError(f"expected (N, n_classes) logits, got shape {t.shape}")
     return np.ones(t.shape[0], dtype=np.int64) if t.shape[1] == 2 else t.argmax(axis=1)
 
 
@@ -222,7 +223,7 @@ def logit_margin(logits: np.ndarray, classes: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, dtype=np.float64)
     c = np.asarray(classes, dtype=np.int64)
     if z.ndim != 2 or c.shape != (z.shape[0],):
-        raise ValueError(f"logits (N, n_classes) and classes (N,) expected, got {z.shape} and {c.shape}")
+        raise InvalidInputError(f"logits (N, n_classes) and classes (N,) expected, got {z.shape} and {c.shape}")
     if z.shape[1] < 2:
         return np.full(z.shape[0], np.nan)
     rows = np.arange(z.shape[0])
@@ -243,7 +244,7 @@ def margin_alignment(margins: np.ndarray, margins_teacher: np.ndarray) -> float:
     a = np.asarray(margins, dtype=np.float64).ravel()
     b = np.asarray(margins_teacher, dtype=np.float64).ravel()
     if a.shape != b.shape:
-        raise ValueError(f"margins {a.shape} and teacher margins {b.shape} differ")
+        raise InvalidInputError(f"margins {a.shape} and teacher margins {b.shape} differ")
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < MIN_RANKED or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
         return math.nan
@@ -292,7 +293,7 @@ def map_ssim(maps: np.ndarray, maps_teacher: np.ndarray) -> np.ndarray:
     """
     x, t = _pair(maps, maps_teacher, ndim=None)
     if x.ndim not in (2, 3):
-        raise ValueError(f"maps must be (N, H, W) or (N, L), got shape {x.shape}")
+        raise InvalidInputError(f"maps must be (N, H, W) or (N, L), got shape {x.shape}")
     xs, cx = _minmax(x)
     ts, ct = _minmax(t)
     side = min(x.shape[1:])
@@ -326,7 +327,7 @@ def bootstrap_ci(
     (not BCa) because it stays defined when every value is equal (e.g. the teacher's ρ = 1).
     """
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence} must be in (0, 1)")
+        raise InvalidInputError(f"confidence={confidence} must be in (0, 1)")
     v = np.asarray(values, dtype=np.float64).ravel()
     v = v[~np.isnan(v)]
     if v.size < 2:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from kdviz.errors import InvalidInputError
+
 __all__ = [
     "DEFAULT_NULL_COPIES",
     "NULL_ALPHA",
@@ -143,7 +145,7 @@ def copies_for(tests: int = 1, *, alpha: float = NULL_ALPHA, minimum: int = DEFA
     than ``minimum`` (19: one test at 0.05). ``copies_for(1) = 19``, ``copies_for(2) = 39``, ``copies_for(4) = 79``.
     """
     if tests < 1 or not 0 < alpha < 1:
-        raise ValueError(f"tests={tests} must be ≥ 1 and alpha={alpha} in (0, 1)")
+        raise InvalidInputError(f"tests={tests} must be ≥ 1 and alpha={alpha} in (0, 1)")
     return max(int(minimum), math.ceil(tests / alpha - 1e-9) - 1)
 
 

@@ -12,7 +12,7 @@ input (the same statistic as attention rank alignment, so the two are directly c
 come from the same ``create_model`` call as the architecture's (seeded), BatchNorm statistics included, as in
 Quantus's MPRT. Every copy explains the class the *trained* teacher predicts.
 
-The verdict rule lives here, in one place (``VERDICT_RULE``):
+The verdict rule lives here, in one place (``RANDOMISATION_VERDICT_RULE``):
 
 * **passes** when the fully randomised teacher's part ranking agrees with the trained teacher's at a mean
   ρ ≤ ``PASS_MAX_RHO`` (0.5): at most moderate agreement, so the trained weights decide most of the ranking;
@@ -34,12 +34,14 @@ from torch import nn
 from kdviz.analysis.metrics import attention_rank_alignment, mean_ci
 from kdviz.attribution.engine import Attribution, attribute, predict_logits
 from kdviz.attribution.runtime import resolve_device
+from kdviz.errors import InvalidInputError
 from kdviz.modalities.parts import part_importance
 from kdviz.models import seeded_model
 
 __all__ = [
     "PASS_MAX_RHO",
-    "VERDICT_RULE",
+    "RANDOMISATION_VERDICT_RULE",
+    "RandomisationOptions",
     "RandomisationResult",
     "model_blocks",
     "randomisation_test",
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 PASS_MAX_RHO = 0.5
-VERDICT_RULE = (
+RANDOMISATION_VERDICT_RULE = (
     "Teacher randomisation test (Adebayo et al. 2018): the teacher's weights are re-initialised from the output "
     "layer down, block by block, until the whole network is random. A method passes when the fully randomised "
     f"teacher ranks the parts like the trained one at a mean Spearman ρ ≤ {PASS_MAX_RHO} over inputs (the trained "
@@ -134,7 +136,7 @@ def _nanmean_rows(a: np.ndarray) -> np.ndarray:
 
 
 def verdict(full_rho: float) -> str:
-    """``passes`` / ``fails`` / ``undefined`` from the fully randomised teacher's mean ρ (``VERDICT_RULE``)."""
+    """``passes`` / ``fails`` / ``undefined`` from the fully randomised teacher's mean ρ (``RANDOMISATION_VERDICT_RULE``)."""
     if not np.isfinite(full_rho):
         return "undefined"
     return "passes" if full_rho <= PASS_MAX_RHO else "fails"
@@ -157,11 +159,11 @@ def randomised_copy(model: nn.Module, random_model: nn.Module, blocks: Sequence[
     prefixes = tuple(f"{b}." for b in blocks)
     unknown = [b for b in blocks if not any(k.startswith(f"{b}.") for k in state)]
     if unknown:
-        raise ValueError(f"blocks {unknown} are not children with weights of this model ({model_blocks(model)})")
+        raise InvalidInputError(f"blocks {unknown} are not children with weights of this model ({model_blocks(model)})")
     for name in state:
         if name.startswith(prefixes):
             if name not in fresh or fresh[name].shape != state[name].shape:
-                raise ValueError(f"the random model has no matching {name!r}: is it the same architecture?")
+                raise InvalidInputError(f"the random model has no matching {name!r}: is it the same architecture?")
             state[name] = fresh[name].to(dtype=state[name].dtype)
     out.load_state_dict(state)
     return out.eval()
@@ -176,6 +178,31 @@ class _Copy:
     role: str = "randomised teacher"
 
 
+@dataclass(frozen=True)
+class RandomisationOptions:
+    """How :func:`randomisation_test` runs.
+
+    method_params : the attribution method's parameters
+    seeds : one fully random network per seed; ρ is averaged over seeds
+    device : where the copies run (default: the best available)
+    attribute_fn : ``(entry, x, targets, device) -> Attribution`` (a cached one from a UI); default
+        ``kdviz.attribution.engine.attribute`` with the method and ``method_params``. Copies' ids name the
+        architecture, seed and blocks, not the teacher: a cache must key on the teacher too.
+    progress : ``(done, total, copy_id)`` before each copy is attributed, and once at the end with ``""``
+    parts_name : the parts' spec, recorded in the result
+    full_only : only the fully randomised teacher (what the verdict needs): ``cascading_rho`` then has one row
+        and ``independent_rho`` none — 1 attribution per seed instead of 2 × blocks
+    """
+
+    method_params: dict[str, Any] = field(default_factory=dict)
+    seeds: Sequence[int] = (20_000, 20_001)
+    device: str | torch.device | None = None
+    attribute_fn: AttributeFn | None = None
+    progress: Callable[[int, int, str], None] | None = None
+    parts_name: str = ""
+    full_only: bool = False
+
+
 def randomisation_test(
     teacher: nn.Module,
     arch: str,
@@ -183,13 +210,7 @@ def randomisation_test(
     *,
     part_labels: np.ndarray,
     method: str = "integrated_gradients",
-    method_params: dict[str, Any] | None = None,
-    seeds: Sequence[int] = (20_000, 20_001),
-    device: str | torch.device | None = None,
-    attribute_fn: AttributeFn | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-    parts_name: str = "",
-    full_only: bool = False,
+    options: RandomisationOptions | None = None,
 ) -> RandomisationResult:
     """Cascading and independent randomisation of ``teacher`` (architecture ``arch``) on ``inputs``.
 
@@ -199,19 +220,18 @@ def randomisation_test(
     arch : its registry name, so random weights come from the same ``create_model`` call
     inputs : (N, C, H, W) or (N, C, L), normalised as the teacher expects
     part_labels : (N, H, W) / (N, L) parts shared by every copy (e.g. ``compare.Comparison.part_labels``)
-    seeds : one fully random network per seed; ρ is averaged over seeds
-    attribute_fn : ``(entry, x, targets, device) -> Attribution`` (a cached one from a UI); default
-        ``kdviz.attribution.engine.attribute`` with ``method`` and ``method_params``. Copies' ids name the architecture,
-        seed and blocks, not the teacher: a cache must key on the teacher too.
-    full_only : only the fully randomised teacher (what the verdict needs): ``cascading_rho`` then has one row
-        and ``independent_rho`` none — 1 attribution per seed instead of 2 × blocks
+    method : the attribution method
+    options : :class:`RandomisationOptions` (seeds, device, hooks, ``full_only``)
     """
+    opts = options or RandomisationOptions()
+    seeds, device, attribute_fn, progress = opts.seeds, opts.device, opts.attribute_fn, opts.progress
+    full_only, parts_name, method_params = opts.full_only, opts.parts_name, opts.method_params
     x = inputs.detach().cpu().numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs, dtype=np.float32)
     labels = np.asarray(part_labels)
     if labels.shape != (x.shape[0], *x.shape[2:]):
-        raise ValueError(f"part_labels {labels.shape} do not match inputs {x.shape}")
+        raise InvalidInputError(f"part_labels {labels.shape} do not match inputs {x.shape}")
     if not seeds:
-        raise ValueError("seeds must name at least one random network")
+        raise InvalidInputError("seeds must name at least one random network")
     dev = resolve_device(device)
     params = dict(method_params or {})
     n_parts = int(labels.max()) + 1

@@ -31,10 +31,10 @@ from kdviz.analysis.aggregate import summarize_models
 from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
 from kdviz.analysis.metrics import mean_ci
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_ALPHA, inputs_for_power, seeds_for_power
-from kdviz.analysis.randomisation import randomisation_test
+from kdviz.analysis.randomisation import RandomisationOptions, randomisation_test
 from kdviz.modalities.parts import parse_parts
 
-__all__ = ["SanityRow", "Setting", "choose_default", "power_sentence", "sanity_row", "sanity_table", "spread_power"]
+__all__ = ["SanityRow", "SanityRun", "Setting", "choose_default", "power_sentence", "sanity_row", "sanity_table", "spread_power"]
 
 
 @dataclass(frozen=True)
@@ -77,19 +77,29 @@ class SanityRow:
     seconds: float
 
 
-def sanity_row(
-    teacher: Any, students: Sequence[Any], x: np.ndarray, setting: Setting, *, images_for_slic: np.ndarray | None,
-    null_copies: int = DEFAULT_NULL_COPIES, seeds: Sequence[int] = (20_000,), device: str | None = None,
-) -> SanityRow:
+@dataclass(frozen=True)
+class SanityRun:
+    """How every setting of a sanity table runs: SLIC's display images, R null copies, randomisation seeds, device."""
+
+    images_for_slic: np.ndarray | None = None
+    null_copies: int = DEFAULT_NULL_COPIES
+    seeds: Sequence[int] = (20_000,)
+    device: str | None = None
+
+
+def sanity_row(teacher: Any, students: Sequence[Any], x: np.ndarray, setting: Setting, *,
+               run: SanityRun | None = None) -> SanityRow:
     """Randomisation test, null and trained students' alignment for one setting on inputs ``x``."""
+    run = run or SanityRun()
+    images_for_slic, null_copies, seeds, device = run.images_for_slic, run.null_copies, run.seeds, run.device
     start = time.perf_counter()
     params = dict(setting.params)
     comp = compare_models(teacher, students, x, method=setting.method, parts=setting.parts,
                           options=CompareOptions(method_params=params, images_for_slic=images_for_slic,
                                                  null=NullOptions(copies=null_copies), device=device))
     test = randomisation_test(teacher.module, teacher.arch, x, part_labels=comp.part_labels, method=setting.method,
-                              method_params=params, seeds=seeds, device=device, parts_name=comp.parts,
-                              full_only=True)
+                              options=RandomisationOptions(method_params=params, seeds=seeds, device=device,
+                                                           parts_name=comp.parts, full_only=True))
     s = comp.frame[comp.frame["role"] != "teacher"]
     excess = s["attention_rho_excess"].to_numpy(dtype=float)
     ex_mean, ex_lo, ex_hi = mean_ci(excess)
@@ -148,15 +158,13 @@ def power_sentence(frame: pd.DataFrame, *, copies: int, effect: float = 0.1, pow
 
 def sanity_table(
     teacher: Any, students: Sequence[Any], x: np.ndarray, settings: Sequence[Setting], *,
-    images_for_slic: np.ndarray | None = None, null_copies: int = DEFAULT_NULL_COPIES, seeds: Sequence[int] = (20_000,),
-    device: str | None = None, log: Callable[[str], None] | None = None,
+    run: SanityRun | None = None, log: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """:func:`sanity_row` for every setting, as a DataFrame (one row per setting)."""
     rows = []
     for i, setting in enumerate(settings):
         parse_parts(setting.parts)  # fail early on a bad spec
-        row = sanity_row(teacher, students, x, setting, images_for_slic=images_for_slic, null_copies=null_copies,
-                         seeds=seeds, device=device)
+        row = sanity_row(teacher, students, x, setting, run=run)
         rows.append(asdict(row))
         if log is not None:
             log(f"[{i + 1}/{len(settings)}] {setting.label}: randomised teacher ρ {row.teacher_randomised_rho:.2f} "

@@ -33,6 +33,7 @@ from kdviz.analysis.metrics import attention_rank_alignment, mean_ci
 from kdviz.analysis.randomisation import PASS_MAX_RHO, verdict
 from kdviz.attribution.engine import attribute_text
 from kdviz.attribution.text import Encoded, encode_words
+from kdviz.errors import InvalidInputError
 from kdviz.models.hf_text import random_text_copy
 
 __all__ = [
@@ -68,7 +69,7 @@ def text_blocks(model: nn.Module) -> list[tuple[str, tuple[str, ...]]]:
         else:
             head.append(name)
     if not layers:
-        raise ValueError(f"{type(model).__name__} has no numbered layers (….layer.N. / .h.N. / .block.N.)")
+        raise InvalidInputError(f"{type(model).__name__} has no numbered layers (….layer.N. / .h.N. / .block.N.)")
     order = sorted(layers, key=lambda k: (stacks.index(k[0]), k[1]), reverse=True)
     short = {s: s.rsplit(".", 1)[-1] for s in stacks}
     label = (lambda k: f"{short[k[0]]}.layer {k[1]}") if len(stacks) > 1 else (lambda k: f"layer {k[1]}")
@@ -90,7 +91,7 @@ def cascade_copies(model: nn.Module, seed: int) -> list[tuple[str, nn.Module]]:
         with torch.no_grad():
             for name in names:
                 if name not in fresh or fresh[name].shape != params[name].shape:
-                    raise ValueError(f"the random copy has no matching {name!r}")
+                    raise InvalidInputError(f"the random copy has no matching {name!r}")
                 params[name].copy_(fresh[name].to(params[name].dtype))
         out.append((block, copy.deepcopy(work)))
     return out
@@ -166,7 +167,7 @@ def text_randomisation_test(model: nn.Module, tokenizer: Any, texts: Sequence[st
     ``special_ids`` default to the tokenizer's ``pad``/``mask`` ids; ``params`` go to ``attribute_text``.
     """
     if not texts:
-        raise ValueError("texts is empty")
+        raise InvalidInputError("texts is empty")
     if special_ids is None:
         special_ids = {n: int(getattr(tokenizer, f"{n}_token_id")) for n in ("pad", "mask")
                        if getattr(tokenizer, f"{n}_token_id", None) is not None}

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from kdviz.attribution.engine import Attribution, attribute
+from kdviz.errors import InvalidInputError
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -132,7 +133,7 @@ class AttributionCache:
 
     def __init__(self, root: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_MB << 20) -> None:
         if max_bytes <= 0:
-            raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+            raise InvalidInputError(f"max_bytes must be positive, got {max_bytes}")
         self.root = Path(root)
         self.max_bytes = int(max_bytes)
         self.stats = CacheStats()

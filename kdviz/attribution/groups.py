@@ -24,6 +24,8 @@ import torch
 from captum.attr import ShapleyValueSampling
 from torch import nn
 
+from kdviz.errors import InvalidInputError
+
 __all__ = [
     "EXACT_MAX",
     "GroupExplanation",
@@ -43,9 +45,9 @@ EXACT_MAX = 10  # exact Shapley up to this many groups (2^10 = 1,024 coalitions 
 def _group_onehot(labels: np.ndarray | torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
     lab = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     if tuple(lab.shape) != tuple(spatial):
-        raise ValueError(f"group labels have shape {tuple(lab.shape)}, inputs have spatial shape {tuple(spatial)}")
+        raise InvalidInputError(f"group labels have shape {tuple(lab.shape)}, inputs have spatial shape {tuple(spatial)}")
     if lab.numel() and lab.min() < 0:
-        raise ValueError("group labels must be >= 0")
+        raise InvalidInputError("group labels must be >= 0")
     m = int(lab.max()) + 1
     return lab.unsqueeze(0) == torch.arange(m).view(-1, *([1] * lab.ndim))  # (M, *spatial)
 
@@ -80,7 +82,7 @@ def _targets(model: nn.Module, x: torch.Tensor, target: torch.Tensor | np.ndarra
     if t.numel() == 1:
         t = t.expand(n)
     if t.shape[0] != n:
-        raise ValueError(f"target has {t.shape[0]} entries for {n} inputs")
+        raise InvalidInputError(f"target has {t.shape[0]} entries for {n} inputs")
     return t.to(x.device)
 
 
@@ -113,7 +115,7 @@ def shapley_exact(
     onehot = _group_onehot(labels, tuple(xt.shape[2:]))
     m = onehot.shape[0]
     if m > EXACT_MAX + 4:
-        raise ValueError(f"exact Shapley over M={m} groups needs 2^{m} forwards per input; use shapley_sampled")
+        raise InvalidInputError(f"exact Shapley over M={m} groups needs 2^{m} forwards per input; use shapley_sampled")
     tgt = _targets(model, xt, target)
     coal, coef = _coalition_weights(m)
     keep = keep_masks(labels, coal)
@@ -205,7 +207,7 @@ def group_distributions(
 ) -> torch.Tensor:
     """``exp_m``: softmax(outputs with only group m kept / τ), (N, M, C)."""
     if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+        raise InvalidInputError(f"tau must be > 0, got {tau}")
     return torch.softmax(group_logits(model, _as_tensor(x), labels=labels, baseline=baseline) / tau, dim=2)
 
 
@@ -264,9 +266,9 @@ def explain_branches(
     ``logit_c − log π_c``. ``model`` needs ``branch_log_probs`` (``kdviz.models.ked_family``).
     """
     if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+        raise InvalidInputError(f"tau must be > 0, got {tau}")
     if not hasattr(model, "branch_log_probs"):
-        raise ValueError(f"{type(model).__name__} has no explaining branches (branch_log_probs)")
+        raise InvalidInputError(f"{type(model).__name__} has no explaining branches (branch_log_probs)")
     xt = _as_tensor(x)
     was_training = model.training
     model.eval()

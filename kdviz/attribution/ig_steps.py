@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kdviz.errors import InvalidInputError
+
 __all__ = [
     "MAX_STEPS", "completeness_caption", "completeness_column", "completeness_error", "step_ladder", "steps_column",
     "steps_cost",
@@ -73,7 +75,7 @@ def completeness_caption(frame: Any, *, tolerance: float = 0.01) -> str:
 def step_ladder(start: int, max_steps: int = MAX_STEPS) -> tuple[int, ...]:
     """The step counts tried in turn: ``start``, doubled each time, capped at ``max_steps`` (which is last)."""
     if start < 2 or start > max_steps:
-        raise ValueError(f"n_steps={start} must be between 2 and max_steps={max_steps}")
+        raise InvalidInputError(f"n_steps={start} must be between 2 and max_steps={max_steps}")
     rungs = [start]
     while rungs[-1] < max_steps:
         rungs.append(min(2 * rungs[-1], max_steps))

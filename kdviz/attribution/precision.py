@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from kdviz.errors import InvalidInputError
+
 __all__ = [
     "PRECISIONS",
     "PrecisionSupport",
@@ -124,7 +126,7 @@ def check_precision(device: str | torch.device, precision: str, *, allow_emulate
     support = precision_support(device, precision)
     if support.supported or (allow_emulated and support.device == "cpu"):
         return
-    raise ValueError(f"precision={precision!r} is not available on {support.device}: {support.reason}")
+    raise InvalidInputError(f"precision={precision!r} is not available on {support.device}: {support.reason}")
 
 
 @contextmanager
@@ -148,5 +150,5 @@ def precision_context(
 
 def _dtype(precision: str) -> torch.dtype | None:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r} is not one of {list(PRECISIONS)}")
+        raise InvalidInputError(f"precision={precision!r} is not one of {list(PRECISIONS)}")
     return PRECISIONS[precision]

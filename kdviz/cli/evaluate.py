@@ -29,6 +29,7 @@ import torch
 
 from kdviz.analysis.defaults import randomisation_failure
 from kdviz.attribution.methods import get_method, method_names
+from kdviz.errors import InvalidInputError
 from kdviz.evaluation.arrays import canonical_method, resolve_setting
 from kdviz.evaluation.batch import EvalResult
 from kdviz.evaluation.distributed import ClusterOptions
@@ -128,7 +129,7 @@ def _method_params(method: str, steps: int | str | None, rows: int = 0, toleranc
             params.setdefault("n_steps", 32)
     elif steps == "auto":
         if "auto_steps" not in names:
-            raise ValueError(f"--steps auto is for integrated gradients, not {method!r}")
+            raise InvalidInputError(f"--steps auto is for integrated gradients, not {method!r}")
         params.update({"n_steps": AUTO_FIRST_STEPS, "auto_steps": True, "tolerance": tolerance})
     elif "n_steps" in names:
         params["n_steps"] = steps
@@ -153,13 +154,13 @@ def _prepare_arrays(args: argparse.Namespace) -> Prepared:
     zoo = load_zoo(args.zoo)
     dataset = None
     if args.text_column or args.label_column:
-        raise ValueError("--text-column and --label-column apply to a text zoo's --data")
+        raise InvalidInputError("--text-column and --label-column apply to a text zoo's --data")
     if args.data:
         dataset, zoo, lines = test_set_for_zoo(args.data, zoo, preset=args.preset)
         for line in lines:
             print(f"kdviz evaluate: {line}")
     elif args.preset:
-        raise ValueError("--preset needs --data PATH (files to read with it)")
+        raise InvalidInputError("--preset needs --data PATH (files to read with it)")
     method, base, parts = resolve_setting(zoo, None if args.method is None else canonical_method(args.method),
                                           None, args.parts)
     params = _method_params(method, args.steps, args.internal_batch_size, args.tolerance, base)
@@ -190,7 +191,7 @@ def _prepare_text(args: argparse.Namespace) -> Prepared:
     """A text zoo: its recorded split or ``--data`` snippets, words as the parts, a text method, fp32 on the CPU."""
     for flag, value in (("--parts", args.parts), ("--preset", args.preset)):
         if value:
-            raise ValueError(f"{flag} does not apply to a text zoo (its parts are words, its inputs raw text)")
+            raise InvalidInputError(f"{flag} does not apply to a text zoo (its parts are words, its inputs raw text)")
     dataset = None
     if args.data:
         dataset = read_labelled_texts(args.data, read_manifest(args.zoo).class_names, column=args.text_column,
@@ -198,14 +199,14 @@ def _prepare_text(args: argparse.Namespace) -> Prepared:
         print(f"kdviz evaluate: {len(dataset.texts)} snippets from {args.data} ({'; '.join(dataset.notes)})",
               file=sys.stderr)
     elif args.text_column or args.label_column:
-        raise ValueError("--text-column and --label-column apply to --data")
+        raise InvalidInputError("--text-column and --label-column apply to --data")
     if args.precision != "fp32":
-        raise ValueError("--precision: a text zoo is evaluated in fp32")
+        raise InvalidInputError("--precision: a text zoo is evaluated in fp32")
     method = canonical_text_method(args.method)
     params: dict[str, object] = {}
     if args.steps is not None:
         if method != "integrated_gradients" or args.steps == "auto":
-            raise ValueError("--steps takes an integer, for --method ig (integrated_gradients) on a text zoo")
+            raise InvalidInputError("--steps takes an integer, for --method ig (integrated_gradients) on a text zoo")
         params["n_steps"] = args.steps
     elif method == "integrated_gradients":
         params["n_steps"] = 32

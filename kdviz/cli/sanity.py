@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
-from kdviz.analysis.sanity import Setting, choose_default, sanity_table
+from kdviz.analysis.sanity import SanityRun, Setting, choose_default, sanity_table
 from kdviz.attribution.methods import get_method, method_names
 from kdviz.attribution.runtime import BASELINES
 from kdviz.cli.sanity_text import run_text_sanity
@@ -131,8 +131,8 @@ def _run_arrays(args: argparse.Namespace, *, modality: Modality) -> int:
     start = time.perf_counter()
     table = sanity_table(
         zoo.teacher, students, x.astype(np.float32), settings,
-        images_for_slic=display if modality is Modality.IMAGE else None, null_copies=args.null_copies,
-        seeds=tuple(20_000 + i for i in range(args.seeds)), device=args.device,
+        run=SanityRun(images_for_slic=display if modality is Modality.IMAGE else None, null_copies=args.null_copies,
+                      seeds=tuple(20_000 + i for i in range(args.seeds)), device=args.device),
         log=lambda s: print(s, file=sys.stderr, flush=True),
     )
     print(table[COLUMNS].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from kdviz.errors import InvalidInputError
 from kdviz.evaluation.text import TEXT_DATASETS
 from kdviz.io.hf_text import load_hf_text
 from kdviz.training.text_distill import TextDistillJob, distill_from_teacher
@@ -34,7 +35,7 @@ def parse_verbalizer(items: list[str] | None) -> dict[str, str] | None:
     for item in items:
         label, sep, token = item.partition("=")
         if not sep or not label.strip() or not token:
-            raise ValueError(f"--verbalizer takes CLASS=TOKEN, got {item!r}")
+            raise InvalidInputError(f"--verbalizer takes CLASS=TOKEN, got {item!r}")
         out[label.strip()] = token
     return out
 

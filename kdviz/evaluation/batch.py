@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 import kdviz
+from kdviz.analysis.compare import FRAME_COLUMNS
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES
 from kdviz.attribution.precision import precision_context
 from kdviz.attribution.runtime import resolve_device
@@ -68,6 +69,7 @@ class EvalSettings:
         d = {k: v for k, v in self.to_dict().items() if k not in ("limit", "n_inputs")}
         if d.get("precision") == "fp32":
             del d["precision"]  # fp32 runs keep the keys they had before precision was a setting
+        d["frame_columns"] = list(FRAME_COLUMNS)  # batches written with another frame layout are not reused
         blob = json.dumps(d, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kdviz.errors import InvalidInputError
+
 __all__ = ["ClusterOptions", "RayEvaluator", "ZooWorker", "evaluate_batches"]
 
 
@@ -247,5 +249,5 @@ def _ray() -> Any:
     try:
         import ray  # noqa: PLC0415  (optional and slow to import: only --ray needs it)
     except ImportError as err:  # pragma: no cover - ray is in requirements.txt
-        raise ValueError("--ray needs the 'ray' package: pip install 'ray==2.60.0' (or kdviz[cluster])") from err
+        raise InvalidInputError("--ray needs the 'ray' package: pip install 'ray==2.60.0' (or kdviz[cluster])") from err
     return ray

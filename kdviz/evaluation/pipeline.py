@@ -115,7 +115,7 @@ def register_evaluation(*modalities: Modality, part_kinds: dict[str, Modality]) 
     def add(planner: Planner) -> Planner:
         for modality in modalities:
             if modality in _PLANNERS:
-                raise ValueError(f"an evaluation for {modality} is registered already")
+                raise InvalidInputError(f"an evaluation for {modality} is registered already")
             _PLANNERS[modality] = planner
         _PART_KINDS.update(part_kinds)
         return planner

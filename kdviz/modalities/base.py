@@ -80,6 +80,10 @@ class ModalityPlugin(ABC):
     def accepts(self, inputs: Any) -> bool:
         """Whether ``inputs`` look like a batch of this modality (used by :func:`infer_modality`)."""
 
+    def accepts_file(self, name: str, data: bytes) -> bool:  # noqa: ARG002 - plug-ins that read files use both
+        """Whether an uploaded file holds inputs of this modality that only it reads (default: none)."""
+        return False
+
     @abstractmethod
     def read(self, inputs: Any, **options: Any) -> Any:
         """Return the checked batch of ``inputs`` (InvalidInputError naming what is wrong)."""

@@ -41,6 +41,7 @@ from scipy import sparse
 from sknetwork.clustering import Louvain
 from torch import nn
 
+from kdviz.errors import InvalidInputError
 from kdviz.io.builtin_datasets import load_dataset
 from kdviz.io.zoo.manifest import MANIFEST, load_zoo, parse_manifest
 from kdviz.modalities.parts import grid_labels, parse_parts, segment_labels
@@ -109,7 +110,7 @@ def base_feature_labels(spatial_shape: tuple[int, ...], base: str) -> np.ndarray
         return grid_labels(*spatial_shape, rows=spec.rows, cols=spec.cols)
     if len(spatial_shape) == 1 and spec.kind == "segments":
         return segment_labels(spatial_shape[0], n_segments=spec.n)
-    raise ValueError(f"base={base!r} does not fit inputs of spatial shape {spatial_shape}: "
+    raise InvalidInputError(f"base={base!r} does not fit inputs of spatial shape {spatial_shape}: "
                      "use 'grid:RxC' for images, 'segments:N' for series")
 
 
@@ -142,11 +143,11 @@ def feature_interactions(
     a time. Returns (G, G) float64, symmetric, zero diagonal.
     """
     if not step > 0:
-        raise ValueError(f"step must be > 0, got {step}")
+        raise InvalidInputError(f"step must be > 0, got {step}")
     xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
     lab = np.asarray(base_labels)
     if tuple(lab.shape) != tuple(xt.shape[2:]):
-        raise ValueError(f"base_labels have shape {lab.shape}, inputs have spatial shape {tuple(xt.shape[2:])}")
+        raise InvalidInputError(f"base_labels have shape {lab.shape}, inputs have spatial shape {tuple(xt.shape[2:])}")
     g = int(lab.max()) + 1
     n = xt.shape[0]
     onehot = torch.nn.functional.one_hot(torch.as_tensor(lab.ravel()), g).to(torch.float32)  # (P, G)
@@ -160,7 +161,7 @@ def feature_interactions(
         else:
             target_t = torch.as_tensor(np.asarray(target), dtype=torch.long).view(-1)
             if target_t.shape[0] != n:
-                raise ValueError(f"target has {target_t.shape[0]} entries for {n} inputs")
+                raise InvalidInputError(f"target has {target_t.shape[0]} entries for {n} inputs")
         total = np.zeros((g, g))
         per_input = max(1, batch_size // (2 * g))  # inputs whose 2G shifted copies fit one batch
         for start in range(0, n, per_input):
@@ -188,7 +189,7 @@ def feature_interactions(
 def _graph(weights: np.ndarray) -> nx.Graph:
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
-        raise ValueError(f"weights must be a square matrix, got shape {w.shape}")
+        raise InvalidInputError(f"weights must be a square matrix, got shape {w.shape}")
     graph = nx.Graph()
     graph.add_nodes_from(range(w.shape[0]))
     i, j = np.nonzero(np.triu(w, k=1) > 0)
@@ -211,7 +212,7 @@ def group_features(
     graph = _graph(weights)
     g = graph.number_of_nodes()
     if m is not None and not 1 <= m <= g:
-        raise ValueError(f"m={m} must be between 1 and the number of base features {g}")
+        raise InvalidInputError(f"m={m} must be between 1 and the number of base features {g}")
     groups = _sorted([set(c) for c in nx.community.louvain_communities(graph, weight="weight",
                                                                       resolution=resolution, seed=seed)])
     w = np.asarray(weights, dtype=np.float64)
@@ -299,11 +300,11 @@ def load_superfeatures(root: str | os.PathLike[str], m: int) -> Superfeatures:
     path = root / superfeature_file(m)
     if not path.is_file():
         have = sorted(p.name for p in root.glob("superfeatures_M*.npy"))
-        raise ValueError(f"zoo {str(root)!r} has no {path.name} (has: {', '.join(have) or 'none'}); build it with "
+        raise InvalidInputError(f"zoo {str(root)!r} has no {path.name} (has: {', '.join(have) or 'none'}); build it with "
                          "`python -m kdviz.modalities.superfeatures build`")
     labels = np.load(path, allow_pickle=False)
     if not np.issubdtype(labels.dtype, np.integer) or labels.ndim not in (1, 2):
-        raise ValueError(f"{path} must hold an integer (H, W) or (L,) labelling, got {labels.dtype} {labels.shape}")
+        raise InvalidInputError(f"{path} must hold an integer (H, W) or (L,) labelling, got {labels.dtype} {labels.shape}")
     rec_path = root / _record_file(m)
     rec = json.loads(rec_path.read_text(encoding="utf-8")) if rec_path.is_file() else {}
     base = str(rec.get("base", ""))
@@ -311,7 +312,7 @@ def load_superfeatures(root: str | os.PathLike[str], m: int) -> Superfeatures:
     if not groups:
         groups = tuple((k,) for k in range(int(labels.max()) + 1))
     if len(groups) != int(labels.max()) + 1:
-        raise ValueError(f"{path}: {int(labels.max()) + 1} superfeatures but the record lists {len(groups)} groups")
+        raise InvalidInputError(f"{path}: {int(labels.max()) + 1} superfeatures but the record lists {len(groups)} groups")
     base_lab = base_feature_labels(labels.shape, base) if base else labels.astype(np.int64)
     graph = root / str(rec.get("graph_file", ""))
     if rec.get("graph_file") and graph.is_file():
@@ -419,9 +420,9 @@ def louvain_exact(weights: np.ndarray, m: int, *, resolution: float = 1.0, step:
 
     w = sparse.csr_matrix(np.asarray(weights, dtype=np.float64))
     if w.shape[0] != w.shape[1]:
-        raise ValueError(f"weights must be square, got shape {w.shape}")
+        raise InvalidInputError(f"weights must be square, got shape {w.shape}")
     if not 1 <= m <= w.shape[0]:
-        raise ValueError(f"m={m} must be between 1 and the number of features {w.shape[0]}")
+        raise InvalidInputError(f"m={m} must be between 1 and the number of features {w.shape[0]}")
     counts = []
     for _ in range(max_tries):
         labels = np.asarray(Louvain(resolution=resolution, random_state=seed).fit_predict(w), dtype=np.int64)
@@ -442,7 +443,7 @@ def build_paper_superfeatures(model: nn.Module, x: torch.Tensor | np.ndarray, *,
     start = time.perf_counter()
     spatial = tuple(np.shape(x)[2:])
     if np.shape(x)[1] != 1:
-        raise ValueError("pixel superfeatures need single-channel inputs (the authors' MLP setting)")
+        raise InvalidInputError("pixel superfeatures need single-channel inputs (the authors' MLP setting)")
     weights = hessian_graph(log_prob_hessian(model, x, batch_size=batch_size))
     labels, resolution = louvain_exact(weights, m, seed=seed)
     groups = tuple(tuple(int(v) for v in np.flatnonzero(labels == k)) for k in range(m))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdviz.attribution.cache import array_digest
 from kdviz.attribution.engine import attribute, predict_logits
 from kdviz.attribution.ig_steps import completeness_column, steps_column
 from kdviz.errors import InvalidInputError
@@ -29,17 +30,7 @@ from kdviz.modalities.parts import PartSpec, label_parts, part_importance, top_k
 from kdviz.modalities.superfeatures import load_superfeatures
 from kdviz.models import seeded_model
 
-__all__ = ["TensorModality", "array_digest", "random_copies", "random_copy_id"]
-
-
-def array_digest(*arrays: np.ndarray) -> str:
-    """Short SHA-256 of arrays' dtype, shape and bytes."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.dtype, a.shape)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:24]
+__all__ = ["TensorModality", "random_copies", "random_copy_id"]
 
 
 def random_copy_id(arch: str, seed: int, *, num_classes: int, in_channels: int) -> str:

@@ -18,6 +18,7 @@ configuration and the tokenizer's vocabulary, built once per process within a by
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,11 +37,11 @@ from kdviz.modalities.parts import PartSpec
 from kdviz.models.hf_text import random_text_copy
 from kdviz.vocab import Modality
 
-__all__ = ["BUCKET", "TextBatch", "TextModality", "attribute_bucketed", "top_words", "word_vectors"]
+__all__ = ["TEXTS_PER_CALL", "TextBatch", "TextModality", "attribute_bucketed", "is_text_csv", "top_words", "word_vectors"]
 
 # IG: texts per attribution call, grouped by length (IG costs steps × the longest text of a call, so similar
 # lengths together waste less on padding). Gradient saliency is one pass: one call on the whole batch.
-BUCKET = 16
+TEXTS_PER_CALL = 16
 
 
 def top_words(word_scores: np.ndarray, n_words: np.ndarray, k: int) -> np.ndarray:
@@ -71,7 +72,7 @@ def word_vectors(attr: TextAttribution, width: int) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class TextBatch:
     """Texts to compare, with how they are read: ``max_length`` pieces per text, ``bucket`` texts per IG call
-    (None: :data:`BUCKET` for IG, one call otherwise), the ``lexicon`` of the VADER share (None: no share).
+    (None: :data:`TEXTS_PER_CALL` for IG, one call otherwise), the ``lexicon`` of the VADER share (None: no share).
 
     :meth:`encoded` tokenizes once per tokenizer (thread-safe).
     """
@@ -98,7 +99,7 @@ class TextBatch:
 
 
 def attribute_bucketed(model: Any, enc: Encoded, *, method: str, target: np.ndarray | None = None,
-                       special_ids: dict[str, int] | None = None, bucket: int = BUCKET,
+                       special_ids: dict[str, int] | None = None, bucket: int = TEXTS_PER_CALL,
                        **params: Any) -> TextAttribution:
     """``attribute_text`` on texts of similar length together.
 
@@ -214,6 +215,11 @@ class TextModality(ModalityPlugin):
         return isinstance(inputs, TextBatch) or (isinstance(inputs, (list, tuple))
                                                  and all(isinstance(t, str) for t in inputs))
 
+    def accepts_file(self, name: str, data: bytes) -> bool:
+        """A ``.txt`` file, or a ``.csv`` of sentences (:func:`is_text_csv`)."""
+        suffix = name.lower().rsplit(".", 1)[-1]
+        return suffix == "txt" or (suffix == "csv" and is_text_csv(data))
+
     def read(self, inputs: Any, **options: Any) -> TextBatch:
         """A :class:`TextBatch` of ``inputs``; ``options`` are its ``max_length``, ``bucket`` and ``lexicon``."""
         if isinstance(inputs, TextBatch) and not options:
@@ -314,7 +320,7 @@ class TextModality(ModalityPlugin):
     def attribute(self, model: Any, batch: TextBatch, *, method: str, targets: np.ndarray, device: str,
                   params: Mapping[str, Any]) -> TextAttribution:
         """:func:`attribute_bucketed` of the model on its own encoding of the texts."""
-        bucket = batch.bucket if batch.bucket is not None else (BUCKET if method == "integrated_gradients" else 0)
+        bucket = batch.bucket if batch.bucket is not None else (TEXTS_PER_CALL if method == "integrated_gradients" else 0)
         return attribute_bucketed(model.module, batch.encoded(model.tokenizer), method=method, target=targets,
                                   special_ids=_special_ids(model.tokenizer), bucket=bucket, **dict(params))
 
@@ -354,3 +360,30 @@ class TextModality(ModalityPlugin):
         top = self.top_parts(vectors, labels, k)
         return {"n_words": _n_words(labels),
                 "top_words": [" ".join(words[i][j] for j in row if j >= 0) for i, row in enumerate(top)]}
+
+
+def is_text_csv(data: bytes) -> bool:
+    """Whether a CSV holds sentences: a column named ``text`` (any case), or a column of mostly non-numeric
+    values with spaces (a series CSV holds numbers, and at most a short label column)."""
+    try:
+        df = pd.read_csv(io.BytesIO(data), dtype=str, nrows=50)
+    except Exception:  # noqa: BLE001 - not a readable CSV: the series reader reports it
+        return False
+    if any(str(c).strip().lower() == "text" for c in df.columns):
+        return True
+    for col in df.columns:
+        values = [str(v) for v in df[col].dropna()]
+        if not values:
+            continue
+        wordy = sum(not _is_number_cell(v) and " " in v.strip() for v in values)
+        if wordy / len(values) > 0.5:
+            return True
+    return False
+
+
+def _is_number_cell(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -424,7 +424,7 @@ class VerbalizedLM(nn.Module):
     def __init__(self, lm: nn.Module, verbalizer: Verbalizer) -> None:
         super().__init__()
         if not verbalizer.ids:
-            raise ValueError("resolve the verbalizer against the tokenizer first (Verbalizer.resolve)")
+            raise InvalidInputError("resolve the verbalizer against the tokenizer first (Verbalizer.resolve)")
         self.lm = lm
         self.verbalizer = verbalizer
         self.seq2seq = bool(getattr(lm.config, "is_encoder_decoder", False))

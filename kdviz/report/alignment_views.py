@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kdviz.errors import InvalidInputError
 from kdviz.report.style import TEACHER_COLOUR, alpha_colour, arch_order, rho_range, variant_label
 
 __all__ = ["NULL_COLOUR", "add_null_bands", "alignment_bars", "alignment_scatter", "focus_bars", "label_positions"]
@@ -106,7 +107,7 @@ def _one_per_arch(grp: pd.DataFrame, archs: list[str]) -> pd.DataFrame:
     """Rows of one variant indexed by ``archs``. Several rows of one architecture (training-seed replicates
     summarised per model) are a caller's mistake: say so rather than pandas' "duplicate labels"."""
     if grp["arch"].duplicated().any():
-        raise ValueError("several models per architecture × α (training seeds?): summarise them per variant "
+        raise InvalidInputError("several models per architecture × α (training seeds?): summarise them per variant "
                          "first (kdviz.analysis.aggregate.summarize_variants)")
     return grp.set_index("arch").reindex(archs)
 

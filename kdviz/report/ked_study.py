@@ -29,6 +29,7 @@ from torch import nn
 from kdviz.analysis.aggregate import hierarchical_ci
 from kdviz.analysis.compare import CompareOptions, NullOptions, compare_models
 from kdviz.analysis.nulls import DEFAULT_NULL_COPIES, NULL_SEED_BASE
+from kdviz.errors import InvalidInputError
 from kdviz.io.builtin_datasets import load_dataset
 from kdviz.io.zoo.manifest import Zoo, load_zoo
 from kdviz.models import seeded_model
@@ -76,7 +77,7 @@ def accuracy_difference(zoo: Zoo, *, a: str = TrainingMethod.KED, b: str = Train
                       if m.method == method and not m.id.startswith("plain_teacher")]).astype(np.float64)
             for method in (a, b)]
     if any(len(arm) == 0 for arm in arms):
-        raise ValueError(f"zoo {zoo.name!r} has no students of method {a!r} or {b!r}")
+        raise InvalidInputError(f"zoo {zoo.name!r} has no students of method {a!r} or {b!r}")
     point = float(arms[0].mean() - arms[1].mean())
     rng = np.random.default_rng(seed)
     n = arms[0].shape[1]

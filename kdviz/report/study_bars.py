@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kdviz.analysis.metrics import format_metric
+from kdviz.errors import InvalidInputError
 from kdviz.report.style import TEMPLATE, legend_name, rho_range
 from kdviz.report.summary import error_bars, student_archs, student_rows, teacher_row, variant_colour, variant_order
 
@@ -74,7 +75,7 @@ def accuracy_figure(summary: pd.DataFrame) -> go.Figure:
 def focus_figure(summary: pd.DataFrame, *, metric: str = "focus_ratio", k: int = 5) -> go.Figure:
     """(b) Focus on the teacher's top-k parts: ``focus_ratio`` (M_in/M_out) or ``focus_fraction``."""
     if metric not in ("focus_ratio", "focus_fraction"):
-        raise ValueError(f"metric={metric!r} must be 'focus_ratio' or 'focus_fraction'")
+        raise InvalidInputError(f"metric={metric!r} must be 'focus_ratio' or 'focus_fraction'")
     t = teacher_row(summary)
     label = "M_in / M_out" if metric == "focus_ratio" else "M_in / (M_in + M_out)"
     fig = _grouped_bars(summary, metric, title=FOCUS_TITLE.replace("top-k", f"top-{k}"), yaxis=f"focus ({label})")

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.colors as pc
 
-from kdviz.errors import UnknownNameError
+from kdviz.errors import InvalidInputError, UnknownNameError
 from kdviz.vocab import TrainingMethod
 
 __all__ = [
@@ -100,7 +100,7 @@ def plotly_config(filename: str = "kdviz", *, fmt: str = "png", slide: bool = Fa
     grow with it instead of staying small in a re-laid-out figure.
     """
     if fmt not in ("png", "svg"):
-        raise ValueError(f"fmt={fmt!r} is not one of ['png', 'svg']")
+        raise InvalidInputError(f"fmt={fmt!r} is not one of ['png', 'svg']")
     options: dict = {"format": fmt, "filename": filename, "scale": 2}
     if slide and size is not None:
         options.update(width=int(size[0]), height=int(size[1]), scale=SLIDE_SIZE[0] / int(size[0]))

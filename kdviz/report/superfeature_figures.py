@@ -18,6 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from kdviz.errors import InvalidInputError
 from kdviz.report.input_views import to_grey
 from kdviz.report.style import DIFF_SCALE, GREY_SCALE, browser_safe_scale
 
@@ -103,7 +104,7 @@ def superfeature_explanations(
     """
     ids = list(shapley)
     if not ids:
-        raise ValueError("no models to draw")
+        raise InvalidInputError("no models to draw")
     lab = np.asarray(labels)
     m = int(lab.max()) + 1
     names = [str(c) for c in class_names]
@@ -120,7 +121,7 @@ def superfeature_explanations(
     for j, mid in enumerate(ids, start=1):
         phi = np.asarray(shapley[mid], dtype=np.float64)
         if phi.shape != (m,):
-            raise ValueError(f"shapley[{mid!r}] has shape {phi.shape}, expected ({m},)")
+            raise InvalidInputError(f"shapley[{mid!r}] has shape {phi.shape}, expected ({m},)")
         if lab.ndim == 2:
             fig.add_trace(go.Heatmap(z=to_grey(display), colorscale=GREY_SCALE, showscale=False, hoverinfo="skip"),
                           row=1, col=j)
@@ -141,7 +142,7 @@ def superfeature_explanations(
                                      showlegend=False, hoverinfo="skip"), row=1, col=j)
         dist = np.asarray(distributions[mid], dtype=np.float64)
         if dist.shape != (m, len(names)):
-            raise ValueError(f"distributions[{mid!r}] has shape {dist.shape}, expected ({m}, {len(names)})")
+            raise InvalidInputError(f"distributions[{mid!r}] has shape {dist.shape}, expected ({m}, {len(names)})")
         fig.add_trace(go.Heatmap(z=dist, x=names, y=[f"sf {k}" for k in range(m)], coloraxis="coloraxis2",
                                  hovertemplate="superfeature %{y}, class %{x}: %{z:.2f}<extra></extra>"),
                       row=2, col=j)

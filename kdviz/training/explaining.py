@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdviz.errors import InvalidInputError
 from kdviz.io.builtin_datasets import Dataset
 from kdviz.training.inference import eval_branches, eval_logits
 from kdviz.training.losses import (
@@ -59,9 +60,9 @@ class PaperRecipe:
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, {self.batch_size}")
+            raise InvalidInputError(f"epochs and batch_size must be ≥ 1, got {self.epochs}, {self.batch_size}")
         if self.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+            raise InvalidInputError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,11 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def _check(model: nn.Module, method: PaperMethod, teacher: nn.Module | None) -> None:
     if method not in ("ce", "kd", "ked"):
-        raise ValueError(f"method must be 'ce', 'kd' or 'ked', got {method!r}")
+        raise InvalidInputError(f"method must be 'ce', 'kd' or 'ked', got {method!r}")
     if method != "ce" and teacher is None:
-        raise ValueError(f"method={method!r} needs a teacher")
+        raise InvalidInputError(f"method={method!r} needs a teacher")
     if method == "ked" and not (hasattr(model, "forward_with_branches") and hasattr(teacher, "forward_with_branches")):
-        raise ValueError("method='ked' needs explaining networks (forward_with_branches) as student and teacher")
+        raise InvalidInputError("method='ked' needs explaining networks (forward_with_branches) as student and teacher")
 
 
 def _teacher_targets(model: nn.Module, teacher: nn.Module | None, x: torch.Tensor,
@@ -107,7 +108,7 @@ def _teacher_targets(model: nn.Module, teacher: nn.Module | None, x: torch.Tenso
     with torch.no_grad():
         _, probe = model.forward_with_branches(x[:2])  # type: ignore[operator]
     if probe.shape[1] != t_branches.shape[1]:
-        raise ValueError(f"student has {probe.shape[1]} branches, teacher {t_branches.shape[1]}")
+        raise InvalidInputError(f"student has {probe.shape[1]} branches, teacher {t_branches.shape[1]}")
     return ExplainedOutputs(t_logits, t_branches)
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from kdviz.attribution.groups import group_logits
+from kdviz.errors import InvalidInputError
 from kdviz.io.builtin_datasets import Dataset
 from kdviz.training.inference import eval_logits
 from kdviz.training.losses import (
@@ -83,23 +84,23 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ValueError(f"epochs must be ≥ 1, got {self.epochs}")
+            raise InvalidInputError(f"epochs must be ≥ 1, got {self.epochs}")
         if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
+            raise InvalidInputError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+            raise InvalidInputError(f"alpha must be in [0, 1], got {self.alpha}")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise InvalidInputError(f"temperature must be > 0, got {self.temperature}")
         if self.sd_beta < 0:
-            raise ValueError(f"sd_beta must be ≥ 0, got {self.sd_beta}")
+            raise InvalidInputError(f"sd_beta must be ≥ 0, got {self.sd_beta}")
         if not self.sd_tau > 0:
-            raise ValueError(f"sd_tau must be > 0, got {self.sd_tau}")
+            raise InvalidInputError(f"sd_tau must be > 0, got {self.sd_tau}")
         if not 0.0 <= self.ked_mu <= 1.0:
-            raise ValueError(f"ked_mu must be in [0, 1], got {self.ked_mu}")
+            raise InvalidInputError(f"ked_mu must be in [0, 1], got {self.ked_mu}")
         if not self.ked_tau > 0:
-            raise ValueError(f"ked_tau must be > 0, got {self.ked_tau}")
+            raise InvalidInputError(f"ked_tau must be > 0, got {self.ked_tau}")
         if self.ked_m < 1:
-            raise ValueError(f"ked_m must be ≥ 1, got {self.ked_m}")
+            raise InvalidInputError(f"ked_m must be ≥ 1, got {self.ked_m}")
 
     @property
     def method(self) -> TrainingMethod:
@@ -207,16 +208,16 @@ def _sd_parts(config: TrainConfig, ds: Dataset, superfeatures: np.ndarray | None
     if not config.sd_on_superfeatures:
         return config.sd_parts
     if superfeatures is None or tuple(np.shape(superfeatures)) != tuple(ds.input_shape[1:]):
-        raise ValueError("sd_on_superfeatures needs the teacher's superfeature labelling of the input's shape")
+        raise InvalidInputError("sd_on_superfeatures needs the teacher's superfeature labelling of the input's shape")
     return torch.as_tensor(np.asarray(superfeatures), dtype=torch.long)
 
 
 def _check(config: TrainConfig, ds: Dataset, teacher: nn.Module | None) -> None:
     needs_teacher = config.alpha < 1.0 or config.sd_beta > 0 or config.ked
     if needs_teacher and teacher is None:
-        raise ValueError(f"teacher is required for alpha={config.alpha}, sd_beta={config.sd_beta}")
+        raise InvalidInputError(f"teacher is required for alpha={config.alpha}, sd_beta={config.sd_beta}")
     if config.augment_shift and ds.task != Modality.IMAGE:
-        raise ValueError("augment_shift applies to images only")
+        raise InvalidInputError("augment_shift applies to images only")
 
 
 def _prepare(ds: Dataset, config: TrainConfig, teacher: nn.Module | None,
@@ -378,15 +379,15 @@ def train(
 
 def _check_ked(config: TrainConfig, superfeatures: np.ndarray | None, ds: Dataset) -> None:
     if superfeatures is None:
-        raise ValueError("KED needs the teacher's superfeature labelling (superfeatures=…)")
+        raise InvalidInputError("KED needs the teacher's superfeature labelling (superfeatures=…)")
     if tuple(np.shape(superfeatures)) != tuple(ds.input_shape[1:]):
-        raise ValueError(f"superfeatures have shape {np.shape(superfeatures)}, inputs {tuple(ds.input_shape[1:])}")
+        raise InvalidInputError(f"superfeatures have shape {np.shape(superfeatures)}, inputs {tuple(ds.input_shape[1:])}")
     if int(np.max(superfeatures)) + 1 != config.ked_m:
-        raise ValueError(f"superfeatures have {int(np.max(superfeatures)) + 1} groups but ked_m={config.ked_m}")
+        raise InvalidInputError(f"superfeatures have {int(np.max(superfeatures)) + 1} groups but ked_m={config.ked_m}")
     if config.augment_shift:
-        raise ValueError("KED computes the teacher's explanations once per training input: no augment_shift")
+        raise InvalidInputError("KED computes the teacher's explanations once per training input: no augment_shift")
     if config.sd_beta > 0:
-        raise ValueError("KED and saliency distillation are separate recipes: use sd_beta=0 with ked")
+        raise InvalidInputError("KED and saliency distillation are separate recipes: use sd_beta=0 with ked")
 
 
 @torch.no_grad()

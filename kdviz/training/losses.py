@@ -64,6 +64,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdviz.errors import InvalidInputError
+
 __all__ = [
     "DEFAULT_M",
     "DEFAULT_MU",
@@ -109,14 +111,14 @@ def kd_loss(
     ``alpha == 1`` (plain cross-entropy).
     """
     if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        raise InvalidInputError(f"alpha must be in [0, 1], got {alpha}")
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise InvalidInputError(f"temperature must be > 0, got {temperature}")
     ce = F.cross_entropy(student_logits, targets)
     if alpha == 1.0:
         return ce
     if teacher_logits is None:
-        raise ValueError(f"teacher_logits is required when alpha < 1 (alpha={alpha})")
+        raise InvalidInputError(f"teacher_logits is required when alpha < 1 (alpha={alpha})")
     t = temperature
     kl = F.kl_div(
         F.log_softmax(student_logits / t, dim=1),
@@ -136,26 +138,26 @@ def part_masks(spatial_shape: tuple[int, ...], parts: int | torch.Tensor) -> tor
     """
     if isinstance(parts, torch.Tensor):
         if tuple(parts.shape) != tuple(spatial_shape):
-            raise ValueError(f"parts labels have shape {tuple(parts.shape)}, expected {tuple(spatial_shape)}")
+            raise InvalidInputError(f"parts labels have shape {tuple(parts.shape)}, expected {tuple(spatial_shape)}")
         k = int(parts.max()) + 1
         return parts.long().unsqueeze(0) == torch.arange(k).view(-1, *([1] * len(spatial_shape)))
     k = int(parts)
     if len(spatial_shape) == 1:
         (length,) = spatial_shape
         if not 1 <= k <= length:
-            raise ValueError(f"parts must be in [1, {length}] for series of length {length}, got {parts}")
+            raise InvalidInputError(f"parts must be in [1, {length}] for series of length {length}, got {parts}")
         labels = torch.tensor(np.repeat(np.arange(k), [len(a) for a in np.array_split(np.arange(length), k)]))
         return labels.unsqueeze(0) == torch.arange(k).unsqueeze(1)
     if len(spatial_shape) == 2:
         g = math.isqrt(k)
         h, w = spatial_shape
         if g * g != k or g > min(h, w) or g < 1:
-            raise ValueError(f"parts must be a square number (g×g grid, g ≤ {min(h, w)}) for images, got {parts}")
+            raise InvalidInputError(f"parts must be a square number (g×g grid, g ≤ {min(h, w)}) for images, got {parts}")
         rows = torch.tensor(np.repeat(np.arange(g), [len(a) for a in np.array_split(np.arange(h), g)]))
         cols = torch.tensor(np.repeat(np.arange(g), [len(a) for a in np.array_split(np.arange(w), g)]))
         labels = rows.view(-1, 1) * g + cols.view(1, -1)
         return labels.unsqueeze(0) == torch.arange(k).view(-1, 1, 1)
-    raise ValueError(f"inputs must be (N, C, L) or (N, C, H, W); spatial shape {tuple(spatial_shape)}")
+    raise InvalidInputError(f"inputs must be (N, C, L) or (N, C, H, W); spatial shape {tuple(spatial_shape)}")
 
 
 def _occluded_batch(
@@ -221,14 +223,14 @@ def saliency_distillation_loss(
     ``target``); the student side is differentiable, its K occluded copies evaluated as one batch.
     """
     if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+        raise InvalidInputError(f"tau must be > 0, got {tau}")
     if teacher_saliency is None:
         with torch.no_grad():
             logits = teacher(x)
             target = logits.argmax(dim=1)
             teacher_saliency = occlusion_saliency(teacher, x, parts=parts, target=target, baseline=baseline)
     elif target is None:
-        raise ValueError("target (the teacher's classes) is required with teacher_saliency")
+        raise InvalidInputError("target (the teacher's classes) is required with teacher_saliency")
     sal_s = occlusion_saliency(student, x, parts=parts, target=target, baseline=baseline)
     return _sd_kl(teacher_saliency.detach(), sal_s, tau)
 
@@ -259,16 +261,16 @@ DEFAULT_M = 8  # superfeatures per input (kdviz's default)
 def alpha_from_lambda(lam: float) -> float:
     """kdviz's α (hard-label weight) for the paper's λ: ``α = 1/(1+λ)``."""
     if not lam >= 0:
-        raise ValueError(f"lambda must be ≥ 0, got {lam}")
+        raise InvalidInputError(f"lambda must be ≥ 0, got {lam}")
     return 1.0 / (1.0 + lam)
 
 
 def explanation_kl(student_group_logits: torch.Tensor, teacher_group_logits: torch.Tensor, *, tau: float) -> torch.Tensor:
     """``τ²·(1/M)·Σ_m KL(softmax(t_m/τ) ‖ softmax(s_m/τ))`` averaged over the batch; inputs (N, M, C) logits."""
     if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau}")
+        raise InvalidInputError(f"tau must be > 0, got {tau}")
     if student_group_logits.shape != teacher_group_logits.shape or student_group_logits.ndim != 3:
-        raise ValueError(f"group logits must both be (N, M, C), got {tuple(student_group_logits.shape)} and "
+        raise InvalidInputError(f"group logits must both be (N, M, C), got {tuple(student_group_logits.shape)} and "
                          f"{tuple(teacher_group_logits.shape)}")
     n, m = student_group_logits.shape[:2]
     kl = F.kl_div(F.log_softmax(student_group_logits / tau, dim=2),
@@ -292,12 +294,12 @@ def ked_loss(
     explanations cost M forwards per input. With μ = 0 they may be None and this is exactly :func:`kd_loss`.
     """
     if not 0.0 <= mu <= 1.0:
-        raise ValueError(f"mu must be in [0, 1], got {mu}")
+        raise InvalidInputError(f"mu must be in [0, 1], got {mu}")
     pred = kd_loss(student.logits, teacher.logits, targets, alpha=alpha, temperature=temperature)
     if mu == 0.0:
         return pred
     if student.explanations is None or teacher.explanations is None:
-        raise ValueError(f"group logits of student and teacher are required when mu > 0 (mu={mu})")
+        raise InvalidInputError(f"group logits of student and teacher are required when mu > 0 (mu={mu})")
     ce = F.cross_entropy(student.logits, targets)
     # pred = α·CE + (1−α)·T²·KL; keep its CE and reweight its KL by (1−μ)
     return (1.0 - mu) * pred + mu * alpha * ce + (1.0 - alpha) * mu * explanation_kl(
@@ -337,12 +339,12 @@ def ked_paper_loss(
     ``softmax(logit / T)``. Teacher tensors are detached. ``λ = 0`` is plain cross-entropy.
     """
     if not 0.0 <= lam <= 1.0 or not 0.0 <= mu <= 1.0:
-        raise ValueError(f"lam and mu must be in [0, 1], got lam={lam}, mu={mu}")
+        raise InvalidInputError(f"lam and mu must be in [0, 1], got lam={lam}, mu={mu}")
     if not temperature > 0 or not tau > 0:
-        raise ValueError(f"temperature and tau must be > 0, got {temperature}, {tau}")
+        raise InvalidInputError(f"temperature and tau must be > 0, got {temperature}, {tau}")
     s_branches, t_branches = student.explanations, teacher.explanations
     if s_branches is None or t_branches is None or s_branches.shape != t_branches.shape or s_branches.ndim != 3:
-        raise ValueError(f"branch log-probabilities must both be (N, M, C), got "
+        raise InvalidInputError(f"branch log-probabilities must both be (N, M, C), got "
                          f"{None if s_branches is None else tuple(s_branches.shape)} and "
                          f"{None if t_branches is None else tuple(t_branches.shape)}")
     n, m = s_branches.shape[:2]

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kdviz.attribution.text import Encoded, gradient_saliency, word_importance
+from kdviz.errors import InvalidInputError
 from kdviz.modalities.text import top_words
 from kdviz.training.losses import kd_loss
 
@@ -49,6 +50,7 @@ __all__ = [
     "rationale_strings",
     "step_by_step_batch",
     "step_by_step_loss",
+    "TokenTags",
     "rationale_distill_loss",
     "rationale_loss",
     "rationale_tags",
@@ -108,14 +110,22 @@ def rationale_loss(tag_logits: torch.Tensor, tags: torch.Tensor, token_word: tor
     return (per * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+@dataclass(frozen=True)
+class TokenTags:
+    """The rationale head's output on a batch and its targets: tag logits and 0/1 tags (N, L), token → word (N, L)."""
+
+    logits: torch.Tensor
+    tags: torch.Tensor
+    token_word: torch.Tensor
+
+
 def rationale_distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor | None, targets: torch.Tensor,
-                           tag_logits: torch.Tensor, tags: torch.Tensor, token_word: torch.Tensor, *,
-                           alpha: float, temperature: float, beta: float) -> torch.Tensor:
+                           tagging: TokenTags, *, alpha: float, temperature: float, beta: float) -> torch.Tensor:
     """``(1 − β)·L_KD(α, T) + β·L_rationale`` (module doc); β in [0, 1]."""
     if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must be in [0, 1], got {beta}")
+        raise InvalidInputError(f"beta must be in [0, 1], got {beta}")
     label = kd_loss(student_logits, teacher_logits, targets, alpha=alpha, temperature=temperature)
-    return (1.0 - beta) * label + beta * rationale_loss(tag_logits, tags, token_word)
+    return (1.0 - beta) * label + beta * rationale_loss(tagging.logits, tagging.tags, tagging.token_word)
 
 
 class RationaleHead(nn.Module):
@@ -175,7 +185,7 @@ def _task(tokenizer: Any, template: str, texts: Sequence[str], targets: Sequence
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     if eos is None or pad is None:
-        raise ValueError("the tokenizer needs an end-of-sequence token")
+        raise InvalidInputError("the tokenizer needs an end-of-sequence token")
     if seq2seq:
         prompts = tokenizer([template.replace("{text}", t) for t in texts], truncation=True, max_length=max_length,
                             add_special_tokens=True)["input_ids"]
@@ -201,8 +211,8 @@ def _task(tokenizer: Any, template: str, texts: Sequence[str], targets: Sequence
 
 
 def step_by_step_batch(tokenizer: Any, texts: Sequence[str], labels: Sequence[str], rationales: Sequence[str], *,
-                       model_type: str, predict_template: str | None = None, explain_template: str | None = None,
-                       max_length: int = 64, max_target: int = 16) -> StepByStepBatch:
+                       model_type: str, predict_template: str | None = None, max_length: int = 64,
+                       max_target: int = 16) -> StepByStepBatch:
     """Tokenize the two tasks of "Distilling step-by-step" for a ``t5`` or ``gpt2`` student.
 
     ``labels``: the label word of each text as generated (the verbalizer token: ``"fresh"`` for T5,
@@ -211,12 +221,12 @@ def step_by_step_batch(tokenizer: Any, texts: Sequence[str], labels: Sequence[st
     template's suffix stays), targets to ``max_target`` (with the end-of-sequence token).
     """
     if not len(texts) == len(labels) == len(rationales):
-        raise ValueError("texts, labels and rationales must have the same length")
+        raise InvalidInputError("texts, labels and rationales must have the same length")
     seq2seq = model_type == "t5"
     if model_type not in PREDICT_TEMPLATES:
-        raise ValueError(f"model_type must be one of {sorted(PREDICT_TEMPLATES)}, got {model_type!r}")
+        raise InvalidInputError(f"model_type must be one of {sorted(PREDICT_TEMPLATES)}, got {model_type!r}")
     predict = predict_template or PREDICT_TEMPLATES[model_type]
-    explain = explain_template or EXPLAIN_TEMPLATES[model_type]
+    explain = EXPLAIN_TEMPLATES[model_type]
     rat = list(rationales) if seq2seq else [" " + r.lstrip() for r in rationales]
     p_ids, p_mask, l_ids, answer = _task(tokenizer, predict, texts, labels, seq2seq=seq2seq, max_length=max_length,
                                          max_target=max_target)
@@ -255,11 +265,11 @@ def step_by_step_loss(model: nn.Module, batch: StepByStepBatch, *, beta: float =
     ``targets`` (N,) class indices.
     """
     if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must be in [0, 1], got {beta}")
+        raise InvalidInputError(f"beta must be in [0, 1], got {beta}")
     label, logits = _token_ce(model, batch.predict_ids, batch.predict_mask, batch.label_ids, batch.seq2seq)
     if alpha < 1.0:
         if teacher_logits is None or not verbalizer_ids or targets is None:
-            raise ValueError("KD (alpha < 1) needs teacher_logits, verbalizer_ids and targets")
+            raise InvalidInputError("KD (alpha < 1) needs teacher_logits, verbalizer_ids and targets")
         answer = logits[torch.arange(len(logits)), batch.answer_pos][:, list(verbalizer_ids)]
         kd = kd_loss(answer, teacher_logits, targets, alpha=0.0, temperature=temperature)
         label = alpha * label + (1.0 - alpha) * kd

@@ -8,9 +8,8 @@
   (label after ``"predict:"``, rationale words after ``"explain:"``).
 * :func:`build_text_zoo`: teacher, the cache, every student, ``zoo.json``.
 
-Everything is resumable: a stage writes its result (and a training checkpoint every ``ckpt_every`` steps)
-under ``work`` and is skipped (or resumed) when found. Batches are seeded per epoch
-(``default_rng([seed, epoch])``), so a resumed run sees the same batches.
+Everything is resumable: a stage writes its result (and a checkpoint every ``ckpt_every`` steps) under ``work`` and
+is skipped (or resumed) when found. Batches are seeded per epoch, so a resumed run sees the same batches.
 
 ``python -m kdviz.training.text_zoo --out assets/zoo/rotten-tomatoes --work <dir>`` builds the shipped zoo.
 """
@@ -20,9 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -33,6 +30,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from kdviz.attribution.text import Encoded, encode_words
+from kdviz.errors import InvalidInputError
 from kdviz.io.hf_text import load_hf_text
 from kdviz.io.text import CLASS_NAMES, TextSplit, read_rotten_tomatoes, split_indices
 from kdviz.models.hf_text import (
@@ -49,6 +47,7 @@ from kdviz.training.losses import kd_loss
 from kdviz.training.rationale import (
     RationaleHead,
     TeacherCache,
+    TokenTags,
     rationale_distill_loss,
     rationale_strings,
     rationale_tags,
@@ -56,9 +55,9 @@ from kdviz.training.rationale import (
     step_by_step_loss,
     teacher_cache,
 )
+from kdviz.training.text_steps import StepPlan, text_accuracy, train_steps
 
 __all__ = [
-    "StepPlan",
     "StudentRun",
     "TextData",
     "TextZooConfig",
@@ -69,9 +68,6 @@ __all__ = [
     "load_text_data",
     "minilm_path",
     "subset_text_data",
-    "text_accuracy",
-    "epoch_order",
-    "train_steps",
 ]
 
 ZOO_NAME = "rotten-tomatoes"
@@ -121,7 +117,7 @@ class TextZooConfig:
     teacher_lr: float = 5e-5
     student_epochs: int = 3
     student_lr: float = 1e-3
-    bucket_by_length: bool = True  # students: batches of similar length (kdviz.training.text_zoo.epoch_order)
+    bucket_by_length: bool = True  # students: batches of similar length (kdviz.training.text_steps.epoch_order)
     temperature: float = 4.0
     k: int = 5  # rationale words per snippet
     ckpt_every: int = 100
@@ -162,7 +158,7 @@ def subset_text_data(data: TextData, cache: TeacherCache, *, n_train: int | None
                      n_test: int | None = None) -> tuple[TextData, TeacherCache]:
     """The first ``n_train`` training and ``n_test`` test snippets (None: all) and the cache's rows of them."""
     if len(cache.logits) != len(data.y_train):
-        raise ValueError(f"the teacher cache holds {len(cache.logits)} snippets, the training split {len(data.y_train)}")
+        raise InvalidInputError(f"the teacher cache holds {len(cache.logits)} snippets, the training split {len(data.y_train)}")
     tr = np.arange(min(n_train or len(data.y_train), len(data.y_train)))
     te = np.arange(min(n_test or len(data.y_test), len(data.y_test)))
     sub = TextData(data.train.rows(tr), data.test.rows(te), data.y_train[tr], data.y_test[te], data.split,
@@ -171,96 +167,9 @@ def subset_text_data(data: TextData, cache: TeacherCache, *, n_train: int | None
     return sub, TeacherCache(cache.logits[tr], cache.rationale[tr], cache.n_words[tr], cache.k)
 
 
-@dataclass(frozen=True)
-class StepPlan:
-    """How :func:`train_steps` trains: epochs, peak learning rate, batch seed and size, checkpoint interval."""
-
-    epochs: int
-    lr: float
-    seed: int
-    batch_size: int
-    ckpt_every: int = 100
-
-
-def train_steps(model: nn.Module, params: list[nn.Parameter], n: int, plan: StepPlan,
-                loss_fn: Callable[[np.ndarray], torch.Tensor], state_path: Path, *,
-                lengths: np.ndarray | None = None) -> float:
-    """AdamW (weight decay 0.01), linear warm-up over 10% then decay, gradient clip 1.0, over ``plan.epochs`` of
-    seeded batches (:func:`epoch_order`); checkpoint to / resume from ``state_path``. Returns training seconds
-    (over resumes)."""
-    epochs, lr, seed, batch_size, ckpt_every = plan.epochs, plan.lr, plan.seed, plan.batch_size, plan.ckpt_every
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = epochs * steps_per_epoch
-    from transformers import get_linear_schedule_with_warmup  # noqa: PLC0415 - transformers is optional and heavy: imported where a text model is trained
-
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    sched = get_linear_schedule_with_warmup(opt, int(0.1 * total), total)
-    step, seconds = 0, 0.0
-    if state_path.is_file():
-        state = torch.load(state_path, weights_only=True)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step, seconds = int(state["step"]), float(state["seconds"])
-        _log(f"resumed at step {step}/{total}")
-    model.train()
-    start = last = time.perf_counter()
-    while step < total:
-        epoch, j = divmod(step, steps_per_epoch)
-        rows = epoch_order(n, seed=seed, epoch=epoch, batch_size=batch_size, lengths=lengths)[j]
-        loss = loss_fn(rows)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        if step % 20 == 0:
-            now = time.perf_counter()
-            _log(f"step {step}/{total} loss {loss.item():.4f} ({(now - last) / 20:.2f} s/step)")
-            last = now
-        if step % ckpt_every == 0 or step == total:
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "step": step, "seconds": seconds + time.perf_counter() - start}, state_path)
-    model.eval()
-    return seconds + time.perf_counter() - start
-
-
 def _student_plan(run: StudentRun, config: TextZooConfig) -> StepPlan:
     return StepPlan(config.student_epochs, run.lr or config.student_lr, config.student_seed, config.batch_size,
                     config.ckpt_every)
-
-
-BUCKET = 50  # batches per length bucket
-
-
-def epoch_order(n: int, *, seed: int, epoch: int, batch_size: int, lengths: np.ndarray | None = None) -> list[np.ndarray]:
-    """The batches (row indices) of one epoch: a ``default_rng([seed, epoch])`` shuffle; with ``lengths``, each
-    run of ``BUCKET`` batches is sorted by length before it is cut into batches, and the batches are shuffled
-    (less padding, same randomness of which rows meet)."""
-    rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(n)
-    if lengths is None:
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-    span = BUCKET * batch_size
-    batches = []
-    for start in range(0, n, span):
-        chunk = order[start:start + span]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-@torch.no_grad()
-def text_accuracy(model: nn.Module, enc: Encoded, labels: np.ndarray, *, batch_size: int = 128) -> float:
-    """Fraction of ``labels`` an eval-mode ``model`` predicts on ``enc``."""
-    model.eval()
-    hits = 0
-    for s in range(0, len(labels), batch_size):
-        part = enc.rows(np.arange(s, min(s + batch_size, len(labels))))
-        pred = model(input_ids=part.input_ids, attention_mask=part.attention_mask).logits.argmax(1).numpy()
-        hits += int((pred == labels[s:s + len(pred)]).sum())
-    return hits / len(labels)
 
 
 def _reload(folder: Path) -> nn.Module:
@@ -307,9 +216,9 @@ def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, o
     A T5 / GPT-2 student (:func:`distill_generative_student`) is saved as its language model with the
     verbalizer in ``config.json`` (``kdviz.io.hf_text.load_hf_text`` reads it as a classifier)."""
     if run.method not in ("ce", "kd", "rationale"):
-        raise ValueError(f"method must be ce, kd or rationale, got {run.method!r}")
+        raise InvalidInputError(f"method must be ce, kd or rationale, got {run.method!r}")
     if len(cache.logits) != len(data.y_train):
-        raise ValueError(f"the teacher cache holds {len(cache.logits)} snippets, the training split {len(data.y_train)}")
+        raise InvalidInputError(f"the teacher cache holds {len(cache.logits)} snippets, the training split {len(data.y_train)}")
     if run.spec.family in GENERATIVE_TYPES:
         return distill_generative_student(run, data, cache, out, work, config=config)
     model = student_model(run.spec, vocab_size=len(data.tokenizer), num_labels=len(CLASS_NAMES),
@@ -324,8 +233,8 @@ def distill_text_student(run: StudentRun, data: TextData, cache: TeacherCache, o
         o = model(input_ids=b.input_ids, attention_mask=b.attention_mask, output_hidden_states=head is not None)
         if head is None:
             return kd_loss(o.logits, t_logits[rows], y[rows], alpha=run.alpha, temperature=config.temperature)
-        return rationale_distill_loss(o.logits, t_logits[rows], y[rows], head(o.hidden_states[-1]),
-                                      tags[rows, : b.input_ids.shape[1]], b.token_word, alpha=run.alpha,
+        tagging = TokenTags(head(o.hidden_states[-1]), tags[rows, : b.input_ids.shape[1]], b.token_word)
+        return rationale_distill_loss(o.logits, t_logits[rows], y[rows], tagging, alpha=run.alpha,
                                       temperature=config.temperature, beta=run.beta)
 
     lengths = data.train.attention_mask.sum(1).numpy() if config.bucket_by_length else None
@@ -352,7 +261,7 @@ def distill_generative_student(run: StudentRun, data: TextData, cache: TeacherCa
     saved folder read back by ``load_hf_text``, the test texts in its prompt.
     """
     if len(data.test_texts) != len(data.y_test):
-        raise ValueError(f"a {run.spec.family} student encodes the test texts in its prompt: TextData.test_texts "
+        raise InvalidInputError(f"a {run.spec.family} student encodes the test texts in its prompt: TextData.test_texts "
                          f"holds {len(data.test_texts)}, y_test {len(data.y_test)}")
     family = run.spec.family
     work.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from safetensors import safe_open
 
+from kdviz.errors import InvalidInputError
 from kdviz.io.builtin_datasets import Dataset, load_dataset
 from kdviz.io.checkpoints import load_checkpoint
 from kdviz.io.zoo.manifest import MANIFEST, ModelEntry, Role, ZooManifest, parse_model, save_weights
@@ -82,9 +83,9 @@ def distill_to_file(
     model = seeded_model(arch, seed=config.seed, num_classes=ds.num_classes, in_channels=ds.in_channels)
     if config.ked or config.sd_on_superfeatures:
         if teacher is None:
-            raise ValueError("KED and SD over superfeatures need a teacher")
+            raise InvalidInputError("KED and SD over superfeatures need a teacher")
         if superfeatures is None:
-            raise ValueError("KED and SD over superfeatures need the teacher's superfeature labelling")
+            raise InvalidInputError("KED and SD over superfeatures need the teacher's superfeature labelling")
     result = train(model, ds, config, teacher=teacher_module, superfeatures=superfeatures)
     model_id = model_id or out.stem
     role = role or ("student" if teacher is not None else "teacher")
@@ -215,7 +216,7 @@ def _plan(recipe: ZooRecipe, *, quick: bool, seeds: int = 1,
     ``seeds`` > 1 adds training-seed replicates for ``recipe.replicate_archs`` (ids end in ``_s<seed>``).
     """
     if seeds < 1:
-        raise ValueError(f"seeds must be ≥ 1, got {seeds}")
+        raise InvalidInputError(f"seeds must be ≥ 1, got {seeds}")
     epochs = dict(recipe.student_epochs)
     quick_kw: dict[str, object] = {}
     if quick:
@@ -280,9 +281,9 @@ def build_zoo(
     that many training-seed replicates of the recipe's ``replicate_archs`` at every α.
     """
     if name not in ZOO_RECIPES:
-        raise ValueError(f"name must be one of {', '.join(ZOO_RECIPES)}, got {name!r}")
+        raise InvalidInputError(f"name must be one of {', '.join(ZOO_RECIPES)}, got {name!r}")
     if jobs < 1:
-        raise ValueError(f"jobs must be ≥ 1, got {jobs}")
+        raise InvalidInputError(f"jobs must be ≥ 1, got {jobs}")
     recipe = ZOO_RECIPES[name]
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

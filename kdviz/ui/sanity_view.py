@@ -17,7 +17,12 @@ import numpy as np
 import streamlit as st
 
 from kdviz.analysis.compare import Comparison
-from kdviz.analysis.randomisation import VERDICT_RULE, RandomisationResult, randomisation_test
+from kdviz.analysis.randomisation import (
+    RANDOMISATION_VERDICT_RULE,
+    RandomisationOptions,
+    RandomisationResult,
+    randomisation_test,
+)
 from kdviz.models import model_info
 from kdviz.report.randomisation_figure import randomisation_curve
 from kdviz.ui.charts import chart
@@ -64,8 +69,8 @@ def _run(mset: ModelSet, x: np.ndarray, part_labels: np.ndarray, parts: str, set
     try:
         return randomisation_test(
             mset.teacher.module, mset.teacher.arch, x, part_labels=part_labels, method=settings.method,
-            method_params=settings.method_params, seeds=SEEDS, device=settings.device, progress=progress,
-            parts_name=parts,
+            options=RandomisationOptions(method_params=dict(settings.method_params), seeds=SEEDS,
+                                         device=settings.device, progress=progress, parts_name=parts),
         )
     finally:
         bar.empty()
@@ -107,7 +112,7 @@ def randomisation_section(mset: ModelSet, display: np.ndarray, comp: Comparison,
             f"**{settings.method_label}** {text}",
             icon=":material/check_circle:" if passes else ":material/help:" if result.undecided else ":material/warning:")
         chart(_figure(result), name="randomisation_test")
-        st.caption(VERDICT_RULE + " The README's table \"Which method to trust\" gives the verdict of every "
+        st.caption(RANDOMISATION_VERDICT_RULE + " The README's table \"Which method to trust\" gives the verdict of every "
                    "method on both demo zoos (`kdviz sanity`).")
 
 

@@ -16,6 +16,7 @@ import streamlit as st
 import torch
 
 from kdviz.attribution.groups import explain_branches, explain_groups
+from kdviz.errors import InvalidInputError
 from kdviz.modalities.parts import PartSpec, parse_parts
 from kdviz.modalities.superfeatures import load_superfeatures
 from kdviz.report.superfeature_figures import superfeature_explanations, superfeature_layout
@@ -52,7 +53,7 @@ def set_superfeatures(mset: ModelSet, m: int) -> tuple[np.ndarray, str, float, i
     """(labels, base features, build seconds, inputs used) of the set's M superfeatures; ValueError if none."""
     folder = _folder(mset)
     if folder is None:
-        raise ValueError("superfeatures are stored with a zoo; this set has none. Build them for a zoo folder "
+        raise InvalidInputError("superfeatures are stored with a zoo; this set has none. Build them for a zoo folder "
                          "with `kdviz zoo superfeatures FOLDER --m 8`.")
     path = folder / f"superfeatures_M{int(m)}.npy"
     stamp = path.stat().st_mtime if path.is_file() else 0.0

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from kdviz.analysis.randomisation import PASS_MAX_RHO, model_blocks, randomisation_test, randomised_copy, verdict
+from kdviz.analysis.randomisation import (
+    PASS_MAX_RHO,
+    RandomisationOptions,
+    model_blocks,
+    randomisation_test,
+    randomised_copy,
+    verdict,
+)
 from kdviz.models import seeded_model
 
 ZOO = Path(__file__).resolve().parents[2] / "assets" / "zoo" / "mnist"
@@ -60,9 +67,9 @@ def test_flags_input_x_gradient_and_passes_grad_cam_on_mnist(mnist_digits) -> No
     (Adebayo et al.), Grad-CAM's follow the trained weights."""
     model, x, labels = mnist_digits
     ixg = randomisation_test(model.module, model.arch, x, part_labels=labels, method="input_x_gradient",
-                             seeds=(20_000,), parts_name="slic:50")
-    cam = randomisation_test(model.module, model.arch, x, part_labels=labels, method="grad_cam", seeds=(20_000,),
-                             parts_name="slic:50")
+                             options=RandomisationOptions(seeds=(20_000,), parts_name="slic:50"))
+    cam = randomisation_test(model.module, model.arch, x, part_labels=labels, method="grad_cam",
+                             options=RandomisationOptions(seeds=(20_000,), parts_name="slic:50"))
     assert ixg.blocks == ("fc", "layer3", "layer2", "layer1", "bn1", "conv1")
     assert ixg.cascading_rho.shape == ixg.independent_rho.shape == (6, 12)
     assert ixg.verdict == "fails" and ixg.full_rho > 0.6, ixg.cascading_means()
@@ -80,8 +87,10 @@ def test_full_only_equals_the_last_cascading_step() -> None:
     model = seeded_model("resnet8", seed=5, num_classes=10, in_channels=1).eval()
     x = np.random.default_rng(0).normal(size=(4, 1, 16, 16)).astype(np.float32)
     labels = np.broadcast_to(grid_labels(16, 16, rows=4, cols=4), (4, 16, 16)).copy()
-    full = randomisation_test(model, "resnet8", x, part_labels=labels, method="saliency", seeds=(7,))
-    quick = randomisation_test(model, "resnet8", x, part_labels=labels, method="saliency", seeds=(7,), full_only=True)
+    full = randomisation_test(model, "resnet8", x, part_labels=labels, method="saliency",
+                              options=RandomisationOptions(seeds=(7,)))
+    quick = randomisation_test(model, "resnet8", x, part_labels=labels, method="saliency",
+                               options=RandomisationOptions(seeds=(7,), full_only=True))
     assert quick.cascading_rho.shape == (1, 4) and quick.independent_rho.shape == (0, 4)
     np.testing.assert_allclose(quick.cascading_rho[0], full.cascading_rho[-1])
     assert quick.verdict == full.verdict and quick.full_rho == pytest.approx(full.full_rho)

@@ -30,14 +30,14 @@ def test_alignment_page_runs_the_randomisation_test_on_request(app_path: str, re
     rho = float(re.search(r"mean ρ (-?[0-9.]+) \[", shown[0]).group(1))
 
     # The same test called directly: the zoo's teacher, the page's first 4 inputs, saliency, 10 segments.
-    from kdviz.analysis.randomisation import randomisation_test
+    from kdviz.analysis.randomisation import RandomisationOptions, randomisation_test
     from kdviz.modalities.parts import label_parts
     from kdviz.ui.sets import demo_set
 
     mset = demo_set("demo-series")
     x = mset.model_input(mset.pool.x[:4])
     direct = randomisation_test(mset.teacher.module, mset.teacher.arch, x, part_labels=label_parts("segments:10", x),
-                                method="saliency", seeds=(20_000,), device="cpu")
+                                method="saliency", options=RandomisationOptions(seeds=(20_000,), device="cpu"))
     assert rho == pytest.approx(direct.full_rho, abs=0.005)
     assert ("passes" in shown[0]) == (direct.verdict == "passes")
     assert np.isfinite(direct.cascading_means()).all() and direct.blocks == ("fc", "features")  # FCN: top first

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from kdviz.analysis.compare import FRAME_COLUMNS
+from kdviz.evaluation import batch
 from kdviz.evaluation import evaluate as ev
 from kdviz.evaluation.arrays import ArrayBatches, make_settings
 from kdviz.models import create_model
@@ -125,7 +126,7 @@ def test_resume_skips_finished_batches(tiny, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(res.frame, fresh.frame, check_exact=False, atol=1e-5)
 
 
-def test_settings_key_depends_on_what_changes_numbers(tiny):
+def test_settings_key_depends_on_what_changes_numbers(tiny, monkeypatch):
     zoo, _ = tiny
     base = make_settings(zoo, dataset="tiny", n_available=7, **FAST)
     assert base.key() == make_settings(zoo, dataset="tiny", n_available=7, **FAST).key()
@@ -135,6 +136,10 @@ def test_settings_key_depends_on_what_changes_numbers(tiny):
     assert base.key() == make_settings(zoo, dataset="tiny", n_available=7, limit=3, **FAST).key()
     assert base.key() != make_settings(zoo, dataset="tiny", n_available=7, parts="grid:2x2", k=3,
                                           method_params={"n_steps": 4}).key()
+    # batches written with another results layout are never reused (they would lack the new columns)
+    before = base.key()
+    monkeypatch.setattr(batch, "FRAME_COLUMNS", (*batch.FRAME_COLUMNS, "a_new_column"))
+    assert base.key() != before
     with pytest.raises(ValueError, match="method"):
         make_settings(zoo, dataset="tiny", n_available=7, method="nope")
     with pytest.raises(ValueError, match="limit"):

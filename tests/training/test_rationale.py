@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from kdviz.training.losses import kd_loss
 from kdviz.modalities.text import top_words
-from kdviz.training.rationale import TeacherCache, rationale_distill_loss, rationale_loss, rationale_tags
+from kdviz.training.losses import kd_loss
+from kdviz.training.rationale import TeacherCache, TokenTags, rationale_distill_loss, rationale_loss, rationale_tags
 
 
 def _bce(logit: float, y: float) -> float:
@@ -37,10 +37,10 @@ def test_dual_objective_weights_kd_and_rationale():
     tag_logits, tags, tw = torch.tensor([[0.3, -0.2]]), torch.tensor([[1.0, 0.0]]), torch.tensor([[0, 1]])
     kd = kd_loss(s, t, y, alpha=0.5, temperature=4.0)
     r = rationale_loss(tag_logits, tags, tw)
-    got = rationale_distill_loss(s, t, y, tag_logits, tags, tw, alpha=0.5, temperature=4.0, beta=0.25)
+    got = rationale_distill_loss(s, t, y, TokenTags(tag_logits, tags, tw), alpha=0.5, temperature=4.0, beta=0.25)
     assert got.item() == pytest.approx(0.75 * kd.item() + 0.25 * r.item())
     with pytest.raises(ValueError, match="beta"):
-        rationale_distill_loss(s, t, y, tag_logits, tags, tw, alpha=0.5, temperature=4.0, beta=1.5)
+        rationale_distill_loss(s, t, y, TokenTags(tag_logits, tags, tw), alpha=0.5, temperature=4.0, beta=1.5)
 
 
 def test_top_words_and_cache_round_trip(tmp_path):

@@ -7,25 +7,26 @@ the decoder of its kind (``images``, ``series``, ``datasets``, ``text`` in this 
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
+from kdviz.io.images import IMAGE_SUFFIXES
 from kdviz.io.untrusted import UploadError, check_size
+from kdviz.modalities import get_modality
+from kdviz.vocab import Modality
 
 __all__ = ["ACCEPTED_INPUTS", "DATA_TYPES", "DataUpload", "Decoded", "KeptFile", "UploadKind", "check_upload_size",
-           "is_text_csv", "load_data_files", "upload_limit_bytes"]
+           "load_data_files", "upload_limit_bytes"]
 
 # The inputs uploader takes any name (CIFAR's python batches have no extension: test_batch, batches.meta);
 # load_data_files accepts these extensions and the CIFAR names below, and refuses anything else.
 DATA_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "tif", "tiff", "webp", "zip", "ts", "csv", "npy",
               "npz", "arff", "bin", "txt"]
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+
 # Whole labelled test sets read by kdviz.io.user_datasets (the readers behind `kdviz evaluate --data`).
 DATASET_SUFFIXES = (".npz", ".arff", ".bin")
 # CIFAR-10/100 python batches (read by kdviz.io.cifar's restricted decoder, never pickle.load) and the files that
@@ -98,33 +99,6 @@ def check_upload_size(name: str, data: bytes) -> None:
     check_size(len(data), limit_bytes=upload_limit_bytes(), name=f"'{name}'")
 
 
-def is_text_csv(data: bytes) -> bool:
-    """Whether a CSV holds sentences: a column named ``text`` (any case), or a column of mostly non-numeric
-    values with spaces (a series CSV holds numbers, and at most a short label column)."""
-    try:
-        df = pd.read_csv(io.BytesIO(data), dtype=str, nrows=50)
-    except Exception:  # noqa: BLE001 - not a readable CSV: the series reader reports it
-        return False
-    if any(str(c).strip().lower() == "text" for c in df.columns):
-        return True
-    for col in df.columns:
-        values = [str(v) for v in df[col].dropna()]
-        if not values:
-            continue
-        wordy = sum(not _is_number(v) and " " in v.strip() for v in values)
-        if wordy / len(values) > 0.5:
-            return True
-    return False
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _is_cifar_python(name: str) -> bool:
     return name in CIFAR_PYTHON_NAMES or name.startswith("data_batch")
 
@@ -155,7 +129,7 @@ def load_data_files(files: list[tuple[str, bytes]]) -> DataUpload:
         if len(files) > 1:
             raise UploadError("upload one ImageFolder zip at a time.")
         return DataUpload(UploadKind.IMAGE_FOLDER, tuple(files))
-    text = [n for (n, d) in files if n.lower().endswith(".txt") or (n.lower().endswith(".csv") and is_text_csv(d))]
+    text = [n for (n, d) in files if get_modality(Modality.TEXT).accepts_file(n, d)]
     if text:
         if len(text) != len(files):
             raise UploadError("upload sentences (.txt, or a .csv with a text column) on their own, not with "
