@@ -205,8 +205,10 @@ def test_precision_is_a_setting_and_unsupported_precision_is_refused(tiny):
     fp32 = make_settings(zoo, dataset="tiny", n_available=7, **FAST)
     bf16 = make_settings(zoo, dataset="tiny", n_available=7, precision="bf16", **FAST)
     assert fp32.precision == "fp32" and bf16.key() != fp32.key()
-    # an fp32 key hashes exactly what keys hashed before precision was a setting, so older caches still resume
+    # an fp32 key hashes what keys hashed before precision was a setting (plus the results layout, so batches of
+    # another layout are not reused)
     old = {k: v for k, v in fp32.to_dict().items() if k not in ("limit", "n_inputs", "precision")}
+    old["frame_columns"] = list(FRAME_COLUMNS)
     assert fp32.key() == hashlib.sha256(json.dumps(old, sort_keys=True, default=str).encode()).hexdigest()[:16]
     with pytest.raises(ValueError, match="precision"):
         make_settings(zoo, dataset="tiny", n_available=7, precision="int8", **FAST)
