@@ -40,3 +40,32 @@ def test_a_plug_in_registered_later_replaces_the_built_in(monkeypatch):
         default_parts = "segments:4"
 
     assert isinstance(get_modality("series"), Mine) and get_modality("series").default_parts == "segments:4"
+
+
+def test_a_registered_plug_in_serves_compare_models_with_no_other_edit(monkeypatch):
+    """A modality registered from outside is what ``compare_models`` reads parts and part vectors through."""
+    from kdviz.analysis.compare import ComparedModel, CompareOptions, NullOptions, compare_models
+    from kdviz.models import seeded_model
+
+    monkeypatch.setattr("kdviz.modalities.base._REGISTRY", dict(_REGISTRY))
+    calls: list[int] = []
+
+    @register_modality
+    class CountingSeries(SeriesModality):
+        default_parts = "segments:4"
+
+        def part_vectors(self, attribution, labels, n_parts):
+            calls.append(n_parts)
+            return super().part_vectors(attribution, labels, n_parts)
+
+    teacher = ComparedModel("t", "fcn_w8", 1.0, seeded_model("fcn_w8", seed=0, num_classes=2, in_channels=1),
+                            role="teacher")
+    student = ComparedModel("s", "fcn_w8", 0.5, seeded_model("fcn_w8", seed=1, num_classes=2, in_channels=1))
+    x = np.random.default_rng(0).standard_normal((3, 1, 32)).astype(np.float32)
+    cmp = compare_models(teacher, [student], x, method="saliency", k=2,
+                         options=CompareOptions(null=NullOptions(copies=0)))
+    assert cmp.parts == "segments:4" and calls == [4, 4]
+    assert cmp.part_vectors["s"].shape == (3, 4)
+    v = cmp.part_vectors["s"]
+    expected = np.stack([np.abs(cmp.attributions["s"].raw[i]).sum(0).reshape(4, 8).sum(1) for i in range(3)])
+    np.testing.assert_allclose(v, expected, rtol=1e-5)
