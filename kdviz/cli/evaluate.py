@@ -96,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="results file (.parquet); the summary CSV goes next to it")
     p.add_argument("--keep-partial", action="store_true", help="keep the finished batches after success")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_evaluate)
 
 
 def _parse_copies(text: str) -> int | str:
@@ -234,7 +234,7 @@ PREPARE: dict[Modality, Callable[[argparse.Namespace], Prepared]] = {
 }
 
 
-def run(args: argparse.Namespace) -> int:
+def run_evaluate(args: argparse.Namespace) -> int:
     """``kdviz evaluate``: the zoo's modality prepares the run, then one evaluation writes the results."""
     if args.threads:
         torch.set_num_threads(args.threads)

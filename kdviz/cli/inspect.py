@@ -17,7 +17,7 @@ from kdviz.errors import CheckpointError
 from kdviz.io.checkpoints import load_checkpoint
 from kdviz.io.hf_text import is_hf_text_source
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run_inspect"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,10 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "from config.json's class names")
     p.add_argument("--prompt", help="a GPT-2 / T5 folder: the prompt template holding {text} "
                                     "(default 'predict: {text}', GPT-2 adds '\\nlabel:')")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run_inspect)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_inspect(args: argparse.Namespace) -> int:
     """Print the checkpoint's summary as JSON; exit 2 (one line on stderr) when it is refused."""
     if is_hf_text_source(args.file):  # a Hugging Face folder or zip (config.json + weights + tokenizer)
         return run_hf_inspect(args)
